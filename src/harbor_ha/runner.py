@@ -1,0 +1,167 @@
+"""Run external commands with a timeout; on timeout or cancellation kill the whole process group.
+
+Every external command harbor-ha issues goes through a :class:`Runner`.  The
+real one is :class:`ProcessRunner`; a fault-injecting runner (tests) can stand
+in for it because adapters only know the :class:`Runner` protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger("harbor_ha.runner")
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one finished command did."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+class CommandError(Exception):
+    """Base of the runner's errors; carries the argv."""
+
+    def __init__(self, argv: Sequence[str], message: str) -> None:
+        super().__init__(f"{' '.join(argv)}: {message}")
+        self.argv = tuple(argv)
+
+
+class CommandTimeout(CommandError):
+    """The command ran past its timeout; its process group was killed."""
+
+    def __init__(self, argv: Sequence[str], timeout_s: float) -> None:
+        super().__init__(argv, f"timed out after {timeout_s:g} s (process group killed)")
+        self.timeout_s = timeout_s
+
+
+class CommandNotFound(CommandError):
+    """The executable does not exist or is not executable."""
+
+
+class CommandFailed(CommandError):
+    """The command exited non-zero (raised only with ``check=True``)."""
+
+    def __init__(self, result: CommandResult) -> None:
+        detail = (result.stderr.strip() or result.stdout.strip())[-500:]
+        super().__init__(result.argv, f"exit {result.returncode}: {detail}")
+        self.result = result
+
+
+class Runner(Protocol):
+    """Runs one external command to completion, bounded by ``timeout_s``."""
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        input_data: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = False,
+    ) -> CommandResult: ...
+
+
+Observer = Callable[[CommandResult], None]
+
+KILL_WAIT_S = 5.0
+"""How long to wait for a killed process to be reaped before giving up on it
+(a process in D state cannot die; we must not hang on it)."""
+
+
+def _killpg(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+class ProcessRunner:
+    """The real runner: asyncio subprocess in its own session (= process group)."""
+
+    def __init__(
+        self, *, base_env: Mapping[str, str] | None = None, observer: Observer | None = None
+    ) -> None:
+        self._base_env = dict(base_env) if base_env is not None else None
+        self._observer = observer
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        input_data: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        if not argv:
+            raise ValueError("empty argv")
+        full_env: dict[str, str] | None = None
+        if self._base_env is not None or env is not None:
+            full_env = dict(os.environ if self._base_env is None else self._base_env)
+            full_env.update(env or {})
+        started = time.monotonic()
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.PIPE
+                if input_data is not None
+                else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=full_env,
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise CommandNotFound(argv, f"cannot execute: {exc.strerror or exc}") from exc
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(input_data), timeout_s)
+        except TimeoutError:
+            await self._kill(proc)
+            log.warning("command_timeout", argv=list(argv), timeout_s=timeout_s)
+            raise CommandTimeout(argv, timeout_s) from None
+        except asyncio.CancelledError:
+            await self._kill(proc)
+            log.info("command_cancelled", argv=list(argv))
+            raise
+        result = CommandResult(
+            argv=tuple(argv),
+            returncode=proc.returncode if proc.returncode is not None else -1,
+            stdout=out.decode(errors="replace"),
+            stderr=err.decode(errors="replace"),
+            duration_s=time.monotonic() - started,
+        )
+        log.debug(
+            "command",
+            argv=list(argv),
+            rc=result.returncode,
+            duration_ms=round(result.duration_s * 1000, 1),
+        )
+        if self._observer is not None:
+            self._observer(result)
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    @staticmethod
+    async def _kill(proc: asyncio.subprocess.Process) -> None:
+        _killpg(proc.pid)
+        # The group leader may already be gone while children live on: the
+        # group id is still the leader's pid, so killpg above reached them.
+        with contextlib.suppress(TimeoutError, ProcessLookupError):
+            await asyncio.shield(asyncio.wait_for(proc.wait(), KILL_WAIT_S))
