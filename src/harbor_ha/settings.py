@@ -378,7 +378,7 @@ class Settings(BaseSettings):
     control_socket: Path | None = Field(
         default=None,
         validation_alias=_env("control_socket"),
-        description="Unix socket for notify/switchover/maintenance. Default: runtime_dir/control.sock",
+        description="Control socket (notify, switchover, ...). Default: runtime_dir/control.sock",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
