@@ -1,0 +1,401 @@
+"""keepalived's notify_fifo: parse its lines and read them without blocking the event loop.
+
+keepalived (2.2.7, ``vrrp_notify.c``) writes one line per event::
+
+    INSTANCE "VI_1" MASTER 100        (also BACKUP, FAULT, STOP, DELETED)
+    INSTANCE "VI_1" MASTER_RX_LOWER_PRI 100
+    INSTANCE "VI_1" MASTER_PRIORITY 90   (with notify_priority_changes)
+    INSTANCE "VI_1" BACKUP_PRIORITY 150  (with notify_priority_changes)
+    GROUP "G1" MASTER 0               (sync groups: the priority is always 0)
+
+and its checker (``lvs_notify_fifo``, same file when ``notify_fifo`` is used)::
+
+    VS [192.168.201.15]:tcp:80 UP
+    RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN
+
+keepalived prints ``{UNKNOWN}`` for a state it has no word for; we reject that as
+a bad line (nothing can be decided on it).
+
+Reading: keepalived opens the FIFO ``O_RDWR`` and keeps it open, so lines
+written while nobody reads wait in the pipe (a new reader sees earlier lines),
+and its exit (or restart) shows the reader an EOF.  :class:`FifoReader` uses a
+non-blocking fd and ``loop.add_reader`` rather than a thread: no thread to stop
+when a blocking ``open``/``read`` hangs, and ``close()`` takes effect at once.
+On EOF it closes and reopens the FIFO: on Linux a freshly opened read end
+reports no hang-up until a writer has come and gone again, so waiting for the
+next keepalived costs no CPU; reopens are further spaced by ``reopen_delay_s``
+so a kernel that behaved otherwise could not make it spin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import stat
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from harbor_ha.keepalived.errors import BadFifoLine, FifoError
+
+log = structlog.get_logger(__name__)
+
+VRRP_KINDS = frozenset({"INSTANCE", "GROUP"})
+LVS_KINDS = frozenset({"VS", "RS"})
+VRRP_STATES = frozenset(
+    {
+        "MASTER",
+        "BACKUP",
+        "FAULT",
+        "STOP",
+        "DELETED",
+        "MASTER_RX_LOWER_PRI",
+        "MASTER_PRIORITY",
+        "BACKUP_PRIORITY",
+    }
+)
+"""Every state word keepalived 2.2.7 writes for an instance or a group."""
+LVS_STATES = frozenset({"UP", "DOWN"})
+
+MAX_LINE_CHARS = 4096
+"""Longest line accepted (keepalived's lines are < 300 bytes: names are short)."""
+
+_VRRP_RE = re.compile(r'(INSTANCE|GROUP) "([^"\x00-\x1f\x7f]+)" (\S+) (\S+)')
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_READ_CHUNK = 65536
+
+
+@dataclass(frozen=True)
+class FifoLine:
+    """One parsed notify_fifo line."""
+
+    kind: str
+    """INSTANCE | GROUP | VS | RS"""
+    name: str
+    """Instance/group name without quotes; for VS the service, for RS "<real> <virtual>"."""
+    state: str
+    """MASTER, BACKUP, FAULT, STOP, DELETED, MASTER_RX_LOWER_PRI, MASTER_PRIORITY,
+    BACKUP_PRIORITY (INSTANCE/GROUP) or UP, DOWN (VS/RS)."""
+    priority: int | None
+    """Effective priority (INSTANCE), 0 (GROUP), None (VS/RS)."""
+    raw: str
+    """The line as read, without its newline."""
+
+
+def parse_line(line: str, *, max_chars: int = MAX_LINE_CHARS) -> FifoLine:
+    """Parse one notify_fifo line; raise BadFifoLine (with a reason) for anything else."""
+    raw = line[:-1] if line.endswith("\n") else line
+    if len(raw) > max_chars:
+        raise BadFifoLine(raw, f"too long ({len(raw)} > {max_chars} characters)")
+    text = raw.rstrip("\r").strip(" \t")
+    if not text:
+        raise BadFifoLine(raw, "empty line")
+    if _CONTROL_RE.search(text):
+        raise BadFifoLine(raw, "garbage: control characters")
+    kind = text.split(" ", 1)[0]
+    if kind in VRRP_KINDS:
+        return _parse_vrrp(raw, text)
+    if kind in LVS_KINDS:
+        return _parse_lvs(raw, text, kind)
+    raise BadFifoLine(raw, f"garbage: unknown line type {kind[:40]!r}")
+
+
+def _parse_vrrp(raw: str, text: str) -> FifoLine:
+    match = _VRRP_RE.fullmatch(text)
+    if match is None:
+        raise BadFifoLine(raw, 'garbage: expected TYPE "NAME" STATE PRIORITY')
+    kind, name, state, prio = match.groups()
+    if state == "{UNKNOWN}":
+        raise BadFifoLine(raw, "keepalived reported a state it has no word for ({UNKNOWN})")
+    if state not in VRRP_STATES:
+        raise BadFifoLine(raw, f"unknown state word {state[:40]!r}")
+    if not (prio.isascii() and prio.isdigit() and len(prio) <= 3 and int(prio) <= 255):
+        raise BadFifoLine(raw, f"bad priority {prio[:40]!r} (expected 0..255)")
+    return FifoLine(kind=kind, name=name, state=state, priority=int(prio), raw=raw)
+
+
+def _parse_lvs(raw: str, text: str, kind: str) -> FifoLine:
+    parts = text.split()
+    minimum = 3 if kind == "VS" else 4
+    if len(parts) < minimum:
+        raise BadFifoLine(raw, f"garbage: a {kind} line needs at least {minimum} fields")
+    state = parts[-1]
+    if state not in LVS_STATES:
+        raise BadFifoLine(raw, f"unknown state word {state[:40]!r}")
+    return FifoLine(kind=kind, name=" ".join(parts[1:-1]), state=state, priority=None, raw=raw)
+
+
+class _Splitter:
+    """Cuts a byte stream into lines; discards a line past ``max_bytes`` up to its newline."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.buf = bytearray()
+        self.discarding = False
+
+    def feed(self, data: bytes) -> list[tuple[bytes, bool]]:
+        """Complete lines in ``data`` as (bytes, too_long); a too-long one is reported once."""
+        out: list[tuple[bytes, bool]] = []
+        start = 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl == -1:
+                if not self.discarding:
+                    self.buf += data[start:]
+                    if len(self.buf) > self.max_bytes:
+                        out.append((bytes(self.buf[:200]), True))
+                        self.buf.clear()
+                        self.discarding = True
+                return out
+            if self.discarding:
+                self.discarding = False
+            else:
+                self.buf += data[start:nl]
+                if len(self.buf) > self.max_bytes:
+                    out.append((bytes(self.buf[:200]), True))
+                else:
+                    out.append((bytes(self.buf), False))
+                self.buf.clear()
+            start = nl + 1
+
+    def reset(self) -> bytes:
+        """Forget the stream (EOF); return a pending partial line, if any."""
+        rest = b"" if self.discarding else bytes(self.buf)
+        self.buf.clear()
+        self.discarding = False
+        return rest
+
+
+class FifoReader:
+    """Reads keepalived's notify FIFO as :class:`FifoLine`s, forever, reopening on EOF.
+
+    Bad input (garbage, unknown words, over-long or non-UTF-8 lines, a partial
+    line cut by EOF) is reported through ``on_bad_line(raw, reason)`` and
+    skipped; every reopen after an EOF is reported through ``on_reopen()``.
+    Lines are not de-duplicated: keepalived may replay them and they are hints.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_line_bytes: int = MAX_LINE_CHARS,
+        reopen_delay_s: float = 0.2,
+        on_bad_line: Callable[[str, str], None] | None = None,
+        on_reopen: Callable[[], None] | None = None,
+    ) -> None:
+        if max_line_bytes < 1:
+            raise ValueError("max_line_bytes must be >= 1")
+        self.path = Path(path)
+        self.max_line_bytes = max_line_bytes
+        self.reopen_delay_s = reopen_delay_s
+        self._on_bad_line = on_bad_line
+        self._on_reopen = on_reopen
+        self._fd: int | None = None
+        self._closed = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.reopens = 0
+        """How many times the FIFO was reopened after an EOF."""
+        self.bad_lines = 0
+        """How many bad lines were reported."""
+
+    # ----------------------------------------------------------- public API
+    def ensure_fifo(self) -> None:
+        """Create the FIFO (0600, and its parent directory) if missing; refuse a non-FIFO."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.mkfifo(self.path, 0o600)
+                log.info("fifo_created", path=str(self.path))
+            except FileExistsError:
+                pass  # created meanwhile (keepalived): checked below
+            except OSError as exc:
+                raise FifoError(self.path, f"cannot create: {exc.strerror or exc}") from exc
+            st = os.lstat(self.path)
+        except OSError as exc:
+            raise FifoError(self.path, f"cannot stat: {exc.strerror or exc}") from exc
+        if not stat.S_ISFIFO(st.st_mode):
+            raise FifoError(
+                self.path,
+                f"exists and is not a FIFO ({_file_kind(st.st_mode)}): refusing to use it",
+            )
+
+    def __aiter__(self) -> AsyncIterator[FifoLine]:
+        return self.lines()
+
+    async def __aenter__(self) -> FifoReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading: the iterator of :meth:`lines` ends; the fd is closed."""
+        self._closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._waiter is None:
+            self._close_fd()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def lines(self) -> AsyncIterator[FifoLine]:
+        """Yield every good line, forever (until :meth:`close`); reopen on EOF."""
+        splitter = _Splitter(self.max_line_bytes)
+        last_open: float | None = None
+        try:
+            while not self._closed:
+                if last_open is not None:
+                    wait = self.reopen_delay_s - (time.monotonic() - last_open)
+                    if wait > 0:
+                        await self._sleep(wait)
+                    if self._closed:
+                        break
+                    self.reopens += 1
+                    log.info("fifo_reopen", path=str(self.path), reopens=self.reopens)
+                    self._call(self._on_reopen)
+                fd = self._fd = self._open()
+                last_open = time.monotonic()
+                # A read end with no writer yet reads as EOF at once, but epoll
+                # reports it readable only once a writer wrote or came and went.
+                await self._wait_readable(fd)
+                while True:
+                    data = await self._read(fd)
+                    if not data:
+                        break
+                    for raw, too_long in splitter.feed(data):
+                        line = self._decode(raw, too_long)
+                        if line is not None:
+                            yield line
+                rest = splitter.reset()
+                if rest and not self._closed:
+                    self._bad(rest.decode("utf-8", "replace"), "incomplete line at EOF")
+                self._close_fd()
+                if not self._closed:
+                    log.info("fifo_eof", path=str(self.path))
+        finally:
+            self._close_fd()
+
+    # ------------------------------------------------------------ internals
+    def _open(self) -> int:
+        self.ensure_fifo()
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(self.path, flags)
+        except OSError as exc:
+            raise FifoError(self.path, f"cannot open: {exc.strerror or exc}") from exc
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise FifoError(self.path, "replaced by a non-FIFO while opening")
+        log.debug("fifo_opened", path=str(self.path))
+        return fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    async def _read(self, fd: int) -> bytes:
+        """The next chunk; b"" on EOF or close."""
+        while not self._closed:
+            try:
+                return os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                await self._wait_readable(fd)
+            except OSError as exc:
+                raise FifoError(self.path, f"read failed: {exc.strerror or exc}") from exc
+        return b""
+
+    async def _wait_readable(self, fd: int) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+
+        def ready() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        loop.add_reader(fd, ready)
+        try:
+            await waiter
+        finally:
+            loop.remove_reader(fd)
+            self._waiter = None
+
+    async def _sleep(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        handle = loop.call_later(delay, wake)
+        try:
+            await waiter
+        finally:
+            handle.cancel()
+            self._waiter = None
+
+    def _decode(self, raw: bytes, too_long: bool) -> FifoLine | None:
+        if too_long:
+            shown = raw.decode("utf-8", "replace")
+            self._bad(shown, f"line longer than {self.max_line_bytes} bytes: discarded")
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._bad(raw.decode("utf-8", "replace"), "not valid UTF-8")
+            return None
+        if not text.strip():
+            return None
+        try:
+            return parse_line(text, max_chars=self.max_line_bytes)
+        except BadFifoLine as exc:
+            self._bad(exc.line, exc.reason)
+            return None
+
+    def _bad(self, raw: str, reason: str) -> None:
+        self.bad_lines += 1
+        log.warning("fifo_bad_line", path=str(self.path), reason=reason, line=raw[:120])
+        if self._on_bad_line is not None:
+            try:
+                self._on_bad_line(raw, reason)
+            except Exception:
+                log.exception("fifo_callback_failed", callback="on_bad_line")
+
+    @staticmethod
+    def _call(callback: Callable[[], None] | None) -> None:
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:
+            log.exception("fifo_callback_failed", callback="on_reopen")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISREG, "regular file"),
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "unknown file type"
