@@ -230,6 +230,22 @@ class Settings(BaseSettings):
     mount_bin: str = Field(default="mount", validation_alias=_env("mount_bin"))
     umount_bin: str = Field(default="umount", validation_alias=_env("umount_bin"))
     chattr_bin: str = Field(default="chattr", validation_alias=_env("chattr_bin"))
+    mkfs_bin: str = Field(
+        default="mkfs",
+        validation_alias=_env("mkfs_bin"),
+        description=(
+            "Run as `mkfs -t FS_TYPE DEV` ONLY by the explicit operator format command, on a "
+            "device that reads fine and holds no filesystem. No automatic step ever formats."
+        ),
+    )
+    dd_bin: str = Field(
+        default="dd",
+        validation_alias=_env("dd_bin"),
+        description=(
+            "Bounded read probe: one O_DIRECT read of the device's first 4 KiB "
+            "(tells 'no filesystem' from 'I/O error', and detects lost storage)."
+        ),
+    )
 
     # --------------------------------------------------------------- compose
     compose_file: Path = Field(
@@ -305,6 +321,14 @@ class Settings(BaseSettings):
         description="fsck of a large ext4 after a crash can take minutes.",
     )
     mount_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("mount_timeout_s"))
+    format_timeout_s: Seconds = Field(
+        default=600.0,
+        validation_alias=_env("format_timeout_s"),
+        description=(
+            "Bound on the operator's format command (mkfs). mkfs.ext4 with lazy inode-table init "
+            "takes seconds even on a large image; 10 min covers slow storage."
+        ),
+    )
     start_timeout_s: Seconds = Field(
         default=180.0,
         validation_alias=_env("start_timeout_s"),

@@ -1,0 +1,1 @@
+"""Integration tests of the filesystem adapter (real loop devices, real ext4)."""
