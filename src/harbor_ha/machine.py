@@ -347,3 +347,41 @@ def transition(node: Node, event: Event) -> Result:
     if rule is None:
         raise IllegalTransition(node.state, event)
     return rule(node)
+
+
+# ---------------------------------------------------------------- reconcile
+@dataclass(frozen=True)
+class Facts:
+    """What the node observed about itself at start (safety rule 8)."""
+
+    vip: bool  # the VIP is on our interface
+    mapped: bool  # the image is mapped on this node
+    mounted: bool  # the mountpoint is mounted from the mapped device
+    harbor_running: bool  # some container of the Harbor project is running
+    mount_foreign: bool = False  # something else is mounted at the mountpoint
+
+
+def from_facts(facts: Facts, *, demote_on_exit: bool = False) -> Result:
+    """Derive the state from facts, and what to do first.  Never trusts a remembered state.
+
+    - VIP, mapped, mounted, Harbor up: adopt as MASTER (a daemon restart is hitless).
+    - VIP and a partial promotion: resume it at the first step not yet done
+      (every step is idempotent; Ceph fences us if the peer took the image).
+    - VIP and nothing: promote from the start.
+    - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
+    - Nothing held, no VIP: BACKUP.
+    """
+    base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit)
+    bare_harbor = facts.harbor_running and not facts.mounted
+    held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
+    if bare_harbor or facts.mount_foreign or (held and not facts.vip):
+        return _go(base, State.STOPPING)
+    if not facts.vip:
+        return base, ()
+    if facts.mapped and facts.mounted and facts.harbor_running:
+        return replace(base, state=State.MASTER), ()
+    if facts.mapped and facts.mounted:
+        return _go(base, State.STARTING)
+    if facts.mapped:
+        return _go(base, State.MOUNTING)
+    return _go(base, State.FENCING)

@@ -160,13 +160,21 @@ class Settings(BaseSettings):
             "the base priorities (which differ by 10)."
         ),
     )
-    keepalived_bin: str = Field(default="keepalived", validation_alias=_env("keepalived_bin"))
+    keepalived_bin: str = Field(
+        default="keepalived",
+        validation_alias=_env("keepalived_bin"),
+        description="keepalived executable (check, render's `keepalived -t`).",
+    )
     keepalived_conf: Path = Field(
         default=Path("/etc/keepalived/keepalived.conf"),
         validation_alias=_env("keepalived_conf"),
         description="Where render-keepalived writes and check reads keepalived's config.",
     )
-    ip_bin: str = Field(default="ip", validation_alias=_env("ip_bin"))
+    ip_bin: str = Field(
+        default="ip",
+        validation_alias=_env("ip_bin"),
+        description="iproute2 `ip`, for the VIP check on every tick.",
+    )
 
     # ----------------------------------------------------------------- ceph
     ceph_mon_host: str | None = Field(
@@ -194,10 +202,24 @@ class Settings(BaseSettings):
         validation_alias=_env("ceph_keyring"),
         description="Keyring file for the user (alternative to ceph_user_key).",
     )
-    ceph_pool: str = Field(default="rbd", validation_alias=_env("ceph_pool"))
-    ceph_image: str = Field(default="harbor", validation_alias=_env("ceph_image"))
-    rbd_bin: str = Field(default="rbd", validation_alias=_env("rbd_bin"))
-    ceph_bin: str = Field(default="ceph", validation_alias=_env("ceph_bin"))
+    ceph_pool: str = Field(
+        default="rbd", validation_alias=_env("ceph_pool"), description="RBD pool of Harbor's image."
+    )
+    ceph_image: str = Field(
+        default="harbor",
+        validation_alias=_env("ceph_image"),
+        description="RBD image holding Harbor's data (feature exclusive-lock required).",
+    )
+    rbd_bin: str = Field(
+        default="rbd",
+        validation_alias=_env("rbd_bin"),
+        description="rbd executable; a site (or the test suite) may point it at a wrapper.",
+    )
+    ceph_bin: str = Field(
+        default="ceph",
+        validation_alias=_env("ceph_bin"),
+        description="ceph executable (blocklist add/ls).",
+    )
     blocklist_expire_s: int = Field(
         default=86400,
         ge=600,
@@ -214,7 +236,11 @@ class Settings(BaseSettings):
         validation_alias=_env("mountpoint"),
         description="Where the image's filesystem is mounted (Harbor's data_volume).",
     )
-    fs_type: str = Field(default="ext4", validation_alias=_env("fs_type"))
+    fs_type: str = Field(
+        default="ext4",
+        validation_alias=_env("fs_type"),
+        description="Filesystem on the image; fsck and mount use it, a different one aborts.",
+    )
     mount_options: str = Field(
         default="noatime",
         validation_alias=_env("mount_options"),
@@ -225,11 +251,27 @@ class Settings(BaseSettings):
         validation_alias=_env("guard_mountpoint"),
         description="chattr +i the bare mountpoint so nothing can write to the root fs under it.",
     )
-    fsck_bin: str = Field(default="fsck", validation_alias=_env("fsck_bin"))
-    blkid_bin: str = Field(default="blkid", validation_alias=_env("blkid_bin"))
-    mount_bin: str = Field(default="mount", validation_alias=_env("mount_bin"))
-    umount_bin: str = Field(default="umount", validation_alias=_env("umount_bin"))
-    chattr_bin: str = Field(default="chattr", validation_alias=_env("chattr_bin"))
+    fsck_bin: str = Field(
+        default="fsck",
+        validation_alias=_env("fsck_bin"),
+        description="fsck executable (run as `fsck -t TYPE -p`).",
+    )
+    blkid_bin: str = Field(
+        default="blkid",
+        validation_alias=_env("blkid_bin"),
+        description="blkid executable (filesystem probe before fsck/mount).",
+    )
+    mount_bin: str = Field(
+        default="mount", validation_alias=_env("mount_bin"), description="mount executable."
+    )
+    umount_bin: str = Field(
+        default="umount", validation_alias=_env("umount_bin"), description="umount executable."
+    )
+    chattr_bin: str = Field(
+        default="chattr",
+        validation_alias=_env("chattr_bin"),
+        description="chattr executable (mountpoint guard).",
+    )
     mkfs_bin: str = Field(
         default="mkfs",
         validation_alias=_env("mkfs_bin"),
@@ -251,6 +293,7 @@ class Settings(BaseSettings):
     compose_file: Path = Field(
         default=Path("/opt/harbor/docker-compose.yml"),
         validation_alias=_env("compose_file"),
+        description="Harbor's docker-compose.yml (as written by Harbor's installer).",
     )
     compose_project: str = Field(
         default="harbor",
@@ -262,7 +305,11 @@ class Settings(BaseSettings):
         validation_alias=_env("compose_command"),
         description="'auto' (v2 `docker compose`, else v1 `docker-compose`) or a command line.",
     )
-    docker_bin: str = Field(default="docker", validation_alias=_env("docker_bin"))
+    docker_bin: str = Field(
+        default="docker",
+        validation_alias=_env("docker_bin"),
+        description="docker CLI (kill by label, image checks, compose v2 plugin).",
+    )
     docker_host: str = Field(
         default="unix:///var/run/docker.sock",
         validation_alias=_env("docker_host"),
@@ -287,18 +334,33 @@ class Settings(BaseSettings):
         validation_alias=_env("probe_host"),
         description="Where the HTTPS port and health API are probed (this node, not the VIP).",
     )
-    https_port: int = Field(default=443, ge=1, le=65535, validation_alias=_env("https_port"))
+    https_port: int = Field(
+        default=443,
+        ge=1,
+        le=65535,
+        validation_alias=_env("https_port"),
+        description="Harbor's HTTPS port on this node, probed with a TCP connect.",
+    )
     health_scheme: Literal["https", "http"] = Field(
         default="https",
         validation_alias=_env("health_scheme"),
+        description="Harbor's HTTPS port on this node, probed with a TCP connect.",
     )
-    health_path: str = Field(default="/api/v2.0/health", validation_alias=_env("health_path"))
+    health_path: str = Field(
+        default="/api/v2.0/health",
+        validation_alias=_env("health_path"),
+        description="Harbor's health API path (always HTTP 200: the JSON status decides).",
+    )
     probe_interval_s: Seconds = Field(
         default=2.0,
         validation_alias=_env("probe_interval_s"),
         description="Period of the full probe (backstop to the Docker event stream).",
     )
-    probe_timeout_s: Seconds = Field(default=2.0, validation_alias=_env("probe_timeout_s"))
+    probe_timeout_s: Seconds = Field(
+        default=2.0,
+        validation_alias=_env("probe_timeout_s"),
+        description="Timeout of one probe (TCP, HTTP, Docker API call).",
+    )
     probe_rise: int = Field(
         default=2,
         ge=1,
@@ -313,14 +375,26 @@ class Settings(BaseSettings):
     )
 
     # -------------------------------------------------------------- timeouts
-    fence_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("fence_timeout_s"))
-    map_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("map_timeout_s"))
+    fence_timeout_s: Seconds = Field(
+        default=30.0,
+        validation_alias=_env("fence_timeout_s"),
+        description="Bound on fencing: rbd status + blocklist adds + watchers gone.",
+    )
+    map_timeout_s: Seconds = Field(
+        default=30.0,
+        validation_alias=_env("map_timeout_s"),
+        description="Bound on rbd device map (and on unmap's force fallback).",
+    )
     fsck_timeout_s: Seconds = Field(
         default=600.0,
         validation_alias=_env("fsck_timeout_s"),
         description="fsck of a large ext4 after a crash can take minutes.",
     )
-    mount_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("mount_timeout_s"))
+    mount_timeout_s: Seconds = Field(
+        default=30.0,
+        validation_alias=_env("mount_timeout_s"),
+        description="Bound on mount itself (after fsck).",
+    )
     format_timeout_s: Seconds = Field(
         default=600.0,
         validation_alias=_env("format_timeout_s"),
@@ -334,14 +408,26 @@ class Settings(BaseSettings):
         validation_alias=_env("start_timeout_s"),
         description="compose up until every container is healthy (Harbor's DB start is slow).",
     )
-    stop_timeout_s: Seconds = Field(default=60.0, validation_alias=_env("stop_timeout_s"))
-    unmount_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("unmount_timeout_s"))
+    stop_timeout_s: Seconds = Field(
+        default=60.0,
+        validation_alias=_env("stop_timeout_s"),
+        description="Bound on stopping Harbor (compose stop, kill by label).",
+    )
+    unmount_timeout_s: Seconds = Field(
+        default=30.0,
+        validation_alias=_env("unmount_timeout_s"),
+        description="Bound on the staged unmount (umount, TERM, KILL, umount).",
+    )
     unmount_term_grace_s: Seconds = Field(
         default=3.0,
         validation_alias=_env("unmount_term_grace_s"),
         description="Wait after TERM to the mount's users before KILL.",
     )
-    unmap_timeout_s: Seconds = Field(default=30.0, validation_alias=_env("unmap_timeout_s"))
+    unmap_timeout_s: Seconds = Field(
+        default=30.0,
+        validation_alias=_env("unmap_timeout_s"),
+        description="Bound on rbd device unmap (then -o force).",
+    )
     command_timeout_s: Seconds = Field(
         default=15.0,
         validation_alias=_env("command_timeout_s"),
@@ -365,7 +451,11 @@ class Settings(BaseSettings):
         validation_alias=_env("backoff_initial_s"),
         description="Fault hold after a failed promotion; doubles per consecutive failure.",
     )
-    backoff_max_s: Seconds = Field(default=300.0, validation_alias=_env("backoff_max_s"))
+    backoff_max_s: Seconds = Field(
+        default=300.0,
+        validation_alias=_env("backoff_max_s"),
+        description="Cap of the doubling backoff: a broken node retries every 5 min at most.",
+    )
     fenced_self_retry_s: Seconds = Field(
         default=30.0,
         validation_alias=_env("fenced_self_retry_s"),
@@ -393,7 +483,13 @@ class Settings(BaseSettings):
         validation_alias=_env("http_host"),
         description="Read-only HTTP (/metrics /health /primary /status) for Prometheus and LBs.",
     )
-    http_port: int = Field(default=9105, ge=0, le=65535, validation_alias=_env("http_port"))
+    http_port: int = Field(
+        default=9105,
+        ge=0,
+        le=65535,
+        validation_alias=_env("http_port"),
+        description="Port of the read-only HTTP listener (0 = any free port).",
+    )
     runtime_dir: Path = Field(
         default=Path("/run/harbor-ha"),
         validation_alias=_env("runtime_dir"),
@@ -407,10 +503,12 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
         validation_alias=_env("log_level"),
+        description="Log level of the JSON logs.",
     )
     log_format: Literal["json", "console"] = Field(
         default="json",
         validation_alias=_env("log_format"),
+        description="json for journald/log shippers, console for humans.",
     )
 
     # ------------------------------------------------------------ validators

@@ -1,0 +1,286 @@
+"""The `harbor-ha` command.  The only place that parses argv and reads the process environment.
+
+Exit codes:
+  0  success
+  1  the daemon stopped because a root task died / a command failed
+  2  usage error or invalid configuration (one line per bad variable)
+  3  the daemon could not start, or `check` found problems
+  4  the daemon is not reachable on its control socket
+  5  the daemon refused the request (e.g. switchover on a node that is not MASTER)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from harbor_ha import __version__
+from harbor_ha.settings import Settings, SettingsError, load_settings
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_PROBLEMS = 3
+EXIT_UNREACHABLE = 4
+EXIT_REFUSED = 5
+
+DEFAULT_ENV_FILE = Path("/etc/harbor-ha/harbor-ha.env")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="harbor-ha",
+        description="Keeps one Harbor registry available on two nodes (keepalived + Ceph RBD).",
+    )
+    p.add_argument(
+        "--env-file", type=Path, default=None,
+        help=f"settings file (KEY=VALUE lines); default {DEFAULT_ENV_FILE} if it exists",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", help="run the daemon (systemd: Type=notify)")
+    st = sub.add_parser("status", help="show the running daemon's state")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("check", help="preflight: config, binaries, Ceph access, keepalived, Docker")
+    rk = sub.add_parser("render-keepalived", help="write keepalived.conf for this node")
+    rk.add_argument("-o", "--output", default=None,
+                    help="file to write ('-' = stdout); default: settings.keepalived_conf")
+    sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
+    mt = sub.add_parser("maintenance", help="keep this node from taking the VIP")
+    mt.add_argument("mode", choices=["on", "off"])
+    sub.add_parser("retry", help="retry a demotion that ended in FENCED_SELF")
+    nt = sub.add_parser(
+        "notify",
+        help="forward a keepalived role to the daemon (notify_master/notify_backup scripts)",
+    )
+    nt.add_argument("words", nargs="+", metavar="WORD",
+                    help="master|backup|fault|stop, or keepalived's 'INSTANCE NAME STATE PRIO'")
+    fm = sub.add_parser("format", help="make a filesystem on a NEW image (operator only)")
+    fm.add_argument("--yes-i-know-this-image-is-new", dest="confirm", action="store_true",
+                    help="required: the image must never have held a filesystem")
+    sub.add_parser("version", help="print the version")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    env_file: Path | None = args.env_file
+    if env_file is None and DEFAULT_ENV_FILE.is_file():
+        env_file = DEFAULT_ENV_FILE
+    return load_settings(env_file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"harbor-ha {__version__}")
+        return EXIT_OK
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"harbor-ha: invalid setting: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    handler = {
+        "run": _run,
+        "status": _status,
+        "check": _check,
+        "render-keepalived": _render,
+        "switchover": _switchover,
+        "maintenance": _maintenance,
+        "retry": _retry,
+        "notify": _notify,
+        "format": _format,
+    }[args.command]
+    return handler(settings, args)
+
+
+# ------------------------------------------------------------------ daemon
+def _run(settings: Settings, _: argparse.Namespace) -> int:
+    from harbor_ha import logs
+    from harbor_ha.daemon.app import run_daemon
+
+    logs.configure(settings.log_level, settings.log_format)
+    return asyncio.run(run_daemon(settings, notify_socket=os.environ.get("NOTIFY_SOCKET")))
+
+
+# ----------------------------------------------------------------- control
+class Unreachable(Exception):
+    pass
+
+
+class Refused(Exception):
+    pass
+
+
+async def _request(settings: Settings, method: str, path: str,
+                   body: dict[str, Any] | None = None) -> dict[str, Any]:
+    import aiohttp
+
+    sock = settings.control_socket_path
+    if not sock.exists():
+        raise Unreachable(f"no control socket at {sock}: is `harbor-ha run` running?")
+    try:
+        conn = aiohttp.UnixConnector(path=str(sock))
+        timeout = aiohttp.ClientTimeout(total=settings.command_timeout_s)
+        async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
+            async with session.request(method, f"http://harbor-ha{path}", json=body) as resp:
+                data: dict[str, Any] = await resp.json(content_type=None)
+                if resp.status == 409:
+                    raise Refused(data.get("error", "refused"))
+                if resp.status >= 400:
+                    raise ValueError(data.get("error", f"HTTP {resp.status}"))
+                return data
+    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+        raise Unreachable(f"control socket {sock}: {exc}") from exc
+
+
+def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None,
+          *, quiet: bool = False) -> int:
+    try:
+        data = asyncio.run(_request(settings, method, path, body))
+    except Unreachable as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except Refused as exc:
+        print(f"harbor-ha: refused: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ValueError as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not quiet:
+        print(json.dumps(data, indent=1, default=str))
+    return EXIT_OK
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        data = asyncio.run(_request(settings, "GET", "/status"))
+    except Unreachable as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    if args.json:
+        print(json.dumps(data, indent=1, default=str))
+        return EXIT_OK
+    print(format_status(data))
+    return EXIT_OK
+
+
+def format_status(data: dict[str, Any]) -> str:
+    """The human table of `harbor-ha status`."""
+    rows = [
+        ("node", data.get("node")),
+        ("state", data.get("state")),
+        ("in state", f"{data.get('seconds_in_state', 0):.1f} s"),
+        ("running step", data.get("step") or "-"),
+        ("VIP here", data.get("vip_present")),
+        ("keepalived wants", "MASTER" if data.get("want_master") else "BACKUP"),
+        ("fault file", "SET" if data.get("fault") else "clear"),
+        ("maintenance", "on" if data.get("maintenance") else "off"),
+        ("harbor healthy", data.get("harbor_healthy")),
+        ("standby ready", data.get("standby_ready")),
+        ("device", data.get("device") or "-"),
+        ("failed promotions", data.get("failures")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    for problem in data.get("standby_problems") or []:
+        lines.append(f"{'problem':<{width}}  {problem}")
+    transitions = data.get("last_transitions") or []
+    if transitions:
+        lines.append("")
+        lines.append("last transitions:")
+        for t in transitions[-5:]:
+            lines.append(f"  {t.get('from')} -> {t.get('to')}  on {t.get('event')}: "
+                         f"{t.get('reason')}")
+    errors = data.get("last_errors") or []
+    if errors:
+        lines.append("last errors:")
+        for e in errors[-5:]:
+            lines.append(f"  {e.get('where')}: {e.get('error')}")
+    return "\n".join(lines)
+
+
+def _switchover(settings: Settings, _: argparse.Namespace) -> int:
+    return _call(settings, "POST", "/control/switchover", {})
+
+
+def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
+    return _call(settings, "POST", "/control/maintenance", {"on": args.mode == "on"})
+
+
+def _retry(settings: Settings, _: argparse.Namespace) -> int:
+    return _call(settings, "POST", "/control/retry", {})
+
+
+def parse_notify(words: list[str]) -> dict[str, str]:
+    """`notify master` or keepalived's generic notify arguments `INSTANCE "VI_1" MASTER 100`."""
+    states = ("MASTER", "BACKUP", "FAULT", "STOP")
+    if len(words) == 1 and words[0].upper() in states:
+        return {"state": words[0].upper()}
+    if len(words) >= 3 and words[0].upper() == "INSTANCE" and words[2].upper() in states:
+        return {"instance": words[1].strip('"'), "state": words[2].upper()}
+    raise ValueError(f"cannot read notify arguments {' '.join(words)!r}: "
+                     "want master|backup|fault|stop or INSTANCE NAME STATE [PRIORITY]")
+
+
+def _notify(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        body = parse_notify(args.words)
+    except ValueError as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _call(settings, "POST", "/control/notify", body)
+
+
+# -------------------------------------------------------------- offline
+def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.keepalived.render import render_config
+
+    text = render_config(settings)
+    target = args.output if args.output is not None else str(settings.keepalived_conf)
+    if target == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _check(settings: Settings, _: argparse.Namespace) -> int:
+    from harbor_ha.daemon.preflight import preflight
+
+    problems = asyncio.run(preflight(settings))
+    for level, message in problems:
+        print(f"{level}: {message}")
+    if any(level == "FAIL" for level, _ in problems):
+        return EXIT_PROBLEMS
+    print("OK: preflight passed")
+    return EXIT_OK
+
+
+def _format(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.confirm:
+        print("harbor-ha: format refused: pass --yes-i-know-this-image-is-new "
+              "(only for an image that never held a filesystem)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    from harbor_ha.daemon.preflight import format_image
+
+    try:
+        message = asyncio.run(format_image(settings, confirm=args.confirm))
+    except Exception as exc:
+        print(f"harbor-ha: format refused: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(message)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The daemon: wires the adapters to the pure state machine and supervises the root tasks."""

@@ -1,0 +1,175 @@
+"""Health and readiness: probes turned into machine events and the priority track file.
+
+- MASTER: Harbor (containers + port + health API), debounced; and the storage
+  (still mounted from our device, still read-write, device still readable).
+  Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST at once.
+- BACKUP: readiness to take over (Ceph reachable, image there, no stale local
+  mapping, Docker up, Harbor's images present).  Not ready -> priority file 0,
+  so a broken standby never wins an election (safety rule 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from harbor_ha.machine import Event, State
+from harbor_ha.metrics import Metrics
+from harbor_ha.probes.debounce import Debouncer
+from harbor_ha.settings import Settings
+
+from .driver import Driver
+from .ports import CephPort, ComposePort, ContainerProbePort, FilesystemPort, HarborProbePort
+from .status import StatusBoard
+
+log = structlog.get_logger("harbor_ha.monitor")
+
+
+class Monitor:
+    """One loop, woken by its interval or by a container event."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        driver: Driver,
+        board: StatusBoard,
+        metrics: Metrics,
+        harbor: HarborProbePort,
+        containers: ContainerProbePort,
+        ceph: CephPort,
+        fs: FilesystemPort,
+        compose: ComposePort,
+        is_mounted_from: Callable[[str], bool],
+        is_read_only: Callable[[], bool],
+        set_ready: Callable[[bool], None],
+        wake: asyncio.Event,
+    ) -> None:
+        self._s = settings
+        self._driver = driver
+        self._board = board
+        self._metrics = metrics
+        self._harbor = harbor
+        self._containers = containers
+        self._ceph = ceph
+        self._fs = fs
+        self._compose = compose
+        self._is_mounted_from = is_mounted_from
+        self._is_read_only = is_read_only
+        self._set_ready = set_ready
+        self._wake = wake
+        self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
+        self._storage = Debouncer(1, 2, initial=True)
+        self._last_state: State | None = None
+
+    async def run(self) -> None:
+        while True:
+            started = time.monotonic()
+            try:
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a probe bug must not kill the daemon's safety loop
+                self._metrics.errors.labels("monitor").inc()
+                self._board.record_error("monitor", f"{type(exc).__name__}: {exc}")
+                log.exception("monitor_error")
+            left = self._s.probe_interval_s - (time.monotonic() - started)
+            if left > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(left):
+                        await self._wake.wait()
+            self._wake.clear()
+
+    async def check_once(self) -> None:
+        state = self._driver.node.state
+        if state is not self._last_state:
+            # A fresh MASTER was verified healthy by its start step.
+            self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
+            self._storage = Debouncer(1, 2, initial=True)
+            self._last_state = state
+        if state is State.MASTER:
+            await self._check_master()
+        elif state is State.BACKUP:
+            await self._check_standby()
+        else:
+            self._set_ready(False)
+
+    # ----------------------------------------------------------- master
+    async def _check_master(self) -> None:
+        storage_ok, why = await self._storage_ok()
+        self._probe("storage", storage_ok)
+        if self._storage.update(storage_ok) is False:
+            self._driver.post(Event.STORAGE_LOST, why)
+        report = await self._harbor.check()
+        ok = bool(report.healthy)
+        self._probe("harbor", ok)
+        self._board.probes["harbor"] = _describe(report)
+        flipped = self._health.update(ok)
+        self._board.harbor_healthy = self._health.value
+        self._metrics.harbor_healthy.set(1 if self._health.value else 0)
+        self._set_ready(bool(self._health.value))
+        if flipped is False:
+            self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
+        elif flipped is True:
+            self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy again")
+
+    async def _storage_ok(self) -> tuple[bool, str]:
+        device = self._board.device
+        if device is None:
+            return False, "no mapped device recorded"
+        if not self._is_mounted_from(device):
+            return False, f"{self._s.mountpoint} no longer mounted from {device}"
+        if self._is_read_only():
+            return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)"
+        if not await self._fs.read_probe(device, self._s.probe_timeout_s):
+            return False, f"{device} is not readable (blocklisted or lock lost)"
+        return True, ""
+
+    # ---------------------------------------------------------- standby
+    async def _check_standby(self) -> None:
+        problems: list[str] = []
+        try:
+            info = await self._ceph.image_info()
+            features = info.get("features", [])
+            if "exclusive-lock" not in features:
+                problems.append(f"image {self._s.image_spec} lacks the exclusive-lock feature")
+        except Exception as exc:
+            problems.append(f"ceph: {exc}")
+        else:
+            try:
+                stale = await self._ceph.device_for_image()
+                if stale is not None:
+                    problems.append(f"stale local mapping {stale} while BACKUP")
+            except Exception as exc:
+                problems.append(f"rbd device list: {exc}")
+        if not await self._containers.ping():
+            problems.append("docker engine not answering")
+        else:
+            try:
+                missing = await self._compose.missing_images()
+                if missing:
+                    problems.append("harbor images missing: " + ", ".join(missing))
+            except Exception as exc:
+                problems.append(f"compose: {exc}")
+        ready = not problems
+        self._probe("standby", ready)
+        if ready != self._board.ready or problems != self._board.ready_problems:
+            log.info("standby_readiness", ready=ready, problems=problems)
+        self._board.ready = ready
+        self._board.ready_problems = problems
+        self._metrics.ready.set(1 if ready else 0)
+        self._set_ready(ready)
+
+    def _probe(self, name: str, ok: bool) -> None:
+        self._metrics.probe_results.labels(name, "ok" if ok else "fail").inc()
+        self._metrics.probe_ok.labels(name).set(1 if ok else 0)
+
+
+def _describe(report: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"healthy": bool(report.healthy), "reason": str(report.reason)}
+    return out

@@ -1,0 +1,103 @@
+"""`harbor-ha check` (preflight) and `harbor-ha format` (explicit operator formatting)."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+from harbor_ha.ceph import Ceph
+from harbor_ha.compose import Compose
+from harbor_ha.filesystem import Filesystem
+from harbor_ha.keepalived.render import check_config
+from harbor_ha.probes.containers import ContainerProbe
+from harbor_ha.runner import ProcessRunner
+from harbor_ha.settings import Settings
+
+Finding = tuple[str, str]  # (OK | WARN | FAIL, message)
+
+
+def _binaries(s: Settings) -> list[Finding]:
+    out: list[Finding] = []
+    for what, name in [
+        ("rbd", s.rbd_bin), ("ceph", s.ceph_bin), ("keepalived", s.keepalived_bin),
+        ("ip", s.ip_bin), ("mount", s.mount_bin), ("umount", s.umount_bin),
+        ("fsck", s.fsck_bin), ("blkid", s.blkid_bin), ("chattr", s.chattr_bin),
+        ("docker", s.docker_bin),
+    ]:
+        if shutil.which(name) is None:
+            out.append(("FAIL", f"{what}: executable {name!r} not found on PATH"))
+    return out
+
+
+def _paths(s: Settings) -> list[Finding]:
+    out: list[Finding] = []
+    mp = s.mountpoint
+    if mp.exists() and not mp.is_dir():
+        out.append(("FAIL", f"mountpoint {mp} exists and is not a directory"))
+    elif not mp.exists():
+        out.append(("WARN", f"mountpoint {mp} does not exist yet (created at first mount)"))
+    fifo = s.keepalived_fifo
+    if fifo.exists() and not stat.S_ISFIFO(fifo.stat().st_mode):
+        out.append(("FAIL", f"keepalived_fifo {fifo} exists and is not a FIFO"))
+    for f in (s.priority_file, s.fault_file):
+        parent = f.parent
+        if parent.exists() and not parent.is_dir():
+            out.append(("FAIL", f"track file directory {parent} is not a directory"))
+    if not s.compose_file.is_file():
+        out.append(("FAIL", f"compose file {s.compose_file} not found"))
+    return out
+
+
+async def preflight(settings: Settings) -> list[Finding]:
+    """Everything that can be checked without touching the image; FAIL items block a takeover."""
+    runner = ProcessRunner()
+    findings = _binaries(settings) + _paths(settings)
+    ceph = Ceph(settings, runner)
+    try:
+        findings += [("FAIL", f"ceph: {p}") for p in await ceph.check_access()]
+    except Exception as exc:
+        findings.append(("FAIL", f"ceph: {exc}"))
+    conf: Path = settings.keepalived_conf
+    if conf.is_file():
+        try:
+            problems = await check_config(runner, settings, conf)
+            findings += [("FAIL", f"keepalived: {p}") for p in problems]
+        except Exception as exc:
+            findings.append(("FAIL", f"keepalived: {exc}"))
+    else:
+        findings.append(("WARN", f"keepalived config {conf} missing: run render-keepalived"))
+    probe = ContainerProbe(settings)
+    try:
+        if not await probe.ping():
+            findings.append(("FAIL", f"docker: engine at {settings.docker_host} not answering"))
+        elif settings.compose_file.is_file():
+            compose = Compose(settings, runner)
+            findings += [("FAIL", f"compose: {p}") for p in await compose.validate()]
+            missing = await compose.missing_images()
+            if missing:
+                findings.append(("FAIL", "harbor images missing: " + ", ".join(missing)))
+    except Exception as exc:
+        findings.append(("FAIL", f"docker/compose: {exc}"))
+    finally:
+        await probe.close()
+    return findings
+
+
+async def format_image(settings: Settings, *, confirm: bool) -> str:
+    """Make the filesystem on a NEW image (safety rule 3): refuses if the image is in use,
+    already holds a filesystem, or the device does not read cleanly."""
+    runner = ProcessRunner()
+    ceph = Ceph(settings, runner)
+    fs = Filesystem(settings, runner)
+    if not confirm:
+        raise ValueError("pass --yes-i-know-this-image-is-new to format")
+    watchers = await ceph.watchers()
+    if watchers:
+        raise ValueError(f"image {settings.image_spec} is in use by {watchers}")
+    device = await ceph.map(settings.map_timeout_s)
+    try:
+        await fs.format_new(device, confirm=confirm)
+    finally:
+        await ceph.unmap(settings.unmap_timeout_s)
+    return f"formatted {settings.image_spec} ({device}) as {settings.fs_type}"

@@ -1,0 +1,165 @@
+"""The seven steps, each a short sequence of adapter calls.  The driver bounds each by its timeout.
+
+Every step is idempotent: run again after a crash or a cancel, it finds what
+is already done and goes on (safety rule 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from harbor_ha.machine import Step
+from harbor_ha.metrics import Metrics
+from harbor_ha.settings import Settings
+
+from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
+from .status import StatusBoard
+
+log = structlog.get_logger("harbor_ha.steps")
+
+HEALTH_POLL_S = 0.25
+"""How often the start step re-checks Harbor while waiting for healthy (also woken by events)."""
+
+
+class StepError(Exception):
+    """A step cannot go on; the message says why (logged, and in /status)."""
+
+
+class Steps:
+    """Runs one step by name.  Holds the adapters and the device path of the current mapping."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        ceph: CephPort,
+        fs: FilesystemPort,
+        compose: ComposePort,
+        harbor: HarborProbePort,
+        is_mounted_from: Callable[[str], bool],
+        metrics: Metrics,
+        board: StatusBoard,
+        wake: asyncio.Event,
+    ) -> None:
+        self._s = settings
+        self._ceph = ceph
+        self._fs = fs
+        self._compose = compose
+        self._harbor = harbor
+        self._is_mounted_from = is_mounted_from
+        self._metrics = metrics
+        self._board = board
+        self._wake = wake
+
+    def timeout(self, step: Step) -> float:
+        s = self._s
+        return {
+            Step.FENCE: s.fence_timeout_s,
+            Step.MAP: s.map_timeout_s,
+            Step.MOUNT: s.fsck_timeout_s + s.mount_timeout_s,
+            Step.START: s.start_timeout_s,
+            Step.STOP: s.stop_timeout_s,
+            Step.UNMOUNT: s.unmount_timeout_s,
+            Step.UNMAP: s.unmap_timeout_s,
+        }[step]
+
+    async def run(self, step: Step) -> None:
+        await {
+            Step.FENCE: self.fence,
+            Step.MAP: self.map,
+            Step.MOUNT: self.mount,
+            Step.START: self.start,
+            Step.STOP: self.stop,
+            Step.UNMOUNT: self.unmount,
+            Step.UNMAP: self.unmap,
+        }[step]()
+
+    # ---------------------------------------------------------- promotion
+    async def fence(self) -> None:
+        """Safety rule 1: blocklist every other watcher of the image before mapping it."""
+        try:
+            fenced = await self._ceph.fence()
+        except Exception:
+            self._metrics.fencing_actions.labels("failed").inc()
+            raise
+        self._metrics.fencing_actions.labels("added").inc(len(fenced))
+        log.info("fenced", addresses=fenced, count=len(fenced),
+                 expire_s=self._s.blocklist_expire_s)
+
+    async def map(self) -> None:
+        device = await self._ceph.map(self._s.map_timeout_s)
+        self._board.device = device
+        log.info("mapped", device=device, image=self._s.image_spec)
+
+    async def _device(self) -> str:
+        device = self._board.device or await self._ceph.device_for_image()
+        if device is None:
+            raise StepError(f"image {self._s.image_spec} is not mapped on this node")
+        self._board.device = device
+        return device
+
+    async def mount(self) -> None:
+        device = await self._device()
+        if self._is_mounted_from(device):
+            log.info("already_mounted", device=device, mountpoint=str(self._s.mountpoint))
+            return
+        fstype = await self._fs.probe_filesystem(device)
+        if fstype is None:
+            raise StepError(
+                f"{device} holds no filesystem; refusing to format it (safety rule 3): "
+                "an operator formats a new image with `harbor-ha format`"
+            )
+        if fstype != self._s.fs_type:
+            raise StepError(f"{device} holds {fstype}, expected {self._s.fs_type}")
+        await self._fs.guard()
+        started = time.monotonic()
+        outcome = await self._fs.fsck(device, self._s.fsck_timeout_s)
+        log.info("fsck", device=device, result=str(outcome),
+                 duration_s=round(time.monotonic() - started, 3))
+        started = time.monotonic()
+        await self._fs.mount(device, self._s.mount_timeout_s)
+        if not self._is_mounted_from(device):
+            raise StepError(f"{self._s.mountpoint} is not mounted from {device} after mount")
+        log.info("mounted", device=device, mountpoint=str(self._s.mountpoint),
+                 duration_s=round(time.monotonic() - started, 3))
+
+    async def start(self) -> None:
+        """Safety rule 5: Harbor starts only on the verified mount; done when healthy."""
+        device = await self._device()
+        if not self._is_mounted_from(device):
+            raise StepError(
+                f"refusing to start Harbor: {self._s.mountpoint} is not mounted from {device}"
+            )
+        started = time.monotonic()
+        await self._compose.up(self._s.start_timeout_s)
+        log.info("compose_up", duration_s=round(time.monotonic() - started, 3))
+        while True:
+            report = await self._harbor.check()
+            if report.healthy:
+                log.info("harbor_healthy", duration_s=round(time.monotonic() - started, 3))
+                self._board.harbor_healthy = True
+                return
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(HEALTH_POLL_S):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    # ----------------------------------------------------------- demotion
+    async def stop(self) -> None:
+        self._board.harbor_healthy = None
+        await self._compose.stop(self._s.stop_timeout_s)
+
+    async def unmount(self) -> None:
+        outcome = await self._fs.unmount(self._s.unmount_timeout_s, self._s.unmount_term_grace_s)
+        log.info("unmounted", mountpoint=str(self._s.mountpoint), result=str(outcome))
+
+    async def unmap(self) -> None:
+        await self._ceph.unmap(self._s.unmap_timeout_s)
+        self._board.device = None
+        log.info("unmapped", image=self._s.image_spec)

@@ -1,0 +1,121 @@
+"""The `harbor-ha` command line, run as a real subprocess: exit codes and messages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.cli import format_status, parse_notify
+from harbor_ha.settings import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("HARBOR_", "CEPH_")) and k not in ("INTERFACE",
+                                                                     "KEEPALIVED_ROLE")}
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "harbor_ha.cli", *args], env=base,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_version() -> None:
+    """`version` prints the version and exits 0."""
+    r = cli("version")
+    assert r.returncode == 0 and r.stdout.startswith("harbor-ha ")
+
+
+def test_invalid_setting_exit_2_names_variable() -> None:
+    """A bad value exits 2 before anything runs, naming the variable."""
+    r = cli("render-keepalived", "-o", "-", env={"HARBOR_VIP": "300.1.1.1",
+                                                  "HARBOR_HA_HTTPS_PORT": "x"})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert any("HARBOR_HA_VIP / HARBOR_VIP" in line for line in lines)
+    assert any("HARBOR_HA_HTTPS_PORT" in line for line in lines)
+
+
+def test_usage_error_exit_2() -> None:
+    """An unknown command is a usage error (argparse, exit 2)."""
+    assert cli("frobnicate").returncode == 2
+
+
+def test_render_keepalived_to_stdout_and_file(tmp_path: Path) -> None:
+    """render-keepalived writes the node's keepalived.conf from the settings."""
+    env = {"HARBOR_VIP": "10.99.0.100/24", "INTERFACE": "eth9",
+           "HARBOR_HA_KEEPALIVED_FIFO": "/run/x/ka.fifo"}
+    r = cli("render-keepalived", "-o", "-", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "10.99.0.100/24" in r.stdout and "notify_fifo" in r.stdout
+    target = tmp_path / "ka.conf"
+    r = cli("render-keepalived", "-o", str(target), env=env)
+    assert r.returncode == 0 and target.read_text().count("vrrp_instance") == 1
+
+
+def test_env_file_option(tmp_path: Path) -> None:
+    """--env-file is read; a missing one is an error."""
+    f = tmp_path / "a.env"
+    f.write_text("HARBOR_VIP=10.5.5.5/24\n")
+    r = cli("--env-file", str(f), "render-keepalived", "-o", "-")
+    assert r.returncode == 0 and "10.5.5.5/24" in r.stdout
+    assert cli("--env-file", str(tmp_path / "none"), "status").returncode == 2
+
+
+def test_status_without_daemon_exit_4(tmp_path: Path) -> None:
+    """status/switchover/notify with no daemon running: exit 4 and say what is missing."""
+    env = {"HARBOR_HA_RUNTIME_DIR": str(tmp_path)}
+    for args in (["status"], ["switchover"], ["notify", "master"], ["maintenance", "on"]):
+        r = cli(*args, env=env)
+        assert r.returncode == 4, args
+        assert "control socket" in r.stderr
+
+
+def test_notify_bad_words_exit_2(tmp_path: Path) -> None:
+    """notify with arguments it cannot read is a usage error."""
+    r = cli("notify", "INSTANCE", env={"HARBOR_HA_RUNTIME_DIR": str(tmp_path)})
+    assert r.returncode == 2
+
+
+def test_format_needs_confirmation() -> None:
+    """format refuses without the explicit flag (safety rule 3)."""
+    r = cli("format")
+    assert r.returncode == 3 and "yes-i-know" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("words", "body"),
+    [
+        (["master"], {"state": "MASTER"}),
+        (["BACKUP"], {"state": "BACKUP"}),
+        (["INSTANCE", '"VI_1"', "MASTER", "100"], {"instance": "VI_1", "state": "MASTER"}),
+        (["INSTANCE", "VI_2", "fault"], {"instance": "VI_2", "state": "FAULT"}),
+    ],
+)
+def test_parse_notify(words: list[str], body: dict[str, str]) -> None:
+    """notify accepts the short form and keepalived's generic notify arguments."""
+    assert parse_notify(words) == body
+
+
+def test_format_status_table() -> None:
+    """The human status shows the state, the flags, problems and recent transitions."""
+    text = format_status({
+        "node": "a", "state": "MASTER", "seconds_in_state": 3.2, "fault": False,
+        "standby_problems": ["ceph: down"],
+        "last_transitions": [{"from": "STARTING", "to": "MASTER", "event": "STEP_DONE",
+                              "reason": "start done"}],
+    })
+    assert "MASTER" in text and "ceph: down" in text and "STARTING -> MASTER" in text
+
+
+def test_env_example_documents_every_setting() -> None:
+    """config/harbor-ha.env.example lists every setting, and every setting has a description."""
+    text = (ROOT / "config" / "harbor-ha.env.example").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"#{ENV_PREFIX}{name.upper()}=" in text, name
+        assert field.description, f"{name} has no description"

@@ -1,0 +1,166 @@
+"""The driver: performs the machine's actions, runs steps as cancellable tasks, arms timers,
+keeps the fault file in step with the node.
+
+The steps here are ScriptedSteps, a stand-in for the adapters (the adapters are proven against
+real services in tests/integration); what is under test is the driver itself, with real track
+files on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.status import StatusBoard
+from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
+from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.metrics import Metrics
+from harbor_ha.settings import Settings
+
+
+class ScriptedSteps:
+    """Stand-in for the adapters: each step succeeds, fails, or hangs until cancelled."""
+
+    def __init__(self) -> None:
+        self.plan: dict[Step, str] = {}
+        self.ran: list[Step] = []
+        self.cancelled: list[Step] = []
+
+    async def run(self, step: Step) -> None:
+        self.ran.append(step)
+        how = self.plan.get(step, "ok")
+        if how == "fail":
+            raise RuntimeError(f"{step} broke")
+        if how == "hang":
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.cancelled.append(step)
+                raise
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
+                    runtime_dir=tmp_path / "run", backoff_initial_s=0.2, backoff_max_s=0.4,
+                    switchover_hold_s=0.2, fenced_self_retry_s=0.2)
+
+
+class Harness:
+    def __init__(self, settings: Settings) -> None:
+        self.steps = ScriptedSteps()
+        self.track = TrackFiles(settings.priority_file, settings.fault_file)
+        self.track.ensure()
+        self.board = StatusBoard("test")
+        self.metrics = Metrics()
+        self.driver = Driver(settings, run_step=self.steps.run, step_timeout=lambda s: 0.5,
+                             track=self.track, metrics=self.metrics, board=self.board)
+        self.fault_path = settings.fault_file
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, node: Node | None = None) -> None:
+        self.task = asyncio.create_task(self.driver.run((node or Node(), ()), "test start"))
+
+    async def until(self, cond: object, what: str, within_s: float = 5.0) -> None:
+        assert callable(cond)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while not cond():
+            if loop.time() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; node={self.driver.node}")
+            await asyncio.sleep(0.01)
+
+    def fault(self) -> int | None:
+        return read_track_file(self.fault_path)
+
+
+@pytest.fixture
+async def h(settings: Settings) -> AsyncIterator[Harness]:
+    harness = Harness(settings)
+    yield harness
+    if harness.task is not None and not harness.task.done():
+        harness.task.cancel()
+        await asyncio.wait({harness.task})
+
+
+async def test_promotion_runs_steps_in_order(h: Harness) -> None:
+    """A MASTER line runs fence, map, mount, start and lands in MASTER; the fault file, set
+    until reconcile, is cleared; the transitions are counted and recorded."""
+    h.start()
+    await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert [t["to"] for t in h.board.transitions][-1] == "MASTER"
+    assert h.metrics.failover_duration.collect()[0].samples[0].value == 1  # one observation
+
+
+async def test_backup_during_promotion_cancels_and_rolls_back(h: Harness) -> None:
+    """BACKUP while the map step hangs: the step task is cancelled, then unmap runs, BACKUP."""
+    h.steps.plan[Step.MAP] = "hang"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: Step.MAP in h.steps.ran, "map started")
+    h.driver.post(Event.KA_BACKUP, "test")
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
+    assert h.steps.cancelled == [Step.MAP]
+    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.UNMAP]
+    assert h.fault() == 0, "a cancel is not a failure: no fault"
+
+
+async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness) -> None:
+    """A step past its timeout is cancelled as STEP_TIMEOUT: roll back, fault file set, and the
+    backoff timer clears it later."""
+    h.steps.plan[Step.MOUNT] = "hang"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.BACKUP and h.driver.node.fault,
+                  "rolled back with fault")
+    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
+    assert h.fault() == 1
+    await h.until(lambda: h.fault() == 0, "backoff expired")
+
+
+async def test_failed_demotion_fences_self_and_retries(h: Harness) -> None:
+    """Unmount failing ends in FENCED_SELF (fault file set); the periodic retry re-runs the
+    demotion and a clean end clears the fault."""
+    h.steps.plan[Step.UNMOUNT] = "fail"
+    h.start(Node(state=State.MASTER, want_master=True))
+    h.driver.post(Event.KA_BACKUP, "test")
+    await h.until(lambda: h.driver.node.state is State.FENCED_SELF, "FENCED_SELF")
+    assert h.fault() == 1
+    h.steps.plan[Step.UNMOUNT] = "ok"
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "retry succeeded")
+    assert h.fault() == 0
+
+
+async def test_shutdown_exits(h: Harness) -> None:
+    """SHUTDOWN on MASTER (no demote-on-exit) ends the driver without running a step."""
+    h.start(Node(state=State.MASTER, want_master=True))
+    h.driver.post(Event.SHUTDOWN, "test")
+    assert h.task is not None
+    await asyncio.wait_for(h.task, 5)
+    assert h.driver.exited.is_set() and h.steps.ran == []
+
+
+async def test_illegal_and_stale_events_are_ignored(h: Harness) -> None:
+    """An illegal event (STEP_DONE with no step) and a stale step result change nothing."""
+    h.start()
+    h.driver.post(Event.STEP_DONE, "bogus")
+    h.driver.post(Event.STEP_DONE, "stale", token=-1)
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+
+
+async def test_fault_file_rewritten_if_changed_behind_our_back(h: Harness) -> None:
+    """The tick's rewrite puts the fault file back when someone else changed it."""
+    h.start(Node(state=State.BACKUP, maintenance=True))
+    await h.until(lambda: h.driver.node.maintenance, "maintenance adopted")
+    h.fault_path.write_text("0\n")
+    h.driver.rewrite_fault()
+    assert h.fault() == 1

@@ -1,0 +1,403 @@
+"""The pure state machine: every (state, event) pair, the flags, and random event sequences."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harbor_ha.machine import (
+    DEMOTING,
+    PROMOTING,
+    STEP_OF,
+    Action,
+    Event,
+    Facts,
+    IllegalTransition,
+    Kind,
+    Node,
+    State,
+    Step,
+    from_facts,
+    transition,
+)
+
+S = State
+E = Event
+
+ROLLBACK = {S.FENCING: S.BACKUP, S.MAPPING: S.UNMAPPING, S.MOUNTING: S.UNMOUNTING,
+            S.STARTING: S.STOPPING}
+NEXT_ON_DONE = {S.FENCING: S.MAPPING, S.MAPPING: S.MOUNTING, S.MOUNTING: S.STARTING,
+                S.STARTING: S.MASTER, S.STOPPING: S.UNMOUNTING, S.UNMOUNTING: S.UNMAPPING,
+                S.UNMAPPING: S.BACKUP}
+NEXT_ON_FAIL = {**ROLLBACK, S.STOPPING: S.UNMOUNTING, S.UNMOUNTING: S.FENCED_SELF,
+                S.UNMAPPING: S.FENCED_SELF}
+ILLEGAL = object()
+
+
+def expected(state: State, event: Event) -> State | object:
+    """The target state for a canonical node in ``state`` (the spec, written out)."""
+    same = state
+    match event:
+        case E.KA_MASTER:
+            return S.FENCING if state is S.BACKUP else same
+        case E.KA_BACKUP | E.KA_FAULT | E.KA_STOP:
+            if state is S.MASTER:
+                return S.STOPPING
+            return ROLLBACK.get(state, same)
+        case E.STEP_DONE:
+            return NEXT_ON_DONE.get(state, ILLEGAL)
+        case E.STEP_FAILED | E.STEP_TIMEOUT:
+            return NEXT_ON_FAIL.get(state, ILLEGAL)
+        case E.HARBOR_UNHEALTHY:
+            return S.STOPPING if state is S.MASTER else same
+        case E.STORAGE_LOST:
+            return S.STOPPING if state in {S.MASTER, S.MAPPING, S.MOUNTING, S.STARTING} else same
+        case E.RETRY:
+            return S.STOPPING if state is S.FENCED_SELF else ILLEGAL
+        case E.SWITCHOVER | E.MAINTENANCE_ON:
+            if state is S.MASTER:
+                return S.STOPPING
+            return ROLLBACK.get(state, same)
+        case _:
+            return same
+
+
+def canonical(state: State) -> Node:
+    """A node as the driver would have it in ``state``."""
+    want = state in PROMOTING or state is S.MASTER
+    return Node(state=state, want_master=want, fault=state is S.FENCED_SELF)
+
+
+PAIRS = [(s, e) for s in State for e in Event]
+
+
+@pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s}-{e}" for s, e in PAIRS])
+def test_every_pair(state: State, event: Event) -> None:
+    """Each (state, event) pair goes where the spec says, or raises IllegalTransition naming both;
+    a state with a step is entered together with exactly one RUN_STEP of that step."""
+    want = expected(state, event)
+    if want is ILLEGAL:
+        with pytest.raises(IllegalTransition) as info:
+            transition(canonical(state), event)
+        assert str(state) in str(info.value) and str(event) in str(info.value)
+        return
+    new, actions = transition(canonical(state), event)
+    assert new.state is want
+    runs = [a for a in actions if a.kind is Kind.RUN_STEP]
+    if new.state is not state and new.state in STEP_OF:
+        assert runs == [Action(Kind.RUN_STEP, STEP_OF[new.state])]
+    else:
+        assert runs == []
+    if state in PROMOTING and new.state is not state and event not in (
+        E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT
+    ):
+        assert actions[0].kind is Kind.CANCEL_STEP, "leaving a promotion cancels its step first"
+
+
+def test_promotion_happy_path_and_failover_flags() -> None:
+    """MASTER line -> fence, map, mount, start -> MASTER, with the failure count reset."""
+    node = Node(failures=2)
+    steps = []
+    node, acts = transition(node, E.KA_MASTER)
+    while node.state is not S.MASTER:
+        steps += [a.step for a in acts if a.kind is Kind.RUN_STEP]
+        node, acts = transition(node, E.STEP_DONE)
+    assert steps == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert node.failures == 0 and not node.fault_file_on
+
+
+@pytest.mark.parametrize("failing", sorted(PROMOTING))
+def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> None:
+    """A failed promotion step undoes the earlier steps in reverse, raises the fault flag and arms
+    the backoff; at BACKUP the node does not promote again even though keepalived still says MASTER."""
+    node = Node(state=failing, want_master=True)
+    node, acts = transition(node, E.STEP_FAILED)
+    assert Action(Kind.START_BACKOFF) in acts and node.fault and node.fault_file_on
+    assert node.failures == 1
+    undo = []
+    while node.state is not S.BACKUP:
+        undo += [a.step for a in acts if a.kind is Kind.RUN_STEP]
+        node, acts = transition(node, E.STEP_DONE)
+    order = {S.FENCING: [], S.MAPPING: [Step.UNMAP], S.MOUNTING: [Step.UNMOUNT, Step.UNMAP],
+             S.STARTING: [Step.STOP, Step.UNMOUNT, Step.UNMAP]}
+    assert undo == order[failing]
+    assert node.fault, "the rollback keeps the fault flag until the backoff expires"
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and acts == ()
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    assert not node.fault_file_on
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+
+
+def test_backoff_expiring_during_rollback_clears_fault_at_the_end() -> None:
+    """If the backoff ends while the rollback still runs, the end of the rollback clears the flag."""
+    node, _ = transition(Node(state=S.STARTING, want_master=True), E.STEP_FAILED)
+    node, _ = transition(node, E.KA_FAULT)  # keepalived reacts to the fault file
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    assert node.fault and node.state is S.STOPPING
+    for _ in range(3):
+        node, _ = transition(node, E.STEP_DONE)
+    assert node.state is S.BACKUP and not node.fault
+
+
+def test_failures_count_up_across_attempts() -> None:
+    """Consecutive failed promotions count up (the driver doubles the backoff with it)."""
+    node = Node(want_master=True)
+    for n in (1, 2, 3):
+        node, _ = transition(node, E.KA_MASTER)
+        node, _ = transition(node, E.STEP_FAILED)  # fencing failed: straight back to BACKUP
+        assert node.state is S.BACKUP and node.failures == n
+        node, _ = transition(node, E.BACKOFF_EXPIRED)
+
+
+@pytest.mark.parametrize("state", [S.UNMOUNTING, S.UNMAPPING])
+def test_demotion_that_cannot_finish_fences_self(state: State) -> None:
+    """umount/unmap impossible -> FENCED_SELF with the fault file on; backoff does not clear it;
+    a RETRY re-runs the whole demotion and only its clean end clears the fault."""
+    node, _ = transition(Node(state=state), E.STEP_TIMEOUT)
+    assert node.state is S.FENCED_SELF and node.fault_file_on
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    node, _ = transition(node, E.MAINTENANCE_OFF)
+    node, _ = transition(node, E.KA_MASTER)
+    assert node.state is S.FENCED_SELF and node.fault_file_on
+    node, acts = transition(node, E.RETRY)
+    assert node.state is S.STOPPING and acts == (Action(Kind.RUN_STEP, Step.STOP),)
+    for _ in range(3):
+        node, acts = transition(node, E.STEP_DONE)
+    assert not node.fault, "a successful retry clears FENCED_SELF's fault"
+    assert node.state is S.FENCING, "and keepalived's last word (MASTER) is followed"
+
+
+def test_stop_failure_still_unmounts() -> None:
+    """Compose failing to stop Harbor does not stop the demotion: unmount kills the mount's users."""
+    node, acts = transition(Node(state=S.STOPPING), E.STEP_FAILED)
+    assert node.state is S.UNMOUNTING and acts == (Action(Kind.RUN_STEP, Step.UNMOUNT),)
+
+
+def test_master_line_during_demotion_repromotes_after_it() -> None:
+    """Flapping: MASTER while demoting is remembered; the demotion finishes, then a fresh promotion
+    starts with fencing (never a second mount on top of the first)."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.KA_BACKUP)
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.STOPPING and acts == ()
+    node, _ = transition(node, E.STEP_DONE)
+    node, _ = transition(node, E.STEP_DONE)
+    node, acts = transition(node, E.STEP_DONE)
+    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+
+
+def test_unhealthy_master_gives_vip_away() -> None:
+    """Harbor unhealthy while MASTER: fault file on at once (keepalived FAULT), demote, backoff."""
+    node, acts = transition(Node(state=S.MASTER, want_master=True), E.HARBOR_UNHEALTHY)
+    assert node.state is S.STOPPING and node.fault_file_on
+    assert Action(Kind.START_BACKOFF) in acts
+
+
+def test_storage_lost_during_promotion_cancels_and_demotes() -> None:
+    """Blocklisted while mounting: cancel the step and run the full demotion before any new map."""
+    node, acts = transition(Node(state=S.MOUNTING, want_master=True), E.STORAGE_LOST)
+    assert acts[0] == Action(Kind.CANCEL_STEP)
+    assert node.state is S.STOPPING and node.fault
+
+
+def test_switchover_holds_fault_then_clears() -> None:
+    """Switchover on MASTER: fault on (the peer takes the VIP at once), demote, hold timer armed;
+    when it fires the node is electable again."""
+    node, acts = transition(Node(state=S.MASTER, want_master=True), E.SWITCHOVER)
+    assert Action(Kind.START_HOLD) in acts and node.fault_file_on and node.state is S.STOPPING
+    node, _ = transition(node, E.KA_FAULT)
+    for _ in range(3):
+        node, _ = transition(node, E.STEP_DONE)
+    assert node.state is S.BACKUP and node.fault_file_on
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    assert not node.fault_file_on
+
+
+def test_switchover_on_backup_does_nothing() -> None:
+    """Switchover asked of a node that is not MASTER changes nothing."""
+    assert transition(Node(), E.SWITCHOVER) == (Node(), ())
+
+
+def test_maintenance_keeps_fault_until_off() -> None:
+    """Maintenance on: demote and keep the fault file on through backoffs; off clears it."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.MAINTENANCE_ON)
+    for _ in range(3):
+        node, _ = transition(node, E.STEP_DONE)
+    assert node.state is S.BACKUP and node.fault_file_on
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and node.fault_file_on
+    node, _ = transition(node, E.MAINTENANCE_OFF)
+    assert not node.fault_file_on
+
+
+def test_shutdown_without_demotion_leaves_harbor_running() -> None:
+    """SIGTERM on MASTER (default): exit at once, Harbor stays up (a restart is hitless)."""
+    node, acts = transition(Node(state=S.MASTER, want_master=True), E.SHUTDOWN)
+    assert node.state is S.MASTER and acts == (Action(Kind.EXIT),)
+
+
+def test_shutdown_during_promotion_cancels_and_exits() -> None:
+    """SIGTERM while promoting: cancel the step and exit; the restart reconciles from facts."""
+    _, acts = transition(Node(state=S.MAPPING, want_master=True), E.SHUTDOWN)
+    assert acts == (Action(Kind.CANCEL_STEP), Action(Kind.EXIT))
+
+
+def test_shutdown_with_demotion_demotes_then_exits() -> None:
+    """stop_harbor_on_exit: SIGTERM on MASTER demotes first, exits at BACKUP, even if keepalived
+    still wants us (the fault file moved the VIP away)."""
+    node, acts = transition(
+        Node(state=S.MASTER, want_master=True, demote_on_exit=True), E.SHUTDOWN
+    )
+    assert node.state is S.STOPPING and node.fault_file_on
+    for _ in range(2):
+        node, acts = transition(node, E.STEP_DONE)
+    node, acts = transition(node, E.STEP_DONE)
+    assert node.state is S.BACKUP and acts == (Action(Kind.EXIT),)
+
+
+def test_shutdown_during_demotion_finishes_it() -> None:
+    """SIGTERM while unmounting: no action now; the demotion finishes and then the daemon exits."""
+    node, acts = transition(Node(state=S.UNMOUNTING), E.SHUTDOWN)
+    assert acts == ()
+    node, _ = transition(node, E.STEP_DONE)
+    node, acts = transition(node, E.STEP_DONE)
+    assert acts == (Action(Kind.EXIT),)
+
+
+def test_exit_even_when_demotion_fails() -> None:
+    """A demotion that fails during shutdown ends FENCED_SELF and still lets the daemon exit."""
+    node, acts = transition(Node(state=S.UNMAPPING, exiting=True), E.STEP_FAILED)
+    assert node.state is S.FENCED_SELF and Action(Kind.EXIT) in acts
+
+
+# ------------------------------------------------------------------ reconcile
+FACT_CASES = [
+    (Facts(vip=False, mapped=False, mounted=False, harbor_running=False), S.BACKUP),
+    (Facts(vip=True, mapped=False, mounted=False, harbor_running=False), S.FENCING),
+    (Facts(vip=True, mapped=True, mounted=False, harbor_running=False), S.MOUNTING),
+    (Facts(vip=True, mapped=True, mounted=True, harbor_running=False), S.STARTING),
+    (Facts(vip=True, mapped=True, mounted=True, harbor_running=True), S.MASTER),
+    (Facts(vip=False, mapped=True, mounted=True, harbor_running=True), S.STOPPING),
+    (Facts(vip=False, mapped=True, mounted=False, harbor_running=False), S.STOPPING),
+    (Facts(vip=True, mapped=False, mounted=False, harbor_running=True), S.STOPPING),
+    (Facts(vip=True, mapped=True, mounted=False, harbor_running=True), S.STOPPING),
+    (Facts(vip=True, mapped=False, mounted=False, harbor_running=False, mount_foreign=True),
+     S.STOPPING),
+]
+
+
+@pytest.mark.parametrize(("facts", "state"), FACT_CASES)
+def test_state_derived_from_facts(facts: Facts, state: State) -> None:
+    """On start the state comes from facts: adopt a running master, resume a partial promotion,
+    demote anything held without the VIP, and never leave Harbor on a bare mountpoint."""
+    node, acts = from_facts(facts)
+    assert node.state is state
+    assert node.want_master is facts.vip
+    step = STEP_OF.get(state)
+    assert acts == ((Action(Kind.RUN_STEP, step),) if step else ())
+
+
+# ------------------------------------------------------------- random walks
+KEEPALIVED = [E.KA_MASTER, E.KA_BACKUP, E.KA_FAULT, E.KA_STOP]
+OTHER = [E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BACKOFF_EXPIRED,
+         E.SWITCHOVER, E.MAINTENANCE_ON, E.MAINTENANCE_OFF]
+RESULTS = [E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT]
+
+
+class Sim:
+    """A minimal driver: tracks the running step and what is held, to check the safety rules."""
+
+    def __init__(self) -> None:
+        self.node = Node()
+        self.running: Step | None = None
+        self.mapped = self.mounted = self.harbor = False
+        self.mounts = 0
+
+    def feed(self, event: Event) -> None:
+        node, acts = transition(self.node, event)
+        for a in acts:
+            if a.kind is Kind.CANCEL_STEP:
+                assert self.running is not None
+                self.running = None
+            elif a.kind is Kind.RUN_STEP:
+                assert self.running is None, "a step started while another runs"
+                assert a.step is STEP_OF[node.state]
+                self.running = a.step
+        self.node = node
+        if node.state in STEP_OF:
+            assert self.running is STEP_OF[node.state]
+
+    def finish(self, event: Event) -> None:
+        """The running step ends with ``event``; apply its effect on the node when it succeeds."""
+        step = self.running
+        assert step is not None
+        self.running = None
+        if event is E.STEP_DONE:
+            if step is Step.MAP:
+                self.mapped = True
+            elif step is Step.MOUNT:
+                assert self.mapped and not self.mounted, "mount only on a mapped, unmounted image"
+                self.mounted = True
+                self.mounts += 1
+            elif step is Step.START:
+                assert self.mounted, "Harbor starts only on the mounted image"
+                self.harbor = True
+            elif step is Step.STOP:
+                self.harbor = False
+            elif step is Step.UNMOUNT:
+                self.harbor = False
+                self.mounted = False
+            elif step is Step.UNMAP:
+                assert not self.mounted
+                self.mapped = False
+            elif step is Step.FENCE:
+                assert not self.mapped
+        self.feed(event)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(KEEPALIVED + OTHER + RESULTS), max_size=60),
+       st.sampled_from([E.KA_MASTER, E.KA_BACKUP]))
+def test_random_sequences_keep_safety_and_follow_last_word(
+    events: list[Event], last: Event
+) -> None:
+    """Any sequence of events: one step at a time, mount only after map, Harbor only on a mount,
+    never two mounts at once; after the storm, with steps succeeding and timers expired, the node
+    ends where keepalived's last word (and the flags) say."""
+    sim = Sim()
+    for ev in events:
+        if ev in RESULTS:
+            if sim.running is not None:
+                sim.finish(ev)
+        else:
+            sim.feed(ev)
+    sim.feed(last)
+    for _ in range(50):
+        if sim.running is not None:
+            sim.finish(E.STEP_DONE)
+        elif sim.node.state is S.FENCED_SELF:
+            sim.feed(E.RETRY)
+        elif sim.node.fault and sim.node.state is S.BACKUP:
+            sim.feed(E.BACKOFF_EXPIRED)
+            if not sim.node.fault:
+                sim.feed(last)  # keepalived re-elects once the fault file clears
+        else:
+            break
+    if last is E.KA_MASTER and not sim.node.maintenance:
+        assert sim.node.state is S.MASTER
+        assert sim.mapped and sim.mounted and sim.harbor
+    else:
+        assert sim.node.state is S.BACKUP
+        assert not (sim.mapped or sim.mounted or sim.harbor)
+
+
+def test_demoting_and_promoting_sets_are_disjoint() -> None:
+    """Sanity of the partition the table is built on."""
+    assert not (DEMOTING & PROMOTING)
+    assert set(STEP_OF) == DEMOTING | PROMOTING
+    assert replace(Node(), state=S.MASTER).step is None

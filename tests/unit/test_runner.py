@@ -1,0 +1,97 @@
+"""The process runner: results, timeouts that kill the whole process group, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.runner import (
+    CommandFailed,
+    CommandNotFound,
+    CommandResult,
+    CommandTimeout,
+    ProcessRunner,
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def _wait_dead(pid: int, within_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        await asyncio.sleep(0.05)
+    return not _alive(pid)
+
+
+async def test_result_carries_output_and_code() -> None:
+    """A finished command reports its exit code, stdout and stderr."""
+    r = await ProcessRunner().run(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout_s=5)
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n", "err\n")
+    assert not r.ok
+
+
+async def test_check_raises_with_stderr() -> None:
+    """check=True turns a non-zero exit into CommandFailed quoting stderr."""
+    with pytest.raises(CommandFailed, match="boom"):
+        await ProcessRunner().run(["sh", "-c", "echo boom >&2; exit 1"], timeout_s=5, check=True)
+
+
+async def test_missing_executable() -> None:
+    """A missing executable is CommandNotFound, not a crash."""
+    with pytest.raises(CommandNotFound):
+        await ProcessRunner().run(["/nonexistent/harbor-ha-test"], timeout_s=5)
+
+
+async def test_input_and_env() -> None:
+    """stdin data and extra environment reach the command."""
+    r = await ProcessRunner().run(["sh", "-c", "cat; echo $HHA_X"], timeout_s=5,
+                                  input_data=b"in\n", env={"HHA_X": "y"})
+    assert r.stdout == "in\ny\n"
+
+
+async def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
+    """On timeout the command AND its children (same process group) are killed, and the call
+    returns CommandTimeout instead of hanging on the children's open pipes."""
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 300 & echo $! > {pidfile}; trap '' TERM; wait"
+    with pytest.raises(CommandTimeout):
+        await ProcessRunner().run(["sh", "-c", script], timeout_s=0.5)
+    child = int(pidfile.read_text())
+    assert await _wait_dead(child), "the grandchild survived the timeout"
+
+
+async def test_cancel_kills_process_group(tmp_path: Path) -> None:
+    """Cancelling the awaiting task (a BACKUP during promotion) kills the process group."""
+    pidfile = tmp_path / "child.pid"
+    task = asyncio.create_task(ProcessRunner().run(
+        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout_s=60))
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_dead(int(pidfile.read_text()))
+
+
+async def test_observer_sees_every_result() -> None:
+    """The observer (metrics) is called with each finished command."""
+    seen: list[CommandResult] = []
+    await ProcessRunner(observer=seen.append).run(["true"], timeout_s=5)
+    assert [r.argv for r in seen] == [("true",)]
