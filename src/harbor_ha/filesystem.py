@@ -28,6 +28,7 @@ failover after a crash.  The summary says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import os
@@ -35,6 +36,7 @@ import re
 import signal
 import stat
 import struct
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -513,7 +515,10 @@ class Filesystem:
             raise MountError(
                 f"{mp} is already mounted from {top.source} ({top.major}:{top.minor}), not {device}"
             )
-        device_numbers(device)  # a block device, or FilesystemError
+        try:
+            device_numbers(device)
+        except FilesystemError as exc:
+            raise MountError(str(exc)) from exc
         try:
             mp.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -615,10 +620,44 @@ class Filesystem:
             )
         return sent
 
+    async def _scan_users(self, pids: list[int] | None, limit_s: float) -> dict[int, str]:
+        """find_mount_users in a daemon thread, bounded by ``limit_s``.
+
+        Reading /proc/PID/maps takes the target's mmap lock, which a process
+        stuck on a fenced filesystem may hold: the scan must not block the
+        loop, and a stuck scan thread must not block the interpreter's exit.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[int, str]] = loop.create_future()
+
+        def deliver(result: dict[int, str] | BaseException) -> None:
+            if future.done():
+                return
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+        def scan() -> None:
+            result: dict[int, str] | BaseException
+            try:
+                result = find_mount_users(self.mountpoint, pids)
+            except Exception as exc:
+                result = exc
+            with contextlib.suppress(RuntimeError):  # loop closed meanwhile
+                loop.call_soon_threadsafe(deliver, result)
+
+        threading.Thread(target=scan, name="harbor-ha-mount-users", daemon=True).start()
+        try:
+            return await asyncio.wait_for(future, max(limit_s, 0.01))
+        except TimeoutError:
+            log.warning("mount_users_scan_timeout", mountpoint=str(self.mountpoint))
+            return {}
+
     async def _wait_gone(self, pids: list[int], limit_s: float) -> None:
         """Poll until none of ``pids`` still uses the mount, at most ``limit_s``."""
         deadline = time.monotonic() + limit_s
-        while pids and find_mount_users(self.mountpoint, pids):
+        while pids and await self._scan_users(pids, deadline - time.monotonic()):
             if time.monotonic() >= deadline:
                 return
             await asyncio.sleep(UMOUNT_BUSY_POLL_S)
@@ -642,7 +681,10 @@ class Filesystem:
         while True:
             outcome.attempts += 1
             outcome.stages.append(stage)
-            result = await self._umount_once(deadline - time.monotonic())
+            # Each attempt is bounded by command_timeout_s so a hanging umount
+            # still leaves time for the TERM/KILL stages.
+            bound = min(deadline - time.monotonic(), self._settings.command_timeout_s)
+            result = await self._umount_once(bound)
             if mount_at(mp) is None:
                 break
             remaining = deadline - time.monotonic()
@@ -662,7 +704,7 @@ class Filesystem:
                     f"{outcome.duration_s:.1f} s: {detail}",
                     outcome,
                 )
-            users = find_mount_users(mp)
+            users = await self._scan_users(None, remaining)
             if stage == "plain":
                 sent = self._signal(users, signal.SIGTERM)
                 outcome.termed.extend(sent)

@@ -21,6 +21,7 @@ from harbor_ha.filesystem import (
     FsckFailed,
     FsckVerdict,
     MountError,
+    UnmountFailed,
     find_mount_users,
     is_mounted_from,
     mount_at,
@@ -57,6 +58,15 @@ def _write_fails_eperm(directory: Path) -> bool:
     except PermissionError as exc:
         return exc.errno == errno.EPERM
     return False
+
+
+def _mount_tmpfs(path: Path) -> None:
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "harbor-ha-fs-sub", str(path)], check=True)
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], check=False)
 
 
 def _mkdir(path: Path) -> None:
@@ -310,3 +320,28 @@ async def test_unmount_kills_a_process_ignoring_term(
     assert user.pid in outcome.termed
     assert user.pid in outcome.killed
     assert user.wait(timeout=10) == -9
+
+
+async def test_unmount_fails_when_it_cannot_end_unmounted(
+    loop_device: LoopFactory, mountpoint: Path
+) -> None:
+    """Busy with no process to blame (a mount left inside it, as a stray bind mount would be):
+    every stage runs until the timeout, then UnmountFailed with the attempts (-> FENCED_SELF)."""
+    dev = loop_device()
+    fs = _fs(mountpoint)
+    await fs.mount(dev, timeout_s=30)
+    sub = mountpoint / "leftover"
+    _mount_tmpfs(sub)
+    try:
+        with pytest.raises(UnmountFailed) as caught:
+            await fs.unmount(timeout_s=1.5, term_grace_s=0.3)
+        outcome = caught.value.outcome
+        _figure("unmount_failed_after", outcome.duration_s)
+        print(f"unmount stages={outcome.stages}")
+        assert outcome.attempts >= 3
+        assert outcome.termed == [] and outcome.killed == []
+        assert is_mounted_from(mountpoint, dev)
+    finally:
+        _umount(sub)
+    await fs.unmount(timeout_s=20, term_grace_s=1)
+    assert mount_at(mountpoint) is None
