@@ -4,8 +4,11 @@ Choices (keepalived 2.2.7, measured, see shared/LAB.md):
 
 - ``script_user root`` + ``enable_script_security`` come BEFORE ``notify_fifo``:
   otherwise a SIGHUP reload silently kills the FIFO.
-- ``fifo_write_vrrp_states_on_reload``: after a reload keepalived writes each
-  instance's state again, so the daemon re-syncs without waiting for a change.
+- ``fifo_write_vrrp_states_on_reload``: asks keepalived to write the states
+  again after a reload. Measured on 2.2.7: a reload closes and reopens the FIFO
+  (the reader may see an EOF) and writes only ``BACKUP_PRIORITY <prio>``, even
+  on a MASTER: *_PRIORITY lines are priority news, never a state; the daemon
+  must keep checking the VIP itself.
 - ``vrrp_version 3`` for sub-second adverts; ``state BACKUP`` + ``nopreempt`` on
   both nodes: a recovering node never steals the VIP (only FAULT, stop or a
   crash of the master move it).

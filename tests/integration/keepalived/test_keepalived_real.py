@@ -151,3 +151,60 @@ async def test_sighup_reload_keeps_the_fifo_working(
     print(f"after reload: fault file -> FAULT line {(at - t1) * 1000:.0f} ms")
     assert ka.running
     assert watch.bad == []
+
+
+async def test_missing_fault_file_starts_in_fault(
+    keepalived_topology: Topology, keepalived_node: Start, fifo_watch: Watch
+) -> None:
+    """No fault file at keepalived start: init_file creates it as 1, the node is FAULT (no VIP)."""
+    ka = keepalived_node(keepalived_topology, keepalived_topology.node("a"), fault=None)
+    watch = fifo_watch(ka.settings.keepalived_fifo)
+    await ka.wait_fifo_open()
+    await watch.wait_for("FAULT")
+    files = TrackFiles(ka.settings.priority_file, ka.settings.fault_file)
+    assert files.fault_value == 1
+    assert not await vip_present(NetnsRunner(ka.node.netns), ka.settings)
+    t0 = time.monotonic()
+    files.set_fault(False)
+    _, at, _ = await watch.wait_for("MASTER")
+    print(f"fault cleared on a lone node -> MASTER line {(at - t0) * 1000:.0f} ms")
+
+
+async def test_priority_file_changes_priority_but_not_the_master(
+    keepalived_topology: Topology, keepalived_node: Start, fifo_watch: Watch
+) -> None:
+    """set_ready(False) on the master: MASTER_PRIORITY line with base priority; VIP stays."""
+    a, wa = await start_master(keepalived_node, fifo_watch, keepalived_topology, "a")
+    b = keepalived_node(keepalived_topology, keepalived_topology.node("b"))
+    wb = fifo_watch(b.settings.keepalived_fifo)
+    await b.wait_fifo_open()
+    await wb.wait_for("BACKUP")
+    files_a = TrackFiles(a.settings.priority_file, a.settings.fault_file)
+    mark = len(wa.seen)
+    assert files_a.set_ready(False) is True
+    _, _, line = await wa.wait_for("MASTER_PRIORITY", start=mark)
+    assert line.priority == a.settings.base_priority
+    assert await vip_present(NetnsRunner(a.node.netns), a.settings), "nopreempt: VIP stays"
+    assert "MASTER" not in wb.states
+
+
+async def test_kill9_of_master_gives_eof_and_peer_takes_over(
+    keepalived_topology: Topology, keepalived_node: Start, fifo_watch: Watch
+) -> None:
+    """kill -9 of the master's keepalived: its reader sees EOF (no STOP), the peer turns MASTER."""
+    a, wa = await start_master(keepalived_node, fifo_watch, keepalived_topology, "a")
+    b = keepalived_node(keepalived_topology, keepalived_topology.node("b"))
+    wb = fifo_watch(b.settings.keepalived_fifo)
+    await b.wait_fifo_open()
+    await wb.wait_for("BACKUP")
+    mark = len(wa.seen)
+    t0 = time.monotonic()
+    a.kill()
+    t_eof = await wait_until(lambda: wa.reopens >= 1, "a's reader to see EOF")
+    _, t_master, _ = await wb.wait_for("MASTER")
+    print(
+        f"kill -9 master -> peer MASTER line {(t_master - t0) * 1000:.0f} ms, "
+        f"-> EOF on a's reader {(t_eof - t0) * 1000:.0f} ms; a's lines after: "
+        f"{[line.raw for _, line in wa.seen[mark:]]}"
+    )
+    assert "STOP" not in wa.states[mark:]
