@@ -238,9 +238,14 @@ def _notify(settings: Settings, args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------- offline
 def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.keepalived.errors import RenderError
     from harbor_ha.keepalived.render import render_config
 
-    text = render_config(settings)
+    try:
+        text = render_config(settings)
+    except RenderError as exc:
+        print(f"harbor-ha: cannot render keepalived.conf: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     target = args.output if args.output is not None else str(settings.keepalived_conf)
     if target == "-":
         sys.stdout.write(text)

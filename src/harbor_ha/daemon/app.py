@@ -223,9 +223,9 @@ class Daemon:
             if task is driver_task and self.driver.exited.is_set():
                 continue
             code = EXIT_TASK_DIED
-            exc = task.exception() if not task.cancelled() else None
+            died = task.exception() if not task.cancelled() else None
             log.error("root_task_died", task=task.get_name(),
-                      error=f"{type(exc).__name__}: {exc}" if exc else "returned")
+                      error=f"{type(died).__name__}: {died}" if died else "returned")
         await self._shutdown(tasks, driver_task, stopper, reader)
         return code
 

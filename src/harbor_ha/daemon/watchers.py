@@ -24,6 +24,7 @@ ROLE_EVENTS: dict[str, Event] = {
     "BACKUP": Event.KA_BACKUP,
     "FAULT": Event.KA_FAULT,
     "STOP": Event.KA_STOP,
+    "DELETED": Event.KA_STOP,  # instance removed by a reload: we cannot be its master
 }
 """keepalived state words that change our role; the others (priority changes) are counted only."""
 
