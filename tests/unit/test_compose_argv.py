@@ -1,0 +1,234 @@
+"""Compose adapter: argv building, command detection and the stop fallback, driven by
+RecordedOutputRunner (a FAKE runner replaying recorded outputs of docker/compose: used only to
+pin the exact command lines and to produce failures on demand; the real thing is exercised in
+tests/integration/docker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.compose import (
+    Compose,
+    ComposeFailed,
+    ComposeNotFound,
+    ComposeStillRunning,
+    parse_config_images,
+)
+from harbor_ha.runner import CommandNotFound, CommandResult
+from harbor_ha.settings import Settings
+
+Reply = CommandResult | Exception
+Rule = Callable[[list[str]], Reply | None]
+
+# Recorded from docker-compose 1.29.2 `config` on tests/harbor_shape (abridged).
+V1_CONFIG = """services:
+  core:
+    command:
+    - /shape/shape.sh
+    container_name: harbor-core
+    healthcheck:
+      test:
+      - CMD
+      timeout: 1s
+    image: goharbor/harbor-core:shape
+    init: true
+  log:
+    container_name: harbor-log
+    image: goharbor/harbor-log:shape
+  proxy:
+    image: 'goharbor/nginx-photon:shape'
+version: '2.4'
+volumes:
+  image: not-a-service
+"""
+V1_USAGE = "Validate and view the Compose file.\n\nUsage: config [options]\n"
+
+
+def ok(stdout: str = "", stderr: str = "", rc: int = 0) -> CommandResult:
+    return CommandResult((), rc, stdout, stderr, 0.01)
+
+
+@dataclass
+class RecordedOutputRunner:
+    """FAKE runner: records every call and answers from rules (first match wins)."""
+
+    rules: list[Rule] = field(default_factory=list)
+    calls: list[tuple[list[str], float, dict[str, str]]] = field(default_factory=list)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        input_data: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        args = list(argv)
+        self.calls.append((args, timeout_s, dict(env or {})))
+        for rule in self.rules:
+            reply = rule(args)
+            if reply is None:
+                continue
+            if isinstance(reply, Exception):
+                raise reply
+            return CommandResult(tuple(args), reply.returncode, reply.stdout, reply.stderr, 0.01)
+        return CommandResult(tuple(args), 0, "", "", 0.01)
+
+    def argvs(self) -> list[list[str]]:
+        return [c[0] for c in self.calls]
+
+
+def settings(**kw: object) -> Settings:
+    base: dict[str, object] = {
+        "compose_file": Path("/opt/harbor/docker-compose.yml"),
+        "compose_project": "harbor",
+        "docker_host": "unix:///run/hh/docker.sock",
+        "compose_stop_timeout_s": 7,
+    }
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+async def test_auto_prefers_v2_and_builds_argv() -> None:
+    """auto: `docker compose version` works -> every call is
+    `docker compose -p PROJECT -f FILE ...` with DOCKER_HOST in the env; detection is cached."""
+    r = RecordedOutputRunner()
+    c = Compose(settings(), r)
+    assert await c.command() == ["docker", "compose"]
+    await c.up()
+    await c.command()
+    assert r.argvs() == [
+        ["docker", "compose", "version"],
+        ["docker", "compose", "-p", "harbor", "-f", "/opt/harbor/docker-compose.yml",
+         "up", "-d", "--remove-orphans"],
+    ]  # fmt: skip
+    assert all(env == {"DOCKER_HOST": "unix:///run/hh/docker.sock"} for _, _, env in r.calls)
+    assert r.calls[1][1] == Settings().start_timeout_s
+
+
+async def test_auto_falls_back_to_v1() -> None:
+    """auto: without the v2 plugin, `docker-compose version` is tried and used."""
+    r = RecordedOutputRunner(
+        [lambda a: ok(stderr="docker: unknown command: docker compose", rc=1)
+         if a[:2] == ["docker", "compose"] else None]
+    )  # fmt: skip
+    c = Compose(settings(), r)
+    assert await c.command() == ["docker-compose"]
+
+
+async def test_auto_nothing_works_raises_compose_not_found() -> None:
+    """auto: neither command works -> ComposeNotFound naming both attempts."""
+    r = RecordedOutputRunner(
+        [lambda a: ok(rc=1, stderr="unknown") if a[0] == "docker" else None,
+         lambda a: CommandNotFound(a, "cannot execute: No such file")]
+    )  # fmt: skip
+    with pytest.raises(ComposeNotFound, match=r"docker compose version.*docker-compose version"):
+        await Compose(settings(), r).command()
+
+
+async def test_configured_command_is_used_verbatim() -> None:
+    """A configured compose_command is used as given, without detection."""
+    r = RecordedOutputRunner()
+    c = Compose(settings(compose_command="/usr/bin/docker-compose --ansi never"), r)
+    await c.validate()
+    assert r.argvs() == [
+        ["/usr/bin/docker-compose", "--ansi", "never", "-p", "harbor", "-f",
+         "/opt/harbor/docker-compose.yml", "config", "-q"],
+    ]  # fmt: skip
+
+
+async def test_stop_clean_does_not_kill() -> None:
+    """compose stop succeeds and nothing runs -> no docker kill."""
+    r = RecordedOutputRunner()
+    await Compose(settings(compose_command="docker-compose"), r).stop(30)
+    argvs = r.argvs()
+    assert argvs[0][-3:] == ["stop", "-t", "7"]
+    assert ["docker", "-H", "unix:///run/hh/docker.sock", "ps", "-q", "--no-trunc", "--filter",
+            "label=com.docker.compose.project=harbor"] in argvs  # fmt: skip
+    assert not any("kill" in a for a in argvs)
+
+
+async def test_stop_compose_fails_kills_by_label() -> None:
+    """compose stop fails (recorded: unreadable file) while containers run -> docker kill of
+    exactly the project's running containers, then verification."""
+    state = {"running": "aaa\nbbb\n"}
+
+    def rules(a: list[str]) -> Reply | None:
+        if "stop" in a:
+            return ok(rc=1, stderr="open docker-compose.yml: permission denied")
+        if a[3:5] == ["ps", "-q"]:
+            return ok(state["running"])
+        if a[3] == "kill":
+            state["running"] = ""
+            return ok("aaa\nbbb\n")
+        return None
+
+    r = RecordedOutputRunner([rules])
+    await Compose(settings(compose_command="docker-compose"), r).stop(30)
+    assert ["docker", "-H", "unix:///run/hh/docker.sock", "kill", "aaa", "bbb"] in r.argvs()
+
+
+async def test_stop_still_running_raises() -> None:
+    """Containers that survive compose stop and docker kill until the budget ends ->
+    ComposeStillRunning naming them."""
+    r = RecordedOutputRunner([lambda a: ok("ccc\n") if a[3:5] == ["ps", "-q"] else None])
+    with pytest.raises(ComposeStillRunning, match="ccc"):
+        await Compose(settings(compose_command="docker-compose"), r).stop(0.3)
+
+
+async def test_up_failure_raises_compose_failed() -> None:
+    """compose up exiting non-zero -> ComposeFailed with compose's message."""
+    r = RecordedOutputRunner([lambda a: ok(rc=1, stderr="no such image") if "up" in a else None])
+    with pytest.raises(ComposeFailed, match="no such image"):
+        await Compose(settings(compose_command="docker-compose"), r).up(10)
+
+
+async def test_missing_images_v1_parses_config() -> None:
+    """v1 answers `config --images` with its usage (exit 0, empty stdout): the images come from
+    `config`; each is checked with `docker image inspect`; absent ones are reported."""
+
+    def rules(a: list[str]) -> Reply | None:
+        if a[-2:] == ["config", "--images"]:
+            return ok(stderr=V1_USAGE)
+        if a[-1] == "config":
+            return ok(V1_CONFIG)
+        if a[3:5] == ["image", "inspect"]:
+            return ok(rc=1, stderr="No such image") if a[-1].startswith("goharbor/harbor-log") \
+                else ok("sha256:1")  # fmt: skip
+        return None
+
+    r = RecordedOutputRunner([rules])
+    c = Compose(settings(compose_command="docker-compose"), r)
+    assert await c.images() == [
+        "goharbor/harbor-core:shape", "goharbor/harbor-log:shape", "goharbor/nginx-photon:shape"
+    ]  # fmt: skip
+    assert await c.missing_images() == ["goharbor/harbor-log:shape"]
+
+
+async def test_images_v2_uses_config_images() -> None:
+    """v2's `config --images` output is used directly, duplicates dropped."""
+    r = RecordedOutputRunner([lambda a: ok("a:1\nb:2\na:1\n") if "--images" in a else None])
+    assert await Compose(settings(compose_command="docker compose"), r).images() == ["a:1", "b:2"]
+
+
+def test_parse_config_images_only_services() -> None:
+    """Only `image:` keys of services (indent 4 under `services:`) count."""
+    assert parse_config_images(V1_CONFIG) == [
+        "goharbor/harbor-core:shape", "goharbor/harbor-log:shape", "goharbor/nginx-photon:shape"
+    ]  # fmt: skip
+
+
+async def test_validate_reports_problems() -> None:
+    """`config -q` failing -> its message lines; compose not found -> one problem line."""
+    r = RecordedOutputRunner([lambda a: ok(rc=1, stderr="line 3: bad\n\nsecond\n")])
+    assert await Compose(settings(compose_command="docker-compose"), r).validate() == [
+        "line 3: bad", "second"
+    ]  # fmt: skip
+    r2 = RecordedOutputRunner([lambda a: CommandNotFound(a, "cannot execute")])
+    problems = await Compose(settings(compose_command="nope"), r2).validate()
+    assert len(problems) == 1 and "cannot execute" in problems[0]
