@@ -43,9 +43,11 @@ class ComposeFailed(ComposeError):
 class ComposeStillRunning(ComposeError):
     """Containers of the project are still running after stop/kill."""
 
-    def __init__(self, project: str, ids: list[str]) -> None:
+    def __init__(
+        self, project: str, ids: list[str], what: str = "running after stop and kill"
+    ) -> None:
         super().__init__(
-            f"project {project}: {len(ids)} container(s) still running after stop and kill: "
+            f"project {project}: {len(ids)} container(s) still {what}: "
             + " ".join(i[:12] for i in ids)
         )
         self.ids = ids
@@ -194,8 +196,13 @@ class Compose:
         await self._kill_and_verify(deadline, compose_ok=compose_ok, action="stop")
 
     async def down(self, timeout_s: float | None = None) -> None:
-        """``down -t compose_stop_timeout_s --remove-orphans`` (removes the containers); on
-        failure the same kill-by-label fallback and verification as :meth:`stop`."""
+        """``down -t compose_stop_timeout_s --remove-orphans``: stop AND remove the containers;
+        on failure the same kill-by-label fallback as :meth:`stop`, then ``docker rm -f`` by
+        label.  Verifies that no container of the project is left.
+
+        Prefer this for demotion: Harbor's services have ``restart: always``, and Docker restarts
+        such containers when dockerd restarts even after ``stop``/``kill`` (measured), i.e. a
+        rebooted standby would run Harbor again.  Removed containers cannot come back."""
         budget = timeout_s or self._settings.stop_timeout_s
         deadline = time.monotonic() + budget
         compose_ok = False
@@ -218,6 +225,13 @@ class Compose:
         except ComposeError as exc:
             log.warning("compose_down_failed", project=self.project, error=str(exc))
         await self._kill_and_verify(deadline, compose_ok=compose_ok, action="down")
+        left = max(deadline - time.monotonic(), 1.0)
+        if await self.project_containers(timeout_s=left):
+            removed = await self.remove_by_label(timeout_s=left)
+            log.warning("compose_removed_by_label", project=self.project, removed=len(removed))
+            remaining = await self.project_containers(timeout_s=left)
+            if remaining:
+                raise ComposeStillRunning(self.project, remaining, "present after down and rm")
 
     async def _kill_and_verify(
         self, deadline: float, *, compose_ok: bool, action: str
@@ -252,17 +266,33 @@ class Compose:
 
     async def running_containers(self, timeout_s: float | None = None) -> list[str]:
         """IDs of the project's running containers (``docker ps -q --filter label=...``)."""
+        return await self._ps(all_=False, timeout_s=timeout_s)
+
+    async def project_containers(self, timeout_s: float | None = None) -> list[str]:
+        """IDs of all the project's containers, running or not (``docker ps -a``)."""
+        return await self._ps(all_=True, timeout_s=timeout_s)
+
+    async def _ps(self, *, all_: bool, timeout_s: float | None) -> list[str]:
+        args = ["ps", "-q", "--no-trunc"] + (["-a"] if all_ else [])
         res = await self._docker(
-            "ps",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            f"label={PROJECT_LABEL}={self.project}",
-            timeout_s=timeout_s,
+            *args, "--filter", f"label={PROJECT_LABEL}={self.project}", timeout_s=timeout_s
         )
         if not res.ok:
             raise ComposeFailed(f"docker ps: exit {res.returncode}: {_detail(res)}")
         return res.stdout.split()
+
+    async def remove_by_label(self, timeout_s: float | None = None) -> list[str]:
+        """``docker rm -f`` every container of the project; returns the IDs removed."""
+        ids = await self.project_containers(timeout_s=timeout_s)
+        if not ids:
+            return []
+        res = await self._docker("rm", "-f", *ids, timeout_s=timeout_s)
+        removed = [i for i in ids if i in res.stdout]
+        log.info(
+            "docker_rm", project=self.project, requested=len(ids), removed=len(removed),
+            rc=res.returncode,
+        )  # fmt: skip
+        return removed
 
     async def kill_by_label(self, timeout_s: float | None = None) -> list[str]:
         """``docker kill`` every running container of the project; returns the IDs killed.

@@ -232,3 +232,29 @@ async def test_validate_reports_problems() -> None:
     r2 = RecordedOutputRunner([lambda a: CommandNotFound(a, "cannot execute")])
     problems = await Compose(settings(compose_command="nope"), r2).validate()
     assert len(problems) == 1 and "cannot execute" in problems[0]
+
+
+async def test_down_compose_fails_kills_and_removes_by_label() -> None:
+    """compose down fails -> docker kill of the running and docker rm -f of every container of
+    the project (removed containers cannot be resurrected by restart: always)."""
+    state = {"running": "aaa\n", "all": "aaa\nbbb\n"}
+
+    def rules(a: list[str]) -> Reply | None:
+        if "down" in a:
+            return ok(rc=1, stderr="no such file")
+        if a[3:6] == ["ps", "-q", "--no-trunc"]:
+            return ok(state["all"] if "-a" in a else state["running"])
+        if a[3] == "kill":
+            state["running"] = ""
+            return ok("aaa\n")
+        if a[3:5] == ["rm", "-f"]:
+            state["all"] = ""
+            return ok("aaa\nbbb\n")
+        return None
+
+    r = RecordedOutputRunner([rules])
+    await Compose(settings(compose_command="docker-compose"), r).down(30)
+    argvs = r.argvs()
+    assert argvs[0][-4:] == ["down", "-t", "7", "--remove-orphans"]
+    assert ["docker", "-H", "unix:///run/hh/docker.sock", "kill", "aaa"] in argvs
+    assert ["docker", "-H", "unix:///run/hh/docker.sock", "rm", "-f", "aaa", "bbb"] in argvs

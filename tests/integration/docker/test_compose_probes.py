@@ -226,7 +226,8 @@ async def test_stop_when_compose_fails_kills_by_label(
     project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor
 ) -> None:
     """The compose file disappears while Harbor runs: compose stop fails, stop() falls back to
-    docker kill by label and verifies that nothing of the project runs."""
+    docker kill by label and verifies that nothing of the project runs; down() then falls back to
+    docker rm -f by label and no container of the project is left."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
     moved = project.compose_file.with_suffix(".gone")
@@ -238,6 +239,8 @@ async def test_stop_when_compose_fails_kills_by_label(
         print(f"\nstop via kill-by-label: {time.monotonic() - started:.2f} s")
         assert await compose.running_containers() == []
         assert await compose.kill_by_label() == []
+        await compose.down()
+        assert await compose.project_containers() == []
     finally:
         moved.rename(project.compose_file)
 
@@ -372,11 +375,16 @@ async def test_validate_reports_invalid_file(project: HarborShape, tmp_path: Pat
         assert await Compose(s_missing, ProcessRunner()).validate() != []
 
 
-async def test_watch_reconnects_after_dockerd_restart(
+async def test_watch_reconnects_and_restart_policy(
     project: HarborShape, v1_settings: Settings, dockerd: Dockerd, netns_exec: NetnsExecutor
 ) -> None:
-    """dockerd restarts under a running watch(): it reports the reconnection and then still
-    delivers the project's events (start of the containers); ping() answers again."""
+    """dockerd restarts under a running watch(): watch() reports the reconnection and still
+    delivers the project's events afterwards.  Also pins Docker's behaviour with Harbor's
+    `restart: always`: containers stopped by compose stop come back when dockerd restarts; after
+    down() nothing exists and nothing comes back."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, v1_settings)
+    await compose.stop()
     probe = ContainerProbe(v1_settings)
     events = EventLog(probe)
     try:
@@ -386,13 +394,20 @@ async def test_watch_reconnects_after_dockerd_restart(
         back = await events.wait(lambda d: d == "docker events reconnected", restarted, 20)
         print(f"\ndockerd restart -> watch() reconnected: {back - restarted:.2f} s")
         assert await probe.ping()
-        compose = Compose(v1_settings, ProcessRunner())
-        try:
-            since = time.monotonic()
-            await compose.up()
-            await events.wait(lambda d: d == "nginx start", since, 20)
-        finally:
-            await compose.stop()
+        running, took = await wait_for(
+            "stopped containers resurrected by restart: always",
+            compose.running_containers,
+            lambda ids: len(ids) == 9,
+            20,
+        )
+        print(f"dockerd restart -> {len(running)} stopped containers running again in {took:.2f} s")
+        since = time.monotonic()
+        await compose.down()
+        await events.wait(lambda d: d == "nginx die", since, 20)
+        assert await compose.project_containers() == []
+        await asyncio.to_thread(restart_dockerd, dockerd)
+        await wait_for("docker up", probe.ping, bool, 10)
+        assert await compose.project_containers() == []
     finally:
         await events.close()
         await probe.close()
