@@ -128,9 +128,10 @@ class ContainerProbe:
     async def watch(self) -> AsyncIterator[str]:
         """Yield "NAME ACTION" for each start/die/stop/health_status event of the project.
 
-        Reconnects with backoff (up to probe_interval_s) when the Docker API goes away and then
-        yields "docker events reconnected" (events may have been missed: re-check).  Never
-        raises except CancelledError.
+        Yields "docker events connected" once the stream is established, and after a loss
+        (dockerd restart: reconnects with backoff up to probe_interval_s) "docker events
+        reconnected" (events may have been missed: re-check).  Never raises except
+        CancelledError.
         """
         filters = json.dumps(
             {"type": ["container"], "label": [self._label], "event": list(WATCH_EVENTS)}
@@ -155,9 +156,8 @@ class ContainerProbe:
                         )
                     log.info("docker_events_connected", reconnect=lost)
                     backoff = BACKOFF_INITIAL_S
-                    if lost:
-                        lost = False
-                        yield "docker events reconnected"
+                    yield "docker events reconnected" if lost else "docker events connected"
+                    lost = False
                     async for line in resp.content:
                         text = line.strip()
                         if not text:

@@ -256,8 +256,7 @@ async def test_unhealthy_component_seen_by_watch_and_check(
     probe = ContainerProbe(v1_settings)
     events = EventLog(probe)
     try:
-        await asyncio.sleep(0)  # let the watch task connect before flipping
-        await wait_for("events connected", probe.ping, bool, 5)
+        await events.wait(lambda d: d == "docker events connected", 0, 10)
         flipped = time.monotonic()
         project.set_unhealthy("postgresql", True)
         seen = await events.wait(lambda d: d == "harbor-db health_status: unhealthy", flipped, 10)
@@ -388,7 +387,7 @@ async def test_watch_reconnects_and_restart_policy(
     probe = ContainerProbe(v1_settings)
     events = EventLog(probe)
     try:
-        await wait_for("docker up", probe.ping, bool, 5)
+        await events.wait(lambda d: d == "docker events connected", 0, 10)
         restarted = time.monotonic()
         await asyncio.to_thread(restart_dockerd, dockerd)
         back = await events.wait(lambda d: d == "docker events reconnected", restarted, 20)

@@ -1,0 +1,51 @@
+"""ContainerProbe and HarborProbe when Docker is not there (a real missing socket): they report,
+they never raise."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from harbor_ha.probes.containers import ContainerProbe
+from harbor_ha.probes.harbor import HarborProbe
+from harbor_ha.settings import Settings
+
+
+def _settings(tmp_path: Path) -> Settings:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    return Settings(
+        docker_host=f"unix://{tmp_path}/no-docker.sock",
+        probe_host="127.0.0.1",
+        https_port=port,
+        probe_timeout_s=1.0,
+    )
+
+
+async def test_docker_absent_is_reported(tmp_path: Path) -> None:
+    """No Docker socket: ping() is False and check() is unhealthy with a 'docker API' reason."""
+    probe = ContainerProbe(_settings(tmp_path))
+    try:
+        assert await probe.ping() is False
+        report = await probe.check()
+        assert not report.healthy
+        assert report.reason.startswith("docker API:")
+        assert report.containers == {}
+    finally:
+        await probe.close()
+
+
+async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
+    """Everything down: HarborProbe is unhealthy, its reason names the containers (first part),
+    and the TCP and health parts carry their own errors."""
+    s = _settings(tmp_path)
+    cp = ContainerProbe(s)
+    try:
+        result = await HarborProbe(s, cp).check()
+    finally:
+        await cp.close()
+    assert not result.healthy
+    assert result.reason.startswith("containers: docker API:")
+    assert not result.tcp.ok and "refused" in result.tcp.reason.lower()
+    assert not result.health.ok and result.health.status == "error"
