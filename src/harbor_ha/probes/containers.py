@@ -146,27 +146,28 @@ class ContainerProbe:
                 sock_connect=self._settings.probe_timeout_s,
             )
             try:
-                async with (
-                    aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
-                    session.get(f"{base}/events", params={"filters": filters}) as resp,
-                ):
-                    if resp.status != 200:
-                        raise aiohttp.ClientResponseError(
-                            resp.request_info, (), status=resp.status, message="events"
-                        )
-                    log.info("docker_events_connected", reconnect=lost)
-                    backoff = BACKOFF_INITIAL_S
-                    yield "docker events reconnected" if lost else "docker events connected"
-                    lost = False
-                    async for line in resp.content:
-                        text = line.strip()
-                        if not text:
-                            continue
-                        try:
-                            event = json.loads(text)
-                        except ValueError:
-                            continue
-                        yield _describe(event)
+                async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+                    # Bounded until the response headers; the stream itself may be quiet for long.
+                    async with asyncio.timeout(self._settings.probe_timeout_s):
+                        resp = await session.get(f"{base}/events", params={"filters": filters})
+                    async with resp:
+                        if resp.status != 200:
+                            raise aiohttp.ClientResponseError(
+                                resp.request_info, (), status=resp.status, message="events"
+                            )
+                        log.info("docker_events_connected", reconnect=lost)
+                        backoff = BACKOFF_INITIAL_S
+                        yield "docker events reconnected" if lost else "docker events connected"
+                        lost = False
+                        async for line in resp.content:
+                            text = line.strip()
+                            if not text:
+                                continue
+                            try:
+                                event = json.loads(text)
+                            except ValueError:
+                                continue
+                            yield _describe(event)
                 log.warning("docker_events_ended")
             except asyncio.CancelledError:
                 raise
