@@ -179,6 +179,7 @@ async def test_up_healthy_stop_down(
     assert await compose.validate() == []
     report, took = await up_and_healthy(compose, netns_exec, s)
     print(f"\n[{compose_command[0]}] up -> all healthy: {took:.2f} s")
+    print(f"[{compose_command[0]}] one HarborProbe.check(): {report.duration_s * 1000:.0f} ms")
     assert sorted(report.containers.containers) == sorted(CONTAINER_NAMES.values())
     assert set(report.containers.containers.values()) == {"running/healthy"}
     assert report.tcp.ok and report.health.ok, report.reason
