@@ -424,7 +424,7 @@ class Ceph:
         """Map the image with the exclusive lock; idempotent. Returns the /dev path."""
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
-        existing = await self.device_for_image(timeout_s=_remaining(deadline, "map"))
+        existing = await self.device_for_image(timeout_s=_remaining(deadline, "map", MapFailed))
         if existing is not None:
             log.info("map_already_mapped", image=image, device=existing)
             return existing
@@ -433,7 +433,7 @@ class Ceph:
             out = await self._run(
                 self.rbd_argv("device", "map", "-o", "exclusive", image),
                 what,
-                _remaining(deadline, "map"),
+                _remaining(deadline, "map", MapFailed),
             )
         except CephError as exc:
             if type(exc) is CephError:
@@ -441,7 +441,7 @@ class Ceph:
             raise
         lines = [line.strip() for line in out.splitlines() if line.strip()]
         device = lines[-1] if lines else ""
-        verified = await self.device_for_image(timeout_s=_remaining(deadline, "map"))
+        verified = await self.device_for_image(timeout_s=_remaining(deadline, "map", MapFailed))
         if not device.startswith("/dev/") or verified != device:
             raise MapFailed(
                 f"{what}: printed {device!r} but rbd device list shows {verified!r} for {image}"
@@ -456,7 +456,7 @@ class Ceph:
         """
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
-        devices = await self._image_devices(timeout_s=_remaining(deadline, "unmap"))
+        devices = await self._image_devices(timeout_s=_remaining(deadline, "unmap", UnmapFailed))
         if not devices:
             log.info("unmap_not_mapped", image=image)
             return
@@ -465,7 +465,7 @@ class Ceph:
                 await self._run(
                     self.rbd_argv("device", "unmap", dev.device),
                     f"rbd device unmap {dev.device}",
-                    _remaining(deadline, "unmap"),
+                    _remaining(deadline, "unmap", UnmapFailed),
                 )
                 log.info("unmapped", image=image, device=dev.device)
                 continue
@@ -475,7 +475,7 @@ class Ceph:
                 await self._run(
                     self.rbd_argv("device", "unmap", "-o", "force", dev.device),
                     f"rbd device unmap -o force {dev.device}",
-                    _remaining(deadline, "unmap"),
+                    _remaining(deadline, "unmap", UnmapFailed),
                 )
                 log.warning("unmapped_forced", image=image, device=dev.device)
             except CephError as exc:
@@ -536,8 +536,8 @@ class Ceph:
         return problems
 
 
-def _remaining(deadline: float, what: str) -> float:
+def _remaining(deadline: float, what: str, error: type[CephError] = CephUnreachable) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise CephUnreachable(f"{what}: step timeout exhausted")
+        raise error(f"{what}: step timeout exhausted")
     return left
