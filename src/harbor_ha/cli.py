@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Keeps one Harbor registry available on two nodes (keepalived + Ceph RBD).",
     )
     p.add_argument(
-        "--env-file", type=Path, default=None,
+        "--env-file",
+        type=Path,
+        default=None,
         help=f"settings file (KEY=VALUE lines); default {DEFAULT_ENV_FILE} if it exists",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -47,8 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("check", help="preflight: config, binaries, Ceph access, keepalived, Docker")
     rk = sub.add_parser("render-keepalived", help="write keepalived.conf for this node")
-    rk.add_argument("-o", "--output", default=None,
-                    help="file to write ('-' = stdout); default: settings.keepalived_conf")
+    rk.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help="file to write ('-' = stdout); default: settings.keepalived_conf",
+    )
     sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
     mt = sub.add_parser("maintenance", help="keep this node from taking the VIP")
     mt.add_argument("mode", choices=["on", "off"])
@@ -57,11 +63,19 @@ def _parser() -> argparse.ArgumentParser:
         "notify",
         help="forward a keepalived role to the daemon (notify_master/notify_backup scripts)",
     )
-    nt.add_argument("words", nargs="+", metavar="WORD",
-                    help="master|backup|fault|stop, or keepalived's 'INSTANCE NAME STATE PRIO'")
+    nt.add_argument(
+        "words",
+        nargs="+",
+        metavar="WORD",
+        help="master|backup|fault|stop, or keepalived's 'INSTANCE NAME STATE PRIO'",
+    )
     fm = sub.add_parser("format", help="make a filesystem on a NEW image (operator only)")
-    fm.add_argument("--yes-i-know-this-image-is-new", dest="confirm", action="store_true",
-                    help="required: the image must never have held a filesystem")
+    fm.add_argument(
+        "--yes-i-know-this-image-is-new",
+        dest="confirm",
+        action="store_true",
+        help="required: the image must never have held a filesystem",
+    )
     sub.add_parser("version", help="print the version")
     return p
 
@@ -116,8 +130,9 @@ class Refused(Exception):
     pass
 
 
-async def _request(settings: Settings, method: str, path: str,
-                   body: dict[str, Any] | None = None) -> dict[str, Any]:
+async def _request(
+    settings: Settings, method: str, path: str, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
     import aiohttp
 
     sock = settings.control_socket_path
@@ -126,20 +141,28 @@ async def _request(settings: Settings, method: str, path: str,
     try:
         conn = aiohttp.UnixConnector(path=str(sock))
         timeout = aiohttp.ClientTimeout(total=settings.command_timeout_s)
-        async with aiohttp.ClientSession(connector=conn, timeout=timeout) as session:
-            async with session.request(method, f"http://harbor-ha{path}", json=body) as resp:
-                data: dict[str, Any] = await resp.json(content_type=None)
-                if resp.status == 409:
-                    raise Refused(data.get("error", "refused"))
-                if resp.status >= 400:
-                    raise ValueError(data.get("error", f"HTTP {resp.status}"))
-                return data
+        async with (
+            aiohttp.ClientSession(connector=conn, timeout=timeout) as session,
+            session.request(method, f"http://harbor-ha{path}", json=body) as resp,
+        ):
+            data: dict[str, Any] = await resp.json(content_type=None)
+            if resp.status == 409:
+                raise Refused(data.get("error", "refused"))
+            if resp.status >= 400:
+                raise ValueError(data.get("error", f"HTTP {resp.status}"))
+            return data
     except (aiohttp.ClientConnectionError, TimeoutError) as exc:
         raise Unreachable(f"control socket {sock}: {exc}") from exc
 
 
-def _call(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None,
-          *, quiet: bool = False) -> int:
+def _call(
+    settings: Settings,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    quiet: bool = False,
+) -> int:
     try:
         data = asyncio.run(_request(settings, method, path, body))
     except Unreachable as exc:
@@ -194,8 +217,9 @@ def format_status(data: dict[str, Any]) -> str:
         lines.append("")
         lines.append("last transitions:")
         for t in transitions[-5:]:
-            lines.append(f"  {t.get('from')} -> {t.get('to')}  on {t.get('event')}: "
-                         f"{t.get('reason')}")
+            lines.append(
+                f"  {t.get('from')} -> {t.get('to')}  on {t.get('event')}: {t.get('reason')}"
+            )
     errors = data.get("last_errors") or []
     if errors:
         lines.append("last errors:")
@@ -223,8 +247,10 @@ def parse_notify(words: list[str]) -> dict[str, str]:
         return {"state": words[0].upper()}
     if len(words) >= 3 and words[0].upper() == "INSTANCE" and words[2].upper() in states:
         return {"instance": words[1].strip('"'), "state": words[2].upper()}
-    raise ValueError(f"cannot read notify arguments {' '.join(words)!r}: "
-                     "want master|backup|fault|stop or INSTANCE NAME STATE [PRIORITY]")
+    raise ValueError(
+        f"cannot read notify arguments {' '.join(words)!r}: "
+        "want master|backup|fault|stop or INSTANCE NAME STATE [PRIORITY]"
+    )
 
 
 def _notify(settings: Settings, args: argparse.Namespace) -> int:
@@ -273,8 +299,11 @@ def _check(settings: Settings, _: argparse.Namespace) -> int:
 
 def _format(settings: Settings, args: argparse.Namespace) -> int:
     if not args.confirm:
-        print("harbor-ha: format refused: pass --yes-i-know-this-image-is-new "
-              "(only for an image that never held a filesystem)", file=sys.stderr)
+        print(
+            "harbor-ha: format refused: pass --yes-i-know-this-image-is-new "
+            "(only for an image that never held a filesystem)",
+            file=sys.stderr,
+        )
         return EXIT_PROBLEMS
     from harbor_ha.daemon.preflight import format_image
 

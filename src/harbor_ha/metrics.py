@@ -20,59 +20,94 @@ class Metrics:
         r = self.registry
         self.state = Enum("harbor_ha_state", "The node's state.", states=STATES, registry=r)
         self.transitions = Counter(
-            "harbor_ha_transitions", "State transitions.", ["from_state", "to_state", "event"],
+            "harbor_ha_transitions",
+            "State transitions.",
+            ["from_state", "to_state", "event"],
             registry=r,
         )
         self.step_duration = Histogram(
-            "harbor_ha_step_duration_seconds", "Duration of each step by outcome.",
-            ["step", "outcome"], buckets=STEP_BUCKETS, registry=r,
+            "harbor_ha_step_duration_seconds",
+            "Duration of each step by outcome.",
+            ["step", "outcome"],
+            buckets=STEP_BUCKETS,
+            registry=r,
         )
         self.failover_duration = Histogram(
             "harbor_ha_failover_duration_seconds",
             "From keepalived's MASTER to Harbor healthy on this node.",
-            buckets=STEP_BUCKETS, registry=r,
+            buckets=STEP_BUCKETS,
+            registry=r,
         )
         self.probe_results = Counter(
-            "harbor_ha_probe_results", "Probe results.", ["probe", "result"], registry=r,
+            "harbor_ha_probe_results",
+            "Probe results.",
+            ["probe", "result"],
+            registry=r,
         )
         self.probe_ok = Gauge(
-            "harbor_ha_probe_ok", "Last raw result of each probe (1 ok).", ["probe"], registry=r,
+            "harbor_ha_probe_ok",
+            "Last raw result of each probe (1 ok).",
+            ["probe"],
+            registry=r,
         )
         self.harbor_healthy = Gauge(
-            "harbor_ha_harbor_healthy", "Debounced Harbor health on this node.", registry=r,
+            "harbor_ha_harbor_healthy",
+            "Debounced Harbor health on this node.",
+            registry=r,
         )
         self.ready = Gauge(
-            "harbor_ha_standby_ready", "1 when this node could take over now.", registry=r,
+            "harbor_ha_standby_ready",
+            "1 when this node could take over now.",
+            registry=r,
         )
         self.fencing_actions = Counter(
-            "harbor_ha_fencing_actions", "Blocklist entries added, by outcome.", ["outcome"],
+            "harbor_ha_fencing_actions",
+            "Blocklist entries added, by outcome.",
+            ["outcome"],
             registry=r,
         )
         self.fifo_lines = Counter(
-            "harbor_ha_fifo_lines", "keepalived FIFO lines, by state word.", ["kind"], registry=r,
+            "harbor_ha_fifo_lines",
+            "keepalived FIFO lines, by state word.",
+            ["kind"],
+            registry=r,
         )
         self.fifo_bad_lines = Counter(
-            "harbor_ha_fifo_bad_lines", "Unparseable keepalived FIFO lines.", registry=r,
+            "harbor_ha_fifo_bad_lines",
+            "Unparseable keepalived FIFO lines.",
+            registry=r,
         )
         self.fifo_reopens = Counter(
-            "harbor_ha_fifo_reopens", "FIFO reopened after EOF (keepalived restart).", registry=r,
+            "harbor_ha_fifo_reopens",
+            "FIFO reopened after EOF (keepalived restart).",
+            registry=r,
         )
         self.last_event_ts = Gauge(
-            "harbor_ha_last_event_timestamp_seconds", "Unix time of the last keepalived event.",
+            "harbor_ha_last_event_timestamp_seconds",
+            "Unix time of the last keepalived event.",
             registry=r,
         )
         self.track_file = Gauge(
-            "harbor_ha_track_file_value", "Value written to each track file.", ["file"],
+            "harbor_ha_track_file_value",
+            "Value written to each track file.",
+            ["file"],
             registry=r,
         )
         self.command_duration = Histogram(
-            "harbor_ha_command_duration_seconds", "External commands by executable.",
-            ["command"], buckets=STEP_BUCKETS, registry=r,
+            "harbor_ha_command_duration_seconds",
+            "External commands by executable.",
+            ["command"],
+            buckets=STEP_BUCKETS,
+            registry=r,
         )
         self.loop_tick_ts = Gauge(
-            "harbor_ha_loop_tick_timestamp_seconds", "Unix time of the last main-loop tick.",
+            "harbor_ha_loop_tick_timestamp_seconds",
+            "Unix time of the last main-loop tick.",
             registry=r,
         )
         self.errors = Counter(
-            "harbor_ha_errors", "Errors by where they happened.", ["where"], registry=r,
+            "harbor_ha_errors",
+            "Errors by where they happened.",
+            ["where"],
+            registry=r,
         )

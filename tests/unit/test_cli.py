@@ -16,12 +16,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("HARBOR_", "CEPH_")) and k not in ("INTERFACE",
-                                                                     "KEEPALIVED_ROLE")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HARBOR_", "CEPH_")) and k not in ("INTERFACE", "KEEPALIVED_ROLE")
+    }
     base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "harbor_ha.cli", *args], env=base,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "harbor_ha.cli", *args],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_version() -> None:
@@ -32,8 +39,9 @@ def test_version() -> None:
 
 def test_invalid_setting_exit_2_names_variable() -> None:
     """A bad value exits 2 before anything runs, naming the variable."""
-    r = cli("render-keepalived", "-o", "-", env={"HARBOR_VIP": "300.1.1.1",
-                                                  "HARBOR_HA_HTTPS_PORT": "x"})
+    r = cli(
+        "render-keepalived", "-o", "-", env={"HARBOR_VIP": "300.1.1.1", "HARBOR_HA_HTTPS_PORT": "x"}
+    )
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 2
@@ -48,8 +56,11 @@ def test_usage_error_exit_2() -> None:
 
 def test_render_keepalived_to_stdout_and_file(tmp_path: Path) -> None:
     """render-keepalived writes the node's keepalived.conf from the settings."""
-    env = {"HARBOR_VIP": "10.99.0.100/24", "INTERFACE": "eth9",
-           "HARBOR_HA_KEEPALIVED_FIFO": "/run/x/ka.fifo"}
+    env = {
+        "HARBOR_VIP": "10.99.0.100/24",
+        "INTERFACE": "eth9",
+        "HARBOR_HA_KEEPALIVED_FIFO": "/run/x/ka.fifo",
+    }
     r = cli("render-keepalived", "-o", "-", env=env)
     assert r.returncode == 0, r.stderr
     assert "10.99.0.100/24" in r.stdout and "notify_fifo" in r.stdout
@@ -104,12 +115,18 @@ def test_parse_notify(words: list[str], body: dict[str, str]) -> None:
 
 def test_format_status_table() -> None:
     """The human status shows the state, the flags, problems and recent transitions."""
-    text = format_status({
-        "node": "a", "state": "MASTER", "seconds_in_state": 3.2, "fault": False,
-        "standby_problems": ["ceph: down"],
-        "last_transitions": [{"from": "STARTING", "to": "MASTER", "event": "STEP_DONE",
-                              "reason": "start done"}],
-    })
+    text = format_status(
+        {
+            "node": "a",
+            "state": "MASTER",
+            "seconds_in_state": 3.2,
+            "fault": False,
+            "standby_problems": ["ceph: down"],
+            "last_transitions": [
+                {"from": "STARTING", "to": "MASTER", "event": "STEP_DONE", "reason": "start done"}
+            ],
+        }
+    )
     assert "MASTER" in text and "ceph: down" in text and "STARTING -> MASTER" in text
 
 

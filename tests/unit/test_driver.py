@@ -45,9 +45,15 @@ class ScriptedSteps:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
-                    runtime_dir=tmp_path / "run", backoff_initial_s=0.2, backoff_max_s=0.4,
-                    switchover_hold_s=0.2, fenced_self_retry_s=0.2)
+    return Settings(
+        priority_file=tmp_path / "prio",
+        fault_file=tmp_path / "fault",
+        runtime_dir=tmp_path / "run",
+        backoff_initial_s=0.2,
+        backoff_max_s=0.4,
+        switchover_hold_s=0.2,
+        fenced_self_retry_s=0.2,
+    )
 
 
 class Harness:
@@ -57,8 +63,14 @@ class Harness:
         self.track.ensure()
         self.board = StatusBoard("test")
         self.metrics = Metrics()
-        self.driver = Driver(settings, run_step=self.steps.run, step_timeout=lambda s: 0.5,
-                             track=self.track, metrics=self.metrics, board=self.board)
+        self.driver = Driver(
+            settings,
+            run_step=self.steps.run,
+            step_timeout=lambda s: 0.5,
+            track=self.track,
+            metrics=self.metrics,
+            board=self.board,
+        )
         self.fault_path = settings.fault_file
         self.task: asyncio.Task[None] | None = None
 
@@ -118,8 +130,10 @@ async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness
     h.steps.plan[Step.MOUNT] = "hang"
     h.start()
     h.driver.post(Event.KA_MASTER, "test")
-    await h.until(lambda: h.driver.node.state is State.BACKUP and h.driver.node.fault,
-                  "rolled back with fault")
+    await h.until(
+        lambda: h.driver.node.state is State.BACKUP and h.driver.node.fault,
+        "rolled back with fault",
+    )
     assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
     assert h.fault() == 1
     await h.until(lambda: h.fault() == 0, "backoff expired")

@@ -38,10 +38,16 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[HttpServers, Board, Metr
     metrics = Metrics()
     metrics.state.state("BACKUP")
     servers = HttpServers(
-        Endpoints(registry=metrics.registry, alive=lambda: board.alive,
-                  primary=lambda: board.primary, status=lambda: {"state": "BACKUP"},
-                  control=board.control),
-        host="127.0.0.1", port=0, control_socket=tmp_path / "ctl.sock",
+        Endpoints(
+            registry=metrics.registry,
+            alive=lambda: board.alive,
+            primary=lambda: board.primary,
+            status=lambda: {"state": "BACKUP"},
+            control=board.control,
+        ),
+        host="127.0.0.1",
+        port=0,
+        control_socket=tmp_path / "ctl.sock",
     )
     await servers.start()
     yield servers, board, metrics
@@ -95,9 +101,12 @@ async def test_control_not_on_tcp(served: tuple[HttpServers, Board, Metrics]) ->
     """Control commands are not reachable over TCP."""
     servers, board, _ = served
     assert servers.bound_port
-    async with aiohttp.ClientSession() as s, s.post(
-        f"http://127.0.0.1:{servers.bound_port}/control/notify", json={"state": "MASTER"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            f"http://127.0.0.1:{servers.bound_port}/control/notify", json={"state": "MASTER"}
+        ) as r,
+    ):
         assert r.status in (404, 405)
     assert board.calls == []
 
@@ -109,12 +118,15 @@ async def test_control_socket(served: tuple[HttpServers, Board, Metrics], tmp_pa
     assert sock.stat().st_mode & 0o777 == 0o600
     conn = aiohttp.UnixConnector(path=str(sock))
     async with aiohttp.ClientSession(connector=conn) as s:
+
         async def post(cmd: str, body: Any) -> tuple[int, dict[str, Any]]:
             async with s.post(f"http://x/control/{cmd}", json=body) as r:
                 return r.status, await r.json()
 
-        assert await post("notify", {"state": "MASTER"}) == (200, {"ok": True,
-                                                                   "posted": "KA_MASTER"})
+        assert await post("notify", {"state": "MASTER"}) == (
+            200,
+            {"ok": True, "posted": "KA_MASTER"},
+        )
         assert (await post("switchover", {}))[0] == 409
         assert (await post("bad", {}))[0] == 400
         assert (await post("nosuch", {}))[0] == 404

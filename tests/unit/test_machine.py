@@ -27,13 +27,27 @@ from harbor_ha.machine import (
 S = State
 E = Event
 
-ROLLBACK = {S.FENCING: S.BACKUP, S.MAPPING: S.UNMAPPING, S.MOUNTING: S.UNMOUNTING,
-            S.STARTING: S.STOPPING}
-NEXT_ON_DONE = {S.FENCING: S.MAPPING, S.MAPPING: S.MOUNTING, S.MOUNTING: S.STARTING,
-                S.STARTING: S.MASTER, S.STOPPING: S.UNMOUNTING, S.UNMOUNTING: S.UNMAPPING,
-                S.UNMAPPING: S.BACKUP}
-NEXT_ON_FAIL = {**ROLLBACK, S.STOPPING: S.UNMOUNTING, S.UNMOUNTING: S.FENCED_SELF,
-                S.UNMAPPING: S.FENCED_SELF}
+ROLLBACK = {
+    S.FENCING: S.BACKUP,
+    S.MAPPING: S.UNMAPPING,
+    S.MOUNTING: S.UNMOUNTING,
+    S.STARTING: S.STOPPING,
+}
+NEXT_ON_DONE = {
+    S.FENCING: S.MAPPING,
+    S.MAPPING: S.MOUNTING,
+    S.MOUNTING: S.STARTING,
+    S.STARTING: S.MASTER,
+    S.STOPPING: S.UNMOUNTING,
+    S.UNMOUNTING: S.UNMAPPING,
+    S.UNMAPPING: S.BACKUP,
+}
+NEXT_ON_FAIL = {
+    **ROLLBACK,
+    S.STOPPING: S.UNMOUNTING,
+    S.UNMOUNTING: S.FENCED_SELF,
+    S.UNMAPPING: S.FENCED_SELF,
+}
 ILLEGAL = object()
 
 
@@ -91,8 +105,10 @@ def test_every_pair(state: State, event: Event) -> None:
         assert runs == [Action(Kind.RUN_STEP, STEP_OF[new.state])]
     else:
         assert runs == []
-    if state in PROMOTING and new.state is not state and event not in (
-        E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT
+    if (
+        state in PROMOTING
+        and new.state is not state
+        and event not in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT)
     ):
         assert actions[0].kind is Kind.CANCEL_STEP, "leaving a promotion cancels its step first"
 
@@ -112,7 +128,7 @@ def test_promotion_happy_path_and_failover_flags() -> None:
 @pytest.mark.parametrize("failing", sorted(PROMOTING))
 def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> None:
     """A failed promotion step undoes the earlier steps in reverse, raises the fault flag and arms
-    the backoff; at BACKUP the node does not promote again even though keepalived still says MASTER."""
+    the backoff; at BACKUP the node does not promote again though keepalived still says MASTER."""
     node = Node(state=failing, want_master=True)
     node, acts = transition(node, E.STEP_FAILED)
     assert Action(Kind.START_BACKOFF) in acts and node.fault and node.fault_file_on
@@ -121,8 +137,12 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
     while node.state is not S.BACKUP:
         undo += [a.step for a in acts if a.kind is Kind.RUN_STEP]
         node, acts = transition(node, E.STEP_DONE)
-    order = {S.FENCING: [], S.MAPPING: [Step.UNMAP], S.MOUNTING: [Step.UNMOUNT, Step.UNMAP],
-             S.STARTING: [Step.STOP, Step.UNMOUNT, Step.UNMAP]}
+    order = {
+        S.FENCING: [],
+        S.MAPPING: [Step.UNMAP],
+        S.MOUNTING: [Step.UNMOUNT, Step.UNMAP],
+        S.STARTING: [Step.STOP, Step.UNMOUNT, Step.UNMAP],
+    }
     assert undo == order[failing]
     assert node.fault, "the rollback keeps the fault flag until the backoff expires"
     node, acts = transition(node, E.KA_MASTER)
@@ -134,7 +154,7 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
 
 
 def test_backoff_expiring_during_rollback_clears_fault_at_the_end() -> None:
-    """If the backoff ends while the rollback still runs, the end of the rollback clears the flag."""
+    """If the backoff ends while the rollback still runs, the rollback's end clears the flag."""
     node, _ = transition(Node(state=S.STARTING, want_master=True), E.STEP_FAILED)
     node, _ = transition(node, E.KA_FAULT)  # keepalived reacts to the fault file
     node, _ = transition(node, E.BACKOFF_EXPIRED)
@@ -173,7 +193,7 @@ def test_demotion_that_cannot_finish_fences_self(state: State) -> None:
 
 
 def test_stop_failure_still_unmounts() -> None:
-    """Compose failing to stop Harbor does not stop the demotion: unmount kills the mount's users."""
+    """Compose failing to stop Harbor does not stop the demotion: unmount kills its users."""
     node, acts = transition(Node(state=S.STOPPING), E.STEP_FAILED)
     assert node.state is S.UNMOUNTING and acts == (Action(Kind.RUN_STEP, Step.UNMOUNT),)
 
@@ -229,7 +249,7 @@ def test_maintenance_keeps_fault_until_off() -> None:
         node, _ = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and node.fault_file_on
     node, _ = transition(node, E.BACKOFF_EXPIRED)
-    node, acts = transition(node, E.KA_MASTER)
+    node, _ = transition(node, E.KA_MASTER)
     assert node.state is S.BACKUP and node.fault_file_on
     node, _ = transition(node, E.MAINTENANCE_OFF)
     assert not node.fault_file_on
@@ -250,9 +270,7 @@ def test_shutdown_during_promotion_cancels_and_exits() -> None:
 def test_shutdown_with_demotion_demotes_then_exits() -> None:
     """stop_harbor_on_exit: SIGTERM on MASTER demotes first, exits at BACKUP, even if keepalived
     still wants us (the fault file moved the VIP away)."""
-    node, acts = transition(
-        Node(state=S.MASTER, want_master=True, demote_on_exit=True), E.SHUTDOWN
-    )
+    node, acts = transition(Node(state=S.MASTER, want_master=True, demote_on_exit=True), E.SHUTDOWN)
     assert node.state is S.STOPPING and node.fault_file_on
     for _ in range(2):
         node, acts = transition(node, E.STEP_DONE)
@@ -286,8 +304,10 @@ FACT_CASES = [
     (Facts(vip=False, mapped=True, mounted=False, harbor_running=False), S.STOPPING),
     (Facts(vip=True, mapped=False, mounted=False, harbor_running=True), S.STOPPING),
     (Facts(vip=True, mapped=True, mounted=False, harbor_running=True), S.STOPPING),
-    (Facts(vip=True, mapped=False, mounted=False, harbor_running=False, mount_foreign=True),
-     S.STOPPING),
+    (
+        Facts(vip=True, mapped=False, mounted=False, harbor_running=False, mount_foreign=True),
+        S.STOPPING,
+    ),
 ]
 
 
@@ -304,8 +324,15 @@ def test_state_derived_from_facts(facts: Facts, state: State) -> None:
 
 # ------------------------------------------------------------- random walks
 KEEPALIVED = [E.KA_MASTER, E.KA_BACKUP, E.KA_FAULT, E.KA_STOP]
-OTHER = [E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BACKOFF_EXPIRED,
-         E.SWITCHOVER, E.MAINTENANCE_ON, E.MAINTENANCE_OFF]
+OTHER = [
+    E.HARBOR_HEALTHY,
+    E.HARBOR_UNHEALTHY,
+    E.STORAGE_LOST,
+    E.BACKOFF_EXPIRED,
+    E.SWITCHOVER,
+    E.MAINTENANCE_ON,
+    E.MAINTENANCE_OFF,
+]
 RESULTS = [E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT]
 
 
@@ -361,8 +388,10 @@ class Sim:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from(KEEPALIVED + OTHER + RESULTS), max_size=60),
-       st.sampled_from([E.KA_MASTER, E.KA_BACKUP]))
+@given(
+    st.lists(st.sampled_from(KEEPALIVED + OTHER + RESULTS), max_size=60),
+    st.sampled_from([E.KA_MASTER, E.KA_BACKUP]),
+)
 def test_random_sequences_keep_safety_and_follow_last_word(
     events: list[Event], last: Event
 ) -> None:

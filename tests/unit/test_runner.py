@@ -61,8 +61,9 @@ async def test_missing_executable() -> None:
 
 async def test_input_and_env() -> None:
     """stdin data and extra environment reach the command."""
-    r = await ProcessRunner().run(["sh", "-c", "cat; echo $HHA_X"], timeout_s=5,
-                                  input_data=b"in\n", env={"HHA_X": "y"})
+    r = await ProcessRunner().run(
+        ["sh", "-c", "cat; echo $HHA_X"], timeout_s=5, input_data=b"in\n", env={"HHA_X": "y"}
+    )
     assert r.stdout == "in\ny\n"
 
 
@@ -80,8 +81,9 @@ async def test_timeout_kills_whole_process_group(tmp_path: Path) -> None:
 async def test_cancel_kills_process_group(tmp_path: Path) -> None:
     """Cancelling the awaiting task (a BACKUP during promotion) kills the process group."""
     pidfile = tmp_path / "child.pid"
-    task = asyncio.create_task(ProcessRunner().run(
-        ["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout_s=60))
+    task = asyncio.create_task(
+        ProcessRunner().run(["sh", "-c", f"sleep 300 & echo $! > {pidfile}; wait"], timeout_s=60)
+    )
     while not pidfile.exists() or not pidfile.read_text().strip():
         await asyncio.sleep(0.02)
     task.cancel()

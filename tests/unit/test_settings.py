@@ -14,8 +14,11 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for key in list(os.environ):
-        if key.startswith("HARBOR_") or key.startswith("CEPH_") or key in (
-            "KEEPALIVED_ROLE", "INTERFACE"):
+        if (
+            key.startswith("HARBOR_")
+            or key.startswith("CEPH_")
+            or key in ("KEEPALIVED_ROLE", "INTERFACE")
+        ):
             monkeypatch.delenv(key)
 
 
@@ -27,10 +30,16 @@ def test_defaults_are_valid() -> None:
 
 def test_predecessor_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bash predecessor's variables still work."""
-    for k, v in {"HARBOR_VIP": "10.1.2.3", "CEPH_MON_HOST": "10.0.0.1,10.0.0.2",
-                 "CEPH_USER": "hb", "CEPH_USER_KEY": "AQBx==", "CEPH_POOL_NAME": "p",
-                 "CEPH_IMAGE_NAME": "img", "KEEPALIVED_ROLE": "MASTER",
-                 "INTERFACE": "ens3"}.items():
+    for k, v in {
+        "HARBOR_VIP": "10.1.2.3",
+        "CEPH_MON_HOST": "10.0.0.1,10.0.0.2",
+        "CEPH_USER": "hb",
+        "CEPH_USER_KEY": "AQBx==",
+        "CEPH_POOL_NAME": "p",
+        "CEPH_IMAGE_NAME": "img",
+        "KEEPALIVED_ROLE": "MASTER",
+        "INTERFACE": "ens3",
+    }.items():
         monkeypatch.setenv(k, v)
     s = load_settings()
     assert s.vip == "10.1.2.3/32" and s.vip_address == "10.1.2.3"
@@ -50,9 +59,11 @@ def test_own_name_wins_over_legacy(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_env_file(tmp_path: Path) -> None:
     """An env file sets fields, with comments and quotes as systemd's EnvironmentFile allows."""
     f = tmp_path / "h.env"
-    f.write_text('# comment\nHARBOR_HA_MOUNTPOINT="/srv/harbor"\nHARBOR_HA_HTTPS_PORT=8443\n'
-                 "HARBOR_HA_VRRP_UNICAST_PEERS=10.0.0.2, 10.0.0.3\n"
-                 "HARBOR_HA_COMPOSE_COMMAND=docker compose\n")
+    f.write_text(
+        '# comment\nHARBOR_HA_MOUNTPOINT="/srv/harbor"\nHARBOR_HA_HTTPS_PORT=8443\n'
+        "HARBOR_HA_VRRP_UNICAST_PEERS=10.0.0.2, 10.0.0.3\n"
+        "HARBOR_HA_COMPOSE_COMMAND=docker compose\n"
+    )
     s = load_settings(f)
     assert s.mountpoint == Path("/srv/harbor") and s.https_port == 8443
     assert s.vrrp_unicast_peers == ["10.0.0.2", "10.0.0.3"]
@@ -82,8 +93,9 @@ def test_missing_env_file(tmp_path: Path) -> None:
         ("HARBOR_HA_HEALTH_PATH", "api/health", "HARBOR_HA_HEALTH_PATH"),
     ],
 )
-def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, var: str, value: str,
-                                      needle: str) -> None:
+def test_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str, needle: str
+) -> None:
     """Each invalid value gives one message naming the variable(s) that set it."""
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError) as info:

@@ -109,10 +109,21 @@ async def observe_facts(p: Parts) -> Facts:
         log.warning("reconcile_containers_unknown", error=str(exc))
         running = False
     p.board.device = device
-    facts = Facts(vip=vip, mapped=device is not None, mounted=mounted, harbor_running=running,
-                  mount_foreign=mount is not None and not mounted)
-    log.info("reconcile_facts", vip=vip, device=device, mounted=mounted,
-             harbor_running=running, mount_foreign=facts.mount_foreign)
+    facts = Facts(
+        vip=vip,
+        mapped=device is not None,
+        mounted=mounted,
+        harbor_running=running,
+        mount_foreign=mount is not None and not mounted,
+    )
+    log.info(
+        "reconcile_facts",
+        vip=vip,
+        device=device,
+        mounted=mounted,
+        harbor_running=running,
+        mount_foreign=facts.mount_foreign,
+    )
     return facts
 
 
@@ -125,19 +136,36 @@ class Daemon:
         p = self.parts
         s = self.settings
         self.steps = Steps(
-            s, ceph=p.ceph, fs=p.fs, compose=p.compose, harbor=p.harbor,
+            s,
+            ceph=p.ceph,
+            fs=p.fs,
+            compose=p.compose,
+            harbor=p.harbor,
             is_mounted_from=lambda dev: filesystem.is_mounted_from(s.mountpoint, dev),
-            metrics=p.metrics, board=p.board, wake=p.wake,
+            metrics=p.metrics,
+            board=p.board,
+            wake=p.wake,
         )
         self.driver = Driver(
-            s, run_step=self.steps.run, step_timeout=self.steps.timeout, track=p.track,
-            metrics=p.metrics, board=p.board,
+            s,
+            run_step=self.steps.run,
+            step_timeout=self.steps.timeout,
+            track=p.track,
+            metrics=p.metrics,
+            board=p.board,
         )
         self.control = Control(self.driver, p.board, s.vrrp_instance)
         self.http = HttpServers(
-            Endpoints(registry=p.metrics.registry, alive=self._alive, primary=self._primary,
-                      status=p.board.snapshot, control=self.control.handle),
-            host=s.http_host, port=s.http_port, control_socket=s.control_socket_path,
+            Endpoints(
+                registry=p.metrics.registry,
+                alive=self._alive,
+                primary=self._primary,
+                status=p.board.snapshot,
+                control=self.control.handle,
+            ),
+            host=s.http_host,
+            port=s.http_port,
+            control_socket=s.control_socket_path,
         )
 
     # ----------------------------------------------------------- endpoints
@@ -173,8 +201,14 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop_requested.set)
-        log.info("starting", node=s.node_name, vip=s.vip, image=s.image_spec,
-                 mountpoint=str(s.mountpoint), fifo=str(s.keepalived_fifo))
+        log.info(
+            "starting",
+            node=s.node_name,
+            vip=s.vip,
+            image=s.image_spec,
+            mountpoint=str(s.mountpoint),
+            fifo=str(s.keepalived_fifo),
+        )
         try:
             # Until reconciled, this node must not attract the VIP.
             p.track.ensure(keep_existing=True)
@@ -193,14 +227,28 @@ class Daemon:
             await self._close()
             return EXIT_START_FAILED
         p.board.reconciled = True
-        ticker = VipTicker(s, driver=self.driver, board=p.board, metrics=p.metrics,
-                           vip_present=lambda: vip_present(p.runner, s), notifier=self.notifier)
+        ticker = VipTicker(
+            s,
+            driver=self.driver,
+            board=p.board,
+            metrics=p.metrics,
+            vip_present=lambda: vip_present(p.runner, s),
+            notifier=self.notifier,
+        )
         monitor = Monitor(
-            s, driver=self.driver, board=p.board, metrics=p.metrics, harbor=p.harbor,
-            containers=p.containers, ceph=p.ceph, fs=p.fs, compose=p.compose,
+            s,
+            driver=self.driver,
+            board=p.board,
+            metrics=p.metrics,
+            harbor=p.harbor,
+            containers=p.containers,
+            ceph=p.ceph,
+            fs=p.fs,
+            compose=p.compose,
             is_mounted_from=lambda dev: filesystem.is_mounted_from(s.mountpoint, dev),
             is_read_only=lambda: filesystem.is_read_only(s.mountpoint),
-            set_ready=self._set_ready, wake=p.wake,
+            set_ready=self._set_ready,
+            wake=p.wake,
         )
         driver_task = asyncio.create_task(
             self.driver.run(initial, "reconciled from facts"), name="driver"
@@ -224,8 +272,11 @@ class Daemon:
                 continue
             code = EXIT_TASK_DIED
             died = task.exception() if not task.cancelled() else None
-            log.error("root_task_died", task=task.get_name(),
-                      error=f"{type(died).__name__}: {died}" if died else "returned")
+            log.error(
+                "root_task_died",
+                task=task.get_name(),
+                error=f"{type(died).__name__}: {died}" if died else "returned",
+            )
         await self._shutdown(tasks, driver_task, stopper, reader)
         return code
 
@@ -233,8 +284,13 @@ class Daemon:
         self.parts.metrics.fifo_bad_lines.inc()
         log.warning("fifo_bad_line", line=raw[:200], reason=reason)
 
-    async def _shutdown(self, tasks: set[asyncio.Task[None]], driver_task: asyncio.Task[None],
-                        stopper: asyncio.Task[bool], reader: FifoReader) -> None:
+    async def _shutdown(
+        self,
+        tasks: set[asyncio.Task[None]],
+        driver_task: asyncio.Task[None],
+        stopper: asyncio.Task[bool],
+        reader: FifoReader,
+    ) -> None:
         s = self.settings
         deadline = time.monotonic() + s.shutdown_timeout_s
         self.notifier.notify("STOPPING=1")

@@ -44,7 +44,7 @@ class Control:
         if command == "maintenance":
             on = args.get("on")
             if not isinstance(on, bool):
-                raise ValueError("maintenance needs {\"on\": true|false}")
+                raise ValueError('maintenance needs {"on": true|false}')
             event = Event.MAINTENANCE_ON if on else Event.MAINTENANCE_OFF
             self._driver.post(event, f"operator: maintenance {'on' if on else 'off'}")
             return {"posted": str(event)}

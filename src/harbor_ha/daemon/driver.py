@@ -105,37 +105,66 @@ class Driver:
             try:
                 new, actions = transition(old, item.event)
             except IllegalTransition as exc:
-                log.info("event_ignored", state=str(old.state), _event=str(item.event),
-                         reason=item.reason, why=str(exc))
+                log.info(
+                    "event_ignored",
+                    state=str(old.state),
+                    _event=str(item.event),
+                    reason=item.reason,
+                    why=str(exc),
+                )
                 continue
             self._enter(old, new, item.event, item.reason, actions, item.at)
             if await self._perform(actions):
                 return
 
-    def _enter(self, old: Node, new: Node, event: Event | None, reason: str,
-               actions: tuple[Action, ...], at: float) -> None:
+    def _enter(
+        self,
+        old: Node,
+        new: Node,
+        event: Event | None,
+        reason: str,
+        actions: tuple[Action, ...],
+        at: float,
+    ) -> None:
         self.node = new
         self._board.node = new
         now = time.time()
         changed = new.state is not old.state or event is None
         if changed:
             entry = {
-                "at": now, "from": str(old.state), "to": str(new.state),
-                "event": str(event) if event else "RECONCILE", "reason": reason,
+                "at": now,
+                "from": str(old.state),
+                "to": str(new.state),
+                "event": str(event) if event else "RECONCILE",
+                "reason": reason,
             }
             self._board.record_transition(entry)
             self._metrics.transitions.labels(str(old.state), str(new.state), entry["event"]).inc()
             self._metrics.state.state(str(new.state))
             held = round(now - self._board.since, 3)
             self._board.since = now
-            log.info("transition", **{"from": str(old.state)}, to=str(new.state),
-                     _event=entry["event"], reason=reason, in_previous_s=held,
-                     actions=[str(a) for a in actions], fault=new.fault_file_on)
+            log.info(
+                "transition",
+                **{"from": str(old.state)},
+                to=str(new.state),
+                _event=entry["event"],
+                reason=reason,
+                in_previous_s=held,
+                actions=[str(a) for a in actions],
+                fault=new.fault_file_on,
+            )
             self._failover_clock(old.state, new.state, at)
         elif actions or new != old:
-            log.info("decision", state=str(new.state), _event=str(event), reason=reason,
-                     actions=[str(a) for a in actions], fault=new.fault_file_on,
-                     want_master=new.want_master, maintenance=new.maintenance)
+            log.info(
+                "decision",
+                state=str(new.state),
+                _event=str(event),
+                reason=reason,
+                actions=[str(a) for a in actions],
+                fault=new.fault_file_on,
+                want_master=new.want_master,
+                maintenance=new.maintenance,
+            )
         self._write_fault(new.fault_file_on)
         if new.state is State.FENCED_SELF and old.state is not State.FENCED_SELF:
             self._arm_retry()
@@ -176,8 +205,9 @@ class Driver:
                 self._start_step(action.step)
             elif action.kind is Kind.START_BACKOFF:
                 n = max(self.node.failures, 1)
-                delay = min(self._settings.backoff_initial_s * 2 ** (n - 1),
-                            self._settings.backoff_max_s)
+                delay = min(
+                    self._settings.backoff_initial_s * 2 ** (n - 1), self._settings.backoff_max_s
+                )
                 self._arm_timer(delay, f"backoff after {n} failure(s)")
             elif action.kind is Kind.START_HOLD:
                 self._arm_timer(self._settings.switchover_hold_s, "switchover hold over")
@@ -245,8 +275,11 @@ class Driver:
     def _step_end(self, step: Step, outcome: str, started: float, error: str) -> None:
         took = time.monotonic() - started
         self._metrics.step_duration.labels(str(step), outcome).observe(took)
-        fields: dict[str, object] = {"step": str(step), "outcome": outcome,
-                                     "duration_s": round(took, 3)}
+        fields: dict[str, object] = {
+            "step": str(step),
+            "outcome": outcome,
+            "duration_s": round(took, 3),
+        }
         if error:
             fields["error"] = error
             log.warning("step_end", **fields)

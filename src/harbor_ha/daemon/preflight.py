@@ -20,9 +20,15 @@ Finding = tuple[str, str]  # (OK | WARN | FAIL, message)
 def _binaries(s: Settings) -> list[Finding]:
     out: list[Finding] = []
     for what, name in [
-        ("rbd", s.rbd_bin), ("ceph", s.ceph_bin), ("keepalived", s.keepalived_bin),
-        ("ip", s.ip_bin), ("mount", s.mount_bin), ("umount", s.umount_bin),
-        ("fsck", s.fsck_bin), ("blkid", s.blkid_bin), ("chattr", s.chattr_bin),
+        ("rbd", s.rbd_bin),
+        ("ceph", s.ceph_bin),
+        ("keepalived", s.keepalived_bin),
+        ("ip", s.ip_bin),
+        ("mount", s.mount_bin),
+        ("umount", s.umount_bin),
+        ("fsck", s.fsck_bin),
+        ("blkid", s.blkid_bin),
+        ("chattr", s.chattr_bin),
         ("docker", s.docker_bin),
     ]:
         if shutil.which(name) is None:

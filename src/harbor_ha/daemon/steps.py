@@ -87,8 +87,7 @@ class Steps:
             self._metrics.fencing_actions.labels("failed").inc()
             raise
         self._metrics.fencing_actions.labels("added").inc(len(fenced))
-        log.info("fenced", addresses=fenced, count=len(fenced),
-                 expire_s=self._s.blocklist_expire_s)
+        log.info("fenced", addresses=fenced, count=len(fenced), expire_s=self._s.blocklist_expire_s)
 
     async def map(self) -> None:
         device = await self._ceph.map(self._s.map_timeout_s)
@@ -118,14 +117,22 @@ class Steps:
         await self._fs.guard()
         started = time.monotonic()
         outcome = await self._fs.fsck(device, self._s.fsck_timeout_s)
-        log.info("fsck", device=device, result=str(outcome),
-                 duration_s=round(time.monotonic() - started, 3))
+        log.info(
+            "fsck",
+            device=device,
+            result=str(outcome),
+            duration_s=round(time.monotonic() - started, 3),
+        )
         started = time.monotonic()
         await self._fs.mount(device, self._s.mount_timeout_s)
         if not self._is_mounted_from(device):
             raise StepError(f"{self._s.mountpoint} is not mounted from {device} after mount")
-        log.info("mounted", device=device, mountpoint=str(self._s.mountpoint),
-                 duration_s=round(time.monotonic() - started, 3))
+        log.info(
+            "mounted",
+            device=device,
+            mountpoint=str(self._s.mountpoint),
+            duration_s=round(time.monotonic() - started, 3),
+        )
 
     async def start(self) -> None:
         """Safety rule 5: Harbor starts only on the verified mount; done when healthy."""
@@ -152,8 +159,10 @@ class Steps:
 
     # ----------------------------------------------------------- demotion
     async def stop(self) -> None:
+        """compose down, not stop: Harbor's services have `restart: always`, and a stopped
+        container comes back when dockerd restarts, on a node without the data mount."""
         self._board.harbor_healthy = None
-        await self._compose.stop(self._s.stop_timeout_s)
+        await self._compose.down(self._s.stop_timeout_s)
 
     async def unmount(self) -> None:
         outcome = await self._fs.unmount(self._s.unmount_timeout_s, self._s.unmount_term_grace_s)

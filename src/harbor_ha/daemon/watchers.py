@@ -37,7 +37,10 @@ def event_for_line(line: FifoLine, instance: str) -> Event | None:
 
 
 async def follow_fifo(
-    lines: AsyncIterator[FifoLine], settings: Settings, driver: Driver, board: StatusBoard,
+    lines: AsyncIterator[FifoLine],
+    settings: Settings,
+    driver: Driver,
+    board: StatusBoard,
     metrics: Metrics,
 ) -> None:
     """Forward keepalived's role changes for our instance to the driver."""
@@ -58,8 +61,14 @@ class VipTicker:
     matter), re-assert the fault file, and ping systemd's watchdog if the loop made progress."""
 
     def __init__(
-        self, settings: Settings, *, driver: Driver, board: StatusBoard, metrics: Metrics,
-        vip_present: Callable[[], Awaitable[bool]], notifier: SdNotifier,
+        self,
+        settings: Settings,
+        *,
+        driver: Driver,
+        board: StatusBoard,
+        metrics: Metrics,
+        vip_present: Callable[[], Awaitable[bool]],
+        notifier: SdNotifier,
     ) -> None:
         self._s = settings
         self._driver = driver
@@ -108,10 +117,18 @@ class VipTicker:
         self._mismatch = self._mismatch + 1 if mismatch else 0
         if event is not None and self._mismatch >= self._s.vip_mismatch_ticks:
             why = "VIP present" if vip else "VIP absent"
-            log.warning("vip_mismatch", state=str(node.state), vip=vip, ticks=self._mismatch,
-                        _event=str(event))
-            self._driver.post(event, f"{why} on {self._s.interface} for {self._mismatch} ticks "
-                                     "without a matching keepalived line")
+            log.warning(
+                "vip_mismatch",
+                state=str(node.state),
+                vip=vip,
+                ticks=self._mismatch,
+                _event=str(event),
+            )
+            self._driver.post(
+                event,
+                f"{why} on {self._s.interface} for {self._mismatch} ticks "
+                "without a matching keepalived line",
+            )
             self._mismatch = 0
 
 
