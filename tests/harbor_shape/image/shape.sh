@@ -29,7 +29,10 @@ health_json() {
         fi
         body="${body:+$body,}$item"
     done
-    echo "{\"status\":\"$overall\",\"components\":[$body]}"
+    # Not in Harbor's JSON: which node answered (control/node-name), so the lab's client can
+    # tell the new master's answer from the old one's while both still hold the VIP.
+    served=$(cat "$CONTROL/node-name" 2>/dev/null)
+    echo "{\"status\":\"$overall\",\"components\":[$body]${served:+,\"served_by\":\"$served\"}}"
 }
 
 case "$cmd" in

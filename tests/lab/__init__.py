@@ -1,0 +1,1 @@
+"""The two-node harbor-ha lab (real keepalived, Ceph, dockerd, Harbor-shaped project)."""
