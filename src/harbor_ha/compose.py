@@ -84,6 +84,7 @@ class Compose:
         self._runner = runner
         self._command: list[str] | None = None
         self._lock = asyncio.Lock()
+        self._images_cache: tuple[tuple[float, int], list[str]] | None = None
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -322,7 +323,21 @@ class Compose:
 
     async def images(self) -> list[str]:
         """Image references the compose file uses (``config --images`` where compose has it
-        (v2), else parsed from the normalized ``config`` output (v1 1.29 has no --images))."""
+        (v2), else parsed from the normalized ``config`` output (v1 1.29 has no --images)).
+        Cached until the compose file's mtime or size changes (the standby asks often)."""
+        try:
+            st = self._settings.compose_file.stat()
+            key: tuple[float, int] | None = (st.st_mtime, st.st_size)
+        except OSError:
+            key = None
+        if key is not None and self._images_cache is not None and self._images_cache[0] == key:
+            return list(self._images_cache[1])
+        images = await self._images_uncached()
+        if key is not None:
+            self._images_cache = (key, images)
+        return list(images)
+
+    async def _images_uncached(self) -> list[str]:
         timeout = self._settings.command_timeout_s
         res = await self._compose("config", "--images", timeout_s=timeout)
         # v1 1.29 prints its usage on stderr and exits 0 for an unknown config option.
@@ -340,11 +355,24 @@ class Compose:
     async def missing_images(self) -> list[str]:
         """Images the compose file needs that are not present in the local Docker (the standby's
         readiness check: a standby without Harbor's images cannot take over)."""
-        missing: list[str] = []
-        for image in await self.images():
-            res = await self._docker("image", "inspect", "--format", "{{.Id}}", image)
-            if not res.ok:
-                missing.append(image)
+        images = await self.images()
+        if not images:
+            return []
+        # One call for all: exit 0 when every image exists (the usual case).
+        res = await self._docker("image", "inspect", "--format", "{{.Id}}", *images)
+        if res.ok:
+            return []
+        named = {
+            line.split("No such image:", 1)[1].strip()
+            for line in res.stderr.splitlines()
+            if "No such image:" in line
+        }
+        missing = [image for image in images if image in named]
+        if not missing:  # an error that names no image: check one by one
+            for image in images:
+                one = await self._docker("image", "inspect", "--format", "{{.Id}}", image)
+                if not one.ok:
+                    missing.append(image)
         if missing:
             log.warning("images_missing", project=self.project, images=missing)
         return missing

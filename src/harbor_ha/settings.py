@@ -356,6 +356,14 @@ class Settings(BaseSettings):
         validation_alias=_env("probe_interval_s"),
         description="Period of the full probe (backstop to the Docker event stream).",
     )
+    standby_check_interval_s: Seconds = Field(
+        default=5.0,
+        validation_alias=_env("standby_check_interval_s"),
+        description=(
+            "Period of the standby's readiness check (Ceph, image, stale mapping, Docker, "
+            "images): a dozen commands, so less often than the master's probe."
+        ),
+    )
     probe_timeout_s: Seconds = Field(
         default=2.0,
         validation_alias=_env("probe_timeout_s"),

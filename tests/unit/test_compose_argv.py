@@ -190,7 +190,7 @@ async def test_up_failure_raises_compose_failed() -> None:
 
 async def test_missing_images_v1_parses_config() -> None:
     """v1 answers `config --images` with its usage (exit 0, empty stdout): the images come from
-    `config`; each is checked with `docker image inspect`; absent ones are reported."""
+    `config`; all are checked with one `docker image inspect`; absent ones are reported."""
 
     def rules(a: list[str]) -> Reply | None:
         if a[-2:] == ["config", "--images"]:
@@ -198,8 +198,11 @@ async def test_missing_images_v1_parses_config() -> None:
         if a[-1] == "config":
             return ok(V1_CONFIG)
         if a[3:5] == ["image", "inspect"]:
-            return ok(rc=1, stderr="No such image") if a[-1].startswith("goharbor/harbor-log") \
-                else ok("sha256:1")  # fmt: skip
+            # like docker: exit 1 and one "No such image" line per absent image
+            absent = [i for i in a[7:] if i.startswith("goharbor/harbor-log")]
+            if absent:
+                return ok(rc=1, stderr="".join(f"Error: No such image: {i}\n" for i in absent))
+            return ok("sha256:1")
         return None
 
     r = RecordedOutputRunner([rules])

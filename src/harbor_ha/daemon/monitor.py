@@ -66,6 +66,7 @@ class Monitor:
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
         self._last_state: State | None = None
+        self._next_standby_check = 0.0
 
     async def run(self) -> None:
         while True:
@@ -92,10 +93,14 @@ class Monitor:
             self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
             self._storage = Debouncer(1, 2, initial=True)
             self._last_state = state
+            self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
         if state is State.MASTER:
             await self._check_master()
         elif state is State.BACKUP:
-            await self._check_standby()
+            now = time.monotonic()
+            if now >= self._next_standby_check:
+                self._next_standby_check = now + self._s.standby_check_interval_s
+                await self._check_standby()
         else:
             self._set_ready(False)
 

@@ -87,7 +87,6 @@ class Steps:
             self._metrics.fencing_actions.labels("failed").inc()
             raise
         self._metrics.fencing_actions.labels("added").inc(len(fenced))
-        log.info("fenced", addresses=fenced, count=len(fenced), expire_s=self._s.blocklist_expire_s)
 
     async def map(self) -> None:
         device = await self._ceph.map(self._s.map_timeout_s)
@@ -115,24 +114,10 @@ class Steps:
         if fstype != self._s.fs_type:
             raise StepError(f"{device} holds {fstype}, expected {self._s.fs_type}")
         await self._fs.guard()
-        started = time.monotonic()
-        outcome = await self._fs.fsck(device, self._s.fsck_timeout_s)
-        log.info(
-            "fsck",
-            device=device,
-            result=str(outcome),
-            duration_s=round(time.monotonic() - started, 3),
-        )
-        started = time.monotonic()
+        await self._fs.fsck(device, self._s.fsck_timeout_s)  # raises on exit >= 4
         await self._fs.mount(device, self._s.mount_timeout_s)
         if not self._is_mounted_from(device):
             raise StepError(f"{self._s.mountpoint} is not mounted from {device} after mount")
-        log.info(
-            "mounted",
-            device=device,
-            mountpoint=str(self._s.mountpoint),
-            duration_s=round(time.monotonic() - started, 3),
-        )
 
     async def start(self) -> None:
         """Safety rule 5: Harbor starts only on the verified mount; done when healthy."""
@@ -143,7 +128,6 @@ class Steps:
             )
         started = time.monotonic()
         await self._compose.up(self._s.start_timeout_s)
-        log.info("compose_up", duration_s=round(time.monotonic() - started, 3))
         while True:
             report = await self._harbor.check()
             if report.healthy:
@@ -165,8 +149,7 @@ class Steps:
         await self._compose.down(self._s.stop_timeout_s)
 
     async def unmount(self) -> None:
-        outcome = await self._fs.unmount(self._s.unmount_timeout_s, self._s.unmount_term_grace_s)
-        log.info("unmounted", mountpoint=str(self._s.mountpoint), result=str(outcome))
+        await self._fs.unmount(self._s.unmount_timeout_s, self._s.unmount_term_grace_s)
 
     async def unmap(self) -> None:
         await self._ceph.unmap(self._s.unmap_timeout_s)

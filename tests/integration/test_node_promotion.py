@@ -1,0 +1,88 @@
+"""One whole promotion and demotion on one node with every part real.
+
+A one-node lab (tests/lab): Ceph mon + OSD in their own netns, the node's own containerd +
+dockerd with the Harbor-shaped project, keepalived with the config `harbor-ha render-keepalived`
+wrote, and `harbor-ha run` itself. keepalived alone elects the node MASTER; `harbor-ha
+maintenance on` sets the fault file, keepalived goes FAULT, and the node demotes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.lab import lab, timeline
+
+pytestmark = pytest.mark.integration
+
+LABDIR = Path("/var/tmp/hhi-node")
+
+
+@pytest.fixture(scope="module")
+def one_node() -> Iterator[lab.LabState]:
+    st = lab.up(LABDIR, prefix="hhin", nodes=("a",), say=print)
+    try:
+        yield st
+    finally:
+        lab.down(LABDIR, say=print)
+
+
+def _wait(cond: object, what: str, within_s: float = 90.0) -> None:
+    assert callable(cond)
+    deadline = time.monotonic() + within_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None:
+    """BACKUP -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER with Harbor healthy and
+    its data on the RBD image (the mountpoint is mounted from the mapped device); then back to
+    BACKUP with nothing mapped, mounted or running. Each step's duration is printed."""
+    st = one_node
+    node = st.nodes["a"]
+    t0 = time.time() - 60
+    _wait(lambda: lab.status(st, "a").get("state") == "MASTER", "MASTER")
+    status = lab.status(st, "a")
+    assert status["harbor_healthy"] is True
+    device = status["device"]
+    assert device and lab.mapped_here(node) == [device]
+    # Harbor's data is on the image: the mountpoint is a mount of the mapped device, and the
+    # Harbor-shaped services wrote their markers into it.
+    mountinfo = Path("/proc/self/mountinfo").read_text()
+    assert f" {node.mountpoint} " in mountinfo
+    assert any(node.mountpoint.glob("registry/shape-registry.log")) or any(
+        node.mountpoint.rglob("shape-*.log")
+    ), "Harbor-shaped services wrote nothing onto the image"
+    assert len(lab.running_containers(node)) == 9
+    entries = timeline.read(node.log, "a", since=t0)
+    path = [e.fields["to"] for e in entries if e.msg == "transition"]
+    assert path[-5:] == ["FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER"]
+    up = timeline.step_durations(entries)
+    print("\npromotion steps:", json.dumps(up))
+
+    t1 = time.time()
+    res = lab.harbor_ha(node, "maintenance", "on")
+    assert res.returncode == 0, res.stderr
+    _wait(lambda: lab.status(st, "a").get("state") == "BACKUP", "BACKUP after maintenance on")
+    assert lab.mapped_here(node) == []
+    assert not lab.mounted_here(node)
+    assert lab.running_containers(node) == []
+    status = lab.status(st, "a")
+    assert status["fault"] is True and status["maintenance"] is True
+    down_entries = timeline.read(node.log, "a", since=t1)
+    path = [e.fields["to"] for e in down_entries if e.msg == "transition"]
+    assert path == ["STOPPING", "UNMOUNTING", "UNMAPPING", "BACKUP"]
+    print("demotion steps:", json.dumps(timeline.step_durations(down_entries)))
+    # The bare mountpoint is guarded: nothing can write onto the root filesystem under it.
+    with pytest.raises(PermissionError):
+        (node.mountpoint / "stray-write").write_text("x")
+
+    # Maintenance off: the lone node is elected again and serves.
+    assert lab.harbor_ha(node, "maintenance", "off").returncode == 0
+    _wait(lambda: lab.status(st, "a").get("state") == "MASTER", "MASTER again")
