@@ -136,3 +136,15 @@ def test_env_example_documents_every_setting() -> None:
     for name, field in Settings.model_fields.items():
         assert f"#{ENV_PREFIX}{name.upper()}=" in text, name
         assert field.description, f"{name} has no description"
+
+
+@pytest.mark.parametrize("node", ["a", "b"])
+def test_keepalived_examples_are_what_render_writes(node: str, tmp_path: Path) -> None:
+    """deploy/keepalived/keepalived-node-X.conf is exactly what render-keepalived writes from
+    node-X.env (the examples cannot drift from the code)."""
+    env = ROOT / "deploy" / "keepalived" / f"node-{node}.env"
+    out = tmp_path / "k.conf"
+    r = cli("--env-file", str(env), "render-keepalived", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    expected = (ROOT / "deploy" / "keepalived" / f"keepalived-node-{node}.conf").read_text()
+    assert out.read_text() == expected
