@@ -28,6 +28,9 @@ def one_node() -> Iterator[lab.LabState]:
     try:
         yield st
     finally:
+        logs = Path("/var/tmp/hhi-node-logs")
+        lab.collect_logs(st, logs)
+        print(f"logs kept in {logs}")
         lab.down(LABDIR, say=print)
 
 
@@ -86,3 +89,22 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
     # Maintenance off: the lone node is elected again and serves.
     assert lab.harbor_ha(node, "maintenance", "off").returncode == 0
     _wait(lambda: lab.status(st, "a").get("state") == "MASTER", "MASTER again")
+
+
+def test_preflight_check_on_a_configured_node(one_node: lab.LabState) -> None:
+    """`harbor-ha check` on a correctly configured node passes (exit 0); pointed at an image
+    that does not exist it names the problem and exits 3."""
+    node = one_node.nodes["a"]
+    res = lab.harbor_ha(node, "check", check=False, timeout=120)
+    print(res.stdout)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "OK: preflight passed" in res.stdout
+    bad_env = node.path / "bad-image.env"
+    bad_env.write_text(node.env_file.read_text() + "HARBOR_HA_CEPH_IMAGE=no-such-image\n")
+    res = lab.sh(
+        "nsenter", f"--net=/run/netns/{node.netns}", lab.HARBOR_HA, "--env-file", str(bad_env),
+        "check", check=False, timeout=120,
+    )  # fmt: skip
+    print(res.stdout)
+    assert res.returncode == 3
+    assert "no-such-image" in res.stdout and "FAIL" in res.stdout
