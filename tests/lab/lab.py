@@ -128,6 +128,7 @@ class LabState:
     ceph_pids: dict[str, int] = field(default_factory=dict)
     client_netns: str = ""
     blackholes: list[list[str]] = field(default_factory=list)
+    log_level: str = "info"  # HARBOR_HA_LOG_LEVEL of both nodes ("debug": one line per command)
 
     @property
     def vip_address(self) -> str:
@@ -264,6 +265,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_SWITCHOVER_HOLD_S": "5",
         "HARBOR_HA_FENCED_SELF_RETRY_S": "5",
         "HARBOR_HA_LOG_FORMAT": "json",
+        "HARBOR_HA_LOG_LEVEL": st.log_level,
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
@@ -365,8 +367,12 @@ def up(
     advert_s: float = 0.1,
     nodes: tuple[str, ...] = NODE_NAMES,
     say: Any = print,
+    log_level: str = "info",
 ) -> LabState:
-    """Bring the whole lab up; on failure everything made so far is torn down."""
+    """Bring the whole lab up; on failure everything made so far is torn down.
+
+    ``log_level`` is harbor-ha's HARBOR_HA_LOG_LEVEL on both nodes; ``"debug"`` adds one
+    ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses it)."""
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)
@@ -379,6 +385,7 @@ def up(
         advert_s=advert_s,
         vip=f"{_host(subnet, VIP_HOST)}/{prefixlen}",
         client_netns=f"{prefix}-c",
+        log_level=log_level,
     )
     st.save()
     t0 = time.monotonic()
@@ -438,9 +445,11 @@ def up(
             f"({time.monotonic() - t0:.1f} s)"
         )
     except BaseException:
-        say(f"lab: bring-up failed; logs under {labdir}; tearing down")
+        # Outside labdir: down() removes labdir.
+        kept = labdir.parent / f"{labdir.name}-failed-up"
+        say(f"lab: bring-up failed; node logs copied to {kept}; tearing down")
         with contextlib.suppress(Exception):
-            collect_logs(st, labdir / "failed-up")
+            collect_logs(st, kept)
         down(labdir, say=say)
         raise
     return st

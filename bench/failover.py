@@ -1,0 +1,561 @@
+"""Failover benchmark (issue 4): harbor-ha against one naive sequential shell script.
+
+Run as root from the repository top::
+
+    .venv/bin/python bench/failover.py [--runs N] [--kinds crash,switchover,health]
+                                       [--dir /var/tmp/hhbench] [--prefix hhbench] [--keep]
+
+It brings up its OWN two-node lab (tests/lab: real keepalived, Ceph, dockerd, Harbor-shaped
+project; own directory and netns prefix, so other labs may run beside it) with
+HARBOR_HA_LOG_LEVEL=debug, so every external command harbor-ha runs is logged as one
+``command`` line (argv, rc, duration_ms, timestamp = its end).  Then N failovers of each kind:
+
+- crash:      kill -9 of the master's keepalived + harbor-ha (Harbor, mapping and mount stay,
+              like a hung host); afterwards both are started again and the old master must
+              converge to a clean, ready BACKUP before the next run.
+- switchover: ``harbor-ha switchover`` (the real CLI) on the master.
+- health:     ``lab.set_unhealthy(master, "core", True)``; cleared once the peer serves.
+
+Then N runs of the baseline (bench/baseline_failover.sh) for the crash kind, in the same lab.
+
+Clock: the fault time ``t0`` is ``time.time()`` taken by the bench just before it injects the
+fault; harbor-ha's log timestamps (ISO UTC), the baseline's ``date +%s.%N`` and the client's
+answers all come from the same host clock.
+
+Figures per failover (new master = the node that takes over):
+
+- vrrp:     keepalived's time: from the trigger to the new master's ``MASTER`` FIFO line as
+            harbor-ha logs it (``fifo_line``).  The trigger is t0 for crash; for switchover and
+            health it is the old master's transition out of MASTER (the moment it writes its
+            fault track file).
+- trigger:  t0 -> that transition (switchover: the operator's CLI process + control socket;
+            health: the probe debounce, probe_interval_s x probe_fall).  0 for crash.
+- fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
+            (``fsck_done``); mount is reported without the fsck.
+- start:    the start step (compose up -> Harbor healthy as the daemon sees it).
+- client:   start of the start step -> the client's first healthy answer through the VIP
+            served by the new master (``Client.served_by``), polled every 50 ms.
+- total:    t0 -> that answer.
+- overhead: the daemon's own time on the client-visible path:
+                overhead = total - |E|,  E = union of, clipped to [t0, client answer]:
+                  [t0, trigger]                       (CLI / probe debounce, see trigger)
+                  [trigger, MASTER line]              (keepalived)
+                  every external command of the new master's harbor-ha that overlaps
+                  [MASTER line, end of `compose up`], as [end - duration_ms, end]
+                  [end of `compose up`, client answer] (Harbor's containers starting)
+            i.e. the time between keepalived's MASTER line and the end of `compose up` during
+            which the new master ran no external command: event handling, Python, scheduling,
+            polling sleeps (e.g. fence's wait for the fenced watcher to vanish).
+- to_master_overhead: the same up to the daemon's own MASTER transition, with Harbor's part
+            ending at the last container's first ``health_status: healthy`` Docker event instead
+            of the client's answer: adds the start step's health-poll lag.
+- health_lag: the start step's end (harbor_healthy) - the last container's first
+            ``health_status: healthy`` Docker event (idea (c) of the issue).
+
+Baseline (crash kind only): harbor-ha is killed (-9) on BOTH nodes; keepalived keeps running
+with the track files as they are.  The serving node keeps Harbor; the standby runs
+bench/baseline_failover.sh (polls `ip -j addr` every 50 ms, then the same commands one after
+the other); the bench kills the serving node's keepalived (t0) and measures the same
+client-visible total.  Between runs the old node is undone by hand (compose down, umount,
+forced unmap: its mapping was fenced) and its keepalived restarted as BACKUP.
+
+Last line: ``failover_total_median_s=X overhead_ms=Y ratio_vs_sequential=Z`` (crash kind:
+median total, median overhead, median total / baseline median total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER  # noqa: E402
+from tests.lab import lab  # noqa: E402
+from tests.lab.client import Client  # noqa: E402
+
+BASELINE = ROOT / "bench" / "baseline_failover.sh"
+STABLE_WITHIN_S = 150.0
+FAILOVER_WITHIN_S = 90.0
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+# ------------------------------------------------------------------------- logs
+@dataclass(frozen=True)
+class Rec:
+    at: float
+    msg: str
+    f: dict[str, Any]
+
+
+def read_log(path: Path, since: float) -> list[Rec]:
+    out: list[Rec] = []
+    if not path.exists():
+        return out
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        ts = rec.get("timestamp")
+        if not ts:
+            continue
+        at = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        if at >= since:
+            out.append(Rec(at, str(rec.get("msg", "")), rec))
+    return out
+
+
+def first(recs: list[Rec], msg: str, after: float = 0.0, **match: Any) -> Rec | None:
+    for r in recs:
+        if r.msg == msg and r.at >= after and all(r.f.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def cmd_name(argv: list[str]) -> str:
+    """Short name of a command: the binary and its first non-option words."""
+    base = os.path.basename(argv[0]) if argv else "?"
+    words = []
+    skip_next = False
+    for a in argv[1:]:
+        if skip_next:
+            skip_next = False
+            continue
+        if a in ("--id", "-c", "--keyring", "-m", "-p", "-f", "-H", "-t", "-o", "--format"):
+            skip_next = True
+            continue
+        if a.startswith("-") or "/" in a:
+            continue
+        words.append(a)
+        if len(words) == 3:
+            break
+    return " ".join([base, *words])
+
+
+def union_length(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    clipped = sorted((max(a, lo), min(b, hi)) for a, b in intervals if min(b, hi) > max(a, lo))
+    total, cur_a, cur_b = 0.0, None, None
+    for a, b in clipped:
+        if cur_b is None or a > cur_b:
+            if cur_b is not None and cur_a is not None:
+                total += cur_b - cur_a
+            cur_a, cur_b = a, b
+        else:
+            cur_b = max(cur_b, b)
+    if cur_b is not None and cur_a is not None:
+        total += cur_b - cur_a
+    return total
+
+
+def docker_first_healthy(node: lab.NodeState, since: float, until: float) -> float | None:
+    """The moment the LAST of the project's containers first reported healthy (Docker events)."""
+    res = lab.sh(
+        "docker", "-H", node.docker_host, "events",
+        "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+        "--filter", "type=container", "--filter", "event=health_status",
+        "--format", "{{json .}}",
+        check=False, timeout=30,
+    )  # fmt: skip
+    firsts: dict[str, float] = {}
+    for line in res.stdout.splitlines():
+        try:
+            ev = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if str(ev.get("status", "")).split(":")[-1].strip() != "healthy":
+            continue
+        cid = ev.get("id", "")
+        at = int(ev.get("timeNano", 0)) / 1e9
+        if cid not in firsts:
+            firsts[cid] = at
+    return max(firsts.values()) if firsts else None
+
+
+# ------------------------------------------------------------------------- lab
+def stable(st: lab.LabState) -> str | None:
+    """The serving master if the lab is steady (one healthy MASTER holding the VIP alone, the
+    peer a clean, ready BACKUP without fault), else None."""
+    s = {n: lab.status(st, n) for n in st.nodes}
+    masters = [n for n, v in s.items() if v.get("state") == "MASTER"]
+    if len(masters) != 1:
+        return None
+    m = masters[0]
+    peer = next(n for n in st.nodes if n != m)
+    p = s[peer]
+    if not s[m].get("harbor_healthy") or lab.vip_holders(st) != [m]:
+        return None
+    if p.get("state") != "BACKUP" or p.get("fault") or not p.get("standby_ready"):
+        return None
+    pn = st.nodes[peer]
+    if lab.mapped_here(pn) or lab.mounted_here(pn) or lab.running_containers(pn):
+        return None
+    return m
+
+
+def wait_stable(st: lab.LabState, within_s: float = STABLE_WITHIN_S) -> str:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        m = stable(st)
+        if m is not None:
+            return m
+        time.sleep(0.5)
+    raise lab.LabError(f"lab not steady within {within_s} s; see {st.labdir}/*/")
+
+
+def wait_for(cond: Any, within_s: float, what: str, every_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every_s)
+    raise lab.LabError(f"timed out waiting for {what}")
+
+
+# ------------------------------------------------------------------------- ours
+@dataclass
+class Run:
+    kind: str
+    old: str
+    new: str
+    figures: dict[str, float] = field(default_factory=dict)
+    gaps: dict[str, float] = field(default_factory=dict)
+
+
+def inject(st: lab.LabState, kind: str, master: str) -> None:
+    if kind == "crash":
+        lab.kill_services(st, master)
+    elif kind == "switchover":
+        lab.harbor_ha(st.nodes[master], "switchover")
+    elif kind == "health":
+        lab.set_unhealthy(st, master, "core", True)
+    else:
+        raise ValueError(kind)
+
+
+def run_ours(st: lab.LabState, client: Client, kind: str) -> Run:
+    old = wait_stable(st)
+    new = next(n for n in st.nodes if n != old)
+    run = Run(kind, old, new)
+    t0 = time.time()
+    inject(st, kind, old)
+    answer = client.first_healthy_after(t0, FAILOVER_WITHIN_S, node=new)
+    if not (answer.ok and answer.served_by == new):
+        raise lab.LabError(f"{kind}: no healthy answer from {new}: {answer.detail}")
+    t_c = answer.at
+    if kind == "health":
+        lab.set_unhealthy(st, old, "core", False)
+    newn, oldn = st.nodes[new], st.nodes[old]
+    wait_for(
+        lambda: first(read_log(newn.log, t0), "transition", to="MASTER"),
+        FAILOVER_WITHIN_S,
+        f"{new} MASTER",
+    )
+    t_end = time.time()
+    if kind == "crash":
+        lab.start_services(st, old)
+    nr, orr = read_log(newn.log, t0 - 1), read_log(oldn.log, t0 - 1)
+    f = run.figures
+    if kind == "crash":
+        t_trig = t0
+    else:
+        tr = first(orr, "transition", after=t0, **{"from": "MASTER"})
+        assert tr is not None, f"{old} never left MASTER"
+        t_trig = tr.at
+    ka = next(
+        (r for r in nr if r.msg == "fifo_line" and r.at >= t0 and " MASTER " in r.f["line"]),
+        None,
+    )
+    promo = first(nr, "transition", after=t0, **{"from": "BACKUP", "to": "FENCING"})
+    master = first(nr, "transition", after=t0, to="MASTER")
+    assert ka and promo and master, f"{new}: incomplete promotion log"
+    t1 = ka.at
+    steps = {
+        r.f["step"]: r
+        for r in nr
+        if r.msg == "step_end" and r.at >= promo.at and r.f.get("outcome") == "done"
+    }
+    fsck = first(nr, "fsck_done", after=promo.at)
+    cmds = [
+        (r.at - float(r.f["duration_ms"]) / 1000, r.at, cmd_name(list(r.f.get("argv", []))))
+        for r in nr
+        if r.msg == "command" and r.at >= t0
+    ]
+    up = next((c for c in cmds if c[0] >= promo.at and " up" in f" {c[2]}"), None)
+    assert up is not None, f"{new}: no compose up command logged (log level debug?)"
+    t_up_end = up[1]
+    start_begin = steps["start"].at - float(steps["start"].f["duration_s"])
+    f["trigger"] = t_trig - t0
+    f["vrrp"] = t1 - t_trig
+    f["fence"] = float(steps["fence"].f["duration_s"])
+    f["map"] = float(steps["map"].f["duration_s"])
+    f["fsck"] = float(fsck.f["duration_s"]) if fsck else 0.0
+    f["mount"] = float(steps["mount"].f["duration_s"]) - f["fsck"]
+    f["start"] = float(steps["start"].f["duration_s"])
+    f["client"] = t_c - start_begin
+    f["total"] = t_c - t0
+    critical = [(a, b) for a, b, _ in cmds if b > t1 and a < t_up_end]
+    ext = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, t_c)]
+    f["external"] = union_length(ext, t0, t_c)
+    f["overhead_ms"] = (f["total"] - f["external"]) * 1000
+    healthy_at = docker_first_healthy(newn, t_up_end - 5, t_end)
+    if healthy_at is not None:
+        ext_m = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, max(healthy_at, t_up_end))]
+        f["to_master_overhead_ms"] = ((master.at - t0) - union_length(ext_m, t0, master.at)) * 1000
+        hh = first(nr, "harbor_healthy", after=promo.at)
+        if hh is not None:
+            f["health_lag_ms"] = (hh.at - healthy_at) * 1000
+    # Gaps on the critical path (idea (d)): time with no external command running.
+    prev_end, prev_name = t1, "MASTER line"
+    for a, b, name in sorted(c for c in cmds if c[1] > t1 and c[0] < t_up_end):
+        if a > prev_end:
+            key = f"{prev_name} -> {name}"
+            run.gaps[key] = run.gaps.get(key, 0.0) + (a - prev_end) * 1000
+        if b > prev_end:
+            prev_end, prev_name = b, name
+    return run
+
+
+# --------------------------------------------------------------------- baseline
+def ceph_args(st: lab.LabState) -> str:
+    return f"--id harbor -c {st.ceph_conf} --keyring {st.ceph_keyring}"
+
+
+def env_value(node: lab.NodeState, key: str) -> str:
+    for line in node.env_file.read_text().splitlines():
+        if line.startswith(key + "="):
+            return line.split("=", 1)[1]
+    raise KeyError(key)
+
+
+def compose_argv(node: lab.NodeState, *args: str) -> list[str]:
+    return [
+        *env_value(node, "HARBOR_HA_COMPOSE_COMMAND").split(),
+        "-p",
+        lab.PROJECT,
+        "-f",
+        str(node.path / "harbor" / "docker-compose.yml"),
+        *args,
+    ]
+
+
+def start_baseline(st: lab.LabState, node: lab.NodeState, log: Path) -> subprocess.Popen[bytes]:
+    log.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        RBD_STATE_ENV: str(node.rbd_state),
+        "DOCKER_HOST": node.docker_host,
+        "BASE_VIP": st.vip_address,
+        "BASE_IFACE": "eth0",
+        "BASE_RBD": str(RBD_WRAPPER),
+        "BASE_CEPH_ARGS": ceph_args(st),
+        "BASE_IMAGE": "rbd/harbor",
+        "BASE_FS_TYPE": "ext4",
+        "BASE_MOUNT_OPTIONS": "noatime",
+        "BASE_MOUNTPOINT": str(node.mountpoint),
+        "BASE_COMPOSE": env_value(node, "HARBOR_HA_COMPOSE_COMMAND"),
+        "BASE_COMPOSE_FILE": str(node.path / "harbor" / "docker-compose.yml"),
+        "BASE_PROJECT": lab.PROJECT,
+        "BASE_HEALTH_URL": f"https://{node.address}:{lab.HTTPS_PORT}/api/v2.0/health",
+        "BASE_LOG": str(log),
+        "BASE_EXPIRE_S": "86400",
+    }
+    with (log.parent / "baseline.out").open("ab") as out:
+        proc = subprocess.Popen(
+            ["nsenter", f"--net=/run/netns/{node.netns}", "bash", str(BASELINE)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    wait_for(lambda: log.exists() and "armed" in log.read_text(), 30, "baseline armed")
+    return proc
+
+
+def stamps(log: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in log.read_text().splitlines():
+        k, _, v = line.partition(" ")
+        out.setdefault(k, float(v))
+    return out
+
+
+def undo_node(st: lab.LabState, node: lab.NodeState) -> None:
+    """Cleanly undo a baseline node's Harbor, mount and (fenced) mapping."""
+    env = {**os.environ, "DOCKER_HOST": node.docker_host}
+    subprocess.run(
+        compose_argv(node, "down", "-t", "1", "--remove-orphans"),
+        env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    if lab.running_containers(node):
+        ids = lab.sh("docker", "-H", node.docker_host, "ps", "-aq", check=False).stdout.split()
+        lab.sh("docker", "-H", node.docker_host, "rm", "-f", *ids, check=False)
+    umount = lab.mounted_here(node) and lab.sh("umount", str(node.mountpoint), check=False)
+    if umount and umount.returncode != 0:
+        lab.sh("umount", "-l", str(node.mountpoint), check=False)
+    renv = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
+    for dev in lab.mapped_here(node):
+        lab.sh(
+            str(RBD_WRAPPER), "device", "unmap", "-o", "force", dev,
+            check=False, env=renv, timeout=90,
+        )  # fmt: skip
+    if lab.mapped_here(node) or lab.mounted_here(node):
+        raise lab.LabError(f"could not undo node {node.name}")
+
+
+def serving(st: lab.LabState, client: Client) -> str | None:
+    holders = lab.vip_holders(st)
+    if len(holders) != 1:
+        return None
+    a = client.check()
+    return holders[0] if a.ok and a.served_by == holders[0] else None
+
+
+def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, float]]:
+    for name in st.nodes:  # harbor-ha off on both; keepalived stays with its track files
+        pid = st.nodes[name].pids.get("harbor-ha")
+        if pid:
+            lab.kill_pid(pid, signal.SIGKILL)
+    lab.reap()
+    logdir = Path(st.labdir) / "baseline"
+    logdir.mkdir(exist_ok=True)
+    src = wait_for(lambda: lab.vip_holders(st), 30, "a VIP holder")[0]
+    if serving(st, client) is None:  # cold start with the script itself on the VIP holder
+        say(f"baseline: cold start on {src}")
+        proc = start_baseline(st, st.nodes[src], logdir / "cold.log")
+        proc.wait(timeout=120)
+    results = []
+    for i in range(runs):
+        src = wait_for(lambda: serving(st, client), 60, "one node serving through the VIP")
+        dst = next(n for n in st.nodes if n != src)
+        log = logdir / f"run{i}.log"
+        proc = start_baseline(st, st.nodes[dst], log)
+        t0 = time.time()
+        lab.kill_pid(st.nodes[src].pids["keepalived"], signal.SIGKILL)
+        lab.reap()
+        answer = client.first_healthy_after(t0, FAILOVER_WITHIN_S, node=dst)
+        proc.wait(timeout=120)
+        if not (answer.ok and answer.served_by == dst) or proc.returncode != 0:
+            raise lab.LabError(f"baseline run {i}: {answer.detail}; see {log}")
+        s = stamps(log)
+        r = {
+            "vip": s["vip"] - t0,
+            "fence": s["fenced"] - s["vip"],
+            "map": s["mapped"] - s["fenced"],
+            "fsck": s["fsck"] - s["mapped"],
+            "mount": s["mounted"] - s["fsck"],
+            "compose_up": s["compose_up"] - s["mounted"],
+            "healthy": s["healthy"] - s["compose_up"],
+            "client": answer.at - s["mounted"],
+            "total": answer.at - t0,
+        }
+        results.append(r)
+        say(f"  baseline {i + 1}/{runs} {src}->{dst}: total {r['total']:.3f} s ({fmt(r)})")
+        undo_node(st, st.nodes[src])
+        lab.start_keepalived(st.nodes[src])
+        st.save()
+        wait_for(lambda d=dst: lab.vip_holders(st) == [d], 60, "stale VIP gone")
+    return results
+
+
+# ------------------------------------------------------------------------- report
+def fmt(d: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.0f}ms" if k.endswith("_ms") else f"{k}={v:.3f}" for k, v in d.items())
+
+
+def table(title: str, rows: list[dict[str, float]]) -> dict[str, float]:
+    say(f"\n{title} (n={len(rows)})")
+    say(f"  {'figure':<22}{'median':>10}{'max':>10}")
+    med: dict[str, float] = {}
+    for key in rows[0]:
+        vals = [r[key] for r in rows if key in r]
+        unit = "ms" if key.endswith("_ms") else "s"
+        med[key] = statistics.median(vals)
+        if unit == "ms":
+            say(f"  {key:<22}{med[key]:>8.0f}ms{max(vals):>8.0f}ms")
+        else:
+            say(f"  {key + ' (s)':<22}{med[key]:>10.3f}{max(vals):>10.3f}")
+    return med
+
+
+def gap_table(runs: list[Run]) -> None:
+    keys: dict[str, list[float]] = {}
+    for r in runs:
+        for k, v in r.gaps.items():
+            keys.setdefault(k, []).append(v)
+    ranked = sorted(keys.items(), key=lambda kv: -sum(kv[1]) / len(runs))[:6]
+    say("  largest gaps between external commands (mean ms per failover):")
+    for k, v in ranked:
+        say(f"    {sum(v) / len(runs):7.1f}  {k}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kinds", default="crash,switchover,health")
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhbench"))
+    ap.add_argument("--prefix", default="hhbench")
+    ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
+    ap.add_argument("--no-baseline", action="store_true")
+    args = ap.parse_args()
+    kinds = [k for k in args.kinds.split(",") if k]
+    started = time.monotonic()
+    say(f"bench: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+        f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
+    st = lab.up(args.dir, prefix=args.prefix, log_level="debug", say=say)
+    client = Client(st.client_netns, st.vip_address)
+    ours: dict[str, list[Run]] = {}
+    base: list[dict[str, float]] = []
+    try:
+        wait_stable(st)
+        for kind in kinds:
+            ours[kind] = []
+            for i in range(args.runs):
+                r = run_ours(st, client, kind)
+                ours[kind].append(r)
+                say(f"  {kind} {i + 1}/{args.runs} {r.old}->{r.new}: {fmt(r.figures)}")
+        if not args.no_baseline:
+            wait_stable(st)
+            base = run_baseline(st, client, args.runs)
+    finally:
+        client.close()
+        if not args.keep:
+            lab.down(args.dir, say=say)
+    medians = {k: table(f"harbor-ha, {k}", [r.figures for r in v]) for k, v in ours.items()}
+    for k, v in ours.items():
+        say(f"\n{k}:")
+        gap_table(v)
+    bmed = table("baseline (sequential shell script), crash", base) if base else {}
+    ratio = float("nan")
+    if bmed and "crash" in medians:
+        ratio = medians["crash"]["total"] / bmed["total"]
+        say(f"\nratio ours/baseline (crash, median total): {ratio:.3f}")
+    say(f"\nuptime: {lab.sh('uptime').stdout.strip()}; wall {time.monotonic() - started:.0f} s")
+    c = medians.get("crash", {})
+    say(
+        f"failover_total_median_s={c.get('total', float('nan')):.3f} "
+        f"overhead_ms={c.get('overhead_ms', float('nan')):.0f} "
+        f"ratio_vs_sequential={ratio:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
