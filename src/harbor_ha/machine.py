@@ -52,6 +52,7 @@ class Event(enum.StrEnum):
     # timers
     BACKOFF_EXPIRED = "BACKOFF_EXPIRED"
     RETRY = "RETRY"  # FENCED_SELF: try the demotion again
+    MASTER_STABLE = "MASTER_STABLE"  # MASTER for master_stable_s: forget past failures
     # operator
     SWITCHOVER = "SWITCHOVER"
     MAINTENANCE_ON = "MAINTENANCE_ON"
@@ -218,7 +219,9 @@ def _step_done(node: Node) -> Result:
     if s is State.MOUNTING:
         return _go(node, State.STARTING)
     if s is State.STARTING:
-        return _stay(node, state=State.MASTER, failures=0)
+        # failures are forgotten only once MASTER held (MASTER_STABLE): a node that loses the
+        # image again and again (a partition ping-pong) backs off longer each time.
+        return _stay(node, state=State.MASTER)
     if s is State.STOPPING:
         return _go(node, State.UNMOUNTING)
     if s is State.UNMOUNTING:
@@ -303,6 +306,10 @@ def _shutdown(node: Node) -> Result:
     return node, (EXIT,)
 
 
+def _master_stable(node: Node) -> Result:
+    return _stay(node, failures=0)
+
+
 def _ignore(node: Node) -> Result:
     return node, ()
 
@@ -336,6 +343,8 @@ _rule(ALL_STATES, Event.SWITCHOVER, _switchover)
 _rule(ALL_STATES, Event.MAINTENANCE_ON, _maintenance_on)
 _rule(ALL_STATES, Event.MAINTENANCE_OFF, _maintenance_off)
 _rule(ALL_STATES, Event.SHUTDOWN, _shutdown)
+_rule(ALL_STATES, Event.MASTER_STABLE, _ignore)
+TABLE[(State.MASTER, Event.MASTER_STABLE)] = _master_stable
 
 
 def transition(node: Node, event: Event) -> Result:

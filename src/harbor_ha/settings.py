@@ -464,6 +464,14 @@ class Settings(BaseSettings):
         validation_alias=_env("backoff_max_s"),
         description="Cap of the doubling backoff: a broken node retries every 5 min at most.",
     )
+    master_stable_s: Seconds = Field(
+        default=60.0,
+        validation_alias=_env("master_stable_s"),
+        description=(
+            "MASTER this long forgets past failed promotions; until then the backoff keeps "
+            "doubling, so two nodes fencing each other in a partition slow down."
+        ),
+    )
     fenced_self_retry_s: Seconds = Field(
         default=30.0,
         validation_alias=_env("fenced_self_retry_s"),

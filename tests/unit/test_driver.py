@@ -53,6 +53,7 @@ def settings(tmp_path: Path) -> Settings:
         backoff_max_s=0.4,
         switchover_hold_s=0.2,
         fenced_self_retry_s=0.2,
+        master_stable_s=0.3,
     )
 
 
@@ -178,3 +179,20 @@ async def test_fault_file_rewritten_if_changed_behind_our_back(h: Harness) -> No
     h.fault_path.write_text("0\n")
     h.driver.rewrite_fault()
     assert h.fault() == 1
+
+
+async def test_failures_forgotten_only_after_master_held(h: Harness) -> None:
+    """After a failed promotion, a later successful one keeps the failure count until the node
+    has held MASTER for master_stable_s (then the MASTER_STABLE timer resets it)."""
+    h.steps.plan[Step.MOUNT] = "fail"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(
+        lambda: h.driver.node.failures == 1 and h.driver.node.state is State.BACKUP, "failed once"
+    )
+    h.steps.plan[Step.MOUNT] = "ok"
+    await h.until(lambda: not h.driver.node.fault, "backoff over")
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert h.driver.node.failures == 1
+    await h.until(lambda: h.driver.node.failures == 0, "MASTER_STABLE")

@@ -114,7 +114,8 @@ def test_every_pair(state: State, event: Event) -> None:
 
 
 def test_promotion_happy_path_and_failover_flags() -> None:
-    """MASTER line -> fence, map, mount, start -> MASTER, with the failure count reset."""
+    """MASTER line -> fence, map, mount, start -> MASTER; the failure count resets only when
+    MASTER_STABLE says the node held MASTER."""
     node = Node(failures=2)
     steps = []
     node, acts = transition(node, E.KA_MASTER)
@@ -122,7 +123,9 @@ def test_promotion_happy_path_and_failover_flags() -> None:
         steps += [a.step for a in acts if a.kind is Kind.RUN_STEP]
         node, acts = transition(node, E.STEP_DONE)
     assert steps == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
-    assert node.failures == 0 and not node.fault_file_on
+    assert node.failures == 2 and not node.fault_file_on
+    node, _ = transition(node, E.MASTER_STABLE)
+    assert node.failures == 0, "failures are forgotten once MASTER held"
 
 
 @pytest.mark.parametrize("failing", sorted(PROMOTING))
@@ -162,6 +165,22 @@ def test_backoff_expiring_during_rollback_clears_fault_at_the_end() -> None:
     for _ in range(3):
         node, _ = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and not node.fault
+
+
+def test_partition_ping_pong_backs_off_longer() -> None:
+    """Storage lost right after each promotion (a peer fencing us in a partition): failures keep
+    counting up across the successful promotions, so the backoff doubles each round."""
+    node = Node(want_master=True)
+    for n in (1, 2, 3):
+        node, _ = transition(node, E.KA_MASTER)
+        for _ in range(4):
+            node, _ = transition(node, E.STEP_DONE)
+        assert node.state is S.MASTER
+        node, acts = transition(node, E.STORAGE_LOST)
+        assert Action(Kind.START_BACKOFF) in acts and node.failures == n
+        for _ in range(3):
+            node, _ = transition(node, E.STEP_DONE)
+        node, _ = transition(node, E.BACKOFF_EXPIRED)
 
 
 def test_failures_count_up_across_attempts() -> None:

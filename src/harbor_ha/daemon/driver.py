@@ -71,6 +71,7 @@ class Driver:
         self._token = 0
         self._timer: asyncio.TimerHandle | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._stable: asyncio.TimerHandle | None = None
         self._promotion_started: float | None = None
         self.node = Node(demote_on_exit=settings.stop_harbor_on_exit)
         self.exited = asyncio.Event()
@@ -168,6 +169,8 @@ class Driver:
         self._write_fault(new.fault_file_on)
         if new.state is State.FENCED_SELF and old.state is not State.FENCED_SELF:
             self._arm_retry()
+        if new.state is State.MASTER and old.state is not State.MASTER and new.failures:
+            self._arm_stable()
 
     def _failover_clock(self, old: State, new: State, at: float) -> None:
         if old is State.BACKUP and new is State.FENCING:
@@ -233,16 +236,27 @@ class Driver:
         log.warning("fenced_self", retry_in_s=delay)
         self._retry = loop.call_later(delay, self._retry_fire)
 
+    def _arm_stable(self) -> None:
+        if self._stable is not None:
+            self._stable.cancel()
+        loop = asyncio.get_running_loop()
+        self._stable = loop.call_later(
+            self._settings.master_stable_s,
+            self.post,
+            Event.MASTER_STABLE,
+            f"MASTER for {self._settings.master_stable_s:g} s",
+        )
+
     def _retry_fire(self) -> None:
         self._retry = None
         if self.node.state is State.FENCED_SELF:
             self.post(Event.RETRY, "periodic retry of the demotion")
 
     def _cancel_timers(self) -> None:
-        for handle in (self._timer, self._retry):
+        for handle in (self._timer, self._retry, self._stable):
             if handle is not None:
                 handle.cancel()
-        self._timer = self._retry = None
+        self._timer = self._retry = self._stable = None
 
     def _start_step(self, step: Step) -> None:
         assert not self.busy, f"step {step} started while another runs"
