@@ -1,0 +1,202 @@
+"""Fault suite fixtures: one two-node lab per session (own labdir and prefix, so other labs
+can run on the machine at the same time), brought back to its one good shape before each
+test, and a ``record`` fixture whose rows become docs/reliability.md (tests/faults/report.py).
+
+Environment:
+- HHFLT_REUSE=LABDIR  use (and keep) a lab already up in LABDIR instead of making one;
+- HHFLT_KEEP=1        leave the session's lab up at the end (for post-mortems);
+- HHFLT_RESULTS=FILE  write the recorded rows and outcomes as JSON to FILE at session end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.faults import faultlab as fl
+from tests.lab import lab
+from tests.lab.lab import LabState
+
+LOGS = Path("/var/tmp/hhflt-logs")
+
+
+@dataclass
+class Row:
+    """One line of the reliability table."""
+
+    test: str
+    injected: str
+    runs: int
+    expected: str
+    observed: str
+    figures: str = ""
+    outcome: str = ""  # filled from the test report: passed | failed | xfailed | skipped
+
+
+_ROWS: dict[str, list[Row]] = {}
+_OUTCOMES: dict[str, str] = {}
+
+
+@pytest.fixture
+def record(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """record(injected=, runs=, expected=, observed=, figures=): one row of the table.
+
+    Call it before the assertions that judge the row (the outcome column says if they held)."""
+
+    def add(*, injected: str, expected: str, observed: str, runs: int = 1, figures: str = "") -> None:
+        nodeid = request.node.nodeid
+        _ROWS.setdefault(nodeid, []).append(
+            Row(nodeid, injected, runs, expected, observed, figures)
+        )
+        print(f"[fault] {injected} x{runs}: expected {expected}; observed {observed}; {figures}")
+
+    return add
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" or (rep.when == "setup" and not rep.passed):
+        if hasattr(rep, "wasxfail"):
+            state = "xfailed" if rep.skipped else "xpassed"
+        else:
+            state = rep.outcome
+        _OUTCOMES[item.nodeid] = state
+        item.stash[_FAILED] = not rep.passed and not hasattr(rep, "wasxfail")
+    elif rep.when == "teardown" and rep.failed:
+        _OUTCOMES[item.nodeid] = "failed (teardown)"
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    dest = os.environ.get("HHFLT_RESULTS")
+    if not dest:
+        return
+    rows = []
+    for nodeid, outcome in _OUTCOMES.items():
+        for row in _ROWS.get(nodeid, []) or [Row(nodeid, "", 0, "", "(no row recorded)")]:
+            row.outcome = outcome
+            rows.append(asdict(row))
+    Path(dest).write_text(json.dumps(rows, indent=1))
+
+
+# ------------------------------------------------------------------------ lab
+def _need_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the fault suite needs root (netns, loop devices, dockerd)")
+
+
+@pytest.fixture(scope="session")
+def flt_lab() -> Iterator[LabState]:
+    """The two-node lab of this session: labdir /var/tmp/hhflt-XXXX, netns prefix hfXXXX."""
+    _need_root()
+    reuse = os.environ.get("HHFLT_REUSE")
+    if reuse:
+        yield LabState.load(Path(reuse))
+        return
+    tag = secrets.token_hex(2)
+    labdir = Path(f"/var/tmp/hhflt-{tag}")
+    st = lab.up(labdir, prefix=f"hf{tag}", say=lambda m: print(m, flush=True))
+    try:
+        tune_lab(st)
+        yield st
+    finally:
+        fl.reap_writers()
+        if os.environ.get("HHFLT_KEEP"):
+            print(f"fault lab left up in {labdir}")
+        else:
+            lab.down(labdir, say=lambda m: print(m, flush=True))
+
+
+LAB_ENV = {"HARBOR_HA_PROBE_FALL": "4"}
+"""Daemon settings of the fault lab: Harbor's probes must fail 4 times in a row (1 s apart)
+before a master gives up; the default lab's 2 flaps under the load of several labs on
+2 cores (load average 40 measured) and turns every test into a failover storm."""
+
+HEALTHCHECK = {"interval: 1s": "interval: 2s", "timeout: 1s": "timeout: 5s"}
+"""Harbor-shape healthchecks of the fault lab: 9 containers x 1 s `docker exec` healthchecks
+x several labs saturate the 2 cores; real Harbor checks every 30 s. Changes only the lab's
+stand-in, not the product."""
+
+
+def tune_lab(st: LabState) -> None:
+    """Apply LAB_ENV and HEALTHCHECK: both nodes in maintenance (Harbor stopped, image
+    unmapped), edit, restart both daemons (they reconcile from facts), wait for convergence."""
+    for name in st.nodes:
+        lab.harbor_ha(st.nodes[name], "maintenance", "on")
+    for name in st.nodes:
+        fl.poll(
+            lambda n=name: lab.status(st, n).get("state") == "BACKUP"
+            and not lab.mapped_here(st.nodes[n]),
+            120,
+            f"{name} BACKUP and unmapped in maintenance",
+        )
+    for name, node in st.nodes.items():
+        compose = node.path / "harbor" / "docker-compose.yml"
+        text = compose.read_text()
+        for old, new in HEALTHCHECK.items():
+            text = text.replace(old, new)
+        compose.write_text(text)
+        fl.set_env(st, name, **LAB_ENV)
+        lab.kill_pid(node.pids["harbor-ha"], signal.SIGTERM, group=False, wait_s=40)
+    lab.reap()
+    for name in st.nodes:
+        fl.restart_daemon(st, name)
+    fl.wait_converged(st, 180)
+
+
+def _restore_env(st: LabState, saved: dict[str, str]) -> None:
+    for name, text in saved.items():
+        node = st.nodes[name]
+        if node.env_file.read_text() != text:
+            node.env_file.write_text(text)
+            if fl.daemon_alive(node):
+                lab.kill_pid(node.pids["harbor-ha"], signal.SIGTERM, group=False, wait_s=40)
+                lab.reap()
+
+
+def settle(st: LabState, within_s: float = 150) -> float:
+    """Bring the lab back to its one good shape: heal the network, start what is not running,
+    wait until exactly one node serves and the other is a clean standby."""
+    lab.heal(st)
+    for name in st.nodes:
+        for service in ("core", "registry", "postgresql", "proxy", "portal", "redis"):
+            lab.set_unhealthy(st, name, service, False)
+    fl.ensure_services(st)
+    return fl.wait_converged(st, within_s)
+
+
+@pytest.fixture
+def fault_lab(flt_lab: LabState, request: pytest.FixtureRequest) -> Iterator[LabState]:
+    """The session's lab in its good shape (one MASTER serving, one clean BACKUP) at the start
+    of the test; env-file overrides undone and logs kept under /var/tmp/hhflt-logs/ after it."""
+    st = flt_lab
+    settle(st)
+    saved = {name: node.env_file.read_text() for name, node in st.nodes.items()}
+    t0 = time.time()
+    yield st
+    failed = request.node.stash.get(_FAILED, False)
+    if failed:
+        dest = LOGS / request.node.name.replace("/", "_")
+        shutil.rmtree(dest, ignore_errors=True)
+        lab.collect_logs(st, dest)
+        (dest / "t0").write_text(f"{t0}\n")
+    _restore_env(st, saved)
+    fl.reap_writers()
+
+
+def report_facts(st: LabState) -> dict[str, Any]:
+    return {k: asdict(v) for k, v in fl.facts(st).items()}

@@ -1,0 +1,441 @@
+"""Helpers of the fault suite: watch a node's log, crash and restart its daemon, check the
+invariants of the two-node lab (one node serving, nothing leaked, never Harbor on a bare
+mountpoint, at most one writer).  Every check reads the real system (mountinfo, ``ip addr``,
+``docker ps``, the real CLI's ``status --json``), never the daemon's own opinion alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.lab import lab
+from tests.lab.client import Client
+from tests.lab.lab import LabState, NodeState
+
+SERVING_STATES = ("MASTER",)
+
+
+class Timeout(AssertionError):
+    """A condition did not come true within its deadline (the message says which)."""
+
+
+def poll(cond: Callable[[], Any], within_s: float, what: str, every_s: float = 0.2) -> Any:
+    """Poll ``cond`` until it returns a truthy value; raise Timeout after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    last: Any = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise Timeout(f"{what}: not true within {within_s:g} s (last: {last!r})")
+        time.sleep(every_s)
+
+
+# ------------------------------------------------------------------ log tail
+class LogTail:
+    """Follows a node's harbor-ha JSON log from its current end (a crash truncates nothing)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pos = path.stat().st_size if path.exists() else 0
+        self._buf = b""
+        self.seen: list[dict[str, Any]] = []
+
+    def read(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._pos)
+                data = f.read()
+        except FileNotFoundError:
+            return out
+        self._pos += len(data)
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for raw in lines:
+            if raw.startswith(b"{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    out.append(json.loads(raw))
+        self.seen.extend(out)
+        return out
+
+    def wait(
+        self, match: Callable[[dict[str, Any]], bool], within_s: float, every_s: float = 0.003
+    ) -> dict[str, Any]:
+        """Return the first new record matching ``match`` (tight poll: for catching states)."""
+        deadline = time.monotonic() + within_s
+        while True:
+            for rec in self.read():
+                if match(rec):
+                    return rec
+            if time.monotonic() > deadline:
+                raise Timeout(f"no log record matching in {self.path} within {within_s:g} s")
+            time.sleep(every_s)
+
+    def transitions(self) -> list[dict[str, Any]]:
+        self.read()
+        return [r for r in self.seen if r.get("msg") == "transition"]
+
+
+def entered(state: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda r: r.get("msg") == "transition" and r.get("to") == state
+
+
+# ---------------------------------------------------------------- processes
+def daemon_pid(node: NodeState) -> int:
+    return node.pids["harbor-ha"]
+
+
+def crash_daemon(st: LabState, name: str) -> None:
+    """kill -9 of the node's harbor-ha process only (not its children, not keepalived)."""
+    node = st.nodes[name]
+    pid = daemon_pid(node)
+    os.kill(pid, signal.SIGKILL)
+    lab.kill_pid(pid, signal.SIGKILL, group=False, wait_s=10)
+    lab.reap()
+
+
+def daemon_alive(node: NodeState) -> bool:
+    pid = node.pids.get("harbor-ha")
+    return bool(pid) and lab.alive(pid)
+
+
+def keepalived_alive(node: NodeState) -> bool:
+    pid = node.pids.get("keepalived")
+    return bool(pid) and lab.alive(pid)
+
+
+def restart_daemon(st: LabState, name: str) -> None:
+    """Start the node's harbor-ha again (as systemd's Restart= would); keepalived untouched."""
+    lab.start_harbor_ha(st.nodes[name])
+    st.save()
+
+
+def ensure_services(st: LabState) -> None:
+    """Start whatever of harbor-ha / keepalived / dockerd is not running on each node."""
+    for name, node in st.nodes.items():
+        if not (node.pids.get("dockerd") and lab.alive(node.pids["dockerd"])):
+            raise lab.LabError(f"dockerd of node {name} is not running")
+        if not daemon_alive(node):
+            restart_daemon(st, name)
+        if not keepalived_alive(node):
+            lab.start_keepalived(node)
+            st.save()
+
+
+def set_env(st: LabState, name: str, **values: str) -> None:
+    """Override settings in the node's env file (last assignment wins); takes effect at the
+    next start of its harbor-ha."""
+    node = st.nodes[name]
+    text = node.env_file.read_text()
+    keep = [ln for ln in text.splitlines() if ln.split("=", 1)[0] not in values]
+    keep += [f"{k}={v}" for k, v in values.items()]
+    node.env_file.write_text("\n".join(keep) + "\n")
+
+
+# ------------------------------------------------------------------- facts
+def mount_source(mountpoint: Path) -> tuple[int, int] | None:
+    """major:minor of what is mounted on top at ``mountpoint`` (from /proc/self/mountinfo)."""
+    top = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            if parts[4].replace("\\040", " ") == str(mountpoint):
+                major, minor = parts[2].split(":")
+                top = (int(major), int(minor))
+    return top
+
+
+def mount_count(mountpoint: Path) -> int:
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4].replace("\\040", " ") == str(mountpoint))
+
+
+def mounted_from_mapped(node: NodeState) -> bool:
+    """The node's mountpoint is mounted from the device the image is mapped to on that node."""
+    src = mount_source(node.mountpoint)
+    if src is None:
+        return False
+    for dev in lab.mapped_here(node):
+        with contextlib.suppress(OSError):
+            rdev = os.stat(dev).st_rdev
+            if (os.major(rdev), os.minor(rdev)) == src:
+                return True
+    return False
+
+
+@dataclass
+class NodeFacts:
+    name: str
+    state: str
+    vip: bool
+    mapped: list[str]
+    mounted: bool
+    mounted_ok: bool
+    containers: int
+    fault: bool | None
+
+    def short(self) -> str:
+        return (
+            f"{self.name}:{self.state} vip={int(self.vip)} mapped={len(self.mapped)} "
+            f"mounted={int(self.mounted)} containers={self.containers} fault={self.fault}"
+        )
+
+
+def facts(st: LabState) -> dict[str, NodeFacts]:
+    holders = lab.vip_holders(st)
+    out = {}
+    for name, node in st.nodes.items():
+        s = lab.status(st, name)
+        out[name] = NodeFacts(
+            name=name,
+            state=str(s.get("state")),
+            vip=name in holders,
+            mapped=lab.mapped_here(node),
+            mounted=lab.mounted_here(node),
+            mounted_ok=mounted_from_mapped(node),
+            containers=len(lab.running_containers(node)),
+            fault=s.get("fault"),
+        )
+    return out
+
+
+def converged(st: LabState, client: Client | None = None) -> str | None:
+    """None when the lab is in its one good shape, else what is wrong.
+
+    Good shape: exactly one node MASTER holding the VIP, mapped, mounted from its mapping,
+    Harbor running (and the client served by it through the VIP); every other node BACKUP,
+    no VIP, nothing mapped, nothing mounted, no container.
+    """
+    f = facts(st)
+    masters = [n for n in f.values() if n.state == "MASTER"]
+    if len(masters) != 1:
+        return "masters=" + ",".join(n.name for n in masters) + " | " + _all(f)
+    m = masters[0]
+    if not (m.vip and len(m.mapped) == 1 and m.mounted_ok and m.containers > 0):
+        return "master not whole | " + _all(f)
+    if mount_count(st.nodes[m.name].mountpoint) != 1:
+        return f"{m.name}: mounted {mount_count(st.nodes[m.name].mountpoint)} times"
+    for n in f.values():
+        if n is m:
+            continue
+        if n.state != "BACKUP" or n.vip or n.mapped or n.mounted or n.containers:
+            return "standby not clean | " + _all(f)
+    if client is not None:
+        a = client.check()
+        if not (a.ok and a.served_by == m.name):
+            return f"client: {a.detail} | " + _all(f)
+    return None
+
+
+def _all(f: dict[str, NodeFacts]) -> str:
+    return " ; ".join(n.short() for n in f.values())
+
+
+def wait_converged(st: LabState, within_s: float = 90, client: Client | None = None) -> float:
+    """Poll until converged(); return how long it took (seconds)."""
+    t0 = time.monotonic()
+    last: list[str | None] = [None]
+
+    def ok() -> bool:
+        last[0] = converged(st, client)
+        return last[0] is None
+
+    try:
+        poll(ok, within_s, "lab converged", every_s=0.5)
+    except Timeout as exc:
+        raise Timeout(f"lab did not converge within {within_s:g} s: {last[0]}") from exc
+    return time.monotonic() - t0
+
+
+def serving(st: LabState) -> str:
+    """The one MASTER (asserts there is exactly one)."""
+    m = lab.masters(st)
+    assert len(m) == 1, f"expected one MASTER, got {m}"
+    return m[0]
+
+
+def other(st: LabState, name: str) -> str:
+    return next(n for n in st.nodes if n != name)
+
+
+# ----------------------------------------------------------- watch invariants
+@dataclass
+class Watch:
+    """Samples the nodes in a thread while a fault plays out; collects violations.
+
+    - bare: containers running on a node whose mountpoint is not mounted from its mapping
+      (sampled mount, containers, mount again: both mount samples must miss to count);
+    - double: a node with its mountpoint mounted more than once (stacked mounts).
+    """
+
+    st: LabState
+    every_s: float = 0.3
+    violations: list[str] = field(default_factory=list)
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for name, node in self.st.nodes.items():
+                try:
+                    m1 = mounted_from_mapped(node)
+                    running = lab.running_containers(node) if not m1 else []
+                    if running and not mounted_from_mapped(node):
+                        self.violations.append(
+                            f"{time.time():.3f} {name}: {len(running)} containers running, "
+                            "mountpoint not mounted from the mapped device"
+                        )
+                    if mount_count(node.mountpoint) > 1:
+                        self.violations.append(f"{time.time():.3f} {name}: mounted twice")
+                except Exception as exc:  # a sampling error is not a violation
+                    self.violations.append(f"sample error (ignored) {exc}")
+                    self.violations.pop()
+            self.samples += 1
+            self._stop.wait(self.every_s)
+
+    def __enter__(self) -> Watch:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+# ------------------------------------------------------------ write probe
+WRITER = r"""
+import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.write(fd, (sys.argv[2] + "\n").encode())
+os.fsync(fd)
+os.close(fd)
+print("ok")
+"""
+
+
+def try_write(node: NodeState, record: str, timeout_s: float = 3.0) -> bool:
+    """Append ``record`` to a file on the node's mountpoint and fsync it, in a subprocess
+    with a timeout (a fenced mount may hang in D state): True when fsync succeeded.
+
+    Writes only when the mountpoint is mounted from the node's mapping (never onto the
+    root filesystem below it)."""
+    if not mounted_from_mapped(node):
+        return False
+    target = node.mountpoint / "faults-ledger.txt"
+    proc = subprocess.Popen(
+        ["python3", "-c", WRITER, str(target), record],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # may sit in D state on a fenced device: do not wait for it
+        _STUCK.append(proc)
+        return False
+    return proc.returncode == 0 and out.strip() == "ok"
+
+
+_STUCK: list[subprocess.Popen[str]] = []
+"""Writer processes killed after their timeout (reaped by reap_writers)."""
+
+
+def reap_writers() -> None:
+    for proc in list(_STUCK):
+        if proc.poll() is not None:
+            _STUCK.remove(proc)
+
+
+@contextlib.contextmanager
+def client_for(st: LabState) -> Iterator[Client]:
+    c = Client(st.client_netns, st.vip_address)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+# ------------------------------------------------------------ image offline
+def wait_state(st: LabState, name: str, state: str, within_s: float = 60) -> None:
+    poll(lambda: lab.status(st, name).get("state") == state, within_s, f"{name} in {state}")
+
+
+def rbd_tool(st: LabState, state_dir: Path, *args: str, timeout: float = 60) -> str:
+    """The test's own use of the rbd stand-in (its own state dir: not a node's mapping),
+    run in node a's netns (where Ceph is reachable), with the harbor user's credentials."""
+    from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
+
+    node = next(iter(st.nodes.values()))
+    env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
+    res = lab.sh(
+        "nsenter",
+        f"--net=/run/netns/{node.netns}",
+        str(RBD_WRAPPER),
+        "-c",
+        st.ceph_conf,
+        "--id",
+        "harbor",
+        "--keyring",
+        st.ceph_keyring,
+        *args,
+        env=env,
+        timeout=timeout,
+    )
+    return res.stdout.strip()
+
+
+@contextlib.contextmanager
+def image_offline(st: LabState) -> Iterator[str]:
+    """Both nodes in maintenance (nobody serves, nobody maps), the image mapped by the test
+    itself (a loop device over rbd-fuse); yields the device.  On exit: unmapped, maintenance
+    off on both nodes (the lab then elects and promotes as after a cold start)."""
+    names = list(st.nodes)
+    for name in names:
+        lab.harbor_ha(st.nodes[name], "maintenance", "on")
+    for name in names:
+        poll(
+            lambda n=name: lab.status(st, n).get("state") == "BACKUP"
+            and not lab.mapped_here(st.nodes[n]),
+            90,
+            f"{name} BACKUP and unmapped in maintenance",
+        )
+    state_dir = Path(st.labdir) / "test-rbd"
+    state_dir.mkdir(exist_ok=True)
+    device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
+    try:
+        yield device
+    finally:
+        rbd_tool(st, state_dir, "device", "unmap", device)
+        for name in names:
+            lab.harbor_ha(st.nodes[name], "maintenance", "off")
+
+
+def fsck_running() -> list[str]:
+    """Command lines of fsck / e2fsck processes on the machine right now."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            comm = (d / "comm").read_text().strip()
+            if comm.startswith(("fsck", "e2fsck")):
+                out.append((d / "cmdline").read_text().replace("\0", " ").strip())
+    return out
