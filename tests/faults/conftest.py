@@ -45,6 +45,7 @@ class Row:
 
 _ROWS: dict[str, list[Row]] = {}
 _OUTCOMES: dict[str, str] = {}
+_DOCS: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -53,7 +54,9 @@ def record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
     Call it before the assertions that judge the row (the outcome column says if they held)."""
 
-    def add(*, injected: str, expected: str, observed: str, runs: int = 1, figures: str = "") -> None:
+    def add(
+        *, injected: str, expected: str, observed: str, runs: int = 1, figures: str = ""
+    ) -> None:
         nodeid = request.node.nodeid
         _ROWS.setdefault(nodeid, []).append(
             Row(nodeid, injected, runs, expected, observed, figures)
@@ -74,6 +77,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             state = rep.outcome
         _OUTCOMES[item.nodeid] = state
         item.stash[_FAILED] = not rep.passed and not hasattr(rep, "wasxfail")
+        doc = getattr(getattr(item, "function", None), "__doc__", None) or item.name
+        _DOCS[item.nodeid] = " ".join(doc.split())
     elif rep.when == "teardown" and rep.failed:
         _OUTCOMES[item.nodeid] = "failed (teardown)"
 
@@ -87,7 +92,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     rows = []
     for nodeid, outcome in _OUTCOMES.items():
-        for row in _ROWS.get(nodeid, []) or [Row(nodeid, "", 0, "", "(no row recorded)")]:
+        default = [Row(nodeid, _DOCS.get(nodeid, ""), 1, "(see Injected)", "as expected")]
+        if outcome not in ("passed",):
+            default[0].observed = "see the test log"
+        for row in _ROWS.get(nodeid, []) or default:
             row.outcome = outcome
             rows.append(asdict(row))
     Path(dest).write_text(json.dumps(rows, indent=1))
@@ -139,8 +147,9 @@ def tune_lab(st: LabState) -> None:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in st.nodes:
         fl.poll(
-            lambda n=name: lab.status(st, n).get("state") == "BACKUP"
-            and not lab.mapped_here(st.nodes[n]),
+            lambda n=name: (
+                lab.status(st, n).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[n])
+            ),
             120,
             f"{name} BACKUP and unmapped in maintenance",
         )

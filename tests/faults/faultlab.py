@@ -412,8 +412,9 @@ def image_offline(st: LabState) -> Iterator[str]:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in names:
         poll(
-            lambda n=name: lab.status(st, n).get("state") == "BACKUP"
-            and not lab.mapped_here(st.nodes[n]),
+            lambda n=name: (
+                lab.status(st, n).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[n])
+            ),
             90,
             f"{name} BACKUP and unmapped in maintenance",
         )
@@ -439,3 +440,24 @@ def fsck_running() -> list[str]:
             if comm.startswith(("fsck", "e2fsck")):
                 out.append((d / "cmdline").read_text().replace("\0", " ").strip())
     return out
+
+
+# ----------------------------------------------------------------- dockerd
+def restart_dockerd(st: LabState, name: str) -> float:
+    """SIGTERM the node's dockerd by PID (containerd stays), wait for it to exit, start it
+    again with the same arguments in the node's netns; returns seconds it was down."""
+    node = st.nodes[name]
+    pid = node.pids["dockerd"]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+    t0 = time.monotonic()
+    lab.kill_pid(pid, signal.SIGTERM, group=False, wait_s=60)
+    lab.reap()
+    log = node.path / "docker" / "dockerd.log"
+    node.pids["dockerd"] = lab.spawn(["nsenter", f"--net=/run/netns/{node.netns}", *argv], log)
+    st.save()
+    poll(
+        lambda: lab.sh("docker", "-H", node.docker_host, "version", check=False).returncode == 0,
+        60,
+        f"dockerd of {name} answering",
+    )
+    return time.monotonic() - t0

@@ -25,20 +25,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harbor_ha.daemon.watchers import ROLE_EVENTS, event_for_line
 from harbor_ha.keepalived.errors import BadFifoLine, TrackFileError
 from harbor_ha.keepalived.fifo import LVS_STATES, VRRP_STATES, FifoReader, parse_line
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.machine import Event
-from harbor_ha.daemon.watchers import ROLE_EVENTS, event_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
-WORDS = sorted(VRRP_STATES | LVS_STATES) + ["{UNKNOWN}", "master", "MASTERX", ""]
+WORDS = [*sorted(VRRP_STATES | LVS_STATES), "{UNKNOWN}", "master", "MASTERX", ""]
 KNOWN_EVENTS = set(ROLE_EVENTS.values())
 
 line_like = st.one_of(
     st.text(max_size=300),
     st.builds(
-        lambda kind, name, word, prio, pad: f"{pad}{kind} \"{name}\" {word} {prio}{pad}",
+        lambda kind, name, word, prio, pad: f'{pad}{kind} "{name}" {word} {prio}{pad}',
         st.sampled_from(["INSTANCE", "GROUP", "VS", "RS", "INSTANCEX", "instance"]),
         st.one_of(st.just("VI_1"), st.text(max_size=20)),
         st.sampled_from(WORDS),
@@ -251,4 +251,3 @@ def test_mountpoint_not_a_directory_check_fails(tmp_path: Path, record: Any) -> 
     )
     assert r.returncode != 0
     assert fails, r.stdout
-

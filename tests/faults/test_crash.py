@@ -90,9 +90,7 @@ def crash_in(st: LabState, state: str) -> dict[str, Any]:
     "state",
     ["BACKUP", *PROMOTING, "MASTER", *DEMOTING],
 )
-def test_kill9_daemon_in_state_converges(
-    fault_lab: LabState, state: str, record: Any
-) -> None:
+def test_kill9_daemon_in_state_converges(fault_lab: LabState, state: str, record: Any) -> None:
     """kill -9 of harbor-ha right after it entered STATE, restart: the lab converges without an
     operator (one node serving, the other clean), never Harbor on a bare mountpoint."""
     st = fault_lab
@@ -136,4 +134,3 @@ def test_kill9_daemon_in_state_converges(
     assert hits >= 1, f"could not catch {state} in {ATTEMPTS} attempts"
     if state == "MOUNTING":
         assert fsck_hits >= 1, "never killed while fsck ran"
-

@@ -123,7 +123,9 @@ def test_priority_file_flapping(fault_lab: LabState, record: Any) -> None:
         conv = fl.wait_converged(st, 120)
     values = {n: (st.nodes[n].run_dir / "priority").read_text().strip() for n in st.nodes}
     fl.poll(
-        lambda: all((st.nodes[n].run_dir / "priority").read_text().strip() == "1" for n in st.nodes),
+        lambda: all(
+            (st.nodes[n].run_dir / "priority").read_text().strip() == "1" for n in st.nodes
+        ),
         30,
         "both priority files back to 1 (both ready)",
     )
@@ -156,8 +158,9 @@ def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -
         with fl.Watch(st) as watch:
             lab.harbor_ha(st.nodes[master], "maintenance", "on")
             fl.poll(
-                lambda: len([r for r in tail.read() + tail.seen if r.get("msg") == "timer_armed"])
-                >= 3,
+                lambda: (
+                    len([r for r in tail.read() + tail.seen if r.get("msg") == "timer_armed"]) >= 3
+                ),
                 150,
                 "three backoffs armed",
                 every_s=1,
@@ -166,9 +169,7 @@ def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -
         compose.write_text(good)
         lab.harbor_ha(st.nodes[master], "maintenance", "off")
     armed = [float(r["seconds"]) for r in tail.seen if r.get("msg") == "timer_armed"]
-    fails = [
-        r for r in tail.seen if r.get("msg") == "step_end" and r.get("outcome") != "done"
-    ]
+    fails = [r for r in tail.seen if r.get("msg") == "step_end" and r.get("outcome") != "done"]
     conv = fl.wait_converged(st, 180)
     record(
         injected="standby's compose file invalid + master in maintenance (repeated promotions)",
