@@ -314,6 +314,10 @@ def run_ours(st: lab.LabState, client: Client, kind: str) -> Run:
     critical = [(a, b) for a, b, _ in cmds if b > t1 and a < t_up_end]
     ext = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, t_c)]
     f["external"] = union_length(ext, t0, t_c)
+    fence_end = steps["fence"].at
+    f["fence_rechecks_n"] = max(
+        sum(1 for a, b, n in cmds if n == "rbd status" and promo.at <= a and b <= fence_end) - 1, 0
+    )
     f["overhead_ms"] = (f["total"] - f["external"]) * 1000
     healthy_at = docker_first_healthy(newn, t_up_end - 5, t_end)
     if healthy_at is not None:
@@ -477,7 +481,12 @@ def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, 
 
 # ------------------------------------------------------------------------- report
 def fmt(d: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.0f}ms" if k.endswith("_ms") else f"{k}={v:.3f}" for k, v in d.items())
+    def one(k: str, v: float) -> str:
+        if k.endswith("_ms"):
+            return f"{k}={v:.0f}ms"
+        return f"{k}={v:.0f}" if k.endswith("_n") else f"{k}={v:.3f}"
+
+    return " ".join(one(k, v) for k, v in d.items())
 
 
 def table(title: str, rows: list[dict[str, float]]) -> dict[str, float]:
@@ -490,6 +499,8 @@ def table(title: str, rows: list[dict[str, float]]) -> dict[str, float]:
         med[key] = statistics.median(vals)
         if unit == "ms":
             say(f"  {key:<22}{med[key]:>8.0f}ms{max(vals):>8.0f}ms")
+        elif key.endswith("_n"):
+            say(f"  {key:<22}{med[key]:>10.1f}{max(vals):>10.0f}")
         else:
             say(f"  {key + ' (s)':<22}{med[key]:>10.3f}{max(vals):>10.3f}")
     return med

@@ -84,6 +84,9 @@ class Compose:
         self._runner = runner
         self._command: list[str] | None = None
         self._lock = asyncio.Lock()
+        self._lifecycle = asyncio.Lock()
+        """Serializes create/up/stop/down: a standby's create still running when the node is
+        promoted must end before `up -d` (compose is not safe against itself)."""
         self._images_cache: tuple[tuple[float, int], list[str]] | None = None
 
     # ------------------------------------------------------------------ plumbing
@@ -160,12 +163,30 @@ class Compose:
         Returns when compose has started the containers; health is the probes' business."""
         timeout = timeout_s or self._settings.start_timeout_s
         started = time.monotonic()
-        res = await self._compose("up", "-d", "--remove-orphans", timeout_s=timeout)
+        async with self._lifecycle:
+            res = await self._compose("up", "-d", "--remove-orphans", timeout_s=timeout)
         if not res.ok:
             log.warning("compose_up_failed", project=self.project, rc=res.returncode)
             raise ComposeFailed(f"compose up: exit {res.returncode}: {_detail(res)}")
         log.info(
             "compose_up", project=self.project, duration_s=round(time.monotonic() - started, 2)
+        )
+
+    async def create(self, timeout_s: float | None = None) -> None:
+        """``up --no-start --remove-orphans``: create the project's containers WITHOUT starting
+        them.  A standby prepares them so that promotion's ``up -d`` (which recreates whatever
+        changed in the file) only has to start them.  Created containers are not running: they
+        do not count as Harbor running (reconcile, probes), and Docker does not start them on a
+        dockerd restart even with ``restart: always`` (pinned by an integration test)."""
+        timeout = timeout_s or self._settings.start_timeout_s
+        started = time.monotonic()
+        async with self._lifecycle:
+            res = await self._compose("up", "--no-start", "--remove-orphans", timeout_s=timeout)
+        if not res.ok:
+            log.warning("compose_create_failed", project=self.project, rc=res.returncode)
+            raise ComposeFailed(f"compose up --no-start: exit {res.returncode}: {_detail(res)}")
+        log.info(
+            "compose_created", project=self.project, duration_s=round(time.monotonic() - started, 2)
         )
 
     async def stop(self, timeout_s: float | None = None) -> None:
@@ -178,12 +199,13 @@ class Compose:
         deadline = time.monotonic() + budget
         compose_ok = False
         try:
-            res = await self._compose(
-                "stop",
-                "-t",
-                str(self._settings.compose_stop_timeout_s),
-                timeout_s=budget * 2 / 3,
-            )
+            async with self._lifecycle:
+                res = await self._compose(
+                    "stop",
+                    "-t",
+                    str(self._settings.compose_stop_timeout_s),
+                    timeout_s=budget * 2 / 3,
+                )
             compose_ok = res.ok
             if not res.ok:
                 log.warning(
@@ -208,13 +230,14 @@ class Compose:
         deadline = time.monotonic() + budget
         compose_ok = False
         try:
-            res = await self._compose(
-                "down",
-                "-t",
-                str(self._settings.compose_stop_timeout_s),
-                "--remove-orphans",
-                timeout_s=budget * 2 / 3,
-            )
+            async with self._lifecycle:
+                res = await self._compose(
+                    "down",
+                    "-t",
+                    str(self._settings.compose_stop_timeout_s),
+                    "--remove-orphans",
+                    timeout_s=budget * 2 / 3,
+                )
             compose_ok = res.ok
             if not res.ok:
                 log.warning(

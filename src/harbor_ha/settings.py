@@ -327,6 +327,16 @@ class Settings(BaseSettings):
         validation_alias=_env("compose_stop_timeout_s"),
         description="Grace given to containers by compose stop before SIGKILL.",
     )
+    precreate_containers: bool = Field(
+        default=True,
+        validation_alias=_env("precreate_containers"),
+        description=(
+            "A ready standby keeps Harbor's containers CREATED, never started (compose up "
+            "--no-start), so promotion's `up -d` only starts them (saves container creation on "
+            "the failover path; bench/precreate_probe.py: created `restart: always` containers "
+            "do not start on a dockerd restart). Off: the standby has no containers at all."
+        ),
+    )
 
     # ---------------------------------------------------------------- probes
     probe_host: str = Field(

@@ -62,6 +62,10 @@ class Parts:
     containers: ContainerProbe
     harbor: HarborProbe
     wake: asyncio.Event
+    step_wake: asyncio.Event
+    """Also set by every container event, but waited on (and cleared) only by the start step:
+    the monitor clears ``wake`` as soon as it wakes, which could swallow the event the start
+    step is waiting for."""
 
 
 def build(settings: Settings) -> Parts:
@@ -89,6 +93,7 @@ def build(settings: Settings) -> Parts:
         containers=containers,
         harbor=HarborProbe(settings, containers),
         wake=asyncio.Event(),
+        step_wake=asyncio.Event(),
     )
 
 
@@ -144,7 +149,7 @@ class Daemon:
             is_mounted_from=lambda dev: filesystem.is_mounted_from(s.mountpoint, dev),
             metrics=p.metrics,
             board=p.board,
-            wake=p.wake,
+            wake=p.step_wake,
         )
         self.driver = Driver(
             s,
@@ -257,7 +262,7 @@ class Daemon:
             "fifo": follow_fifo(reader.lines(), s, self.driver, p.board, p.metrics),
             "ticker": ticker.run(),
             "monitor": monitor.run(),
-            "docker-events": forward_container_events(p.containers.watch(), p.wake),
+            "docker-events": forward_container_events(p.containers.watch(), p.wake, p.step_wake),
         }
         tasks = {asyncio.create_task(coro, name=name) for name, coro in intake.items()}
         self.notifier.notify("READY=1", f"STATUS=reconciled: {self.driver.node.state}")

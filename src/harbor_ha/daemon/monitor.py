@@ -169,6 +169,20 @@ class Monitor:
         self._board.ready_problems = problems
         self._metrics.ready.set(1 if ready else 0)
         self._set_ready(ready)
+        if ready and self._s.precreate_containers:
+            await self._precreate()
+
+    async def _precreate(self) -> None:
+        """Keep Harbor's containers created (never started) on a ready standby: promotion's
+        `up -d` then only starts them.  Only when the project has no container at all, so a
+        standby never touches containers it did not make; a failure only costs speed."""
+        try:
+            if await self._compose.project_containers():
+                return
+            await self._compose.create(self._s.command_timeout_s)
+        except Exception as exc:
+            self._metrics.errors.labels("precreate").inc()
+            log.warning("precreate_failed", error=str(exc))
 
     def _probe(self, name: str, ok: bool) -> None:
         self._metrics.probe_results.labels(name, "ok" if ok else "fail").inc()

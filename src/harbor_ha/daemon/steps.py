@@ -129,12 +129,15 @@ class Steps:
         started = time.monotonic()
         await self._compose.up(self._s.start_timeout_s)
         while True:
+            # Clear BEFORE the check: an event arriving during a (slow) check must trigger the
+            # next check at once, not be erased and cost a full HEALTH_POLL_S (measured by
+            # bench/failover.py: up to 1 s between the last container healthy and MASTER).
+            self._wake.clear()
             report = await self._harbor.check()
             if report.healthy:
                 log.info("harbor_healthy", duration_s=round(time.monotonic() - started, 3))
                 self._board.harbor_healthy = True
                 return
-            self._wake.clear()
             try:
                 async with asyncio.timeout(HEALTH_POLL_S):
                     await self._wake.wait()

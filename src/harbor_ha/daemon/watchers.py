@@ -132,8 +132,10 @@ class VipTicker:
             self._mismatch = 0
 
 
-async def forward_container_events(events: AsyncIterator[str], wake: asyncio.Event) -> None:
-    """Docker container start/die/stop/health_status of the project: wake the monitor at once."""
+async def forward_container_events(events: AsyncIterator[str], *wakes: asyncio.Event) -> None:
+    """Docker container start/die/stop/health_status of the project: wake the monitor (and the
+    start step, on its own event) at once."""
     async for what in events:
         log.debug("container_event", what=what)
-        wake.set()
+        for wake in wakes:
+            wake.set()

@@ -1,0 +1,126 @@
+"""Idea (a) of issue 4, measured on a real dockerd: may a standby keep Harbor's containers
+CREATED (not started), and what does it save at promotion?
+
+Run as root: ``.venv/bin/python bench/precreate_probe.py [--runs 3]``.  It starts its own
+containerd + dockerd in its own netns (prefix hhbpc-), renders the Harbor-shaped project with a
+data directory that is EMPTY and ``chattr +i`` (what an unmounted, guarded mountpoint looks
+like on a standby), and measures/checks:
+
+1. ``up --no-start`` on the guarded, unmounted data dir: does it succeed, does it write
+   anything under the data dir, is any container running afterwards?
+2. dockerd restart (SIGTERM, start again) with the created ``restart: always`` containers:
+   does any of them start?  (Watched for 15 s after dockerd answers again.)
+3. ``up -d`` from nothing vs ``up -d`` on already created containers (the promotion's compose
+   call), median of --runs each, with the data dir writable (= mounted).
+Everything it starts is stopped and removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.fixtures.docker import (  # noqa: E402
+    HarborShape,
+    build_images,
+    compose_v2_binary,
+    delete_netns,
+    make_netns,
+    restart_dockerd,
+    start_dockerd,
+    stop_dockerd,
+)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    compose = compose_v2_binary() or "/usr/bin/docker-compose"
+    netns = make_netns("hhbpc-")
+    work = Path(f"/var/tmp/{netns}")
+    d = None
+    try:
+        d = start_dockerd(work / "d", netns)
+        build_images(d.host)
+        shape = HarborShape.render(work / "harbor", d.host, project="harbor", https_port=8443)
+        env = {"DOCKER_HOST": d.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+
+        def c(*a: str) -> float:
+            t = time.monotonic()
+            subprocess.run(
+                [compose, "-p", "harbor", "-f", str(shape.compose_file), *a],
+                env=env, check=True, capture_output=True, timeout=180,
+            )  # fmt: skip
+            return time.monotonic() - t
+
+        def running() -> list[str]:
+            label = "label=com.docker.compose.project=harbor"
+            return d.docker("ps", "-q", "--filter", label).split()
+
+        def created() -> list[str]:
+            return d.docker(
+                "ps", "-aq", "--filter", "label=com.docker.compose.project=harbor",
+                "--filter", "status=created",
+            ).split()  # fmt: skip
+
+        # 1. create on the guarded, unmounted (empty, immutable) data dir
+        for p in shape.data_dir.iterdir():
+            shutil.rmtree(p)
+        subprocess.run(["chattr", "+i", str(shape.data_dir)], check=True)
+        took = c("up", "--no-start", "--remove-orphans")
+        print(
+            f"1. up --no-start on guarded empty data dir: ok in {took:.2f} s; created "
+            f"{len(created())}, running {len(running())}, data dir entries "
+            f"{sorted(p.name for p in shape.data_dir.iterdir())}"
+        )
+        # 2. dockerd restart with created restart:always containers
+        restart_dockerd(d)
+        seen: set[str] = set()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            seen.update(running())
+            time.sleep(0.2)
+        print(
+            f"2. after a dockerd restart, watched 15 s: {len(seen)} container(s) ran; "
+            f"still created: {len(created())}"
+        )
+        subprocess.run(["chattr", "-i", str(shape.data_dir)], check=True)
+        # 3. up -d from nothing vs from created
+        fresh, pre, create_t = [], [], []
+        for _ in range(args.runs):
+            c("down", "-t", "1", "--remove-orphans")
+            fresh.append(c("up", "-d", "--remove-orphans"))
+            c("down", "-t", "1", "--remove-orphans")
+            create_t.append(c("up", "--no-start", "--remove-orphans"))
+            pre.append(c("up", "-d", "--remove-orphans"))
+        c("down", "-t", "1", "--remove-orphans")
+        print(
+            f"3. up -d from nothing: median {statistics.median(fresh):.2f} s "
+            f"(runs {', '.join(f'{x:.2f}' for x in fresh)}); "
+            f"from created: median {statistics.median(pre):.2f} s "
+            f"(runs {', '.join(f'{x:.2f}' for x in pre)}); "
+            f"the standby's create itself: median {statistics.median(create_t):.2f} s"
+        )
+    finally:
+        if d is not None:
+            subprocess.run(["chattr", "-R", "-i", str(work)], capture_output=True)
+            ids = d.docker("ps", "-aq", check=False).split()
+            if ids:
+                d.docker("rm", "-f", *ids, check=False)
+            stop_dockerd(d)
+        delete_netns(netns)
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""A standby's pre-created Harbor containers (Compose.create, settings.precreate_containers)
+against a real dockerd: created is not running, survives a dockerd restart without starting
+(even with Harbor's `restart: always`), needs nothing of the unmounted data directory, and
+`up` (the start step) starts them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import subprocess
+
+import pytest
+
+from harbor_ha.compose import Compose
+from harbor_ha.runner import ProcessRunner
+from harbor_ha.settings import Settings
+from tests.integration.fixtures.docker import (
+    COMPOSE_V1,
+    Dockerd,
+    HarborShape,
+    compose_v2_binary,
+    restart_dockerd,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def chattr(flag: str, path: object, check: bool = True) -> None:
+    subprocess.run(["chattr", flag, str(path)], check=check)
+
+
+def created_ids(dockerd: Dockerd, project: str) -> list[str]:
+    return dockerd.docker(
+        "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
+        "--filter", "status=created",
+    ).split()  # fmt: skip
+
+
+async def wait_until(what: str, cond: object, within_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not cond():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {within_s} s: {what}")
+        await asyncio.sleep(0.1)
+
+
+async def test_precreated_containers_never_start_until_up(
+    dockerd: Dockerd, harbor_shape: HarborShape
+) -> None:
+    """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
+    there, runs nothing; after a dockerd restart they are still only created while a stopped
+    `restart: always` witness container is brought back (proof the restart policy ran); then
+    up() starts all nine."""
+    compose_cmd = [compose_v2_binary() or COMPOSE_V1]
+    s = Settings(
+        compose_file=harbor_shape.compose_file,
+        compose_project=harbor_shape.project,
+        compose_command=compose_cmd,
+        docker_host=harbor_shape.docker_host,
+        start_timeout_s=120,
+    )
+    compose = Compose(s, ProcessRunner())
+    data = harbor_shape.data_dir
+    for p in data.iterdir():
+        shutil.rmtree(p)
+    chattr("+i", data)
+    witness = "hhpc-witness-" + secrets.token_hex(3)
+    try:
+        await compose.create(60)
+        assert len(created_ids(dockerd, harbor_shape.project)) == 9
+        assert await compose.running_containers() == []
+        assert list(data.iterdir()) == []
+        dockerd.docker(
+            "run", "-d", "--restart", "always", "--name", witness, "--network", "none",
+            "--entrypoint", "/bin/sleep", harbor_shape.image("log"), "3600",
+        )  # fmt: skip
+        dockerd.docker("stop", "-t", "0", witness)
+        await asyncio.to_thread(restart_dockerd, dockerd)
+        await wait_until(
+            "the stopped restart:always witness running again",
+            lambda: dockerd.docker("ps", "-q", "--filter", f"name={witness}").strip() != "",
+            30,
+        )
+        assert await compose.running_containers() == []
+        assert len(created_ids(dockerd, harbor_shape.project)) == 9
+        chattr("-i", data)
+        await compose.up()
+        assert len(await compose.running_containers()) == 9
+    finally:
+        chattr("-i", data, check=False)
+        dockerd.docker("rm", "-f", witness, check=False)
+        await compose.down()
