@@ -399,6 +399,7 @@ def up(
             labdir / "ceph", f"{prefix}-ceph", _host(subnet, HOSTS["ceph"]), image_size_mb=256
         )
         st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
+        no_client_cache(cluster.conf)
         st.ceph_keyring, st.ceph_pids = str(cluster.harbor_keyring), dict(cluster.pids)
         st.save()
         say(f"lab: ceph mon + osd in {prefix}-ceph ({cluster.startup_s:.1f} s)")
@@ -454,6 +455,19 @@ def up(
         down(labdir, say=say)
         raise
     return st
+
+
+def no_client_cache(conf: Path) -> None:
+    """``rbd cache = false`` for the lab's clients.  krbd has no client-side cache; with
+    librbd's (writeback once it has seen a flush), the krbd stand-in's rbd-fuse acknowledges an
+    fsync whose rbd_flush failed (it ignores the result), so a fenced node's last fsync'd
+    write could be acknowledged and lost.  Without the cache every write reaches the OSDs (or
+    fails) before it returns, as with krbd."""
+    text = conf.read_text()
+    if text.rstrip().rsplit("\n[", 1)[-1].startswith("client]"):
+        conf.write_text(text.rstrip("\n") + "\nrbd cache = false\n")
+    else:
+        conf.write_text(text.rstrip("\n") + "\n\n[client]\nrbd cache = false\n")
 
 
 HEALTH_TIMEOUT_S = 5
