@@ -32,7 +32,8 @@ Figures per failover (new master = the node that takes over):
             health: the probe debounce, probe_interval_s x probe_fall).  0 for crash.
 - fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
             (``fsck_done``); mount is reported without the fsck.
-- start:    the start step (compose up -> Harbor healthy as the daemon sees it).
+- start:    the start step (compose up -> Harbor healthy as the daemon sees it);
+            compose_up: the `compose up -d` command alone.
 - client:   start of the start step -> the client's first healthy answer through the VIP
             served by the new master (``Client.served_by``), polled every 50 ms.
 - total:    t0 -> that answer.
@@ -51,6 +52,8 @@ Figures per failover (new master = the node that takes over):
             of the client's answer: adds the start step's health-poll lag.
 - health_lag: the start step's end (harbor_healthy) - the last container's first
             ``health_status: healthy`` Docker event (idea (c) of the issue).
+- fence_poll_sleeps_n: FENCE_POLL_S sleeps in the fence step (its `rbd status` calls - 2:
+            one before the blocklist add, one re-check); idea (b) of the issue.
 
 Baseline (crash kind only): harbor-ha is killed (-9) on BOTH nodes; keepalived keeps running
 with the track files as they are.  The serving node keeps Harbor; the standby runs
@@ -68,6 +71,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -206,7 +210,24 @@ def stable(st: lab.LabState) -> str | None:
     pn = st.nodes[peer]
     if lab.mapped_here(pn) or lab.mounted_here(pn) or lab.running_containers(pn):
         return None
+    if precreate_on(pn) and not created_containers(pn):
+        return None  # the standby has not pre-created Harbor's containers yet
     return m
+
+
+def precreate_on(node: lab.NodeState) -> bool:
+    try:
+        return env_value(node, "HARBOR_HA_PRECREATE_CONTAINERS").lower() not in ("false", "0")
+    except KeyError:
+        return True  # the product's default
+
+
+def created_containers(node: lab.NodeState) -> list[str]:
+    res = lab.sh(
+        "docker", "-H", node.docker_host, "ps", "-aq", "--filter", "status=created",
+        "--filter", f"label=com.docker.compose.project={lab.PROJECT}", check=False,
+    )  # fmt: skip
+    return res.stdout.split()
 
 
 def wait_stable(st: lab.LabState, within_s: float = STABLE_WITHIN_S) -> str:
@@ -309,14 +330,17 @@ def run_ours(st: lab.LabState, client: Client, kind: str) -> Run:
     f["fsck"] = float(fsck.f["duration_s"]) if fsck else 0.0
     f["mount"] = float(steps["mount"].f["duration_s"]) - f["fsck"]
     f["start"] = float(steps["start"].f["duration_s"])
+    f["compose_up"] = up[1] - up[0]
     f["client"] = t_c - start_begin
     f["total"] = t_c - t0
     critical = [(a, b) for a, b, _ in cmds if b > t1 and a < t_up_end]
     ext = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, t_c)]
     f["external"] = union_length(ext, t0, t_c)
     fence_end = steps["fence"].at
-    f["fence_rechecks_n"] = max(
-        sum(1 for a, b, n in cmds if n == "rbd status" and promo.at <= a and b <= fence_end) - 1, 0
+    # rbd status calls: 1 before the blocklist add, then one per re-check; each re-check after
+    # the first followed a FENCE_POLL_S sleep.
+    f["fence_poll_sleeps_n"] = max(
+        sum(1 for a, b, n in cmds if n == "rbd status" and promo.at <= a and b <= fence_end) - 2, 0
     )
     f["overhead_ms"] = (f["total"] - f["external"]) * 1000
     healthy_at = docker_first_healthy(newn, t_up_end - 5, t_end)
@@ -517,6 +541,20 @@ def gap_table(runs: list[Run]) -> None:
         say(f"    {sum(v) / len(runs):7.1f}  {k}")
 
 
+def keep_logs(st: lab.LabState, labdir: Path) -> None:
+    """Copy the nodes' logs (and the baseline's stamps) next to the lab dir (down removes it)."""
+    dest = labdir.parent / f"{labdir.name}-logs" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    for node in st.nodes.values():
+        for f in (node.log, node.ka_log):
+            if f.exists():
+                shutil.copy(f, dest / f"{node.name}-{f.name}")
+    base = labdir / "baseline"
+    if base.is_dir():
+        shutil.copytree(base, dest / "baseline", dirs_exist_ok=True)
+    say(f"bench: logs kept in {dest}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -525,7 +563,24 @@ def main() -> int:
     ap.add_argument("--prefix", default="hhbench")
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra harbor-ha setting for both nodes' env files (A/B runs), e.g. "
+        "HARBOR_HA_PRECREATE_CONTAINERS=false",
+    )
     args = ap.parse_args()
+    extra = "".join(f"{kv}\n" for kv in args.set)
+    if extra:
+        plain_env = lab.node_env
+
+        def node_env(st: lab.LabState, node: lab.NodeState, compose: str) -> str:
+            return plain_env(st, node, compose) + extra
+
+        lab.node_env = node_env  # type: ignore[assignment]
+        say(f"bench: extra settings: {' '.join(args.set)}")
     kinds = [k for k in args.kinds.split(",") if k]
     started = time.monotonic()
     say(f"bench: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
@@ -547,6 +602,7 @@ def main() -> int:
             base = run_baseline(st, client, args.runs)
     finally:
         client.close()
+        keep_logs(st, args.dir)
         if not args.keep:
             lab.down(args.dir, say=say)
     medians = {k: table(f"harbor-ha, {k}", [r.figures for r in v]) for k, v in ours.items()}
