@@ -83,6 +83,11 @@ class LogTail:
                 raise Timeout(f"no log record matching in {self.path} within {within_s:g} s")
             time.sleep(every_s)
 
+    def count(self, msg: str) -> int:
+        """How many records with this ``msg`` since the tail began (reads new ones first)."""
+        self.read()
+        return sum(1 for r in self.seen if r.get("msg") == msg)
+
     def transitions(self) -> list[dict[str, Any]]:
         self.read()
         return [r for r in self.seen if r.get("msg") == "transition"]

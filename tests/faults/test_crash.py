@@ -88,7 +88,10 @@ def crash_in(st: LabState, state: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "state",
-    ["BACKUP", *PROMOTING, "MASTER", *DEMOTING],
+    [
+        pytest.param(s, marks=pytest.mark.full) if s == "MOUNTING" else s
+        for s in ("BACKUP", *PROMOTING, "MASTER", *DEMOTING)
+    ],
 )
 def test_kill9_daemon_in_state_converges(fault_lab: LabState, state: str, record: Any) -> None:
     """kill -9 of harbor-ha right after it entered STATE, restart: the lab converges without an

@@ -17,7 +17,7 @@ from tests.faults import faultlab as fl
 from tests.lab import lab
 from tests.lab.lab import LabState
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.timeout(900)]
 
 
 def inject_lines(node: lab.NodeState, lines: list[str], gap_s: float = 0.0) -> None:
@@ -90,7 +90,7 @@ def test_injected_burst_into_standby_fifo_ends_backup(
         inject_lines(node, burst(20, "BACKUP"), gap_ms / 1000)
         conv = fl.wait_converged(st, 150, client)
     now = fl.serving(st)
-    fenced = sum(1 for r in tail.read() + tail.seen if r.get("msg") == "fenced")
+    fenced = tail.count("fenced")
     master_moves = [f"{r['from']}>{r['to']}" for r in mtail.transitions()]
     record(
         injected=f"INJECTED lines: 20 alternating MASTER/BACKUP (gap {gap_ms} ms, last BACKUP) "
@@ -158,9 +158,7 @@ def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -
         with fl.Watch(st) as watch:
             lab.harbor_ha(st.nodes[master], "maintenance", "on")
             fl.poll(
-                lambda: (
-                    len([r for r in tail.read() + tail.seen if r.get("msg") == "timer_armed"]) >= 3
-                ),
+                lambda: tail.count("timer_armed") >= 3,
                 150,
                 "three backoffs armed",
                 every_s=1,
@@ -180,3 +178,37 @@ def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -
     )
     assert not watch.violations
     assert armed[:3] == sorted(armed[:3]) and armed[2] > armed[0], armed
+
+
+def test_injected_single_master_line_into_standby(fault_lab: LabState, record: Any) -> None:
+    """ONE injected `MASTER` line in the standby's FIFO (a replayed or stray line: the VIP is
+    on the master): the standby must not take the image from the serving master; the master
+    keeps serving without interruption and the standby ends BACKUP (the VIP says so)."""
+    st = fault_lab
+    master = fl.serving(st)
+    standby = fl.other(st, master)
+    tail = fl.LogTail(st.nodes[standby].log)
+    mtail = fl.LogTail(st.nodes[master].log)
+    with fl.Watch(st) as watch, fl.client_for(st) as client:
+        inject_lines(st.nodes[standby], ['INSTANCE "VI_1" MASTER 100'])
+        # watch the client for 15 s: the master must keep answering
+        end = time.monotonic() + 15
+        bad = 0
+        n = 0
+        while time.monotonic() < end:
+            a = client.check()
+            n += 1
+            bad += int(not (a.ok and a.served_by == master))
+            time.sleep(0.2)
+        conv = fl.wait_converged(st, 150, client)
+    fenced = tail.count("fenced")
+    master_moves = [f"{r['from']}>{r['to']}" for r in mtail.transitions()]
+    record(
+        injected="INJECTED line: one MASTER line into the standby's FIFO (VIP on the master)",
+        expected="standby does not fence the serving master; master serves throughout",
+        observed=f"standby fenced the master {fenced}x; master transitions "
+        f"{master_moves or 'none'}; client failures {bad}/{n}; {fl.serving(st)} serves",
+        figures=f"converged {conv:.1f} s",
+    )
+    assert not watch.violations
+    assert fenced == 0 and not master_moves, (fenced, master_moves)

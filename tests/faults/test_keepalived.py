@@ -76,6 +76,7 @@ def test_keepalived_restart_on_standby_fifo_reopened(fault_lab: LabState, record
     assert got_master_line
 
 
+@pytest.mark.full
 def test_keepalived_sighup_reload_on_standby(fault_lab: LabState, record: Any) -> None:
     """SIGHUP (reload) of the standby's keepalived: its lines still reach the daemon (the
     next switchover promotes it)."""
@@ -116,6 +117,7 @@ def test_keepalived_sighup_reload_on_master(fault_lab: LabState, record: Any) ->
     assert not watch.violations
 
 
+@pytest.mark.full
 def test_keepalived_kill9_on_master_other_takes_over(fault_lab: LabState, record: Any) -> None:
     """kill -9 of the master's keepalived (both processes): the other node serves; the old
     master stops writing (fenced by Ceph or demoted) and stays so until keepalived is back;
@@ -159,6 +161,7 @@ def test_keepalived_kill9_on_master_other_takes_over(fault_lab: LabState, record
     assert states[standby] == "MASTER"
 
 
+@pytest.mark.full
 def test_lines_lost_standby_converges_from_facts(fault_lab: LabState, record: Any) -> None:
     """harbor-ha of the standby down (SIGTERM) while the VIP moves to it (switchover on the
     master): it missed the MASTER line; started again, it promotes from the fact (VIP on eth0)."""
@@ -217,29 +220,56 @@ def test_lines_lost_master_converges_from_facts(fault_lab: LabState, record: Any
     assert not watch.violations
 
 
-def test_vip_deleted_without_fifo_line(fault_lab: LabState, record: Any) -> None:
-    """`ip addr del VIP` on the master (keepalived says nothing): the daemon's VIP tick notices
-    within a few ticks and demotes; then some node serves again (the lab converges)."""
+@pytest.mark.full
+def test_vip_deleted_keepalived_reacts(fault_lab: LabState, record: Any) -> None:
+    """`ip addr del VIP` on the master with keepalived running: keepalived itself notices
+    (netlink) and says BACKUP then MASTER again; the daemon follows its lines or its VIP tick,
+    and the lab converges (one node serving)."""
     st = fault_lab
     master = fl.serving(st)
     node = st.nodes[master]
     tail = fl.LogTail(node.log)
-    t0 = time.time()
+    t0 = time.monotonic()
     lab.sh("ip", "-n", node.netns, "addr", "del", st.vip, "dev", "eth0")
-    rec = tail.wait(lambda r: r.get("msg") == "vip_mismatch", 30, every_s=0.05)
-    noticed = time.time()
-    stopping = tail.wait(fl.entered("STOPPING"), 30, every_s=0.05)
-    converged: str
-    try:
-        conv = fl.wait_converged(st, 90)
-        converged = f"converged after {conv:.1f} s, {fl.serving(st)} serves"
-    except fl.Timeout as exc:
-        converged = f"NOT converged within 90 s: {exc}"
+    left = tail.wait(lambda r: r.get("msg") == "transition" and r.get("from") == "MASTER", 30)
+    noticed = time.monotonic() - t0
+    conv = fl.wait_converged(st, 120)
     record(
-        injected="VIP deleted from the master's eth0 without a FIFO line",
-        expected="VIP tick notices within a few ticks, demotes; some node serves again",
-        observed=f"vip_mismatch after {rec.get('ticks')} ticks, demoted ({stopping['reason']}); "
-        + converged,
-        figures=f"del -> vip_mismatch {noticed - t0:.1f} s",
+        injected="VIP deleted from the master's eth0 (keepalived alive)",
+        expected="the master leaves MASTER (keepalived line or VIP tick); lab converges",
+        observed=f"left MASTER by {left.get('event')}: {left.get('reason')}; "
+        f"{fl.serving(st)} serves",
+        figures=f"del -> demotion {noticed:.2f} s; converged {conv:.1f} s later",
     )
-    assert "NOT" not in converged, converged
+
+
+def test_vip_deleted_without_fifo_line(fault_lab: LabState, record: Any) -> None:
+    """The master's keepalived frozen (SIGSTOP: it writes no FIFO line and re-adds nothing),
+    then `ip addr del VIP`: the daemon's VIP tick notices within a few ticks and demotes; the
+    peer (no adverts) takes over; after SIGCONT the lab converges."""
+    st = fault_lab
+    master = fl.serving(st)
+    node = st.nodes[master]
+    tail = fl.LogTail(node.log)
+    ka = node.pids["keepalived"]
+    os.killpg(ka, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        lab.sh("ip", "-n", node.netns, "addr", "del", st.vip, "dev", "eth0")
+        left = tail.wait(
+            lambda r: r.get("msg") == "transition" and r.get("from") == "MASTER", 30, 0.02
+        )
+        noticed = time.monotonic() - t0
+        mismatch = [r for r in tail.seen if r.get("msg") == "vip_mismatch"]
+    finally:
+        os.killpg(ka, signal.SIGCONT)
+    conv = fl.wait_converged(st, 150)
+    record(
+        injected="master's keepalived SIGSTOPped, then VIP deleted from its eth0 (no FIFO line)",
+        expected="VIP tick notices within a few ticks and demotes; peer serves; converges",
+        observed=f"left MASTER by {left.get('event')} ({left.get('reason')}); vip_mismatch "
+        f"after {mismatch[0].get('ticks') if mismatch else '-'} ticks; {fl.serving(st)} serves",
+        figures=f"del -> demotion {noticed:.2f} s; SIGCONT -> converged {conv:.1f} s",
+    )
+    assert mismatch, "the VIP tick did not report the mismatch"
+    assert left.get("event") == "KA_BACKUP" and "VIP absent" in str(left.get("reason"))
