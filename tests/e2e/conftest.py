@@ -112,7 +112,7 @@ def restore(st: labmod.LabState, client: Client, within_s: float = 150) -> tuple
         elif not ka_alive:
             labmod.start_keepalived(node)
             st.save()
-        elif labmod.status(st, name).get("maintenance"):
+        elif helpers.status(st, name).get("maintenance"):
             labmod.harbor_ha(node, "maintenance", "off")
     return helpers.wait_good(st, client, within_s=within_s)
 

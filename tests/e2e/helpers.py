@@ -6,6 +6,7 @@ Everything goes through the lab (tests/lab): addresses only inside the lab's net
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+import aiohttp
 
 from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
 from tests.lab import lab, timeline
@@ -59,8 +62,32 @@ def wait_for(
 
 
 # ------------------------------------------------------------------ node facts
+def status(st: lab.LabState, name: str) -> dict[str, Any]:
+    """The node's ``GET /status`` on its control socket (what `harbor-ha status --json` prints,
+    without starting the CLI on every poll: this machine has 2 cores); {"state": "DOWN"} if
+    the daemon does not answer."""
+    sock = st.nodes[name].run_dir / "control.sock"
+
+    async def get() -> dict[str, Any]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=str(sock)), timeout=timeout
+            ) as session,
+            session.get("http://harbor-ha/status") as r,
+        ):
+            r.raise_for_status()
+            data: dict[str, Any] = await r.json()
+            return data
+
+    try:
+        return asyncio.run(get())
+    except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
+        return {"state": "DOWN", "error": f"{type(exc).__name__}: {exc}"}
+
+
 def statuses(st: lab.LabState) -> dict[str, dict[str, Any]]:
-    return {name: lab.status(st, name) for name in st.nodes}
+    return {name: status(st, name) for name in st.nodes}
 
 
 def clean_backup(st: lab.LabState, name: str, s: dict[str, Any]) -> str:
@@ -137,7 +164,7 @@ def wait_clean_backup(st: lab.LabState, name: str, within_s: float = 90) -> floa
     """Wait until ``name`` is a clean BACKUP with its fault clear; the time.time() it was seen."""
 
     def probe() -> tuple[float | None, str]:
-        s = lab.status(st, name)
+        s = status(st, name)
         wrong = clean_backup(st, name, s)
         return (None, f"{name}: {wrong}; {describe(s)}") if wrong else (time.time(), "")
 
@@ -154,7 +181,7 @@ def wait_served_by(client: Client, t0: float, node: str, within_s: float = 90) -
 
 def wait_master(st: lab.LabState, name: str, within_s: float = 90) -> dict[str, Any]:
     def probe() -> tuple[dict[str, Any] | None, str]:
-        s = lab.status(st, name)
+        s = status(st, name)
         ok = s.get("state") == "MASTER" and s.get("harbor_healthy") is True
         return (s if ok else None), describe(s)
 
@@ -350,11 +377,13 @@ def rbd_as_harbor(st: lab.LabState, node: str, *args: str, timeout: float = 60) 
 
 
 def fsck_image(st: lab.LabState, node: str) -> subprocess.CompletedProcess[str]:
-    """Map the image on ``node`` (no exclusive lock, loop device set read-only), run
-    ``e2fsck -f -n`` on it, unmap; the fsck result."""
+    """Map the image on ``node`` (without the exclusive lock: nothing is written), run
+    ``e2fsck -f -n`` on it (opens the device read-only, changes nothing), unmap; the result.
+
+    Not ``blockdev --setro`` on the loop device: that flag outlives the loop's detach, and the
+    next map that gets the same /dev/loopN (any lab on this machine) fails with EPERM."""
     dev = rbd_as_harbor(st, node, "device", "map", "rbd/harbor")
     try:
-        lab.sh("blockdev", "--setro", dev)
         return lab.sh("e2fsck", "-f", "-n", dev, check=False, timeout=120)
     finally:
         rbd_as_harbor(st, node, "device", "unmap", dev)

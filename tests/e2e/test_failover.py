@@ -30,7 +30,7 @@ def test_cold_start_one_master_serves_other_clean(good_lab: Lab) -> None:
     answer = good_lab.client.check()
     assert answer.ok, answer.detail
     assert answer.served_by == m
-    assert lab.status(st, b)["state"] == "BACKUP"
+    assert helpers.status(st, b)["state"] == "BACKUP"
     assert lab.mapped_here(st.nodes[b]) == []
     assert not lab.mounted_here(st.nodes[b])
     assert lab.running_containers(st.nodes[b]) == []
@@ -158,7 +158,7 @@ def _failover(kind: str, lab_: Lab, m: str, b: str) -> None:
     if kind == "unhealthy":
         helpers.wait_for(
             f"{m} out of MASTER",
-            lambda: (True, "") if lab.status(st, m).get("state") == "BACKUP" else (None, "?"),
+            lambda: (True, "") if helpers.status(st, m).get("state") == "BACKUP" else (None, "?"),
             90,
         )
         lab.set_unhealthy(st, m, "core", False)
@@ -231,7 +231,7 @@ def test_no_acknowledged_record_lost_across_failovers(good_lab: Lab) -> None:
 
 
 def _maint_clean(st: lab.LabState, name: str) -> tuple[bool | None, str]:
-    s = lab.status(st, name)
+    s = helpers.status(st, name)
     if s.get("state") != "BACKUP" or not s.get("maintenance"):
         return None, helpers.describe(s)
     node = st.nodes[name]
