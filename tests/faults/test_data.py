@@ -81,7 +81,12 @@ def test_no_acknowledged_record_lost_across_failovers(fault_lab: LabState, recor
                     acked.append(rec)
         # bring back what the failover took down, then wait for the one good shape
         if kind == "harbor-unhealthy":
-            fl.poll(lambda m=master: fl.serving(st) != m, 120, "peer took over", every_s=0.5)
+            fl.poll(
+                lambda m=master: lab.masters(st) not in ([], [m]),
+                120,
+                "peer took over",
+                every_s=0.5,
+            )
             lab.set_unhealthy(st, master, "core", False)
         fl.ensure_services(st)
         fl.wait_converged(st, 180)

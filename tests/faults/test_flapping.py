@@ -140,46 +140,6 @@ def test_priority_file_flapping(fault_lab: LabState, record: Any) -> None:
     assert fl.serving(st) == master
 
 
-@pytest.mark.full
-def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -> None:
-    """The standby's compose file made invalid and the master put in maintenance: the standby
-    is asked to promote again and again, fails at START each time, rolls back and backs off
-    for longer each time (5, 10, 20 s); it never mounts twice.  Fixed and out of
-    maintenance, the lab converges."""
-    st = fault_lab
-    master = fl.serving(st)
-    standby = fl.other(st, master)
-    node = st.nodes[standby]
-    compose = node.path / "harbor" / "docker-compose.yml"
-    good = compose.read_text()
-    tail = fl.LogTail(node.log)
-    try:
-        compose.write_text(good + "\nthis is: [not valid yaml\n")
-        with fl.Watch(st) as watch:
-            lab.harbor_ha(st.nodes[master], "maintenance", "on")
-            fl.poll(
-                lambda: tail.count("timer_armed") >= 3,
-                150,
-                "three backoffs armed",
-                every_s=1,
-            )
-    finally:
-        compose.write_text(good)
-        lab.harbor_ha(st.nodes[master], "maintenance", "off")
-    armed = [float(r["seconds"]) for r in tail.seen if r.get("msg") == "timer_armed"]
-    fails = [r for r in tail.seen if r.get("msg") == "step_end" and r.get("outcome") != "done"]
-    conv = fl.wait_converged(st, 180)
-    record(
-        injected="standby's compose file invalid + master in maintenance (repeated promotions)",
-        expected="each failed promotion rolls back; backoff grows; never mounted twice",
-        observed=f"backoffs {armed[:4]} s; failed steps {[r['step'] for r in fails][:4]}; "
-        f"violations {len(watch.violations)}",
-        figures=f"converged {conv:.1f} s after the fix",
-    )
-    assert not watch.violations
-    assert armed[:3] == sorted(armed[:3]) and armed[2] > armed[0], armed
-
-
 def test_injected_single_master_line_into_standby(fault_lab: LabState, record: Any) -> None:
     """ONE injected `MASTER` line in the standby's FIFO (a replayed or stray line: the VIP is
     on the master): the standby must not take the image from the serving master; the master
