@@ -3,6 +3,10 @@
     .venv/bin/python -m tests.faults.report            # full matrix (~40 min, root)
     .venv/bin/python -m tests.faults.report --quick    # the CI subset only (-m "not full")
     .venv/bin/python -m tests.faults.report -- -k crash   # extra pytest arguments
+    .venv/bin/python -m tests.faults.report --merge -- -k single_master
+                                                       # rerun some rows, keep the others
+
+The rows are also kept as JSON in docs/reliability.json (what --merge starts from).
 
 Every row of the table is recorded by the test that injected the fault (the ``record``
 fixture in tests/faults/conftest.py); the Result column is pytest's verdict on that test.
@@ -23,6 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "reliability.md"
+ROWS = ROOT / "docs" / "reliability.json"
 
 HEADER = """# Reliability: the fault matrix
 
@@ -65,7 +70,7 @@ def render(rows: list[dict[str, Any]], *, command: str, took_s: float, rc: int) 
         out.append(
             f"| {i} | {_cell(r['injected'])} | {r['runs']} | {_cell(r['expected'])} | "
             f"{_cell(r['observed'])} | {_cell(r['figures'])} | **{r['outcome']}** | "
-            f"`{_cell(test)}` |"
+            f"`{_cell(test)}`{' (rerun)' if r.get('rerun') else ''} |"
         )
     return "\n".join(out) + "\n"
 
@@ -74,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help='only -m "not full"')
     ap.add_argument("--doc", type=Path, default=DOC)
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the rows of the tests this run ran; keep the others",
+    )
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="hhflt-report-") as tmp:
@@ -96,7 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         took = time.monotonic() - t0
         rows = json.loads(results.read_text()) if results.exists() else []
     shown = "python -m tests.faults.report" + (" --quick" if args.quick else "")
+    store = args.doc.with_suffix(".json")
+    if args.merge and store.exists():
+        old = json.loads(store.read_text())
+        ran = {r["test"] for r in rows}
+        for r in rows:
+            r["rerun"] = True
+        merged = [r for r in old.get("rows", []) if r["test"] not in ran]
+        by_test = {r["test"]: i for i, r in enumerate(old.get("rows", []))}
+        rows = sorted(merged + rows, key=lambda r: by_test.get(r["test"], len(by_test)))
+        shown = f"{old.get('command', shown)}; rows marked (rerun) from a later --merge run"
+        took = float(old.get("took_s", took))
+        rc = max(int(old.get("rc", 0)), rc)
     args.doc.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps({"command": shown, "took_s": took, "rc": rc, "rows": rows}))
     args.doc.write_text(render(rows, command=shown, took_s=took, rc=rc))
     print(f"wrote {args.doc} ({len(rows)} rows, pytest exit {rc}, {took / 60:.1f} min)")
     return rc
