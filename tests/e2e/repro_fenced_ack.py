@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,8 @@ def main(argv: list[str]) -> int:
     finally:
         _run(["umount", "-l", str(mnt)], check=False)
         stop_cluster(c)
+        if str(work) not in Path("/proc/self/mountinfo").read_text():
+            shutil.rmtree(work, ignore_errors=True)
     return 1 if lost else 0
 
 
