@@ -126,14 +126,28 @@ class Node:
     exiting: bool = False  # shutdown asked: exit once the running demotion ends
     failures: int = 0  # consecutive failed promotions (drives the backoff length)
     demote_on_exit: bool = False  # settings.stop_harbor_on_exit: SHUTDOWN demotes first
+    handover: bool = False  # planned demotion: keep the VIP until clean, then raise the fault
 
     @property
     def may_promote(self) -> bool:
-        return self.want_master and not self.fault and not self.maintenance and not self.exiting
+        return (
+            self.want_master
+            and not self.fault
+            and not self.maintenance
+            and not self.exiting
+            and not self.handover
+        )
 
     @property
     def fault_file_on(self) -> bool:
-        """The weight-0 track file's value: keepalived must not give (or leave) us the VIP."""
+        """The weight-0 track file's value: keepalived must not give (or leave) us the VIP.
+
+        During a planned hand-over (switchover, maintenance, demote-on-exit) the node keeps
+        the VIP until it has stopped Harbor, unmounted and unmapped: raising the fault first
+        would let the peer fence us in the middle of a clean shutdown (Harbor's database
+        would get I/O errors while it checkpoints)."""
+        if self.handover and self.state is not State.FENCED_SELF:
+            return False
         return self.fault or self.maintenance or self.state is State.FENCED_SELF
 
     @property
@@ -189,6 +203,9 @@ def _roll_back(node: Node, *pre: Action, **changes: object) -> Result:
     target = ROLLBACK_FROM[node.state]
     node = replace(node, **changes)  # type: ignore[arg-type]
     if target is State.BACKUP:
+        if node.handover:  # nothing held: hand over at once
+            hold = (HOLD,) if node.fault else ()
+            return _rest(node, *pre, *hold, rollback=False, handover=False)
         return _rest(node, *pre, rollback=False)
     return _go(node, target, *pre)
 
@@ -226,8 +243,12 @@ def _step_done(node: Node) -> Result:
         return _go(node, State.UNMOUNTING)
     if s is State.UNMOUNTING:
         return _go(node, State.UNMAPPING)
-    # UNMAPPING done: the node is clean.  A rollback keeps the fault flag (its
-    # timer clears it); a plain demotion or a FENCED_SELF retry clears it.
+    # UNMAPPING done: the node is clean.  A hand-over now raises the fault (the peer takes
+    # the VIP; a switchover's hold timer starts); a rollback keeps the fault flag (its timer
+    # clears it); a plain demotion or a FENCED_SELF retry clears it.
+    if node.handover:
+        hold = (HOLD,) if node.fault and not node.exiting else ()
+        return _rest(node, *hold, handover=False, rollback=False)
     if node.rollback:
         return _rest(node, rollback=False)
     return _rest(node, fault=False)
@@ -243,7 +264,9 @@ def _step_failed(node: Node) -> Result:
         return _go(node, State.UNMOUNTING)
     # UNMOUNTING / UNMAPPING failed: the node cannot end clean (safety rule 6).
     actions = (EXIT,) if node.exiting else ()
-    return _stay(node, *actions, state=State.FENCED_SELF, fault=True, rollback=False)
+    return _stay(
+        node, *actions, state=State.FENCED_SELF, fault=True, rollback=False, handover=False
+    )
 
 
 def _unhealthy_master(node: Node) -> Result:
@@ -271,19 +294,20 @@ def _retry(node: Node) -> Result:
 
 
 def _switchover(node: Node) -> Result:
-    """Planned hand-over: fault on (the peer takes the VIP at once), demote, hold, then clear."""
+    """Planned hand-over: demote while keeping the VIP, then raise the fault (the peer takes
+    the VIP and finds nothing to fence), hold it for switchover_hold_s, then clear it."""
     if node.state is State.MASTER:
-        return _go(node, State.STOPPING, HOLD, fault=True, rollback=True)
+        return _go(node, State.STOPPING, fault=True, handover=True)
     if node.state in PROMOTING:
-        return _roll_back(node, CANCEL, HOLD, fault=True, rollback=True)
+        return _roll_back(node, CANCEL, fault=True, handover=True)
     return node, ()  # not master: nothing to hand over
 
 
 def _maintenance_on(node: Node) -> Result:
     if node.state is State.MASTER:
-        return _go(node, State.STOPPING, maintenance=True)
+        return _go(node, State.STOPPING, maintenance=True, handover=True)
     if node.state in PROMOTING:
-        return _roll_back(node, CANCEL, maintenance=True)
+        return _roll_back(node, CANCEL, maintenance=True, handover=True)
     return _stay(node, maintenance=True)
 
 
@@ -298,9 +322,9 @@ def _shutdown(node: Node) -> Result:
     if s in DEMOTING:
         return node, ()  # finish the demotion (bounded by its timeouts), then exit
     if demote and s is State.MASTER:
-        return _go(node, State.STOPPING, fault=True)
+        return _go(node, State.STOPPING, fault=True, handover=True)
     if demote and s in PROMOTING:
-        return _roll_back(node, CANCEL, fault=True)
+        return _roll_back(node, CANCEL, fault=True, handover=True)
     if s in PROMOTING:
         return node, (CANCEL, EXIT)  # a restart reconciles from the facts
     return node, (EXIT,)

@@ -243,17 +243,33 @@ def test_storage_lost_during_promotion_cancels_and_demotes() -> None:
     assert node.state is S.STOPPING and node.fault
 
 
-def test_switchover_holds_fault_then_clears() -> None:
-    """Switchover on MASTER: fault on (the peer takes the VIP at once), demote, hold timer armed;
-    when it fires the node is electable again."""
+def test_switchover_hands_over_only_when_clean() -> None:
+    """Switchover on MASTER: demote while keeping the VIP (fault file still clear, so the peer
+    cannot fence us mid-shutdown and keepalived's MASTER does not re-promote us); once
+    unmapped, the fault file goes on (the peer takes the VIP) and the hold timer starts; when
+    it fires the node is electable again."""
     node, acts = transition(Node(state=S.MASTER, want_master=True), E.SWITCHOVER)
-    assert Action(Kind.START_HOLD) in acts and node.fault_file_on and node.state is S.STOPPING
-    node, _ = transition(node, E.KA_FAULT)
-    for _ in range(3):
+    assert node.state is S.STOPPING and not node.fault_file_on
+    assert Action(Kind.START_HOLD) not in acts
+    node, acts = transition(node, E.KA_MASTER)  # keepalived still says MASTER: no effect
+    assert acts == ()
+    for _ in range(2):
         node, _ = transition(node, E.STEP_DONE)
+        assert not node.fault_file_on
+    node, acts = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and node.fault_file_on
+    assert acts == (Action(Kind.START_HOLD),), "no re-promotion, hold armed at hand-over"
+    node, _ = transition(node, E.KA_FAULT)
     node, _ = transition(node, E.BACKOFF_EXPIRED)
     assert not node.fault_file_on
+
+
+def test_switchover_demotion_failing_raises_fault_at_once() -> None:
+    """If the hand-over's demotion cannot finish, FENCED_SELF raises the fault file at once."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.SWITCHOVER)
+    node, _ = transition(node, E.STEP_DONE)
+    node, _ = transition(node, E.STEP_FAILED)
+    assert node.state is S.FENCED_SELF and node.fault_file_on
 
 
 def test_switchover_on_backup_does_nothing() -> None:
@@ -262,8 +278,10 @@ def test_switchover_on_backup_does_nothing() -> None:
 
 
 def test_maintenance_keeps_fault_until_off() -> None:
-    """Maintenance on: demote and keep the fault file on through backoffs; off clears it."""
+    """Maintenance on: demote (keeping the VIP until clean), then keep the fault file on through
+    backoffs and MASTER lines; off clears it."""
     node, _ = transition(Node(state=S.MASTER, want_master=True), E.MAINTENANCE_ON)
+    assert not node.fault_file_on, "hand-over only when clean"
     for _ in range(3):
         node, _ = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and node.fault_file_on
@@ -272,6 +290,12 @@ def test_maintenance_keeps_fault_until_off() -> None:
     assert node.state is S.BACKUP and node.fault_file_on
     node, _ = transition(node, E.MAINTENANCE_OFF)
     assert not node.fault_file_on
+
+
+def test_maintenance_on_a_backup_raises_fault_at_once() -> None:
+    """Maintenance on a BACKUP holds nothing to hand over: the fault file goes on at once."""
+    node, _ = transition(Node(), E.MAINTENANCE_ON)
+    assert node.fault_file_on
 
 
 def test_shutdown_without_demotion_leaves_harbor_running() -> None:
@@ -287,14 +311,14 @@ def test_shutdown_during_promotion_cancels_and_exits() -> None:
 
 
 def test_shutdown_with_demotion_demotes_then_exits() -> None:
-    """stop_harbor_on_exit: SIGTERM on MASTER demotes first, exits at BACKUP, even if keepalived
-    still wants us (the fault file moved the VIP away)."""
+    """stop_harbor_on_exit: SIGTERM on MASTER demotes first (keeping the VIP until clean), then
+    raises the fault file and exits at BACKUP, even if keepalived still wants us."""
     node, acts = transition(Node(state=S.MASTER, want_master=True, demote_on_exit=True), E.SHUTDOWN)
-    assert node.state is S.STOPPING and node.fault_file_on
+    assert node.state is S.STOPPING and not node.fault_file_on
     for _ in range(2):
         node, acts = transition(node, E.STEP_DONE)
     node, acts = transition(node, E.STEP_DONE)
-    assert node.state is S.BACKUP and acts == (Action(Kind.EXIT),)
+    assert node.state is S.BACKUP and acts == (Action(Kind.EXIT),) and node.fault_file_on
 
 
 def test_shutdown_during_demotion_finishes_it() -> None:
