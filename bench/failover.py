@@ -271,10 +271,14 @@ def inject(st: lab.LabState, kind: str, master: str) -> None:
         raise ValueError(kind)
 
 
-def run_ours(st: lab.LabState, client: Client, kind: str) -> Run:
+def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool = False) -> Run:
     old = wait_stable(st)
     new = next(n for n in st.nodes if n != old)
     run = Run(kind, old, new)
+    if drop_created:  # A/B: this failover as if precreate_containers were off
+        ids = created_containers(st.nodes[new])
+        if ids:
+            lab.sh("docker", "-H", st.nodes[new].docker_host, "rm", *ids, check=False)
     t0 = time.time()
     inject(st, kind, old)
     answer = client.first_healthy_after(t0, FAILOVER_WITHIN_S, node=new)
@@ -564,6 +568,12 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument(
+        "--ab-precreate",
+        action="store_true",
+        help="after each crash run, one more with the standby's pre-created containers removed "
+        "just before the fault (interleaved A/B of precreate_containers in the same lab)",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -597,6 +607,11 @@ def main() -> int:
                 r = run_ours(st, client, kind)
                 ours[kind].append(r)
                 say(f"  {kind} {i + 1}/{args.runs} {r.old}->{r.new}: {fmt(r.figures)}")
+                if args.ab_precreate and kind == "crash":
+                    label = "crash, standby without pre-created containers"
+                    r = run_ours(st, client, kind, drop_created=True)
+                    ours.setdefault(label, []).append(r)
+                    say(f"  {label} {i + 1}/{args.runs} {r.old}->{r.new}: {fmt(r.figures)}")
         if not args.no_baseline:
             wait_stable(st)
             base = run_baseline(st, client, args.runs)
