@@ -541,8 +541,8 @@ def gap_table(runs: list[Run]) -> None:
             keys.setdefault(k, []).append(v)
     ranked = sorted(keys.items(), key=lambda kv: -sum(kv[1]) / len(runs))[:6]
     say("  largest gaps between external commands (mean ms per failover):")
-    for k, v in ranked:
-        say(f"    {sum(v) / len(runs):7.1f}  {k}")
+    for k, vals in ranked:
+        say(f"    {sum(vals) / len(runs):7.1f}  {k}")
 
 
 def keep_logs(st: lab.LabState, labdir: Path) -> None:
@@ -589,7 +589,7 @@ def main() -> int:
         def node_env(st: lab.LabState, node: lab.NodeState, compose: str) -> str:
             return plain_env(st, node, compose) + extra
 
-        lab.node_env = node_env  # type: ignore[assignment]
+        lab.node_env = node_env
         say(f"bench: extra settings: {' '.join(args.set)}")
     kinds = [k for k in args.kinds.split(",") if k]
     started = time.monotonic()
