@@ -355,6 +355,7 @@ def try_write(node: NodeState, record: str, timeout_s: float = 3.0) -> bool:
     except subprocess.TimeoutExpired:
         proc.kill()  # may sit in D state on a fenced device: do not wait for it
         _STUCK.append(proc)
+        _STUCK_ON[proc.pid] = node
         return False
     return proc.returncode == 0 and out.strip() == "ok"
 
@@ -363,10 +364,37 @@ _STUCK: list[subprocess.Popen[str]] = []
 """Writer processes killed after their timeout (reaped by reap_writers)."""
 
 
+_STUCK_ON: dict[int, NodeState] = {}
+
+
 def reap_writers() -> None:
     for proc in list(_STUCK):
         if proc.poll() is not None:
             _STUCK.remove(proc)
+            _STUCK_ON.pop(proc.pid, None)
+
+
+def release_stuck_writers(grace_s: float = 3.0) -> list[str]:
+    """The test's own write probes stuck in D state on a FENCED node's stand-in mapping (the
+    rbd-fuse mount is poisoned after fencing, LAB.md; krbd would return EIO instead) hold its
+    mount busy, so that node's demotion could never unmount.  Kill -9 that node's rbd-fuse
+    (the stand-in's 'kernel mapping'): the FUSE connection drops, the probes get an error and
+    exit.  Returns what was done (for the table)."""
+    deadline = time.monotonic() + grace_s
+    while _STUCK and time.monotonic() < deadline:
+        reap_writers()
+        time.sleep(0.2)
+    reap_writers()
+    done = []
+    for node in {id(n): n for n in _STUCK_ON.values()}.values():
+        for entry in sorted(node.rbd_state.glob("*/fuse_pid")):
+            with contextlib.suppress(ValueError, OSError):
+                pid = int(entry.read_text().strip())
+                if lab.alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                    done.append(f"killed {node.name}'s poisoned rbd-fuse {pid}")
+    reap_writers()
+    return done
 
 
 @contextlib.contextmanager
@@ -466,3 +494,25 @@ def restart_dockerd(st: LabState, name: str) -> float:
         f"dockerd of {name} answering",
     )
     return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- partition
+@contextlib.contextmanager
+def real_partition(st: LabState) -> Iterator[None]:
+    """Cut the two nodes from each other for real: iptables DROP rules in each node's netns for
+    every packet to and from the peer (VRRP included).  lab.partition's blackhole routes do not
+    stop keepalived's unicast adverts (keepalived sends on a socket bound to eth0, and a route
+    lookup with an output interface ignores the blackhole route: measured, no takeover).
+    Both nodes keep Ceph and the client.  The rules are deleted on exit."""
+    added: list[list[str]] = []
+    try:
+        for name, node in st.nodes.items():
+            peer = st.nodes[other(st, name)].address
+            for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+                rule = [chain, flag, f"{peer}/32", "-j", "DROP"]
+                lab.sh("ip", "netns", "exec", node.netns, "iptables", "-I", *rule)
+                added.append([node.netns, *rule])
+        yield
+    finally:
+        for ns, *rule in added:
+            lab.sh("ip", "netns", "exec", ns, "iptables", "-D", *rule, check=False)

@@ -144,6 +144,7 @@ def test_keepalived_kill9_on_master_other_takes_over(fault_lab: LabState, record
                 writers_seen.append(f"sample {n}: {ok}")
             n += 1
         states = {name: lab.status(st, name).get("state") for name in st.nodes}
+        released = fl.release_stuck_writers()
         lab.start_keepalived(st.nodes[master])
         st.save()
         conv = fl.wait_converged(st, 150)
@@ -153,6 +154,7 @@ def test_keepalived_kill9_on_master_other_takes_over(fault_lab: LabState, record
         observed=(
             f"{standby} served; two writers in {len(writers_seen)}/{n} samples; states while "
             f"keepalived dead: {states}; bare-mount violations: {len(watch.violations)}"
+            + (f"; test probes stuck in D on the fenced node: {released}" if released else "")
         ),
         figures=f"kill -> served by {standby} {took:.1f} s; restart -> converged {conv:.1f} s",
     )
