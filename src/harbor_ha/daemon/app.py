@@ -150,6 +150,7 @@ class Daemon:
             metrics=p.metrics,
             board=p.board,
             wake=p.step_wake,
+            vip_present=lambda: vip_present(p.runner, s),
         )
         self.driver = Driver(
             s,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -20,6 +20,11 @@ from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .status import StatusBoard
 
 log = structlog.get_logger("harbor_ha.steps")
+
+VIP_CONFIRM_S = 1.0
+"""How long the fence step waits for the VIP to show on the interface before refusing to fence.
+keepalived adds its VIPs before it writes MASTER to the notify FIFO, so a real MASTER line
+finds the VIP at once; a replayed or stray line (the FIFO can replay, DESIGN.md) does not."""
 
 HEALTH_POLL_S = 0.25
 """How often the start step re-checks Harbor while waiting for healthy (also woken by events)."""
@@ -44,7 +49,9 @@ class Steps:
         metrics: Metrics,
         board: StatusBoard,
         wake: asyncio.Event,
+        vip_present: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
+        self._vip_present = vip_present
         self._s = settings
         self._ceph = ceph
         self._fs = fs
@@ -80,13 +87,36 @@ class Steps:
 
     # ---------------------------------------------------------- promotion
     async def fence(self) -> None:
-        """Safety rule 1: blocklist every other watcher of the image before mapping it."""
+        """Safety rule 1: blocklist every other watcher of the image before mapping it.
+
+        Only while this node holds the VIP: a MASTER line without the VIP (replayed by the
+        FIFO, or stray) must not fence a peer that is serving."""
+        if self._vip_present is not None and not await self._vip_confirmed():
+            self._metrics.fencing_actions.labels("refused").inc()
+            raise StepError(
+                f"VIP {self._s.vip} not on {self._s.interface} after {VIP_CONFIRM_S:g} s: "
+                "refusing to fence the peer on a keepalived line alone"
+            )
         try:
             fenced = await self._ceph.fence()
         except Exception:
             self._metrics.fencing_actions.labels("failed").inc()
             raise
         self._metrics.fencing_actions.labels("added").inc(len(fenced))
+
+    async def _vip_confirmed(self) -> bool:
+        assert self._vip_present is not None
+        deadline = time.monotonic() + VIP_CONFIRM_S
+        while True:
+            try:
+                if await self._vip_present():
+                    return True
+            except Exception as exc:  # cannot tell: do not fence on a guess
+                log.warning("fence_vip_check_failed", error=str(exc))
+            if time.monotonic() >= deadline:
+                log.warning("fence_refused_no_vip", vip=self._s.vip, interface=self._s.interface)
+                return False
+            await asyncio.sleep(0.1)
 
     async def map(self) -> None:
         device = await self._ceph.map(self._s.map_timeout_s)

@@ -1,0 +1,77 @@
+"""The fence step fences only while this node holds the VIP (Steps.fence).
+
+A MASTER line the FIFO replays (or a stray one) while the VIP is on the peer must not blocklist
+the serving peer. The step is real; Ceph is a stand-in named FAKE (it records whether fencing
+was asked for); the VIP answer is a plain function, as the real check is `ip addr` in the
+node's netns (tests/faults covers it in the two-node lab).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.daemon import steps as steps_module
+from harbor_ha.daemon.status import StatusBoard
+from harbor_ha.daemon.steps import StepError, Steps
+from harbor_ha.metrics import Metrics
+from harbor_ha.settings import Settings
+
+
+class FakeCeph:
+    """FAKE Ceph: records fence calls (the real fence is tested against a real cluster)."""
+
+    def __init__(self) -> None:
+        self.fenced = 0
+
+    async def fence(self, *, exclude: Collection[str] = ()) -> list[str]:
+        self.fenced += 1
+        return ["10.0.0.1:0/1"]
+
+
+def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
+    settings = Settings(
+        priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
+    )
+
+    async def vip() -> bool:
+        return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    return Steps(
+        settings,
+        ceph=ceph,  # type: ignore[arg-type]
+        fs=None,  # type: ignore[arg-type]
+        compose=None,  # type: ignore[arg-type]
+        harbor=None,  # type: ignore[arg-type]
+        is_mounted_from=lambda device: False,
+        metrics=Metrics(),
+        board=StatusBoard("test"),
+        wake=asyncio.Event(),
+        vip_present=vip,
+    )
+
+
+async def test_fence_refused_without_vip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No VIP on the interface for the whole grace: StepError, and Ceph is never asked."""
+    monkeypatch.setattr(steps_module, "VIP_CONFIRM_S", 0.3)
+    ceph = FakeCeph()
+    with pytest.raises(StepError, match="refusing to fence"):
+        await make(tmp_path, ceph, [False]).fence()
+    assert ceph.fenced == 0
+
+
+async def test_fence_with_vip(tmp_path: Path) -> None:
+    """VIP present: the peer is fenced."""
+    ceph = FakeCeph()
+    await make(tmp_path, ceph, [True]).fence()
+    assert ceph.fenced == 1
+
+
+async def test_fence_waits_for_vip_within_grace(tmp_path: Path) -> None:
+    """The VIP shows up within the grace (second check): fencing goes ahead."""
+    ceph = FakeCeph()
+    await make(tmp_path, ceph, [False, True]).fence()
+    assert ceph.fenced == 1
