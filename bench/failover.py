@@ -24,10 +24,11 @@ answers all come from the same host clock.
 
 Figures per failover (new master = the node that takes over):
 
-- vrrp:     keepalived's time: from the trigger to the new master's ``MASTER`` FIFO line as
-            harbor-ha logs it (``fifo_line``).  The trigger is t0 for crash; for switchover and
-            health it is the old master's transition out of MASTER (the moment it writes its
-            fault track file).
+- demote:   the old master's transition out of MASTER -> its fault track file set to 1
+            (``fault_file``): 0 for crash and health; for a planned switchover the old master
+            first demotes cleanly (compose down, umount, unmap), then hands the VIP over.
+- vrrp:     keepalived's time: from the old master's fault file (t0 for crash) to the new
+            master's ``MASTER`` FIFO line as harbor-ha logs it (``fifo_line``).
 - trigger:  t0 -> that transition (switchover: the operator's CLI process + control socket;
             health: the probe debounce, probe_interval_s x probe_fall).  0 for crash.
 - fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
@@ -40,7 +41,8 @@ Figures per failover (new master = the node that takes over):
 - overhead: the daemon's own time on the client-visible path:
                 overhead = total - |E|,  E = union of, clipped to [t0, client answer]:
                   [t0, trigger]                       (CLI / probe debounce, see trigger)
-                  [trigger, MASTER line]              (keepalived)
+                  every external command of the old master in [trigger, fault file]
+                  [fault file, MASTER line]           (keepalived)
                   every external command of the new master's harbor-ha that overlaps
                   [MASTER line, end of `compose up`], as [end - duration_ms, end]
                   [end of `compose up`, client answer] (Harbor's containers starting)
@@ -304,6 +306,15 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
         tr = first(orr, "transition", after=t0, **{"from": "MASTER"})
         assert tr is not None, f"{old} never left MASTER"
         t_trig = tr.at
+    # The old master's fault track file going to 1 hands the VIP over: at once for crash (t0)
+    # and health; after the old master's clean demotion (unmapped) for a planned switchover.
+    ff = first(orr, "fault_file", after=t_trig, value=1) if kind != "crash" else None
+    t_fault = ff.at if ff is not None else t_trig
+    old_cmds = [
+        (r.at - float(r.f["duration_ms"]) / 1000, r.at)
+        for r in orr
+        if r.msg == "command" and t_trig <= r.at <= t_fault + 0.001
+    ]
     ka = next(
         (r for r in nr if r.msg == "fifo_line" and r.at >= t0 and " MASTER " in r.f["line"]),
         None,
@@ -328,7 +339,8 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
     t_up_end = up[1]
     start_begin = steps["start"].at - float(steps["start"].f["duration_s"])
     f["trigger"] = t_trig - t0
-    f["vrrp"] = t1 - t_trig
+    f["demote"] = t_fault - t_trig
+    f["vrrp"] = t1 - t_fault
     f["fence"] = float(steps["fence"].f["duration_s"])
     f["map"] = float(steps["map"].f["duration_s"])
     f["fsck"] = float(fsck.f["duration_s"]) if fsck else 0.0
@@ -338,7 +350,7 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
     f["client"] = t_c - start_begin
     f["total"] = t_c - t0
     critical = [(a, b) for a, b, _ in cmds if b > t1 and a < t_up_end]
-    ext = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, t_c)]
+    ext = [(t0, t_trig), *old_cmds, (t_fault, t1), *critical, (t_up_end, t_c)]
     f["external"] = union_length(ext, t0, t_c)
     fence_end = steps["fence"].at
     # rbd status calls: 1 before the blocklist add, then one per re-check; each re-check after
@@ -349,7 +361,10 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
     f["overhead_ms"] = (f["total"] - f["external"]) * 1000
     healthy_at = docker_first_healthy(newn, t_up_end - 5, t_end)
     if healthy_at is not None:
-        ext_m = [(t0, t_trig), (t_trig, t1), *critical, (t_up_end, max(healthy_at, t_up_end))]
+        ext_m = [
+            (t0, t_trig), *old_cmds, (t_fault, t1), *critical,
+            (t_up_end, max(healthy_at, t_up_end)),
+        ]  # fmt: skip
         f["to_master_overhead_ms"] = ((master.at - t0) - union_length(ext_m, t0, master.at)) * 1000
         hh = first(nr, "harbor_healthy", after=promo.at)
         if hh is not None:
