@@ -453,7 +453,15 @@ def image_offline(st: LabState) -> Iterator[str]:
         )
     state_dir = Path(st.labdir) / "test-rbd"
     state_dir.mkdir(exist_ok=True)
-    device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
+    try:
+        device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
+    except lab.LabError:  # the stand-in's losetup can time out under load: once more
+        from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
+
+        env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
+        for entry in sorted(p for p in state_dir.iterdir() if p.is_dir()):
+            lab.sh(str(RBD_WRAPPER), "_teardown", entry.name, check=False, env=env, timeout=60)
+        device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     try:
         yield device
     finally:

@@ -101,6 +101,8 @@ def test_no_acknowledged_record_lost_across_failovers(fault_lab: LabState, recor
     ledger = (st.nodes[master].mountpoint / "faults-ledger.txt").read_text()
     present = set(ledger.splitlines())
     lost = [r for r in acked if r not in present]
+    print(f"[data] {len(acked)}/{attempted} acknowledged, {len(lost)} lost")
+    assert not lost, lost[:10]
     with fl.image_offline(st) as dev:
         raw = subprocess.run(["e2fsck", "-fn", dev], capture_output=True, text=True)
         replay = "skipping journal recovery" in raw.stdout + raw.stderr
