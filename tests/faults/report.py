@@ -76,14 +76,17 @@ FINDINGS = """
    loses its storage and demotes with backoff, then (its keepalived still MASTER, the VIP
    still on it) promotes again and fences back: 4 promotions in 60 s (row "partition between
    the nodes"). Never two writers at a sampled moment (Ceph's blocklist is the arbiter), but
-   Harbor flaps. Suggested fix (machine/driver): after STORAGE_LOST, do not promote again
-   while the image has a live watcher that is not blocklisted (the peer holds it), or at least
-   until the backoff exceeds the blocklist check; i.e. "don't fence back whoever fenced us".
-3. **Lab defect (tests/lab, not the product)**: `lab.partition`'s blackhole routes do not cut
+   Harbor flaps. Mitigated since (machine, `master_stable_s`): a node forgets its failed
+   promotions only after holding MASTER for 60 s, so each round of the ping-pong doubles the
+   backoff of the node that lost (5, 10, 20 ... 300 s). Not solved: a two-node partition in
+   which both nodes reach Ceph has no quorum to say who should serve; "never fence back
+   whoever fenced us" would leave Harbor down if that peer later hangs.
+3. **Lab defect (tests/lab, not the product), fixed**: `lab.partition`'s blackhole routes did not cut
    VRRP: keepalived sends its unicast adverts on a socket bound to eth0, and a route lookup
    with an output interface ignores the blackhole route; in the first full run no takeover
    happened ("promotions to MASTER during it: 0"). The fault suite partitions with iptables
    DROP rules in each node's netns instead (`faultlab.real_partition`); the row is from that.
+   `lab.partition` and `lab.isolate_from_ceph` now use iptables DROP rules too.
 4. **Stand-in limitation (tests/integration/tools/rbd)**: after fencing, the rbd-fuse mount is
    poisoned (LAB.md): a process writing to the fenced node's mount sits in D state forever,
    where krbd would return EIO. The suite's own write probes did that once and held the old
@@ -93,7 +96,9 @@ FINDINGS = """
    now does the same itself for its own stuck probes (`faultlab.release_stuck_writers`, named
    in the rows where it happened). Also: a fenced master that writes nothing keeps passing
    the storage probe in the lab (`dd iflag=direct` of a loop device over a FUSE file is served
-   from the page cache); suggestion: `losetup --direct-io=on` in the stand-in.
+   from the page cache). Fixed since in the stand-in: `losetup --direct-io=on` (the loop
+   device no longer caches the FUSE file): a blocklisted master's read probe now fails and
+   it demotes (STORAGE_LOST) without writing anything (checked by hand in a one-node lab).
    First full run, kill -9 of the master's keepalived: "lab did not converge within 150 s:
    a:FENCED_SELF mapped=1 mounted=1" (the stuck probes); rerun after the helper: passed.
 5. **Observed once, not reproduced**: right after the repeated-failed-promotions case, both
@@ -109,8 +114,11 @@ FINDINGS = """
    buffered over the rbd-fuse file; rbd-fuse stopped before writeback?): to check in
    tests/integration/tools/rbd (krbd unmap flushes). fsync'd data was never lost. Rerun:
    0 of 162 acknowledged records lost, journal needed replay again, e2fsck -fn exit 0.
-7. **By design, noted**: `Node.failures` is reset only when a node reaches MASTER, so failed
-   promotions caused by different faults add up: one lab node backed off 160 s after its 6th.
+   Likely cause, fixed since: the loop device wrote through the FUSE file's page cache;
+   with `--direct-io=on` every write reaches rbd-fuse before unmap.
+7. **By design, noted**: `Node.failures` is reset only when a node has held MASTER for
+   `master_stable_s` (60 s), so failed promotions caused by different faults add up: one lab
+   node backed off 160 s after its 6th.
 """
 
 

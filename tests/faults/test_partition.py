@@ -1,4 +1,4 @@
-"""Priority 5: network partitions (blackhole routes in the lab's netns).
+"""Priority 5: network partitions (iptables DROP rules in the lab's netns).
 
 - between the two nodes (each keeps Ceph and the client): both keepalived become MASTER;
   at every sampled moment at most one node can write+fsync to the image (Ceph's blocklist
@@ -97,7 +97,7 @@ def test_master_isolated_from_ceph_stops_serving(fault_lab: LabState, record: An
         released = fl.release_stuck_writers()
         conv = fl.wait_converged(st, 240)
     record(
-        injected="master cut from Ceph (blackhole route to the mon/OSD)",
+        injected="master cut from Ceph (iptables DROP to the mon/OSD)",
         expected="master stops serving within a bounded time; peer serves; one writer",
         observed=f"old master's transitions {states}; two writers in "
         f"{len(double)}/{double_rounds} samples"

@@ -61,7 +61,7 @@ def switchover_and_judge(
 
 
 def test_ceph_unreachable_during_fencing(fault_lab: LabState, record: Any) -> None:
-    """The standby cut from Ceph (blackhole route), then a switchover: its fence step fails
+    """The standby cut from Ceph (iptables DROP), then a switchover: its fence step fails
     or times out, it rolls back to BACKUP with the fault flag, and the old master serves
     again once its switchover hold is over."""
     st = fault_lab
@@ -74,7 +74,7 @@ def test_ceph_unreachable_during_fencing(fault_lab: LabState, record: Any) -> No
         conv = fl.wait_converged(st, 120)
     now = fl.serving(st)
     record(
-        injected="standby cut from Ceph (blackhole), then switchover",
+        injected="standby cut from Ceph (iptables DROP), then switchover",
         expected="fence fails/times out, rollback to BACKUP + fault; old master serves",
         observed=f"failed steps {failed_steps(tail)}; {now} serves; violations "
         f"{len(watch.violations)}",

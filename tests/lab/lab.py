@@ -622,26 +622,31 @@ def set_unhealthy(st: LabState, name: str, service: str, on: bool) -> None:
         flag.unlink(missing_ok=True)
 
 
-def partition(st: LabState, a: str = "a", b: str = "b") -> None:
-    """Cut the two nodes from each other (both keep Ceph and the client): blackhole routes."""
-    na, nb = st.nodes[a], st.nodes[b]
-    for src, dst in ((na, nb), (nb, na)):
-        sh("ip", "-n", src.netns, "route", "add", "blackhole", f"{dst.address}/32")
-        st.blackholes.append([src.netns, f"{dst.address}/32"])
+def _drop(st: LabState, netns: str, peer: str) -> None:
+    """iptables DROP of everything to and from ``peer`` in ``netns``.  (Blackhole routes do not
+    cut keepalived: it sends on a socket bound to eth0, which ignores them — measured.)"""
+    for chain, flag in (("INPUT", "-s"), ("OUTPUT", "-d")):
+        rule = [chain, flag, f"{peer}/32", "-j", "DROP"]
+        sh("ip", "netns", "exec", netns, "iptables", "-I", *rule)
+        st.blackholes.append([netns, *rule])
     st.save()
+
+
+def partition(st: LabState, a: str = "a", b: str = "b") -> None:
+    """Cut the two nodes from each other, VRRP included (both keep Ceph and the client)."""
+    na, nb = st.nodes[a], st.nodes[b]
+    _drop(st, na.netns, nb.address)
+    _drop(st, nb.netns, na.address)
 
 
 def isolate_from_ceph(st: LabState, name: str) -> None:
-    node = st.nodes[name]
-    ceph = _host(st.subnet, HOSTS["ceph"])
-    sh("ip", "-n", node.netns, "route", "add", "blackhole", f"{ceph}/32")
-    st.blackholes.append([node.netns, f"{ceph}/32"])
-    st.save()
+    """Cut one node from the Ceph netns (it keeps its peer and the client)."""
+    _drop(st, st.nodes[name].netns, _host(st.subnet, HOSTS["ceph"]))
 
 
 def heal(st: LabState) -> None:
-    for ns, dst in st.blackholes:
-        sh("ip", "-n", ns, "route", "del", "blackhole", dst, check=False)
+    for netns, *rule in st.blackholes:
+        sh("ip", "netns", "exec", netns, "iptables", "-D", *rule, check=False)
     st.blackholes.clear()
     st.save()
 
