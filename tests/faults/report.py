@@ -81,7 +81,7 @@ FINDINGS = """
    backoff of the node that lost (5, 10, 20 ... 300 s). Not solved: a two-node partition in
    which both nodes reach Ceph has no quorum to say who should serve; "never fence back
    whoever fenced us" would leave Harbor down if that peer later hangs.
-3. **Lab defect (tests/lab, not the product), fixed**: `lab.partition`'s blackhole routes did not cut
+3. **Lab defect (tests/lab), fixed**: `lab.partition`'s blackhole routes did not cut
    VRRP: keepalived sends its unicast adverts on a socket bound to eth0, and a route lookup
    with an output interface ignores the blackhole route; in the first full run no takeover
    happened ("promotions to MASTER during it: 0"). The fault suite partitions with iptables
