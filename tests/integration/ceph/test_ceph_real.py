@@ -86,10 +86,13 @@ def adapter(img: CephImage, node: Path, **overrides: object) -> tuple[Ceph, Reco
 
 
 def write_until_error(path: Path, deadline_s: float) -> tuple[int, float, OSError | None]:
-    """Append + fsync a block every 50 ms until it fails; (writes ok, seconds, error)."""
+    """Open, then append + fsync a block every 50 ms until it fails; (writes ok, seconds, error)."""
     started = time.monotonic()
     ok = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:  # a fenced filesystem may already refuse the open (EIO / EROFS)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        return ok, time.monotonic() - started, exc
     try:
         while time.monotonic() - started < deadline_s:
             try:
