@@ -119,6 +119,12 @@ FINDINGS = """
 7. **By design, noted**: `Node.failures` is reset only when a node has held MASTER for
    `master_stable_s` (60 s), so failed promotions caused by different faults add up: one lab
    node backed off 160 s after its 6th.
+8. **Full run of 02:11 UTC (after the hand-over and direct-I/O changes)**: 53 of 55 passed.
+   The two failures (busy mount + switchover, restart loop) had one cause in the suite, not
+   the product: the fsck-damage test before them leaves the standby in a 40 s backoff (its
+   4th deliberate failure), so at the switchover nobody could take the VIP and the old master
+   was elected again after its hold. `settle` now restarts a standby still faulted between
+   tests (as an operator would); both rows (rerun) passed after it.
 """
 
 
