@@ -96,9 +96,10 @@ FINDINGS = """
    now does the same itself for its own stuck probes (`faultlab.release_stuck_writers`, named
    in the rows where it happened). Also: a fenced master that writes nothing keeps passing
    the storage probe in the lab (`dd iflag=direct` of a loop device over a FUSE file is served
-   from the page cache). Fixed since in the stand-in: `losetup --direct-io=on` (the loop
-   device no longer caches the FUSE file): a blocklisted master's read probe now fails and
-   it demotes (STORAGE_LOST) without writing anything (checked by hand in a one-node lab).
+   from the page cache). Tried: `losetup --direct-io=on` in the stand-in made a blocklisted
+   master's read probe fail at once (checked by hand in a one-node lab), but a later CI run
+   then hung in D state on a fenced loop device (ext4lazyinit waiting on rbd-fuse), so it was
+   reverted; with krbd the probe reads the OSDs and fails.
    First full run, kill -9 of the master's keepalived: "lab did not converge within 150 s:
    a:FENCED_SELF mapped=1 mounted=1" (the stuck probes); rerun after the helper: passed.
 5. **Observed once, not reproduced**: right after the repeated-failed-promotions case, both
@@ -114,8 +115,8 @@ FINDINGS = """
    buffered over the rbd-fuse file; rbd-fuse stopped before writeback?): to check in
    tests/integration/tools/rbd (krbd unmap flushes). fsync'd data was never lost. Rerun:
    0 of 162 acknowledged records lost, journal needed replay again, e2fsck -fn exit 0.
-   Likely cause, fixed since: the loop device wrote through the FUSE file's page cache;
-   with `--direct-io=on` every write reaches rbd-fuse before unmap.
+   Likely cause: the loop device writes through the FUSE file's page cache (stand-in only;
+   the direct-I/O attempt was reverted, see 4).
 7. **By design, noted**: `Node.failures` is reset only when a node has held MASTER for
    `master_stable_s` (60 s), so failed promotions caused by different faults add up: one lab
    node backed off 160 s after its 6th.
