@@ -80,7 +80,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER  # noqa: E402
-from tests.lab import lab  # noqa: E402
+from tests.lab import lab, timeline  # noqa: E402
 from tests.lab.client import Client  # noqa: E402
 
 BASELINE = ROOT / "bench" / "baseline_failover.sh"
@@ -109,23 +108,7 @@ class Rec:
 
 
 def read_log(path: Path, since: float) -> list[Rec]:
-    out: list[Rec] = []
-    if not path.exists():
-        return out
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.startswith("{"):
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        ts = rec.get("timestamp")
-        if not ts:
-            continue
-        at = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-        if at >= since:
-            out.append(Rec(at, str(rec.get("msg", "")), rec))
-    return out
+    return [Rec(at, str(rec.get("msg", "")), rec) for at, rec in timeline.records(path, since)]
 
 
 def first(recs: list[Rec], msg: str, after: float = 0.0, **match: Any) -> Rec | None:

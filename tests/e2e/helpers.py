@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
 from tests.lab import lab, timeline
 from tests.lab.client import Answer, Client
 
@@ -357,23 +356,7 @@ def wait_acked(ack: Path, more: int, within_s: float = 30) -> int:
 # ------------------------------------------------------------------- fsck
 def rbd_as_harbor(st: lab.LabState, node: str, *args: str, timeout: float = 60) -> str:
     """The krbd stand-in on ``node`` (its netns, its mapping state), as the harbor user."""
-    n = st.nodes[node]
-    env = {**os.environ, RBD_STATE_ENV: str(n.rbd_state)}
-    res = lab.sh(
-        "nsenter",
-        f"--net=/run/netns/{n.netns}",
-        str(RBD_WRAPPER),
-        "-c",
-        st.ceph_conf,
-        "--id",
-        "harbor",
-        "--keyring",
-        st.ceph_keyring,
-        *args,
-        timeout=timeout,
-        env=env,
-    )
-    return res.stdout.strip()
+    return lab.rbd_as_harbor(st, st.nodes[node], *args, timeout=timeout)
 
 
 def fsck_image(st: lab.LabState, node: str) -> subprocess.CompletedProcess[str]:

@@ -414,25 +414,8 @@ def wait_state(st: LabState, name: str, state: str, within_s: float = 60) -> Non
 def rbd_tool(st: LabState, state_dir: Path, *args: str, timeout: float = 60) -> str:
     """The test's own use of the rbd stand-in (its own state dir: not a node's mapping),
     run in node a's netns (where Ceph is reachable), with the harbor user's credentials."""
-    from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
-
     node = next(iter(st.nodes.values()))
-    env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
-    res = lab.sh(
-        "nsenter",
-        f"--net=/run/netns/{node.netns}",
-        str(RBD_WRAPPER),
-        "-c",
-        st.ceph_conf,
-        "--id",
-        "harbor",
-        "--keyring",
-        st.ceph_keyring,
-        *args,
-        env=env,
-        timeout=timeout,
-    )
-    return res.stdout.strip()
+    return lab.rbd_as_harbor(st, node, *args, state_dir=state_dir, timeout=timeout)
 
 
 @contextlib.contextmanager

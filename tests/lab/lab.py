@@ -591,6 +591,20 @@ def mapped_here(node: NodeState) -> list[str]:
         return []
 
 
+def rbd_as_harbor(
+    st: LabState, node: NodeState, *args: str, state_dir: Path | None = None, timeout: float = 60
+) -> str:
+    """The krbd stand-in run in ``node``'s netns as the harbor user, with ``node``'s mapping
+    state (or ``state_dir``: a test's own mapping); returns stdout."""
+    env = {**os.environ, RBD_STATE_ENV: str(state_dir or node.rbd_state)}
+    res = sh(
+        "nsenter", f"--net=/run/netns/{node.netns}", str(RBD_WRAPPER),
+        "-c", st.ceph_conf, "--id", "harbor", "--keyring", st.ceph_keyring, *args,
+        timeout=timeout, env=env,
+    )  # fmt: skip
+    return res.stdout.strip()
+
+
 def mounted_here(node: NodeState) -> bool:
     return bool(_mounts_under(str(node.mountpoint)))
 

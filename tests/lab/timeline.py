@@ -51,8 +51,9 @@ class Entry:
         return f"{self.msg} {rest}"
 
 
-def read(log: Path, node: str, since: float = 0.0) -> list[Entry]:
-    out: list[Entry] = []
+def records(log: Path, since: float = 0.0) -> list[tuple[float, dict[str, Any]]]:
+    """(unix time, record) of every JSON line of a harbor-ha log at or after ``since``."""
+    out: list[tuple[float, dict[str, Any]]] = []
     if not log.exists():
         return out
     for line in log.read_text(errors="replace").splitlines():
@@ -62,14 +63,22 @@ def read(log: Path, node: str, since: float = 0.0) -> list[Entry]:
             rec = json.loads(line)
         except json.JSONDecodeError:
             continue
-        msg = rec.get("msg", "")
         ts = rec.get("timestamp")
-        if msg not in INTERESTING or not ts:
+        if not ts:
             continue
         at = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
         if at >= since:
-            out.append(Entry(at, node, msg, rec))
+            out.append((at, rec))
     return out
+
+
+def read(log: Path, node: str, since: float = 0.0) -> list[Entry]:
+    """The decisions worth a timeline (INTERESTING) of one node's log."""
+    return [
+        Entry(at, node, rec["msg"], rec)
+        for at, rec in records(log, since)
+        if rec.get("msg", "") in INTERESTING
+    ]
 
 
 def step_durations(entries: list[Entry]) -> dict[str, float]:
