@@ -76,7 +76,7 @@ async def test_common_args_minimal_and_passed_keyring(tmp_path: Path) -> None:
     s = settings(ceph_keyring=None, ceph_user_key=SecretStr("AQBkey=="), ceph_bin="/x/ceph")
     path = write_keyring(s, tmp_path / "run" / "ceph.keyring")
     runner = FakeRunner()
-    await Ceph(s, runner, keyring=path).blocklist_ls()
+    await Ceph(s.model_copy(update={"ceph_keyring": path}), runner).blocklist_ls()
     assert runner.calls[0][0] == (
         "/x/ceph", "--id", "harbor", "--keyring", str(path), "osd", "blocklist", "ls", "-f", "json",
     )  # fmt: skip
