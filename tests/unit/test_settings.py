@@ -128,3 +128,17 @@ def test_cross_field_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARBOR_HA_FAULT_FILE", "/run/x")
     with pytest.raises(SettingsError, match="must differ"):
         load_settings()
+
+
+def test_every_field_has_the_generated_aliases() -> None:
+    """Each field is set by HARBOR_HA_<FIELD>, its own name and (for the predecessor's eight)
+    its legacy name, in that order of precedence: one mechanism, no per-field alias."""
+    from harbor_ha.settings import LEGACY_NAMES, Settings, env_aliases
+
+    assert set(LEGACY_NAMES.values()) == {
+        "HARBOR_VIP", "CEPH_MON_HOST", "CEPH_USER", "CEPH_USER_KEY", "CEPH_POOL_NAME",
+        "CEPH_IMAGE_NAME", "KEEPALIVED_ROLE", "INTERFACE",
+    }  # fmt: skip
+    for name, field in Settings.model_fields.items():
+        assert field.validation_alias == env_aliases(name), name
+        assert env_aliases(name).choices[:2] == [f"HARBOR_HA_{name.upper()}", name]
