@@ -119,15 +119,12 @@ class Compose:
         """``up -d --remove-orphans`` (orphans: containers of services no longer in the file,
         e.g. after a Harbor upgrade; they would otherwise keep running with the project's label).
         Returns when compose has started the containers; health is the probes' business."""
-        timeout = timeout_s or self._settings.start_timeout_s
-        started = time.monotonic()
-        async with self._lifecycle:
-            res = await self._compose("up", "-d", "--remove-orphans", timeout_s=timeout)
-        if not res.ok:
-            log.warning("compose_up_failed", project=self.project, rc=res.returncode)
-            raise ComposeFailed(f"compose up: exit {res.returncode}: {detail(res)}")
-        log.info(
-            "compose_up", project=self.project, duration_s=round(time.monotonic() - started, 2)
+        await self._bring_up(
+            ["up", "-d", "--remove-orphans"],
+            what="compose up",
+            failed="compose_up_failed",
+            done="compose_up",
+            timeout_s=timeout_s,
         )
 
     async def create(self, timeout_s: float | None = None) -> None:
@@ -136,16 +133,27 @@ class Compose:
         changed in the file) only has to start them.  Created containers are not running: they
         do not count as Harbor running (reconcile, probes), and Docker does not start them on a
         dockerd restart even with ``restart: always`` (pinned by an integration test)."""
+        await self._bring_up(
+            ["up", "--no-start", "--remove-orphans"],
+            what="compose up --no-start",
+            failed="compose_create_failed",
+            done="compose_created",
+            timeout_s=timeout_s,
+        )
+
+    async def _bring_up(
+        self, args: list[str], *, what: str, failed: str, done: str, timeout_s: float | None
+    ) -> None:
+        """Run compose ``args`` (up or create) bounded by start_timeout_s; log ``failed`` and
+        raise ComposeFailed naming ``what`` on a non-zero exit, else log ``done``."""
         timeout = timeout_s or self._settings.start_timeout_s
         started = time.monotonic()
         async with self._lifecycle:
-            res = await self._compose("up", "--no-start", "--remove-orphans", timeout_s=timeout)
+            res = await self._compose(*args, timeout_s=timeout)
         if not res.ok:
-            log.warning("compose_create_failed", project=self.project, rc=res.returncode)
-            raise ComposeFailed(f"compose up --no-start: exit {res.returncode}: {detail(res)}")
-        log.info(
-            "compose_created", project=self.project, duration_s=round(time.monotonic() - started, 2)
-        )
+            log.warning(failed, project=self.project, rc=res.returncode)
+            raise ComposeFailed(f"{what}: exit {res.returncode}: {detail(res)}")
+        log.info(done, project=self.project, duration_s=round(time.monotonic() - started, 2))
 
     async def stop(self, timeout_s: float | None = None) -> None:
         """``stop -t compose_stop_timeout_s``: stop WITHOUT removing, with the same kill-by-label
