@@ -142,3 +142,21 @@ def test_every_field_has_the_generated_aliases() -> None:
     for name, field in Settings.model_fields.items():
         assert field.validation_alias == env_aliases(name), name
         assert env_aliases(name).choices[:2] == [f"HARBOR_HA_{name.upper()}", name]
+
+
+def test_env_example_is_what_the_generator_writes() -> None:
+    """config/harbor-ha.env.example is exactly scripts/gen-env-example's output (it cannot
+    drift from the settings: regenerate it after changing a field)."""
+    import importlib.machinery
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    loader = importlib.machinery.SourceFileLoader(
+        "gen_env_example", str(root / "scripts" / "gen-env-example")
+    )
+    spec = importlib.util.spec_from_loader("gen_env_example", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    rendered: str = module.render()
+    assert rendered == (root / "config" / "harbor-ha.env.example").read_text()
