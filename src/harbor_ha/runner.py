@@ -35,6 +35,10 @@ class CommandResult:
     def ok(self) -> bool:
         return self.returncode == 0
 
+    def output_tail(self, chars: int = 2000) -> str:
+        """The last ``chars`` characters of stdout followed by stderr (for errors and logs)."""
+        return (self.stdout + self.stderr)[-chars:]
+
 
 class CommandError(Exception):
     """Base of the runner's errors; carries the argv."""

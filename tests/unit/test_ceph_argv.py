@@ -1,4 +1,4 @@
-"""argv building of the Ceph adapter, against a FakeRunner (recorded outputs, no Ceph).
+"""argv building of the Ceph adapter, against tests.fakes.FakeRunner (recorded outputs, no Ceph).
 
 FakeRunner only replays outputs captured from the real cluster so the argv and
 parsing can be checked; the behaviour (fencing, mapping) is proven by
@@ -8,42 +8,17 @@ tests/integration/ceph against a real cluster.
 from __future__ import annotations
 
 import stat
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from harbor_ha.ceph import Ceph, CephError, FenceError, write_keyring
-from harbor_ha.runner import CommandResult, CommandTimeout
+from harbor_ha.runner import CommandTimeout
 from harbor_ha.settings import Settings
+from tests.fakes import FakeRunner, by_substring
 
 DATA = Path(__file__).parent / "data" / "ceph"
-
-
-class FakeRunner:
-    """Recorded-output stand-in for ProcessRunner: answers by subcommand, records argv+timeout."""
-
-    def __init__(self, outputs: Mapping[str, str | Exception] | None = None) -> None:
-        self.outputs = dict(outputs or {})
-        self.calls: list[tuple[tuple[str, ...], float]] = []
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout_s: float,
-        input_data: bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        self.calls.append((tuple(argv), timeout_s))
-        for key, out in self.outputs.items():
-            if key in " ".join(argv):
-                if isinstance(out, Exception):
-                    raise out
-                return CommandResult(tuple(argv), 0, out, "", 0.01)
-        return CommandResult(tuple(argv), 0, "", "", 0.01)
 
 
 def settings(**kw: object) -> Settings:
@@ -60,10 +35,10 @@ def settings(**kw: object) -> Settings:
 
 async def test_common_args_all_set() -> None:
     """Every command carries --id, -m, -c and --keyring, in that order, before the subcommand."""
-    runner = FakeRunner({"status": (DATA / "rbd_status_none.json").read_text()})
+    runner = FakeRunner([by_substring({"status": (DATA / "rbd_status_none.json").read_text()})])
     ceph = Ceph(settings(ceph_mon_host="10.0.0.1,10.0.0.2", ceph_conf=Path("/e/ceph.conf")), runner)
     await ceph.watchers()
-    argv, timeout = runner.calls[0]
+    argv, timeout, _ = runner.calls[0]
     assert argv == (
         "rbd", "--id", "harbor", "-m", "10.0.0.1,10.0.0.2", "-c", "/e/ceph.conf",
         "--keyring", "/k/keyring", "status", "rbd/img", "--format", "json",
@@ -76,13 +51,13 @@ async def test_common_args_minimal_and_passed_keyring(tmp_path: Path) -> None:
     s = settings(ceph_keyring=None, ceph_user_key=SecretStr("AQBkey=="), ceph_bin="/x/ceph")
     path = write_keyring(s, tmp_path / "run" / "ceph.keyring")
     runner = FakeRunner()
-    await Ceph(s, runner, keyring=path).blocklist_ls()
-    assert runner.calls[0][0] == (
+    await Ceph(s.model_copy(update={"ceph_keyring": path}), runner).blocklist_ls()
+    assert runner.calls[0].argv == (
         "/x/ceph", "--id", "harbor", "--keyring", str(path), "osd", "blocklist", "ls", "-f", "json",
     )  # fmt: skip
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text() == "[client.harbor]\n\tkey = AQBkey==\n"
-    assert "AQBkey" not in " ".join(runner.calls[0][0])
+    assert "AQBkey" not in " ".join(runner.calls[0].argv)
 
 
 def test_key_without_keyring_path_is_refused() -> None:
@@ -96,7 +71,7 @@ async def test_blocklist_add_argv_and_refusals() -> None:
     runner = FakeRunner()
     ceph = Ceph(settings(), runner)
     await ceph.blocklist_add("127.0.0.1:0/123", 86400, timeout_s=3)
-    assert runner.calls[-1] == (
+    assert runner.calls[-1][:2] == (
         ("ceph", "--id", "harbor", "--keyring", "/k/keyring",
          "osd", "blocklist", "add", "127.0.0.1:0/123", "86400"),
         3,
@@ -110,42 +85,42 @@ async def test_blocklist_add_argv_and_refusals() -> None:
 async def test_fence_argv_never_rm_and_excludes() -> None:
     """fence blocklists each non-excluded watcher with blocklist_expire_s; no argv contains rm."""
     two = (DATA / "rbd_status_two.json").read_text()
-    runner = FakeRunner({"status": two})
+    runner = FakeRunner([by_substring({"status": two})])
     ceph = Ceph(settings(blocklist_expire_s=3600), runner)
     # The FakeRunner keeps reporting both watchers, so the wait must hit its deadline.
     with pytest.raises(FenceError):
         await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, timeout_s=0.6)
-    adds = [argv for argv, _ in runner.calls if "add" in argv]
+    adds = [argv for argv, _, _ in runner.calls if "add" in argv]
     assert adds == [
         ("ceph", "--id", "harbor", "--keyring", "/k/keyring",
          "osd", "blocklist", "add", "127.0.0.1:0/220337131", "3600"),
     ]  # fmt: skip
-    assert all("rm" not in argv and "remove" not in argv for argv, _ in runner.calls)
+    assert all("rm" not in argv and "remove" not in argv for argv, _, _ in runner.calls)
 
 
 async def test_map_and_unmap_argv() -> None:
     """map uses `device map -o exclusive POOL/IMAGE`; unmap uses `device unmap DEV`."""
     listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
-    runner = FakeRunner({"device list": listed})
+    runner = FakeRunner([by_substring({"device list": listed})])
     ceph = Ceph(settings(), runner)
     assert await ceph.map(10) == "/dev/loop0"  # already mapped: no map command
-    assert not [a for a, _ in runner.calls if "map" in a]
-    runner.outputs = {"device list": "[]", "device map": "/dev/loop3\n"}
+    assert not [a for a, _, _ in runner.calls if "map" in a]
+    runner.rules = [by_substring({"device list": "[]", "device map": "/dev/loop3\n"})]
     with pytest.raises(CephError):  # printed device not confirmed by the list
         await ceph.map(10)
     assert (
         "rbd", "--id", "harbor", "--keyring", "/k/keyring",
         "device", "map", "-o", "exclusive", "rbd/img",
-    ) in [a for a, _ in runner.calls]  # fmt: skip
-    runner.outputs = {"device list": "[]"}
+    ) in [a for a, _, _ in runner.calls]  # fmt: skip
+    runner.rules = [by_substring({"device list": "[]"})]
     await ceph.unmap(10)  # not mapped: success, no unmap command
-    assert not [a for a, _ in runner.calls if "unmap" in a]
+    assert not [a for a, _, _ in runner.calls if "unmap" in a]
 
 
 async def test_timeout_is_unreachable() -> None:
     """A command timeout (process group killed by the runner) becomes CephUnreachable."""
     from harbor_ha.ceph import CephUnreachable
 
-    runner = FakeRunner({"info": CommandTimeout(["rbd", "info"], 7.0)})
+    runner = FakeRunner([by_substring({"info": CommandTimeout(["rbd", "info"], 7.0)})])
     with pytest.raises(CephUnreachable, match="no answer within 7 s"):
         await Ceph(settings(), runner).image_info()

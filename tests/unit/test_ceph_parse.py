@@ -20,7 +20,10 @@ from harbor_ha.ceph import (
     parse_device_list,
     parse_watchers,
 )
+from harbor_ha.ceph.argv import ceph_argv, common_args, rbd_argv
+from harbor_ha.ceph.parse import parse_image_info, parse_mapped_device
 from harbor_ha.runner import CommandResult
+from harbor_ha.settings import Settings
 
 DATA = Path(__file__).parent / "data" / "ceph"
 
@@ -125,3 +128,36 @@ def test_classify_captured_stderr(stderr_file: str, rc: int, error: type[CephErr
 def test_classify_other_errors(stderr: str, rc: int, error: type[CephError]) -> None:
     """Unreachable, blocklisted and other failures map to their named errors."""
     assert type(classify(failed(stderr, rc), "x")) is error
+
+
+def test_image_info_recorded() -> None:
+    """`rbd info --format json` of the real image parses to its dict (features listed); a JSON
+    value that is not an object raises CephError naming the command."""
+    info = parse_image_info(data("rbd_info.json"), "rbd info rbd/harbor")
+    assert "exclusive-lock" in info["features"]
+    with pytest.raises(CephError, match="rbd info rbd/harbor"):
+        parse_image_info("[1, 2]", "rbd info rbd/harbor")
+
+
+def test_mapped_device_is_the_last_printed_line() -> None:
+    """`rbd device map` prints the device last (after any warning lines); nothing -> ""."""
+    assert parse_mapped_device("rbd: warning: something\n/dev/rbd0\n\n") == "/dev/rbd0"
+    assert parse_mapped_device("  \n") == ""
+
+
+def test_common_args_order_and_optional_parts() -> None:
+    """--id always, then -m, -c and --keyring only when set, in that order; rbd/ceph argv put
+    them between the executable and the subcommand."""
+    s = Settings(
+        ceph_user="hb",
+        ceph_mon_host="10.0.0.1",
+        ceph_conf=Path("/e/ceph.conf"),
+        ceph_keyring=Path("/k/kr"),
+        rbd_bin="/x/rbd",
+    )
+    assert common_args(s) == [
+        "--id", "hb", "-m", "10.0.0.1", "-c", "/e/ceph.conf", "--keyring", "/k/kr",
+    ]  # fmt: skip
+    assert common_args(Settings(ceph_user="hb")) == ["--id", "hb"]
+    assert rbd_argv(s, "status")[0] == "/x/rbd" and rbd_argv(s, "status")[-1] == "status"
+    assert ceph_argv(Settings(ceph_user="hb"), "osd") == ["ceph", "--id", "hb", "osd"]

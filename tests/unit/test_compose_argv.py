@@ -1,12 +1,10 @@
 """Compose adapter: argv building, command detection and the stop fallback, driven by
-RecordedOutputRunner (a FAKE runner replaying recorded outputs of docker/compose: used only to
+FakeRunner (a FAKE runner replaying recorded outputs of docker/compose: used only to
 pin the exact command lines and to produce failures on demand; the real thing is exercised in
 tests/integration/docker)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,11 +16,9 @@ from harbor_ha.compose import (
     ComposeStillRunning,
     parse_config_images,
 )
-from harbor_ha.runner import CommandNotFound, CommandResult
+from harbor_ha.runner import CommandNotFound
 from harbor_ha.settings import Settings
-
-Reply = CommandResult | Exception
-Rule = Callable[[list[str]], Reply | None]
+from tests.fakes import FakeRunner, Reply, reply
 
 # Recorded from docker-compose 1.29.2 `config` on tests/harbor_shape (abridged).
 V1_CONFIG = """services:
@@ -48,41 +44,6 @@ volumes:
 V1_USAGE = "Validate and view the Compose file.\n\nUsage: config [options]\n"
 
 
-def ok(stdout: str = "", stderr: str = "", rc: int = 0) -> CommandResult:
-    return CommandResult((), rc, stdout, stderr, 0.01)
-
-
-@dataclass
-class RecordedOutputRunner:
-    """FAKE runner: records every call and answers from rules (first match wins)."""
-
-    rules: list[Rule] = field(default_factory=list)
-    calls: list[tuple[list[str], float, dict[str, str]]] = field(default_factory=list)
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout_s: float,
-        input_data: bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        args = list(argv)
-        self.calls.append((args, timeout_s, dict(env or {})))
-        for rule in self.rules:
-            reply = rule(args)
-            if reply is None:
-                continue
-            if isinstance(reply, Exception):
-                raise reply
-            return CommandResult(tuple(args), reply.returncode, reply.stdout, reply.stderr, 0.01)
-        return CommandResult(tuple(args), 0, "", "", 0.01)
-
-    def argvs(self) -> list[list[str]]:
-        return [c[0] for c in self.calls]
-
-
 def settings(**kw: object) -> Settings:
     base: dict[str, object] = {
         "compose_file": Path("/opt/harbor/docker-compose.yml"),
@@ -97,7 +58,7 @@ def settings(**kw: object) -> Settings:
 async def test_auto_prefers_v2_and_builds_argv() -> None:
     """auto: `docker compose version` works -> every call is
     `docker compose -p PROJECT -f FILE ...` with DOCKER_HOST in the env; detection is cached."""
-    r = RecordedOutputRunner()
+    r = FakeRunner()
     c = Compose(settings(), r)
     assert await c.command() == ["docker", "compose"]
     await c.up()
@@ -113,8 +74,8 @@ async def test_auto_prefers_v2_and_builds_argv() -> None:
 
 async def test_auto_falls_back_to_v1() -> None:
     """auto: without the v2 plugin, `docker-compose version` is tried and used."""
-    r = RecordedOutputRunner(
-        [lambda a: ok(stderr="docker: unknown command: docker compose", rc=1)
+    r = FakeRunner(
+        [lambda a: reply(stderr="docker: unknown command: docker compose", rc=1)
          if a[:2] == ["docker", "compose"] else None]
     )  # fmt: skip
     c = Compose(settings(), r)
@@ -123,8 +84,8 @@ async def test_auto_falls_back_to_v1() -> None:
 
 async def test_auto_nothing_works_raises_compose_not_found() -> None:
     """auto: neither command works -> ComposeNotFound naming both attempts."""
-    r = RecordedOutputRunner(
-        [lambda a: ok(rc=1, stderr="unknown") if a[0] == "docker" else None,
+    r = FakeRunner(
+        [lambda a: reply(rc=1, stderr="unknown") if a[0] == "docker" else None,
          lambda a: CommandNotFound(a, "cannot execute: No such file")]
     )  # fmt: skip
     with pytest.raises(ComposeNotFound, match=r"docker compose version.*docker-compose version"):
@@ -133,7 +94,7 @@ async def test_auto_nothing_works_raises_compose_not_found() -> None:
 
 async def test_configured_command_is_used_verbatim() -> None:
     """A configured compose_command is used as given, without detection."""
-    r = RecordedOutputRunner()
+    r = FakeRunner()
     c = Compose(settings(compose_command="/usr/bin/docker-compose --ansi never"), r)
     await c.validate()
     assert r.argvs() == [
@@ -144,7 +105,7 @@ async def test_configured_command_is_used_verbatim() -> None:
 
 async def test_stop_clean_does_not_kill() -> None:
     """compose stop succeeds and nothing runs -> no docker kill."""
-    r = RecordedOutputRunner()
+    r = FakeRunner()
     await Compose(settings(compose_command="docker-compose"), r).stop(30)
     argvs = r.argvs()
     assert argvs[0][-3:] == ["stop", "-t", "7"]
@@ -160,15 +121,15 @@ async def test_stop_compose_fails_kills_by_label() -> None:
 
     def rules(a: list[str]) -> Reply | None:
         if "stop" in a:
-            return ok(rc=1, stderr="open docker-compose.yml: permission denied")
+            return reply(rc=1, stderr="open docker-compose.yml: permission denied")
         if a[3:5] == ["ps", "-q"]:
-            return ok(state["running"])
+            return reply(state["running"])
         if a[3] == "kill":
             state["running"] = ""
-            return ok("aaa\nbbb\n")
+            return reply("aaa\nbbb\n")
         return None
 
-    r = RecordedOutputRunner([rules])
+    r = FakeRunner([rules])
     await Compose(settings(compose_command="docker-compose"), r).stop(30)
     assert ["docker", "-H", "unix:///run/hh/docker.sock", "kill", "aaa", "bbb"] in r.argvs()
 
@@ -176,14 +137,14 @@ async def test_stop_compose_fails_kills_by_label() -> None:
 async def test_stop_still_running_raises() -> None:
     """Containers that survive compose stop and docker kill until the budget ends ->
     ComposeStillRunning naming them."""
-    r = RecordedOutputRunner([lambda a: ok("ccc\n") if a[3:5] == ["ps", "-q"] else None])
+    r = FakeRunner([lambda a: reply("ccc\n") if a[3:5] == ["ps", "-q"] else None])
     with pytest.raises(ComposeStillRunning, match="ccc"):
         await Compose(settings(compose_command="docker-compose"), r).stop(0.3)
 
 
 async def test_up_failure_raises_compose_failed() -> None:
     """compose up exiting non-zero -> ComposeFailed with compose's message."""
-    r = RecordedOutputRunner([lambda a: ok(rc=1, stderr="no such image") if "up" in a else None])
+    r = FakeRunner([lambda a: reply(rc=1, stderr="no such image") if "up" in a else None])
     with pytest.raises(ComposeFailed, match="no such image"):
         await Compose(settings(compose_command="docker-compose"), r).up(10)
 
@@ -194,18 +155,18 @@ async def test_missing_images_v1_parses_config() -> None:
 
     def rules(a: list[str]) -> Reply | None:
         if a[-2:] == ["config", "--images"]:
-            return ok(stderr=V1_USAGE)
+            return reply(stderr=V1_USAGE)
         if a[-1] == "config":
-            return ok(V1_CONFIG)
+            return reply(V1_CONFIG)
         if a[3:5] == ["image", "inspect"]:
             # like docker: exit 1 and one "No such image" line per absent image
             absent = [i for i in a[7:] if i.startswith("goharbor/harbor-log")]
             if absent:
-                return ok(rc=1, stderr="".join(f"Error: No such image: {i}\n" for i in absent))
-            return ok("sha256:1")
+                return reply(rc=1, stderr="".join(f"Error: No such image: {i}\n" for i in absent))
+            return reply("sha256:1")
         return None
 
-    r = RecordedOutputRunner([rules])
+    r = FakeRunner([rules])
     c = Compose(settings(compose_command="docker-compose"), r)
     assert await c.images() == [
         "goharbor/harbor-core:shape", "goharbor/harbor-log:shape", "goharbor/nginx-photon:shape"
@@ -215,7 +176,7 @@ async def test_missing_images_v1_parses_config() -> None:
 
 async def test_images_v2_uses_config_images() -> None:
     """v2's `config --images` output is used directly, duplicates dropped."""
-    r = RecordedOutputRunner([lambda a: ok("a:1\nb:2\na:1\n") if "--images" in a else None])
+    r = FakeRunner([lambda a: reply("a:1\nb:2\na:1\n") if "--images" in a else None])
     assert await Compose(settings(compose_command="docker compose"), r).images() == ["a:1", "b:2"]
 
 
@@ -228,11 +189,11 @@ def test_parse_config_images_only_services() -> None:
 
 async def test_validate_reports_problems() -> None:
     """`config -q` failing -> its message lines; compose not found -> one problem line."""
-    r = RecordedOutputRunner([lambda a: ok(rc=1, stderr="line 3: bad\n\nsecond\n")])
+    r = FakeRunner([lambda a: reply(rc=1, stderr="line 3: bad\n\nsecond\n")])
     assert await Compose(settings(compose_command="docker-compose"), r).validate() == [
         "line 3: bad", "second"
     ]  # fmt: skip
-    r2 = RecordedOutputRunner([lambda a: CommandNotFound(a, "cannot execute")])
+    r2 = FakeRunner([lambda a: CommandNotFound(a, "cannot execute")])
     problems = await Compose(settings(compose_command="nope"), r2).validate()
     assert len(problems) == 1 and "cannot execute" in problems[0]
 
@@ -244,18 +205,18 @@ async def test_down_compose_fails_kills_and_removes_by_label() -> None:
 
     def rules(a: list[str]) -> Reply | None:
         if "down" in a:
-            return ok(rc=1, stderr="no such file")
+            return reply(rc=1, stderr="no such file")
         if a[3:6] == ["ps", "-q", "--no-trunc"]:
-            return ok(state["all"] if "-a" in a else state["running"])
+            return reply(state["all"] if "-a" in a else state["running"])
         if a[3] == "kill":
             state["running"] = ""
-            return ok("aaa\n")
+            return reply("aaa\n")
         if a[3:5] == ["rm", "-f"]:
             state["all"] = ""
-            return ok("aaa\nbbb\n")
+            return reply("aaa\nbbb\n")
         return None
 
-    r = RecordedOutputRunner([rules])
+    r = FakeRunner([rules])
     await Compose(settings(compose_command="docker-compose"), r).down(30)
     argvs = r.argvs()
     assert argvs[0][-4:] == ["down", "-t", "7", "--remove-orphans"]

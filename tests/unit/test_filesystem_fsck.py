@@ -1,4 +1,4 @@
-"""fsck exit code -> verdict (DESIGN safety rule 4), as a pure mapping."""
+"""fsck exit code -> verdict (docs/design.md, safety rule 4), as a pure mapping."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.filesystem import _inside, find_mount_users
+from harbor_ha.filesystem.users import _inside, find_mount_users
 
 
 @pytest.fixture

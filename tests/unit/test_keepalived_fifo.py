@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harbor_ha.keepalived import BadFifoLine, FifoError, FifoLine, FifoReader, parse_line
+from harbor_ha.keepalived.fifo_grammar import LineSplitter
 
 # ---------------------------------------------------------------- parse_line
 
@@ -353,3 +354,26 @@ async def test_close_ends_the_iteration(fifo: Path) -> None:
     await col.stop()
     assert col.task is not None and col.task.done()
     assert col.reader._fd is None
+
+
+# ---------------------------------------------------------------- LineSplitter
+
+
+def test_splitter_joins_chunks_and_keeps_partial_lines() -> None:
+    """Lines cut across reads are joined; a line without its newline waits for the next chunk
+    and is handed back by reset() at EOF."""
+    sp = LineSplitter(100)
+    assert sp.feed(b'INSTANCE "VI_1" MAS') == []
+    assert sp.feed(b'TER 100\nGROUP "G') == [(b'INSTANCE "VI_1" MASTER 100', False)]
+    assert sp.reset() == b'GROUP "G'
+    assert sp.reset() == b""
+
+
+def test_splitter_reports_an_overlong_line_once_and_skips_to_its_newline() -> None:
+    """A line past max_bytes is reported once (its first 200 bytes, too_long=True), the rest of
+    it up to the newline is dropped, and the next line is whole."""
+    sp = LineSplitter(10)
+    assert sp.feed(b"x" * 15) == [(b"x" * 15, True)]
+    assert sp.feed(b"yyyy") == []
+    assert sp.feed(b"zz\nok\n") == [(b"ok", False)]
+    assert sp.reset() == b""

@@ -128,3 +128,35 @@ def test_cross_field_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARBOR_HA_FAULT_FILE", "/run/x")
     with pytest.raises(SettingsError, match="must differ"):
         load_settings()
+
+
+def test_every_field_has_the_generated_aliases() -> None:
+    """Each field is set by HARBOR_HA_<FIELD>, its own name and (for the predecessor's eight)
+    its legacy name, in that order of precedence: one mechanism, no per-field alias."""
+    from harbor_ha.settings import LEGACY_NAMES, Settings, env_aliases
+
+    assert set(LEGACY_NAMES.values()) == {
+        "HARBOR_VIP", "CEPH_MON_HOST", "CEPH_USER", "CEPH_USER_KEY", "CEPH_POOL_NAME",
+        "CEPH_IMAGE_NAME", "KEEPALIVED_ROLE", "INTERFACE",
+    }  # fmt: skip
+    for name, field in Settings.model_fields.items():
+        assert field.validation_alias == env_aliases(name), name
+        assert env_aliases(name).choices[:2] == [f"HARBOR_HA_{name.upper()}", name]
+
+
+def test_env_example_is_what_the_generator_writes() -> None:
+    """config/harbor-ha.env.example is exactly scripts/gen-env-example's output (it cannot
+    drift from the settings: regenerate it after changing a field)."""
+    import importlib.machinery
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    loader = importlib.machinery.SourceFileLoader(
+        "gen_env_example", str(root / "scripts" / "gen-env-example")
+    )
+    spec = importlib.util.spec_from_loader("gen_env_example", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    rendered: str = module.render()
+    assert rendered == (root / "config" / "harbor-ha.env.example").read_text()

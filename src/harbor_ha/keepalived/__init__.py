@@ -11,7 +11,8 @@ from harbor_ha.keepalived.errors import (
     TrackFileError,
     VipCheckError,
 )
-from harbor_ha.keepalived.fifo import FifoLine, FifoReader, parse_line
+from harbor_ha.keepalived.fifo import FifoReader
+from harbor_ha.keepalived.fifo_grammar import FifoLine, parse_line
 from harbor_ha.keepalived.render import check_config, render_config
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file, write_track_file
 from harbor_ha.keepalived.vip import vip_present

@@ -1,6 +1,6 @@
 """Render this node's keepalived.conf from Settings, and check a config file.
 
-Choices (keepalived 2.2.7, measured, see shared/LAB.md):
+Choices (keepalived 2.2.7, measured; pinned by tests/integration/keepalived):
 
 - ``script_user root`` + ``enable_script_security`` come BEFORE ``notify_fifo``:
   otherwise a SIGHUP reload silently kills the FIFO.

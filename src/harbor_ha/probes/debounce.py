@@ -25,11 +25,6 @@ class Debouncer:
         """The debounced value (None: not decided yet)."""
         return self._value
 
-    @property
-    def streak(self) -> int:
-        """Length of the current run of identical results (+good / -bad)."""
-        return self._good if self._good else -self._bad
-
     def update(self, ok: bool) -> bool | None:
         """Feed one result; returns the new value when it changes (or is first decided),
         else None."""

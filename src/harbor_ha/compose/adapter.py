@@ -1,79 +1,45 @@
-"""Harbor's containers through docker compose (v2 ``docker compose`` or v1 ``docker-compose``)
-and the docker CLI.
+"""The adapter the daemon holds: Harbor's compose project on this node.
 
-Every call is ``<compose> -p PROJECT -f FILE ...`` with ``DOCKER_HOST`` set, through the runner,
-bounded by a timeout from the settings.  Stopping never trusts compose alone: whatever compose
-did, the project's containers (label ``com.docker.compose.project``) are killed by label and the
-result is verified (safety rule 6).
+Every call is ``<compose> -p PROJECT -f FILE ...`` with ``DOCKER_HOST`` set, through the
+runner, bounded by a timeout from the settings; the command lines are built in
+:mod:`harbor_ha.compose.argv` and the outputs parsed in :mod:`harbor_ha.compose.parse`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import structlog
 
+from harbor_ha.compose.argv import (
+    compose_argv,
+    compose_candidates,
+    docker_argv,
+    down_args,
+    ps_args,
+    stop_args,
+)
+from harbor_ha.compose.errors import (
+    ComposeError,
+    ComposeFailed,
+    ComposeNotFound,
+    ComposeStillRunning,
+)
+from harbor_ha.compose.parse import (
+    detail,
+    named_missing_images,
+    parse_config_images,
+    parse_ids,
+    parse_image_list,
+)
 from harbor_ha.runner import CommandError, CommandResult, Runner
 from harbor_ha.settings import Settings
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("harbor_ha.compose")
 
-PROJECT_LABEL = "com.docker.compose.project"
 VERIFY_POLL_S = 0.1
 """Period of the "is anything of the project still running?" poll after a kill."""
-
-_IMAGE_LINE = re.compile(r"^ {4}image: *(?P<image>\S.*?)\s*$")
-_SERVICE_LINE = re.compile(r"^ {2}\S")
-
-
-class ComposeError(Exception):
-    """Base of this module's errors."""
-
-
-class ComposeNotFound(ComposeError):
-    """Neither ``docker compose`` (v2) nor ``docker-compose`` (v1) works."""
-
-
-class ComposeFailed(ComposeError):
-    """A compose or docker command failed (exit status, timeout or missing executable)."""
-
-
-class ComposeStillRunning(ComposeError):
-    """Containers of the project are still running after stop/kill."""
-
-    def __init__(
-        self, project: str, ids: list[str], what: str = "running after stop and kill"
-    ) -> None:
-        super().__init__(
-            f"project {project}: {len(ids)} container(s) still {what}: "
-            + " ".join(i[:12] for i in ids)
-        )
-        self.ids = ids
-
-
-def _detail(result: CommandResult) -> str:
-    return (result.stderr.strip() or result.stdout.strip())[-500:]
-
-
-def parse_config_images(config_yaml: str) -> list[str]:
-    """Image references from the normalized ``compose config`` YAML (v1 and v2 both print the
-    services at indent 2 and their keys at indent 4).  Order kept, duplicates dropped."""
-    images: list[str] = []
-    in_services = False
-    for line in config_yaml.splitlines():
-        if line and not line.startswith(" "):
-            in_services = line.rstrip() == "services:"
-            continue
-        if not in_services:
-            continue
-        m = _IMAGE_LINE.match(line)
-        if m:
-            image = m.group("image").strip("'\"")
-            if image not in images:
-                images.append(image)
-    return images
 
 
 class Compose:
@@ -110,7 +76,7 @@ class Compose:
                 self._command = list(configured)
                 return self._command
             tried = []
-            for candidate in ([self._settings.docker_bin, "compose"], ["docker-compose"]):
+            for candidate in compose_candidates(self._settings):
                 argv = [*candidate, "version"]
                 try:
                     res = await self._runner.run(
@@ -123,20 +89,12 @@ class Compose:
                     self._command = candidate
                     log.info("compose_command", command=candidate, version=res.stdout.strip())
                     return candidate
-                tried.append(f"{' '.join(argv)}: exit {res.returncode}: {_detail(res)[:200]}")
+                tried.append(f"{' '.join(argv)}: exit {res.returncode}: {detail(res)[:200]}")
             raise ComposeNotFound("no working compose command: " + "; ".join(tried))
 
     async def argv(self, *args: str) -> list[str]:
         """``<compose> -p PROJECT -f FILE args...``."""
-        cmd = await self.command()
-        return [
-            *cmd,
-            "-p",
-            self._settings.compose_project,
-            "-f",
-            str(self._settings.compose_file),
-            *args,
-        ]
+        return compose_argv(await self.command(), self._settings, *args)
 
     async def _compose(self, *args: str, timeout_s: float) -> CommandResult:
         argv = await self.argv(*args)
@@ -146,7 +104,7 @@ class Compose:
             raise ComposeFailed(str(exc)) from exc
 
     async def _docker(self, *args: str, timeout_s: float | None = None) -> CommandResult:
-        argv = [self._settings.docker_bin, "-H", self._settings.docker_host, *args]
+        argv = docker_argv(self._settings, *args)
         try:
             return await self._runner.run(
                 argv,
@@ -161,15 +119,12 @@ class Compose:
         """``up -d --remove-orphans`` (orphans: containers of services no longer in the file,
         e.g. after a Harbor upgrade; they would otherwise keep running with the project's label).
         Returns when compose has started the containers; health is the probes' business."""
-        timeout = timeout_s or self._settings.start_timeout_s
-        started = time.monotonic()
-        async with self._lifecycle:
-            res = await self._compose("up", "-d", "--remove-orphans", timeout_s=timeout)
-        if not res.ok:
-            log.warning("compose_up_failed", project=self.project, rc=res.returncode)
-            raise ComposeFailed(f"compose up: exit {res.returncode}: {_detail(res)}")
-        log.info(
-            "compose_up", project=self.project, duration_s=round(time.monotonic() - started, 2)
+        await self._bring_up(
+            ["up", "-d", "--remove-orphans"],
+            what="compose up",
+            failed="compose_up_failed",
+            done="compose_up",
+            timeout_s=timeout_s,
         )
 
     async def create(self, timeout_s: float | None = None) -> None:
@@ -178,77 +133,43 @@ class Compose:
         changed in the file) only has to start them.  Created containers are not running: they
         do not count as Harbor running (reconcile, probes), and Docker does not start them on a
         dockerd restart even with ``restart: always`` (pinned by an integration test)."""
+        await self._bring_up(
+            ["up", "--no-start", "--remove-orphans"],
+            what="compose up --no-start",
+            failed="compose_create_failed",
+            done="compose_created",
+            timeout_s=timeout_s,
+        )
+
+    async def _bring_up(
+        self, args: list[str], *, what: str, failed: str, done: str, timeout_s: float | None
+    ) -> None:
+        """Run compose ``args`` (up or create) bounded by start_timeout_s; log ``failed`` and
+        raise ComposeFailed naming ``what`` on a non-zero exit, else log ``done``."""
         timeout = timeout_s or self._settings.start_timeout_s
         started = time.monotonic()
         async with self._lifecycle:
-            res = await self._compose("up", "--no-start", "--remove-orphans", timeout_s=timeout)
+            res = await self._compose(*args, timeout_s=timeout)
         if not res.ok:
-            log.warning("compose_create_failed", project=self.project, rc=res.returncode)
-            raise ComposeFailed(f"compose up --no-start: exit {res.returncode}: {_detail(res)}")
-        log.info(
-            "compose_created", project=self.project, duration_s=round(time.monotonic() - started, 2)
-        )
+            log.warning(failed, project=self.project, rc=res.returncode)
+            raise ComposeFailed(f"{what}: exit {res.returncode}: {detail(res)}")
+        log.info(done, project=self.project, duration_s=round(time.monotonic() - started, 2))
 
     async def stop(self, timeout_s: float | None = None) -> None:
-        """Stop the project: ``stop -t compose_stop_timeout_s``; if compose fails or anything of
-        the project still runs, ``docker kill`` by label; then verify nothing runs.
-
-        Raises ComposeStillRunning if containers still run when the budget is spent.
-        """
-        budget = timeout_s or self._settings.stop_timeout_s
-        deadline = time.monotonic() + budget
-        compose_ok = False
-        try:
-            async with self._lifecycle:
-                res = await self._compose(
-                    "stop",
-                    "-t",
-                    str(self._settings.compose_stop_timeout_s),
-                    timeout_s=budget * 2 / 3,
-                )
-            compose_ok = res.ok
-            if not res.ok:
-                log.warning(
-                    "compose_stop_failed",
-                    project=self.project,
-                    rc=res.returncode,
-                    detail=_detail(res)[:200],
-                )
-        except ComposeError as exc:
-            log.warning("compose_stop_failed", project=self.project, error=str(exc))
-        await self._kill_and_verify(deadline, compose_ok=compose_ok, action="stop")
+        """``stop -t compose_stop_timeout_s``: stop WITHOUT removing, with the same kill-by-label
+        fallback and verification as :meth:`down`.  Not used for demotion (see :meth:`down`):
+        stopped ``restart: always`` containers come back when dockerd restarts."""
+        await self._halt(stop_args(self._settings), "stop", timeout_s)
 
     async def down(self, timeout_s: float | None = None) -> None:
         """``down -t compose_stop_timeout_s --remove-orphans``: stop AND remove the containers;
-        on failure the same kill-by-label fallback as :meth:`stop`, then ``docker rm -f`` by
-        label.  Verifies that no container of the project is left.
+        if compose fails or anything of the project still runs, ``docker kill`` by label,
+        then ``docker rm -f`` by label.  Verifies that no container of the project is left.
 
         Prefer this for demotion: Harbor's services have ``restart: always``, and Docker restarts
         such containers when dockerd restarts even after ``stop``/``kill`` (measured), i.e. a
         rebooted standby would run Harbor again.  Removed containers cannot come back."""
-        budget = timeout_s or self._settings.stop_timeout_s
-        deadline = time.monotonic() + budget
-        compose_ok = False
-        try:
-            async with self._lifecycle:
-                res = await self._compose(
-                    "down",
-                    "-t",
-                    str(self._settings.compose_stop_timeout_s),
-                    "--remove-orphans",
-                    timeout_s=budget * 2 / 3,
-                )
-            compose_ok = res.ok
-            if not res.ok:
-                log.warning(
-                    "compose_down_failed",
-                    project=self.project,
-                    rc=res.returncode,
-                    detail=_detail(res)[:200],
-                )
-        except ComposeError as exc:
-            log.warning("compose_down_failed", project=self.project, error=str(exc))
-        await self._kill_and_verify(deadline, compose_ok=compose_ok, action="down")
+        deadline = await self._halt(down_args(self._settings), "down", timeout_s)
         left = max(deadline - time.monotonic(), 1.0)
         if await self.project_containers(timeout_s=left):
             removed = await self.remove_by_label(timeout_s=left)
@@ -256,6 +177,28 @@ class Compose:
             remaining = await self.project_containers(timeout_s=left)
             if remaining:
                 raise ComposeStillRunning(self.project, remaining, "present after down and rm")
+
+    async def _halt(self, args: list[str], action: str, timeout_s: float | None) -> float:
+        """Run compose ``args`` (stop or down) on 2/3 of the budget, then kill by label whatever
+        still runs and verify nothing does (ComposeStillRunning).  Returns the deadline."""
+        budget = timeout_s or self._settings.stop_timeout_s
+        deadline = time.monotonic() + budget
+        compose_ok = False
+        try:
+            async with self._lifecycle:
+                res = await self._compose(*args, timeout_s=budget * 2 / 3)
+            compose_ok = res.ok
+            if not res.ok:
+                log.warning(
+                    f"compose_{action}_failed",
+                    project=self.project,
+                    rc=res.returncode,
+                    detail=detail(res)[:200],
+                )
+        except ComposeError as exc:
+            log.warning(f"compose_{action}_failed", project=self.project, error=str(exc))
+        await self._kill_and_verify(deadline, compose_ok=compose_ok, action=action)
+        return deadline
 
     async def _kill_and_verify(
         self, deadline: float, *, compose_ok: bool, action: str
@@ -297,13 +240,10 @@ class Compose:
         return await self._ps(all_=True, timeout_s=timeout_s)
 
     async def _ps(self, *, all_: bool, timeout_s: float | None) -> list[str]:
-        args = ["ps", "-q", "--no-trunc"] + (["-a"] if all_ else [])
-        res = await self._docker(
-            *args, "--filter", f"label={PROJECT_LABEL}={self.project}", timeout_s=timeout_s
-        )
+        res = await self._docker(*ps_args(self.project, all_=all_), timeout_s=timeout_s)
         if not res.ok:
-            raise ComposeFailed(f"docker ps: exit {res.returncode}: {_detail(res)}")
-        return res.stdout.split()
+            raise ComposeFailed(f"docker ps: exit {res.returncode}: {detail(res)}")
+        return parse_ids(res.stdout)
 
     async def remove_by_label(self, timeout_s: float | None = None) -> list[str]:
         """``docker rm -f`` every container of the project; returns the IDs removed."""
@@ -365,14 +305,10 @@ class Compose:
         res = await self._compose("config", "--images", timeout_s=timeout)
         # v1 1.29 prints its usage on stderr and exits 0 for an unknown config option.
         if res.ok and res.stdout.strip():
-            images: list[str] = []
-            for line in res.stdout.split():
-                if line not in images:
-                    images.append(line)
-            return images
+            return parse_image_list(res.stdout)
         res = await self._compose("config", timeout_s=timeout)
         if not res.ok:
-            raise ComposeFailed(f"compose config: exit {res.returncode}: {_detail(res)}")
+            raise ComposeFailed(f"compose config: exit {res.returncode}: {detail(res)}")
         return parse_config_images(res.stdout)
 
     async def missing_images(self) -> list[str]:
@@ -385,11 +321,7 @@ class Compose:
         res = await self._docker("image", "inspect", "--format", "{{.Id}}", *images)
         if res.ok:
             return []
-        named = {
-            line.split("No such image:", 1)[1].strip()
-            for line in res.stderr.splitlines()
-            if "No such image:" in line
-        }
+        named = named_missing_images(res.stderr)
         missing = [image for image in images if image in named]
         if not missing:  # an error that names no image: check one by one
             for image in images:

@@ -1,0 +1,56 @@
+"""What compose and the docker CLI print, parsed (pure: no I/O)."""
+
+from __future__ import annotations
+
+import re
+
+from harbor_ha.runner import CommandResult
+
+_IMAGE_LINE = re.compile(r"^ {4}image: *(?P<image>\S.*?)\s*$")
+
+
+def detail(result: CommandResult) -> str:
+    """A failed command's message: the end of its stderr, else of its stdout."""
+    return (result.stderr.strip() or result.stdout.strip())[-500:]
+
+
+def parse_config_images(config_yaml: str) -> list[str]:
+    """Image references from the normalized ``compose config`` YAML (v1 and v2 both print the
+    services at indent 2 and their keys at indent 4).  Order kept, duplicates dropped."""
+    images: list[str] = []
+    in_services = False
+    for line in config_yaml.splitlines():
+        if line and not line.startswith(" "):
+            in_services = line.rstrip() == "services:"
+            continue
+        if not in_services:
+            continue
+        m = _IMAGE_LINE.match(line)
+        if m:
+            image = m.group("image").strip("'\"")
+            if image not in images:
+                images.append(image)
+    return images
+
+
+def parse_image_list(text: str) -> list[str]:
+    """``compose config --images`` (one reference per line): order kept, duplicates dropped."""
+    images: list[str] = []
+    for line in text.split():
+        if line not in images:
+            images.append(line)
+    return images
+
+
+def parse_ids(text: str) -> list[str]:
+    """Container IDs printed one per line (``docker ps -q``, ``docker kill``, ``docker rm``)."""
+    return text.split()
+
+
+def named_missing_images(stderr: str) -> set[str]:
+    """The images ``docker image inspect`` says do not exist ("No such image: REF" lines)."""
+    return {
+        line.split("No such image:", 1)[1].strip()
+        for line in stderr.splitlines()
+        if "No such image:" in line
+    }

@@ -1,0 +1,80 @@
+"""FAKE stand-ins shared by the unit tests (strictly typed).
+
+:class:`FakeRunner` implements :class:`harbor_ha.runner.Runner`: it records every call and
+answers from rules, with outputs recorded from the real tools.  It only pins the exact command
+lines an adapter issues and produces failures on demand; the real commands run in
+tests/integration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from harbor_ha.runner import CommandResult
+
+Reply = CommandResult | Exception
+"""A rule's answer: a result (its argv is replaced by the call's) or an exception to raise."""
+Rule = Callable[[list[str]], Reply | None]
+"""Answers one argv, or None to leave it to the next rule."""
+
+
+class Call(NamedTuple):
+    """One recorded call of :meth:`FakeRunner.run`."""
+
+    argv: tuple[str, ...]
+    timeout_s: float
+    env: dict[str, str]
+
+
+def reply(stdout: str = "", stderr: str = "", rc: int = 0) -> CommandResult:
+    """A result with these outputs and exit code (the argv is filled in by FakeRunner)."""
+    return CommandResult((), rc, stdout, stderr, 0.01)
+
+
+def by_substring(outputs: Mapping[str, str | Exception]) -> Rule:
+    """A rule: the first output whose key occurs in the space-joined argv (stdout, exit 0),
+    or its exception raised."""
+
+    def rule(argv: list[str]) -> Reply | None:
+        joined = " ".join(argv)
+        for key, out in outputs.items():
+            if key in joined:
+                return out if isinstance(out, Exception) else reply(out)
+        return None
+
+    return rule
+
+
+@dataclass
+class FakeRunner:
+    """FAKE runner: records every call and answers from ``rules`` (first match wins; no match:
+    exit 0 with empty output)."""
+
+    rules: list[Rule] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        input_data: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = False,
+    ) -> CommandResult:
+        args = list(argv)
+        self.calls.append(Call(tuple(args), timeout_s, dict(env or {})))
+        for rule in self.rules:
+            answer = rule(args)
+            if answer is None:
+                continue
+            if isinstance(answer, Exception):
+                raise answer
+            return CommandResult(tuple(args), answer.returncode, answer.stdout, answer.stderr, 0.01)
+        return CommandResult(tuple(args), 0, "", "", 0.01)
+
+    def argvs(self) -> list[list[str]]:
+        """The argv of every call, in order."""
+        return [list(c.argv) for c in self.calls]
