@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from harbor_ha.machine import Event, Probes, State
+from harbor_ha.machine import Event, Probes
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.settings import Settings
@@ -71,7 +71,6 @@ class Monitor:
         self._wake = wake
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
-        self._last_state: State | None = None
         self._last_since = 0.0
         self._next_standby_check = 0.0
         self._healthy: tuple[float, bool | None] | None = None  # (driver.since, value)
@@ -106,11 +105,11 @@ class Monitor:
 
     async def check_once(self) -> None:
         node, since = self._driver.node, self._driver.since
-        if node.state is not self._last_state or since != self._last_since:
+        if since != self._last_since:  # the node entered a new state
             # A fresh MASTER was verified healthy by its start step.
             self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
             self._storage = Debouncer(1, 2, initial=True)
-            self._last_state, self._last_since = node.state, since
+            self._last_since = since
             self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
         probes = node.probes
         if probes is Probes.MASTER:
