@@ -89,9 +89,10 @@ def test_machine_tables_are_the_spec() -> None:
 
 
 def test_every_row_list_ends_unguarded() -> None:
-    """Each (state, event) entry ends with a row without a guard, so a legal pair always has a
-    row that applies."""
-    for rows in TABLE.values():
+    """Each (state, event) entry and each entry group ends with a row without a guard, so a
+    legal pair (and every entry) always has a row that applies."""
+    groups = [*TABLE.values(), *(g for gs in machine.ENTER.values() for g in gs)]
+    for rows in groups:
         assert rows and rows[-1].when is None
 
 

@@ -7,12 +7,15 @@ policy.  The driver (harbor_ha.daemon) performs the actions (run or cancel a ste
 cancel a timer, post an event, exit) and feeds the results back as events.
 
 - ``states``: the vocabulary (State, Event, Step, Timer, Action, Node, Policy).
-- ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE).
+- ``rows``: the language of the table (Row, Guard, Do).
+- ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE,
+  ENTER, ACTION_OF).
 - ``reconcile``: the first state, from facts.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
 
 from .reconcile import Facts, from_facts
+from .rows import Do, Guard, Row
 from .states import (
     CANCEL,
     DEMOTING,
@@ -35,6 +38,8 @@ from .states import (
     run,
 )
 from .table import (
+    ACTION_OF,
+    ENTER,
     NEXT_ON_DONE,
     NEXT_ON_FAIL,
     OBSERVE,
@@ -42,15 +47,16 @@ from .table import (
     ROLLBACK,
     TABLE,
     Clock,
-    Row,
     failover_clock,
     refusal,
     transition,
 )
 
 __all__ = [
+    "ACTION_OF",
     "CANCEL",
     "DEMOTING",
+    "ENTER",
     "EXIT",
     "NEXT_ON_DONE",
     "NEXT_ON_FAIL",
@@ -64,8 +70,10 @@ __all__ = [
     "TIMER_EVENT",
     "Action",
     "Clock",
+    "Do",
     "Event",
     "Facts",
+    "Guard",
     "IllegalTransition",
     "Kind",
     "Node",

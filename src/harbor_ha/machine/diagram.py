@@ -10,8 +10,9 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
+from .rows import Row
 from .states import STEP_OF, TIMER_EVENT, Event, State
-from .table import OBSERVE, REQUIRES, TABLE, Row
+from .table import ENTER, OBSERVE, REQUIRES, TABLE
 
 HEADER = """\
 # The state machine
@@ -19,14 +20,6 @@ HEADER = """\
 Generated from `src/harbor_ha/machine/table.py` by `python -m harbor_ha.machine.diagram`;
 do not edit (scripts/test fails when this file is stale).
 """
-
-ENTRY = {
-    State.BACKUP: "arrive: a hand-over raises the fault (and arms the switchover hold unless "
-    "exiting), a rollback keeps it, a plain demotion clears it; then exit if exiting, else "
-    "promote (FENCING) if may_promote",
-    State.MASTER: "arm MASTER_STABLE timer (master_stable_s) when failures > 0",
-    State.FENCED_SELF: "arm RETRY timer (fenced_self_retry_s); exit if exiting",
-}
 
 
 def _label(row: Row) -> str:
@@ -97,10 +90,21 @@ def render() -> str:
     lines += [
         f"| {ev} | {', '.join(f'{k}={v}' for k, v in ch.items())} |" for ev, ch in OBSERVE.items()
     ]
-    lines += ["", "## Entering a state", "", "| state | entry |", "|---|---|"]
+    lines += [
+        "",
+        "## Entering a state",
+        "",
+        "On entering a state from another, each group of rows applies its first row whose guard "
+        "holds, in order (`run_step` runs the state's step).",
+        "",
+        "| state | step | groups |",
+        "|---|---|---|",
+    ]
     for state in State:
-        entry = f"run step `{STEP_OF[state]}`" if state in STEP_OF else ENTRY.get(state, "")
-        lines.append(f"| {state} | {entry} |")
+        groups = " **then** ".join(
+            " / ".join(str(r) for r in rows) for rows in ENTER.get(state, ())
+        )
+        lines.append(f"| {state} | {STEP_OF.get(state, '')} | {groups} |")
     lines += ["", "## Timers", "", "| timer | posts |", "|---|---|"]
     lines += [f"| {timer} | {event} |" for timer, event in TIMER_EVENT.items()]
     lines += ["", "## Illegal pairs (IllegalTransition: logged and ignored)", ""]

@@ -7,9 +7,15 @@
 2. ``TABLE[(state, event)]``: rows tried in order; the first whose guard holds applies: its
    field changes, its actions (``Do``), its target state.  A pair missing from the table is
    illegal (IllegalTransition).
-3. Entering a new state performs ``enter``: its step (STEP_OF), its timer (FENCED_SELF's
-   retry, MASTER's stable timer), and for BACKUP the arrival rules (``arrive``), the only
-   code the rows cannot say: how a clean demotion ends depends on why it ran.
+3. ``ENTER[state]``: entering a state from another applies its groups of rows the same way:
+   its step (STEP_OF), its timer (FENCED_SELF's retry, MASTER's stable timer), and for BACKUP
+   how a clean demotion ends (``ARRIVE``: it depends on why it ran) then ``REST``.
+4. ``ACTION_OF[do]``: the concrete action of each row action, its delay from the node's
+   policy.  The only code is the evaluation at the end of this file.
+
+Adding a behaviour (e.g. a leadership lease: LEASE_* events, a deadline timer) is adding
+events to ``states.Event``, a ``Timer``, rows here and, for a new kind of I/O, a ``Kind``
+the driver performs.
 
 Shape of the machine::
 
@@ -23,9 +29,27 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from types import MappingProxyType
+from dataclasses import replace
 
+from .rows import (
+    BUMP,
+    DEMOTE_ON_EXIT,
+    EXITING,
+    FAULT,
+    HANDOVER,
+    HAS_FAILURES,
+    MAY_PROMOTE,
+    MISMATCH_DUE,
+    NOT_EXITING,
+    ROLLING_BACK,
+    STAY,
+    UNWANTED,
+    WANTED,
+    Do,
+    Row,
+    Rows,
+    changes,
+)
 from .states import (
     CANCEL,
     DEMOTING,
@@ -98,72 +122,18 @@ VIP_VERDICT: dict[Event, Event] = {E.VIP_SEEN: E.KA_MASTER, E.VIP_ABSENT: E.KA_B
 """The keepalived line a persistent VIP mismatch stands for (a FIFO line we missed)."""
 
 
-# ------------------------------------------------------------------- rows
-class Do(enum.StrEnum):
-    """The actions a row asks for, before the target state's entry actions."""
-
-    CANCEL = "cancel_step"
-    BACKOFF = "backoff"  # arm Timer.BACKOFF for policy.backoff_s(failures)
-    EXIT = "exit"
-    CANCEL_RETRY = "cancel_retry"
-    POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
-
-
-class Bump:
-    """A field change that adds one (failures, vip_mismatch)."""
-
-    def __repr__(self) -> str:
-        return "+1"
-
-
-BUMP = Bump()
-
-
-@dataclass(frozen=True)
-class Guard:
-    name: str
-    test: Callable[[Node], bool]
-
-    def __call__(self, node: Node) -> bool:
-        return self.test(node)
-
-    def __str__(self) -> str:
-        return self.name
-
-
-EXITING = Guard("exiting", lambda n: n.exiting)
-MAY_PROMOTE = Guard("may_promote", lambda n: n.may_promote)
-DEMOTE_ON_EXIT = Guard("demote_on_exit", lambda n: n.demote_on_exit)
-WANTED = Guard("want_master", lambda n: n.want_master)
-UNWANTED = Guard("not want_master", lambda n: not n.want_master)
-
-
-def _due(g: Guard) -> Guard:
-    """``g`` and this tick makes vip_mismatch_ticks consecutive mismatching ticks."""
-    return Guard(
-        f"{g} and mismatch for vip_mismatch_ticks",
-        lambda n: g(n) and n.vip_mismatch + 1 >= n.policy.vip_mismatch_ticks,
-    )
-
-
-@dataclass(frozen=True)
-class Row:
-    to: State | None = None  # None: stay
-    set: Mapping[str, object] = field(default_factory=dict)
-    do: tuple[Do, ...] = ()
-    when: Guard | None = None
-
-
-def _changes(**kw: object) -> Mapping[str, object]:
-    return MappingProxyType(kw)
-
-
-STAY = Row()
-FAILED = _changes(fault=True, rollback=True, failures=BUMP)
+# ------------------------------------------------------------------ (state, event) rows
+FAILED = changes(fault=True, rollback=True, failures=BUMP)
 """A failure of this node (promotion failed, Harbor unhealthy, storage lost)."""
-HANDOVER = _changes(fault=True, handover=True)
+HANDING_OVER = changes(fault=True, handover=True)
 
-TABLE: dict[tuple[State, Event], tuple[Row, ...]] = {}
+REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.FENCING, when=MAY_PROMOTE), STAY)
+"""BACKUP holding nothing: exit if asked to, promote if keepalived wants us and nothing stops
+us (fault, maintenance, hand-over, exiting)."""
+
+TABLE: dict[tuple[State, Event], Rows] = {}
+ALL = tuple(State)
+HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
 
 
 def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
@@ -171,13 +141,10 @@ def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
         TABLE[(s, event)] = rows
 
 
-def _each(states: Iterable[State], event: Event, row: Callable[[State], tuple[Row, ...]]) -> None:
+def _each(states: Iterable[State], event: Event, rows: Callable[[State], Rows]) -> None:
     for s in states:
-        TABLE[(s, event)] = row(s)
+        TABLE[(s, event)] = rows(s)
 
-
-ALL = tuple(State)
-HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
 
 # Every event has a row in every state, except step results where no step runs and RETRY
 # outside FENCED_SELF: those are illegal.  Later rows for a pair replace earlier ones.
@@ -187,13 +154,7 @@ _rows(ALL, E.SWITCHOVER, STAY)
 _rows(ALL, E.MASTER_STABLE, STAY)
 
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
-_rows(
-    [S.BACKUP],
-    E.KA_MASTER,
-    Row(do=(Do.EXIT,), when=EXITING),
-    Row(S.FENCING, when=MAY_PROMOTE),
-    STAY,
-)
+_rows([S.BACKUP], E.KA_MASTER, *REST)
 # keepalived: not MASTER.
 for _ev in (E.KA_BACKUP, E.KA_FAULT, E.KA_STOP):
     _each(PROMOTING, _ev, lambda s: (Row(ROLLBACK[s], do=(Do.CANCEL,)),))
@@ -207,7 +168,7 @@ for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
     _each(
         (S.UNMOUNTING, S.UNMAPPING),
         _ev,
-        lambda s: (Row(NEXT_ON_FAIL[s], _changes(fault=True, rollback=False, handover=False)),),
+        lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
     )
 
 # probes: Harbor failed while MASTER: hand the VIP away and demote.
@@ -222,134 +183,143 @@ _rows(
 
 # The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
 # vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).
-_rows(ALL, E.VIP_SEEN, Row(set=_changes(vip_mismatch=0)))
-_rows(ALL, E.VIP_ABSENT, Row(set=_changes(vip_mismatch=0)))
+_rows(ALL, E.VIP_SEEN, Row(set=changes(vip_mismatch=0)))
+_rows(ALL, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
 _rows(
     [S.BACKUP],
     E.VIP_SEEN,
-    Row(set=_changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=_due(UNWANTED)),
-    Row(set=_changes(vip_mismatch=BUMP), when=UNWANTED),
-    Row(set=_changes(vip_mismatch=0)),
+    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=UNWANTED & MISMATCH_DUE),
+    Row(set=changes(vip_mismatch=BUMP), when=UNWANTED),
+    Row(set=changes(vip_mismatch=0)),
 )
 _rows(
     HOLDING,
     E.VIP_ABSENT,
-    Row(set=_changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=_due(WANTED)),
-    Row(set=_changes(vip_mismatch=BUMP), when=WANTED),
-    Row(set=_changes(vip_mismatch=0)),
+    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=WANTED & MISMATCH_DUE),
+    Row(set=changes(vip_mismatch=BUMP), when=WANTED),
+    Row(set=changes(vip_mismatch=0)),
 )
 
 # timers: backoff or switchover hold over: the node may be elected again (FENCED_SELF keeps
 # its fault until a clean demotion; a running demotion's end clears the flag).
-_rows([S.BACKUP], E.BACKOFF_EXPIRED, Row(set=_changes(fault=False)))
-_rows(DEMOTING, E.BACKOFF_EXPIRED, Row(set=_changes(rollback=False)))
-_rows([S.FENCED_SELF], E.RETRY, Row(S.STOPPING, _changes(rollback=False), (Do.CANCEL_RETRY,)))
-_rows([S.MASTER], E.MASTER_STABLE, Row(set=_changes(failures=0)))
+_rows([S.BACKUP], E.BACKOFF_EXPIRED, Row(set=changes(fault=False)))
+_rows(DEMOTING, E.BACKOFF_EXPIRED, Row(set=changes(rollback=False)))
+_rows([S.FENCED_SELF], E.RETRY, Row(S.STOPPING, changes(rollback=False), (Do.CANCEL_RETRY,)))
+_rows([S.MASTER], E.MASTER_STABLE, Row(set=changes(failures=0)))
 
 # operator.  Switchover: demote while keeping the VIP, then raise the fault (the peer takes the
 # VIP and finds nothing to fence), hold it for switchover_hold_s, then clear it.
-_rows([S.MASTER], E.SWITCHOVER, Row(S.STOPPING, HANDOVER))
-_each(PROMOTING, E.SWITCHOVER, lambda s: (Row(ROLLBACK[s], HANDOVER, (Do.CANCEL,)),))
-_rows([S.MASTER], E.MAINTENANCE_ON, Row(S.STOPPING, _changes(handover=True)))
+_rows([S.MASTER], E.SWITCHOVER, Row(S.STOPPING, HANDING_OVER))
+_each(PROMOTING, E.SWITCHOVER, lambda s: (Row(ROLLBACK[s], HANDING_OVER, (Do.CANCEL,)),))
+_rows([S.MASTER], E.MAINTENANCE_ON, Row(S.STOPPING, changes(handover=True)))
 _each(
     PROMOTING,
     E.MAINTENANCE_ON,
-    lambda s: (Row(ROLLBACK[s], _changes(handover=True), (Do.CANCEL,)),),
+    lambda s: (Row(ROLLBACK[s], changes(handover=True), (Do.CANCEL,)),),
 )
 # Shutdown: finish a running demotion (bounded by its timeouts), then exit; a promotion is
 # cancelled (a restart reconciles from the facts); with demote_on_exit, demote first.
 _rows((S.BACKUP, S.FENCED_SELF), E.SHUTDOWN, Row(do=(Do.EXIT,)))
 _rows(DEMOTING, E.SHUTDOWN, STAY)
-_rows([S.MASTER], E.SHUTDOWN, Row(S.STOPPING, HANDOVER, when=DEMOTE_ON_EXIT), Row(do=(Do.EXIT,)))
+_rows(
+    [S.MASTER], E.SHUTDOWN, Row(S.STOPPING, HANDING_OVER, when=DEMOTE_ON_EXIT), Row(do=(Do.EXIT,))
+)
 _each(
     PROMOTING,
     E.SHUTDOWN,
     lambda s: (
-        Row(ROLLBACK[s], HANDOVER, (Do.CANCEL,), when=DEMOTE_ON_EXIT),
+        Row(ROLLBACK[s], HANDING_OVER, (Do.CANCEL,), when=DEMOTE_ON_EXIT),
         Row(do=(Do.CANCEL, Do.EXIT)),
     ),
 )
 
 
 # ----------------------------------------------------------------- entering
-def arrive(node: Node) -> Result:
-    """Back in BACKUP holding nothing.  A hand-over now raises the fault (the peer takes the
-    VIP; a switchover's hold timer starts); a rollback keeps the fault flag (its backoff clears
-    it); a plain demotion or a FENCED_SELF retry clears it.  Then: exit if asked to, promote
-    again if keepalived still wants us."""
-    hold: tuple[Action, ...] = ()
-    if node.handover:
-        if node.fault and not node.exiting:
-            delay = node.policy.switchover_hold_s
-            hold = (_timer(Timer.BACKOFF, delay, "switchover hold over"),)
-        node = replace(node, handover=False, rollback=False)
-    elif node.rollback:
-        node = replace(node, rollback=False)
-    else:
-        node = replace(node, fault=False)
-    if node.exiting:
-        return node, (*hold, EXIT)
-    if node.may_promote:
-        new, acts = enter(replace(node, state=S.FENCING))
-        return new, (*hold, *acts)
-    return node, hold
+ARRIVE: Rows = (
+    Row(
+        set=changes(handover=False, rollback=False),
+        do=(Do.HOLD,),
+        when=HANDOVER & FAULT & NOT_EXITING,
+    ),
+    Row(set=changes(handover=False, rollback=False), when=HANDOVER),
+    Row(set=changes(rollback=False), when=ROLLING_BACK),
+    Row(set=changes(fault=False)),
+)
+"""Back in BACKUP holding nothing.  A hand-over now raises the fault (the peer takes the VIP; a
+switchover's hold timer starts); a rollback keeps the fault flag (its backoff clears it); a
+plain demotion or a FENCED_SELF retry clears it."""
+
+ENTER: dict[State, tuple[Rows, ...]] = {
+    **{s: ((Row(do=(Do.RUN_STEP,)),),) for s in STEP_OF},
+    S.BACKUP: (ARRIVE, REST),
+    # Failures are forgotten only once MASTER held: a node that loses the image again and again
+    # (a partition ping-pong) backs off longer each time.
+    S.MASTER: ((Row(do=(Do.ARM_STABLE,), when=HAS_FAILURES), STAY),),
+    S.FENCED_SELF: ((Row(do=(Do.ARM_RETRY, Do.EXIT), when=EXITING), Row(do=(Do.ARM_RETRY,))),),
+}
+"""Entering a state (from another): groups of rows, one row applies per group, in order."""
 
 
-def enter(node: Node) -> Result:
-    """The entry actions of ``node.state`` (the node has just moved there)."""
-    s = node.state
-    if s in STEP_OF:
-        return node, (run(STEP_OF[s]),)
-    if s is S.BACKUP:
-        return arrive(node)
-    if s is S.FENCED_SELF:
-        retry = _timer(
-            Timer.RETRY, node.policy.fenced_self_retry_s, "periodic retry of the demotion"
-        )
-        return node, (retry, EXIT) if node.exiting else (retry,)
-    if s is S.MASTER and node.failures:
-        # Failures are forgotten only once MASTER held: a node that loses the image again and
-        # again (a partition ping-pong) backs off longer each time.
-        delay = node.policy.master_stable_s
-        return node, (_timer(Timer.STABLE, delay, f"MASTER for {delay:g} s"),)
-    return node, ()
-
-
+# ------------------------------------------------------------------ actions
 def _timer(timer: Timer, delay_s: float, reason: str) -> Action:
     return Action(Kind.START_TIMER, timer=timer, delay_s=delay_s, reason=reason)
 
 
-def _action(do: Do, event: Event, before: Node, after: Node) -> Action:
-    if do is Do.CANCEL:
-        return CANCEL
-    if do is Do.EXIT:
-        return EXIT
-    if do is Do.CANCEL_RETRY:
-        return Action(Kind.CANCEL_TIMER, timer=Timer.RETRY)
-    if do is Do.BACKOFF:
-        n = max(after.failures, 1)
-        return _timer(Timer.BACKOFF, after.policy.backoff_s(n), f"backoff after {n} failure(s)")
-    ticks = before.vip_mismatch + 1
-    return Action(Kind.POST, event=VIP_VERDICT[event], ticks=ticks)
+def _backoff(after: Node) -> Action:
+    n = max(after.failures, 1)
+    return _timer(Timer.BACKOFF, after.policy.backoff_s(n), f"backoff after {n} failure(s)")
 
 
-def _apply(node: Node, changes: Mapping[str, object]) -> Node:
-    out: dict[str, object] = {}
-    for name, value in changes.items():
-        out[name] = getattr(node, name) + 1 if value is BUMP else value
+def _stable(after: Node) -> Action:
+    delay = after.policy.master_stable_s
+    return _timer(Timer.STABLE, delay, f"MASTER for {delay:g} s")
+
+
+ActionOf = Callable[[Node, Node, "Event | None"], Action]
+ACTION_OF: dict[Do, ActionOf] = {
+    Do.RUN_STEP: lambda before, after, event: run(STEP_OF[after.state]),
+    Do.CANCEL: lambda before, after, event: CANCEL,
+    Do.BACKOFF: lambda before, after, event: _backoff(after),
+    Do.HOLD: lambda before, after, event: _timer(
+        Timer.BACKOFF, after.policy.switchover_hold_s, "switchover hold over"
+    ),
+    Do.ARM_RETRY: lambda before, after, event: _timer(
+        Timer.RETRY, after.policy.fenced_self_retry_s, "periodic retry of the demotion"
+    ),
+    Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
+    Do.ARM_STABLE: lambda before, after, event: _stable(after),
+    Do.POST_VERDICT: lambda before, after, event: Action(
+        Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
+    ),
+    Do.EXIT: lambda before, after, event: EXIT,
+}
+"""What each row action is, computed from the node before and after the row (delays from the
+node's policy)."""
+
+
+# --------------------------------------------------------------- evaluation
+def _apply(node: Node, fields: Mapping[str, object]) -> Node:
+    out = {k: getattr(node, k) + 1 if v is BUMP else v for k, v in fields.items()}
     return replace(node, **out)  # type: ignore[arg-type]
 
 
-def select(node: Node, event: Event) -> tuple[Node, Row]:
-    """The observed node and the row that applies to it (IllegalTransition if none)."""
-    rows = TABLE.get((node.state, event))
-    if rows is None:
-        raise IllegalTransition(node.state, event)
-    seen = _apply(node, OBSERVE.get(event, {}))
-    for row in rows:
-        if row.when is None or row.when(seen):
-            return seen, row
-    raise IllegalTransition(node.state, event)  # pragma: no cover - every list ends unguarded
+def _take(node: Node, rows: Rows, event: Event | None) -> tuple[Node, tuple[Action, ...], Row]:
+    """Apply the first row whose guard holds."""
+    row = next(r for r in rows if r.when is None or r.when(node))
+    new = _apply(node, row.set)
+    return new, tuple(ACTION_OF[d](node, new, event) for d in row.do), row
+
+
+def enter(node: Node) -> Result:
+    """The node has just moved to ``node.state``: apply its entry rows (ENTER)."""
+    actions: tuple[Action, ...] = ()
+    for rows in ENTER.get(node.state, ()):
+        node, acts, row = _take(node, rows, None)
+        actions += acts
+        if row.to is not None and row.to is not node.state:
+            node, more = enter(replace(node, state=row.to))
+            return node, actions + more
+    return node, actions
 
 
 def transition(node: Node, event: Event) -> Result:
@@ -357,9 +327,10 @@ def transition(node: Node, event: Event) -> Result:
 
     Raises IllegalTransition for a (state, event) pair the table does not hold.
     """
-    seen, row = select(node, event)
-    new = _apply(seen, row.set)
-    actions = tuple(_action(do, event, seen, new) for do in row.do)
+    rows = TABLE.get((node.state, event))
+    if rows is None:
+        raise IllegalTransition(node.state, event)
+    new, actions, row = _take(_apply(node, OBSERVE.get(event, {})), rows, event)
     if row.to is None or row.to is node.state:
         return new, actions
     new, entry = enter(replace(new, state=row.to))
