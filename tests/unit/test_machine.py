@@ -5,12 +5,14 @@ from the machine's, and the machine's are checked against them."""
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harbor_ha import machine
+from harbor_ha.daemon.build import policy_of
 from harbor_ha.machine import (
     DEMOTING,
     PROBE_OF,
@@ -45,15 +47,9 @@ ROLLBACK = {
     S.MOUNTING: S.UNMOUNTING,
     S.STARTING: S.STOPPING,
 }
-NEXT_ON_DONE = {
-    S.FENCING: S.MAPPING,
-    S.MAPPING: S.MOUNTING,
-    S.MOUNTING: S.STARTING,
-    S.STARTING: S.MASTER,
-    S.STOPPING: S.UNMOUNTING,
-    S.UNMOUNTING: S.UNMAPPING,
-    S.UNMAPPING: S.BACKUP,
-}
+PROMOTION = [S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER]
+DEMOTION = [S.STOPPING, S.UNMOUNTING, S.UNMAPPING, S.BACKUP]
+NEXT_ON_DONE = {**dict(pairwise(PROMOTION)), **dict(pairwise(DEMOTION))}
 NEXT_ON_FAIL = {
     **ROLLBACK,
     S.STOPPING: S.UNMOUNTING,
@@ -571,15 +567,7 @@ def test_master_stable_timer_only_after_failures(failures: int) -> None:
 
 def test_policy_defaults_are_the_settings_defaults() -> None:
     """Node() decides with the same timings as a daemon with default settings."""
-    s = Settings()
-    assert Policy() == Policy(
-        backoff_initial_s=s.backoff_initial_s,
-        backoff_max_s=s.backoff_max_s,
-        switchover_hold_s=s.switchover_hold_s,
-        fenced_self_retry_s=s.fenced_self_retry_s,
-        master_stable_s=s.master_stable_s,
-        vip_mismatch_ticks=s.vip_mismatch_ticks,
-    )
+    assert Policy() == policy_of(Settings())
 
 
 # ------------------------------------------------------------ VIP mismatch
