@@ -113,7 +113,7 @@ async def test_promotion_runs_steps_in_order(h: Harness) -> None:
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
     assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
     assert [t["to"] for t in h.driver.transitions][-1] == "MASTER"
-    samples = h.metrics.failover_duration.collect()[0].samples
+    samples = next(iter(h.metrics.failover_duration.collect())).samples
     count = next(x.value for x in samples if x.name.endswith("_count"))
     assert count == 1, "one failover observed"
 
