@@ -262,7 +262,7 @@ ENTER: dict[State, tuple[Rows, ...]] = {
 
 # ------------------------------------------------------------------ actions
 def _timer(timer: Timer, delay_s: float, reason: str) -> Action:
-    return Action(Kind.START_TIMER, timer=timer, delay_s=delay_s, reason=reason)
+    return Action(Kind.START_TIMER, timer=timer, delay_s=float(delay_s), reason=reason)
 
 
 def _backoff(after: Node) -> Action:
