@@ -84,8 +84,8 @@ async def test_notify_posts_the_role_event(parts: Parts) -> None:
 class FakeFs:
     """FAKE filesystem: mounted read-write from the device, readable (real: integration)."""
 
-    def mounted(self) -> None:
-        return None
+    def is_read_only(self) -> bool:
+        return False
 
     def is_mounted_from(self, device: str) -> bool:
         return True

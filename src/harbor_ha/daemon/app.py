@@ -72,7 +72,13 @@ class Daemon:
         try:
             # Until reconciled, this node must not attract the VIP.
             p.track.ensure(keep_existing=True)
-            seen = await observe(vip_present=p.vip_present, ceph=p.ceph, fs=p.fs, compose=p.compose)
+            seen = await observe(
+                vip_present=p.vip_present,
+                ceph=p.ceph,
+                fs=p.fs,
+                compose=p.compose,
+                occupied=p.occupied,
+            )
             p.steps.adopt(seen.device)
             if not seen.facts.mounted and not seen.facts.mount_foreign:
                 await p.fs.guard()

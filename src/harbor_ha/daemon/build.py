@@ -10,7 +10,7 @@ import structlog
 
 from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.compose import Compose
-from harbor_ha.filesystem import Filesystem
+from harbor_ha.filesystem import Filesystem, mount_at
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
@@ -70,6 +70,10 @@ class Parts:
 
     async def vip_present(self) -> bool:
         return await vip_present(self.runner, self.settings)
+
+    def occupied(self) -> bool:
+        """Something (ours or not) is mounted at the mountpoint."""
+        return mount_at(self.settings.mountpoint) is not None
 
     def alive(self) -> tuple[bool, str]:
         lag = time.monotonic() - self.ticker.last_tick_monotonic

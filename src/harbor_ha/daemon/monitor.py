@@ -157,8 +157,7 @@ class Monitor:
             return False, "no mapped device recorded"
         if not self._fs.is_mounted_from(device):
             return False, f"{self._s.mountpoint} no longer mounted from {device}"
-        mount = self._fs.mounted()
-        if mount is not None and mount.read_only:
+        if self._fs.is_read_only():
             return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)"
         if not await self._fs.read_probe(device, self._s.probe_timeout_s):
             return False, f"{device} is not readable (blocklisted or lock lost)"

@@ -26,7 +26,9 @@ async def observe(
     ceph: CephPort,
     fs: FilesystemPort,
     compose: ComposePort,
+    occupied: Callable[[], bool],
 ) -> Observed:
+    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign)."""
     try:
         vip = await vip_present()
     except Exception as exc:
@@ -44,7 +46,7 @@ async def observe(
         mapped=device is not None,
         mounted=mounted,
         harbor_running=running,
-        mount_foreign=fs.mounted() is not None and not mounted,
+        mount_foreign=occupied() and not mounted,
     )
     log.info(
         "reconcile_facts",
