@@ -286,7 +286,7 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check(settings: Settings, _: argparse.Namespace) -> int:
-    from harbor_ha.daemon.preflight import preflight
+    from harbor_ha.commands.preflight import preflight
 
     problems = asyncio.run(preflight(settings))
     for level, message in problems:
@@ -305,7 +305,7 @@ def _format(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_PROBLEMS
-    from harbor_ha.daemon.preflight import format_image
+    from harbor_ha.commands.format import format_image
 
     try:
         message = asyncio.run(format_image(settings, confirm=args.confirm))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 
-STATES = [
-    "BACKUP", "FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER",
-    "STOPPING", "UNMOUNTING", "UNMAPPING", "FENCED_SELF",
-]  # fmt: skip
+from harbor_ha.machine import State
+
+STATES = [str(s) for s in State]
+"""The values of the harbor_ha_state enum: the machine's states, in its order."""
 
 STEP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
-from harbor_ha.daemon.status import StatusBoard
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.machine import Event, Node, State, Step
 from harbor_ha.metrics import Metrics
@@ -54,6 +55,7 @@ def settings(tmp_path: Path) -> Settings:
         switchover_hold_s=0.2,
         fenced_self_retry_s=0.2,
         master_stable_s=0.3,
+        vip_mismatch_ticks=2,
     )
 
 
@@ -62,21 +64,23 @@ class Harness:
         self.steps = ScriptedSteps()
         self.track = TrackFiles(settings.priority_file, settings.fault_file)
         self.track.ensure()
-        self.board = StatusBoard("test")
         self.metrics = Metrics()
+        self.policy = policy_of(settings)
         self.driver = Driver(
-            settings,
+            Node(policy=self.policy),
             run_step=self.steps.run,
             step_timeout=lambda s: 0.5,
             track=self.track,
             metrics=self.metrics,
-            board=self.board,
+            interface="eth9",
         )
         self.fault_path = settings.fault_file
         self.task: asyncio.Task[None] | None = None
 
     def start(self, node: Node | None = None) -> None:
-        self.task = asyncio.create_task(self.driver.run((node or Node(), ()), "test start"))
+        """Run the driver from ``node`` (with the fixture's timing policy)."""
+        first = replace(node or Node(), policy=self.policy)
+        self.task = asyncio.create_task(self.driver.run((first, ()), "test start"))
 
     async def until(self, cond: object, what: str, within_s: float = 5.0) -> None:
         assert callable(cond)
@@ -108,8 +112,8 @@ async def test_promotion_runs_steps_in_order(h: Harness) -> None:
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
     assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
-    assert [t["to"] for t in h.board.transitions][-1] == "MASTER"
-    samples = h.metrics.failover_duration.collect()[0].samples
+    assert [t["to"] for t in h.driver.transitions][-1] == "MASTER"
+    samples = next(iter(h.metrics.failover_duration.collect())).samples
     count = next(x.value for x in samples if x.name.endswith("_count"))
     assert count == 1, "one failover observed"
 
@@ -198,3 +202,41 @@ async def test_failures_forgotten_only_after_master_held(h: Harness) -> None:
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
     assert h.driver.node.failures == 1
     await h.until(lambda: h.driver.node.failures == 0, "MASTER_STABLE")
+
+
+async def test_vip_absent_for_enough_ticks_demotes_as_keepalived_would(h: Harness) -> None:
+    """The VIP tick only reports VIP_ABSENT; the machine counts: one tick changes nothing, the
+    second (vip_mismatch_ticks=2) posts KA_BACKUP with the reason the fault suite reads."""
+    h.start(Node(state=State.MASTER, want_master=True))
+    h.driver.post(Event.VIP_ABSENT, "tick")
+    await h.until(lambda: h.driver.node.vip_mismatch == 1, "first mismatch counted")
+    assert h.driver.node.state is State.MASTER
+    h.driver.post(Event.VIP_ABSENT, "tick")
+    await h.until(lambda: h.driver.node.state is not State.MASTER, "left MASTER")
+    left = next(t for t in h.driver.transitions if t["from"] == "MASTER")
+    assert left["event"] == "KA_BACKUP" and "VIP absent on eth9 for 2 ticks" in left["reason"]
+
+
+async def test_vip_seen_resets_the_count(h: Harness) -> None:
+    """A tick that agrees with the state resets the count: absent, seen, absent never acts."""
+    h.start(Node(state=State.MASTER, want_master=True))
+    for event in (Event.VIP_ABSENT, Event.VIP_SEEN, Event.VIP_ABSENT):
+        h.driver.post(event, "tick")
+    await h.until(lambda: h.driver.pending == 0 and h.driver.processed >= 3, "ticks handled")
+    assert h.driver.node.state is State.MASTER and h.driver.node.vip_mismatch == 1
+
+
+async def test_cancelled_timer_firing_is_dropped(h: Harness) -> None:
+    """An operator RETRY cancels FENCED_SELF's retry timer: the demotion is retried once, and
+    the timer (due 0.2 s later) never posts anything."""
+    h.steps.plan[Step.UNMOUNT] = "fail"
+    h.start(Node(state=State.MASTER, want_master=True))
+    h.driver.post(Event.KA_BACKUP, "test")
+    await h.until(lambda: h.driver.node.state is State.FENCED_SELF, "FENCED_SELF")
+    h.steps.plan[Step.UNMOUNT] = "ok"
+    h.driver.post(Event.RETRY, "operator")
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "retry succeeded")
+    handled = h.driver.processed
+    await asyncio.sleep(0.5)
+    assert h.driver.processed == handled, "the cancelled timer fired"
+    assert [t["event"] for t in h.driver.transitions].count("RETRY") == 1

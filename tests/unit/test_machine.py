@@ -1,28 +1,42 @@
-"""The pure state machine: every (state, event) pair, the flags, and random event sequences."""
+"""The pure state machine: every (state, event) pair, the flags, the timers it arms, the VIP
+mismatch count, and random event sequences.  The spec's tables are written out here, apart
+from the machine's, and the machine's are checked against them."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harbor_ha import machine
+from harbor_ha.daemon.build import policy_of
 from harbor_ha.machine import (
     DEMOTING,
+    PROBE_OF,
     PROMOTING,
     STEP_OF,
+    TABLE,
     Action,
+    Clock,
     Event,
     Facts,
     IllegalTransition,
     Kind,
     Node,
+    Policy,
+    Probes,
     State,
     Step,
+    Timer,
+    failover_clock,
     from_facts,
+    refusal,
     transition,
 )
+from harbor_ha.settings import Settings
 
 S = State
 E = Event
@@ -33,15 +47,9 @@ ROLLBACK = {
     S.MOUNTING: S.UNMOUNTING,
     S.STARTING: S.STOPPING,
 }
-NEXT_ON_DONE = {
-    S.FENCING: S.MAPPING,
-    S.MAPPING: S.MOUNTING,
-    S.MOUNTING: S.STARTING,
-    S.STARTING: S.MASTER,
-    S.STOPPING: S.UNMOUNTING,
-    S.UNMOUNTING: S.UNMAPPING,
-    S.UNMAPPING: S.BACKUP,
-}
+PROMOTION = [S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER]
+DEMOTION = [S.STOPPING, S.UNMOUNTING, S.UNMAPPING, S.BACKUP]
+NEXT_ON_DONE = {**dict(pairwise(PROMOTION)), **dict(pairwise(DEMOTION))}
 NEXT_ON_FAIL = {
     **ROLLBACK,
     S.STOPPING: S.UNMOUNTING,
@@ -49,6 +57,39 @@ NEXT_ON_FAIL = {
     S.UNMAPPING: S.FENCED_SELF,
 }
 ILLEGAL = object()
+POLICY = Policy()
+HOLD = Action(
+    Kind.START_TIMER, timer=Timer.BACKOFF, delay_s=POLICY.switchover_hold_s,
+    reason="switchover hold over",
+)  # fmt: skip
+
+
+def backoff(failures: int) -> Action:
+    """The backoff timer the machine arms after ``failures`` consecutive failures (spec)."""
+    delay = min(POLICY.backoff_initial_s * 2 ** (failures - 1), POLICY.backoff_max_s)
+    return Action(
+        Kind.START_TIMER, timer=Timer.BACKOFF, delay_s=delay,
+        reason=f"backoff after {failures} failure(s)",
+    )  # fmt: skip
+
+
+def timers(acts: tuple[Action, ...]) -> list[Action]:
+    return [a for a in acts if a.kind in (Kind.START_TIMER, Kind.CANCEL_TIMER)]
+
+
+def test_machine_tables_are_the_spec() -> None:
+    """The machine's next-state tables are the ones this file writes out."""
+    assert machine.NEXT_ON_DONE == NEXT_ON_DONE
+    assert machine.NEXT_ON_FAIL == NEXT_ON_FAIL
+    assert machine.ROLLBACK == ROLLBACK
+
+
+def test_every_row_list_ends_unguarded() -> None:
+    """Each (state, event) entry and each entry group ends with a row without a guard, so a
+    legal pair (and every entry) always has a row that applies."""
+    groups = [*TABLE.values(), *(g for gs in machine.ENTER.values() for g in gs)]
+    for rows in groups:
+        assert rows and rows[-1].when is None
 
 
 def expected(state: State, event: Event) -> State | object:
@@ -75,6 +116,8 @@ def expected(state: State, event: Event) -> State | object:
             if state is S.MASTER:
                 return S.STOPPING
             return ROLLBACK.get(state, same)
+        case E.VIP_SEEN | E.VIP_ABSENT:
+            return same  # one tick only counts; the machine acts on the later one (POST)
         case _:
             return same
 
@@ -134,7 +177,7 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
     the backoff; at BACKUP the node does not promote again though keepalived still says MASTER."""
     node = Node(state=failing, want_master=True)
     node, acts = transition(node, E.STEP_FAILED)
-    assert Action(Kind.START_BACKOFF) in acts and node.fault and node.fault_file_on
+    assert backoff(1) in acts and node.fault and node.fault_file_on
     assert node.failures == 1
     undo = []
     while node.state is not S.BACKUP:
@@ -177,7 +220,8 @@ def test_partition_ping_pong_backs_off_longer() -> None:
             node, _ = transition(node, E.STEP_DONE)
         assert node.state is S.MASTER
         node, acts = transition(node, E.STORAGE_LOST)
-        assert Action(Kind.START_BACKOFF) in acts and node.failures == n
+        assert backoff(n) in acts and node.failures == n
+        assert backoff(n).delay_s == POLICY.backoff_initial_s * 2 ** (n - 1), "doubles"
         for _ in range(3):
             node, _ = transition(node, E.STEP_DONE)
         node, _ = transition(node, E.BACKOFF_EXPIRED)
@@ -204,7 +248,8 @@ def test_demotion_that_cannot_finish_fences_self(state: State) -> None:
     node, _ = transition(node, E.KA_MASTER)
     assert node.state is S.FENCED_SELF and node.fault_file_on
     node, acts = transition(node, E.RETRY)
-    assert node.state is S.STOPPING and acts == (Action(Kind.RUN_STEP, Step.STOP),)
+    assert node.state is S.STOPPING
+    assert acts == (Action(Kind.CANCEL_TIMER, timer=Timer.RETRY), Action(Kind.RUN_STEP, Step.STOP))
     for _ in range(3):
         node, acts = transition(node, E.STEP_DONE)
     assert not node.fault, "a successful retry clears FENCED_SELF's fault"
@@ -233,7 +278,7 @@ def test_unhealthy_master_gives_vip_away() -> None:
     """Harbor unhealthy while MASTER: fault file on at once (keepalived FAULT), demote, backoff."""
     node, acts = transition(Node(state=S.MASTER, want_master=True), E.HARBOR_UNHEALTHY)
     assert node.state is S.STOPPING and node.fault_file_on
-    assert Action(Kind.START_BACKOFF) in acts
+    assert backoff(1) in acts
 
 
 def test_storage_lost_during_promotion_cancels_and_demotes() -> None:
@@ -250,7 +295,7 @@ def test_switchover_hands_over_only_when_clean() -> None:
     it fires the node is electable again."""
     node, acts = transition(Node(state=S.MASTER, want_master=True), E.SWITCHOVER)
     assert node.state is S.STOPPING and not node.fault_file_on
-    assert Action(Kind.START_HOLD) not in acts
+    assert HOLD not in acts
     node, acts = transition(node, E.KA_MASTER)  # keepalived still says MASTER: no effect
     assert acts == ()
     for _ in range(2):
@@ -258,7 +303,7 @@ def test_switchover_hands_over_only_when_clean() -> None:
         assert not node.fault_file_on
     node, acts = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and node.fault_file_on
-    assert acts == (Action(Kind.START_HOLD),), "no re-promotion, hold armed at hand-over"
+    assert acts == (HOLD,), "no re-promotion, hold armed at hand-over"
     node, _ = transition(node, E.KA_FAULT)
     node, _ = transition(node, E.BACKOFF_EXPIRED)
     assert not node.fault_file_on
@@ -368,6 +413,8 @@ def test_state_derived_from_facts(facts: Facts, state: State) -> None:
 # ------------------------------------------------------------- random walks
 KEEPALIVED = [E.KA_MASTER, E.KA_BACKUP, E.KA_FAULT, E.KA_STOP]
 OTHER = [
+    E.VIP_SEEN,
+    E.VIP_ABSENT,
     E.HARBOR_HEALTHY,
     E.HARBOR_UNHEALTHY,
     E.STORAGE_LOST,
@@ -390,8 +437,12 @@ class Sim:
 
     def feed(self, event: Event) -> None:
         node, acts = transition(self.node, event)
+        posted = []
         for a in acts:
-            if a.kind is Kind.CANCEL_STEP:
+            if a.kind is Kind.POST:
+                assert a.event is not None
+                posted.append(a.event)
+            elif a.kind is Kind.CANCEL_STEP:
                 assert self.running is not None
                 self.running = None
             elif a.kind is Kind.RUN_STEP:
@@ -401,6 +452,8 @@ class Sim:
         self.node = node
         if node.state in STEP_OF:
             assert self.running is STEP_OF[node.state]
+        for ev in posted:  # the driver posts it back (after what is already queued)
+            self.feed(ev)
 
     def finish(self, event: Event) -> None:
         """The running step ends with ``event``; apply its effect on the node when it succeeds."""
@@ -473,3 +526,120 @@ def test_demoting_and_promoting_sets_are_disjoint() -> None:
     assert not (DEMOTING & PROMOTING)
     assert set(STEP_OF) == DEMOTING | PROMOTING
     assert replace(Node(), state=S.MASTER).step is None
+
+
+# ----------------------------------------------------------------- timers
+def test_backoff_doubles_and_is_capped() -> None:
+    """The machine computes the backoff: initial * 2**(n-1) after n failures, at most max."""
+    p = Policy(backoff_initial_s=10, backoff_max_s=300)
+    assert [p.backoff_s(n) for n in (0, 1, 2, 3, 5, 6, 9)] == [10, 10, 20, 40, 160, 300, 300]
+    node = Node(state=S.MOUNTING, want_master=True, failures=5, policy=p)
+    _, acts = transition(node, E.STEP_TIMEOUT)
+    assert [a.delay_s for a in timers(acts)] == [300]
+
+
+def test_fenced_self_arms_its_retry_timer() -> None:
+    """Entering FENCED_SELF arms the RETRY timer for fenced_self_retry_s (and while exiting,
+    exits right after); the timer posts RETRY."""
+    p = Policy(fenced_self_retry_s=7)
+    _, acts = transition(Node(state=S.UNMAPPING, policy=p), E.STEP_FAILED)
+    assert timers(acts) == [
+        Action(
+            Kind.START_TIMER, timer=Timer.RETRY, delay_s=7, reason="periodic retry of the demotion"
+        )
+    ]
+    _, acts = transition(Node(state=S.UNMAPPING, exiting=True, policy=p), E.STEP_FAILED)
+    assert [a.kind for a in acts] == [Kind.START_TIMER, Kind.EXIT]
+    assert machine.TIMER_EVENT[Timer.RETRY] is E.RETRY
+
+
+@pytest.mark.parametrize("failures", [0, 1, 3])
+def test_master_stable_timer_only_after_failures(failures: int) -> None:
+    """MASTER entered with past failures arms MASTER_STABLE (master_stable_s); without, none."""
+    node, acts = transition(
+        Node(state=S.STARTING, want_master=True, failures=failures), E.STEP_DONE
+    )
+    assert node.state is S.MASTER
+    want = [Action(Kind.START_TIMER, timer=Timer.STABLE, delay_s=60.0, reason="MASTER for 60 s")]
+    assert timers(acts) == (want if failures else [])
+    assert machine.TIMER_EVENT[Timer.STABLE] is E.MASTER_STABLE
+
+
+def test_policy_defaults_are_the_settings_defaults() -> None:
+    """Node() decides with the same timings as a daemon with default settings."""
+    assert Policy() == policy_of(Settings())
+
+
+# ------------------------------------------------------------ VIP mismatch
+HOLDING = [S.MASTER, *PROMOTING]
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("vip", [E.VIP_SEEN, E.VIP_ABSENT])
+def test_vip_mismatch_counted_then_posted(state: State, vip: Event) -> None:
+    """The VIP tick's observation: a VIP on a BACKUP keepalived did not make MASTER, or no VIP
+    on a node holding (or taking) the image that keepalived made MASTER, is a mismatch.  The
+    machine counts consecutive mismatching ticks and on the vip_mismatch_ticks-th posts the
+    keepalived line it stands for (KA_MASTER / KA_BACKUP), then counts from 0; any other tick
+    resets the count and does nothing."""
+    wanted = state in HOLDING
+    node = Node(state=state, want_master=wanted, policy=Policy(vip_mismatch_ticks=3))
+    mismatch = (vip is E.VIP_SEEN and state is S.BACKUP) or (vip is E.VIP_ABSENT and wanted)
+    for tick in (1, 2):
+        node, acts = transition(node, vip)
+        assert node.state is state and acts == ()
+        assert node.vip_mismatch == (tick if mismatch else 0)
+    node, acts = transition(node, vip)
+    assert node.vip_mismatch == 0 and node.state is state
+    if mismatch:
+        verdict = E.KA_MASTER if vip is E.VIP_SEEN else E.KA_BACKUP
+        assert acts == (Action(Kind.POST, event=verdict, ticks=3),)
+    else:
+        assert acts == ()
+
+
+def test_agreeing_tick_resets_the_vip_count() -> None:
+    """absent, seen, absent on a MASTER never reaches two consecutive mismatches."""
+    node = Node(state=S.MASTER, want_master=True)
+    for ev in (E.VIP_ABSENT, E.VIP_SEEN, E.VIP_ABSENT):
+        node, acts = transition(node, ev)
+        assert acts == ()
+    assert node.vip_mismatch == 1
+
+
+def test_vip_on_a_backup_keepalived_wants_is_no_mismatch() -> None:
+    """VIP present on a BACKUP that keepalived already asked to be MASTER (in backoff) is
+    not a mismatch: keepalived's word is already known."""
+    node = Node(want_master=True, fault=True)
+    for _ in range(3):
+        node, acts = transition(node, E.VIP_SEEN)
+        assert acts == () and node.vip_mismatch == 0
+
+
+# ------------------------------------------------------- derived properties
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("event", [E.SWITCHOVER, E.RETRY, E.MAINTENANCE_ON, E.KA_MASTER])
+def test_operator_refusals(state: State, event: Event) -> None:
+    """switchover needs MASTER, retry is for FENCED_SELF; other commands are never refused."""
+    why = refusal(Node(state=state), event)
+    if event is E.SWITCHOVER and state is not S.MASTER:
+        assert why == f"switchover needs MASTER; this node is {state}"
+    elif event is E.RETRY and state is not S.FENCED_SELF:
+        assert why == f"retry is for FENCED_SELF; this node is {state}"
+    else:
+        assert why is None
+
+
+def test_probes_by_state() -> None:
+    """MASTER probes Harbor and its storage, BACKUP its readiness, the others nothing."""
+    assert PROBE_OF[S.MASTER] is Probes.MASTER and PROBE_OF[S.BACKUP] is Probes.STANDBY
+    assert {PROBE_OF[s] for s in State if s not in (S.MASTER, S.BACKUP)} == {Probes.NONE}
+    assert Node(state=S.MASTER).serving and not Node(state=S.STARTING).serving
+
+
+def test_failover_clock_marks() -> None:
+    """The failover duration runs from BACKUP -> FENCING to MASTER; back at BACKUP it resets."""
+    assert failover_clock(S.BACKUP, S.FENCING) is Clock.START
+    assert failover_clock(S.STARTING, S.MASTER) is Clock.STOP
+    assert failover_clock(S.UNMAPPING, S.BACKUP) is Clock.RESET
+    assert failover_clock(S.FENCING, S.MAPPING) is None

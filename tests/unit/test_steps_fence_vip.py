@@ -8,14 +8,13 @@ node's netns (tests/faults covers it in the two-node lab).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Collection
 from pathlib import Path
 
 import pytest
 
 from harbor_ha.daemon import steps as steps_module
-from harbor_ha.daemon.status import StatusBoard
+from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import StepError, Steps
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
@@ -46,10 +45,8 @@ def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
         fs=None,  # type: ignore[arg-type]
         compose=None,  # type: ignore[arg-type]
         harbor=None,  # type: ignore[arg-type]
-        is_mounted_from=lambda device: False,
         metrics=Metrics(),
-        board=StatusBoard("test"),
-        wake=asyncio.Event(),
+        wake=Pulse(),
         vip_present=vip,
     )
 

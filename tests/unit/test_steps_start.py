@@ -1,4 +1,4 @@
-"""The start step's wait for a healthy Harbor (Steps.start) and the container-event fan-out.
+"""The start step's wait for a healthy Harbor (Steps.start) and the container-event pulse.
 
 The step itself is real; Harbor and compose are stand-ins named FAKE below: the case pinned here
 is a container event arriving DURING a health check, a moment real Docker cannot be made to hit
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harbor_ha.daemon import steps as steps_module
-from harbor_ha.daemon.status import StatusBoard
+from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import Steps
 from harbor_ha.daemon.watchers import forward_container_events
 from harbor_ha.metrics import Metrics
@@ -31,18 +31,25 @@ class Report:
 
 class FakeHarborEventDuringCheck:
     """FAKE Harbor probe: the first check sees Harbor unhealthy, and while it runs the last
-    container turns healthy (its Docker event sets the wake event); later checks see healthy."""
+    container turns healthy (its Docker event fires the pulse); later checks see healthy."""
 
-    def __init__(self, wake: asyncio.Event) -> None:
+    def __init__(self, wake: Pulse) -> None:
         self.wake = wake
         self.checks = 0
 
     async def check(self) -> Any:
         self.checks += 1
         if self.checks == 1:
-            self.wake.set()  # the container event, delivered while this check is running
+            self.wake.fire()  # the container event, delivered while this check is running
             return Report(False, "nginx starting")
         return Report(True)
+
+
+class FakeFs:
+    """FAKE filesystem: the mountpoint is mounted from /dev/loop7 (real mounts: integration)."""
+
+    def is_mounted_from(self, device: str) -> bool:
+        return device == "/dev/loop7"
 
 
 class FakeCompose:
@@ -55,23 +62,21 @@ class FakeCompose:
         self.ups += 1
 
 
-def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: asyncio.Event) -> Steps:
-    board = StatusBoard("test")
-    board.device = "/dev/loop7"
+def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: Pulse) -> Steps:
     settings = Settings(
         priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
     )
-    return Steps(
+    steps = Steps(
         settings,
         ceph=None,  # type: ignore[arg-type]
-        fs=None,  # type: ignore[arg-type]
+        fs=FakeFs(),  # type: ignore[arg-type]
         compose=compose,
         harbor=harbor,
-        is_mounted_from=lambda device: device == "/dev/loop7",
         metrics=Metrics(),
-        board=board,
         wake=wake,
     )
+    steps.adopt("/dev/loop7")
+    return steps
 
 
 @pytest.mark.timeout(20)
@@ -82,23 +87,29 @@ async def test_event_during_check_triggers_next_check_at_once(
     again at once instead of sleeping a poll period (here made an hour, so a lost event would
     hang the test until its timeout)."""
     monkeypatch.setattr(steps_module, "HEALTH_POLL_S", 3600.0)
-    wake = asyncio.Event()
+    wake = Pulse()
     harbor = FakeHarborEventDuringCheck(wake)
     compose = FakeCompose()
     steps = make_steps(tmp_path, harbor, compose, wake)
     await steps.start()
     assert compose.ups == 1
     assert harbor.checks == 2
-    assert steps._board.harbor_healthy is True
+    assert steps.harbor_healthy is True
 
 
-async def test_container_events_set_every_wake_event() -> None:
-    """Each container event wakes the monitor AND the start step (each on its own event, so the
-    monitor clearing its event cannot swallow the start step's wake-up)."""
+async def test_container_event_wakes_every_waiter() -> None:
+    """One container event wakes the monitor AND the start step: both wait on the one pulse
+    with their own mark, so neither can swallow the other's wake-up; a waiter whose mark is
+    older than the event returns at once."""
 
     async def events() -> AsyncIterator[str]:
+        await asyncio.sleep(0.05)
         yield "nginx health_status: healthy"
 
-    monitor_wake, step_wake = asyncio.Event(), asyncio.Event()
-    await forward_container_events(events(), monitor_wake, step_wake)
-    assert monitor_wake.is_set() and step_wake.is_set()
+    wake = Pulse()
+    mark = wake.mark()
+    waiters = [asyncio.create_task(wake.wait(mark, 10)) for _ in range(2)]
+    await forward_container_events(events(), wake)
+    assert await asyncio.gather(*waiters) == [True, True]
+    assert await wake.wait(mark, 0), "a late waiter with the old mark still sees the pulse"
+    assert not await wake.wait(wake.mark(), 0.05), "no new pulse: the wait times out"

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from harbor_ha.http import ControlError
-from harbor_ha.machine import Event, State
+from harbor_ha.machine import Event, refusal
 
 from .driver import Driver
-from .status import StatusBoard
 from .watchers import ROLE_EVENTS
 
 log = structlog.get_logger("harbor_ha.control")
+
+OPERATOR: dict[str, tuple[Event, str]] = {
+    "switchover": (Event.SWITCHOVER, "operator: switchover"),
+    "retry": (Event.RETRY, "operator: retry the demotion"),
+}
+"""Commands that post one event; the machine says when it refuses them (``refusal``)."""
 
 
 class Control:
     """``handle(command, args)`` for POST /control/<command> on the Unix socket."""
 
-    def __init__(self, driver: Driver, board: StatusBoard, instance: str) -> None:
+    def __init__(self, driver: Driver, status: Callable[[], dict[str, Any]], instance: str) -> None:
         self._driver = driver
-        self._board = board
+        self._status = status
         self._instance = instance
 
     async def handle(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -36,11 +42,13 @@ class Control:
                 return {"ignored": f"instance {instance!r} is not ours ({self._instance})"}
             self._driver.post(ROLE_EVENTS[state], f"notify script: {state}")
             return {"posted": str(ROLE_EVENTS[state])}
-        if command == "switchover":
-            if node.state is not State.MASTER:
-                raise ControlError(f"switchover needs MASTER; this node is {node.state}")
-            self._driver.post(Event.SWITCHOVER, "operator: switchover")
-            return {"posted": "SWITCHOVER"}
+        if command in OPERATOR:
+            event, reason = OPERATOR[command]
+            why = refusal(node, event)
+            if why is not None:
+                raise ControlError(why)
+            self._driver.post(event, reason)
+            return {"posted": str(event)}
         if command == "maintenance":
             on = args.get("on")
             if not isinstance(on, bool):
@@ -48,11 +56,6 @@ class Control:
             event = Event.MAINTENANCE_ON if on else Event.MAINTENANCE_OFF
             self._driver.post(event, f"operator: maintenance {'on' if on else 'off'}")
             return {"posted": str(event)}
-        if command == "retry":
-            if node.state is not State.FENCED_SELF:
-                raise ControlError(f"retry is for FENCED_SELF; this node is {node.state}")
-            self._driver.post(Event.RETRY, "operator: retry the demotion")
-            return {"posted": "RETRY"}
         if command == "status":
-            return {"status": self._board.snapshot()}
+            return {"status": self._status()}
         raise KeyError(command)

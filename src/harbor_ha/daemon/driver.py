@@ -1,8 +1,10 @@
 """The driver: feeds events to the pure machine one at a time and performs the actions it returns.
 
-Steps run as tasks, so the loop keeps serving probes, metrics and events while
-a step runs.  Each step gets a token; a result that arrives for a step that
-was cancelled (superseded) is dropped, so the machine never sees a stale one.
+It decides nothing: run or cancel a step, arm or cancel a timer, post an event, exit, and
+write the fault file the node asks for.  Steps run as tasks, so the loop keeps serving
+probes, metrics and events while a step runs.  Each step and each timer firing carries a
+token; a result that arrives for a step that was cancelled (superseded), or a timer that was
+re-armed or cancelled, is dropped, so the machine never sees a stale one.
 """
 
 from __future__ import annotations
@@ -10,26 +12,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from harbor_ha.machine import (
+    TIMER_EVENT,
     Action,
+    Clock,
     Event,
     IllegalTransition,
     Kind,
     Node,
     Result,
-    State,
     Step,
+    Timer,
+    failover_clock,
     transition,
 )
 from harbor_ha.metrics import Metrics
-from harbor_ha.settings import Settings
 
 from .ports import TrackFilesPort
-from .status import StatusBoard
+from .recent import Errors, Recent
 
 log = structlog.get_logger("harbor_ha.driver")
 
@@ -44,6 +48,7 @@ class Incoming:
     event: Event
     reason: str
     token: int | None = None  # set for step results
+    timer: tuple[Timer, int] | None = None  # set for timer firings
     at: float = field(default_factory=time.monotonic)
 
 
@@ -52,34 +57,41 @@ class Driver:
 
     def __init__(
         self,
-        settings: Settings,
+        node: Node,
         *,
         run_step: StepFn,
         step_timeout: Callable[[Step], float],
         track: TrackFilesPort,
         metrics: Metrics,
-        board: StatusBoard,
+        interface: str = "",
     ) -> None:
-        self._settings = settings
         self._run_step = run_step
         self._step_timeout = step_timeout
         self._track = track
         self._metrics = metrics
-        self._board = board
+        self._interface = interface
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._token = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._retry: asyncio.TimerHandle | None = None
-        self._stable: asyncio.TimerHandle | None = None
+        self._timers: dict[Timer, asyncio.TimerHandle] = {}
+        self._timer_token: dict[Timer, int] = dict.fromkeys(Timer, 0)
         self._promotion_started: float | None = None
-        self.node = Node(demote_on_exit=settings.stop_harbor_on_exit)
+        self._node = node
+        self._since = time.time()
+        self.transitions = Recent()
+        self.errors = Errors()
         self.exited = asyncio.Event()
         self.processed = 0  # events handled: the watchdog's proof of progress
 
-    # ------------------------------------------------------------- intake
-    def post(self, event: Event, reason: str, *, token: int | None = None) -> None:
-        self._queue.put_nowait(Incoming(event, reason, token))
+    # -------------------------------------------------------------- views
+    @property
+    def node(self) -> Node:
+        return self._node
+
+    @property
+    def since(self) -> float:
+        """Unix time the node entered its state."""
+        return self._since
 
     @property
     def busy(self) -> bool:
@@ -89,20 +101,29 @@ class Driver:
     def pending(self) -> int:
         return self._queue.qsize()
 
+    # ------------------------------------------------------------- intake
+    def post(self, event: Event, reason: str, *, token: int | None = None) -> None:
+        self._queue.put_nowait(Incoming(event, reason, token))
+
+    def _stale(self, item: Incoming) -> bool:
+        if item.token is not None and item.token != self._token:
+            return True
+        return item.timer is not None and item.timer[1] != self._timer_token[item.timer[0]]
+
     # --------------------------------------------------------------- loop
     async def run(self, initial: Result, reason: str) -> None:
         """Adopt the reconciled node, perform its first actions, then handle events until EXIT."""
         new, actions = initial
-        self._enter(self.node, new, None, reason, actions, time.monotonic())
+        self._enter(self._node, new, None, reason, actions, time.monotonic())
         if await self._perform(actions):
             return
         while True:
             item = await self._queue.get()
             self.processed += 1
-            if item.token is not None and item.token != self._token:
+            if self._stale(item):
                 log.debug("stale_step_result", _event=str(item.event), reason=item.reason)
                 continue
-            old = self.node
+            old = self._node
             try:
                 new, actions = transition(old, item.event)
             except IllegalTransition as exc:
@@ -127,11 +148,9 @@ class Driver:
         actions: tuple[Action, ...],
         at: float,
     ) -> None:
-        self.node = new
-        self._board.node = new
+        self._node = new
         now = time.time()
-        changed = new.state is not old.state or event is None
-        if changed:
+        if new.state is not old.state or event is None:
             entry = {
                 "at": now,
                 "from": str(old.state),
@@ -139,11 +158,11 @@ class Driver:
                 "event": str(event) if event else "RECONCILE",
                 "reason": reason,
             }
-            self._board.record_transition(entry)
+            self.transitions.add(entry)
             self._metrics.transitions.labels(str(old.state), str(new.state), entry["event"]).inc()
             self._metrics.state.state(str(new.state))
-            held = round(now - self._board.since, 3)
-            self._board.since = now
+            held = round(now - self._since, 3)
+            self._since = now
             log.info(
                 "transition",
                 **{"from": str(old.state)},
@@ -154,8 +173,8 @@ class Driver:
                 actions=[str(a) for a in actions],
                 fault=new.fault_file_on,
             )
-            self._failover_clock(old.state, new.state, at)
-        elif actions or new != old:
+            self._failover_clock(failover_clock(old.state, new.state), at)
+        elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
             log.info(
                 "decision",
                 state=str(new.state),
@@ -167,102 +186,96 @@ class Driver:
                 maintenance=new.maintenance,
             )
         self._write_fault(new.fault_file_on)
-        if new.state is State.FENCED_SELF and old.state is not State.FENCED_SELF:
-            self._arm_retry()
-        if new.state is State.MASTER and old.state is not State.MASTER and new.failures:
-            self._arm_stable()
 
-    def _failover_clock(self, old: State, new: State, at: float) -> None:
-        if old is State.BACKUP and new is State.FENCING:
+    def _failover_clock(self, mark: Clock | None, at: float) -> None:
+        if mark is Clock.START:
             self._promotion_started = at
-        elif new is State.MASTER and self._promotion_started is not None:
+        elif mark is Clock.STOP and self._promotion_started is not None:
             total = time.monotonic() - self._promotion_started
             self._metrics.failover_duration.observe(total)
             log.info("promotion_complete", total_s=round(total, 3))
             self._promotion_started = None
-        elif new is State.BACKUP:
+        elif mark is Clock.RESET:
             self._promotion_started = None
 
     def _write_fault(self, on: bool) -> None:
         try:
             if self._track.set_fault(on):
-                log.info("fault_file", value=int(on), state=str(self.node.state))
+                log.info("fault_file", value=int(on), state=str(self._node.state))
             self._metrics.track_file.labels("fault").set(int(on))
         except Exception as exc:  # keep deciding even if keepalived cannot be told
             self._metrics.errors.labels("fault_file").inc()
-            self._board.record_error("fault_file", str(exc))
+            self.errors.record("fault_file", str(exc))
             log.error("fault_file_write_failed", error=str(exc))
 
     def rewrite_fault(self) -> None:
         """Called on every tick: put the fault file back if something changed it."""
-        self._write_fault(self.node.fault_file_on)
+        self._write_fault(self._node.fault_file_on)
 
     # ------------------------------------------------------------ actions
     async def _perform(self, actions: tuple[Action, ...]) -> bool:
         """Perform actions in order; True when the daemon may exit."""
         for action in actions:
-            if action.kind is Kind.CANCEL_STEP:
-                await self._cancel_step()
-            elif action.kind is Kind.RUN_STEP:
-                assert action.step is not None
-                self._start_step(action.step)
-            elif action.kind is Kind.START_BACKOFF:
-                n = max(self.node.failures, 1)
-                delay = min(
-                    self._settings.backoff_initial_s * 2 ** (n - 1), self._settings.backoff_max_s
-                )
-                self._arm_timer(delay, f"backoff after {n} failure(s)")
-            elif action.kind is Kind.START_HOLD:
-                self._arm_timer(self._settings.switchover_hold_s, "switchover hold over")
-            elif action.kind is Kind.EXIT:
-                await self._cancel_step()
-                self._cancel_timers()
-                self.exited.set()
-                return True
+            match action:
+                case Action(kind=Kind.CANCEL_STEP):
+                    await self._cancel_step()
+                case Action(kind=Kind.RUN_STEP, step=Step() as step):
+                    self._start_step(step)
+                case Action(kind=Kind.START_TIMER, timer=Timer() as timer, delay_s=float(delay)):
+                    self._arm(timer, delay, action.reason)
+                case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
+                    self._disarm(timer)
+                case Action(kind=Kind.POST, event=Event() as event):
+                    self._post_verdict(event, action.ticks)
+                case Action(kind=Kind.EXIT):
+                    await self._cancel_step()
+                    for timer in Timer:
+                        self._disarm(timer)
+                    self.exited.set()
+                    return True
+                case _:  # pragma: no cover - the machine builds only the shapes above
+                    raise AssertionError(f"malformed action {action!r}")
         return False
 
-    def _arm_timer(self, delay: float, reason: str) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        log.info("timer_armed", seconds=round(delay, 3), reason=reason)
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(delay, self.post, Event.BACKOFF_EXPIRED, reason)
-
-    def _arm_retry(self) -> None:
-        if self._retry is not None:
-            self._retry.cancel()
-        loop = asyncio.get_running_loop()
-        delay = self._settings.fenced_self_retry_s
-        log.warning("fenced_self", retry_in_s=delay)
-        self._retry = loop.call_later(delay, self._retry_fire)
-
-    def _arm_stable(self) -> None:
-        if self._stable is not None:
-            self._stable.cancel()
-        loop = asyncio.get_running_loop()
-        self._stable = loop.call_later(
-            self._settings.master_stable_s,
-            self.post,
-            Event.MASTER_STABLE,
-            f"MASTER for {self._settings.master_stable_s:g} s",
+    def _post_verdict(self, event: Event, ticks: int) -> None:
+        """The machine judged a VIP mismatch persistent: act as keepalived's missed line."""
+        vip = event is Event.KA_MASTER
+        log.warning(
+            "vip_mismatch", state=str(self._node.state), vip=vip, ticks=ticks, _event=str(event)
+        )
+        why = "VIP present" if vip else "VIP absent"
+        self.post(
+            event,
+            f"{why} on {self._interface} for {ticks} ticks without a matching keepalived line",
         )
 
-    def _retry_fire(self) -> None:
-        self._retry = None
-        if self.node.state is State.FENCED_SELF:
-            self.post(Event.RETRY, "periodic retry of the demotion")
+    def _arm(self, timer: Timer, delay: float, reason: str) -> None:
+        self._disarm(timer)
+        token = self._timer_token[timer]
+        if timer is Timer.RETRY:
+            log.warning("fenced_self", retry_in_s=delay)
+        elif timer is Timer.BACKOFF:
+            log.info("timer_armed", seconds=round(delay, 3), reason=reason)
+        else:
+            log.debug("timer_armed", timer=str(timer), seconds=round(delay, 3), reason=reason)
+        self._timers[timer] = asyncio.get_running_loop().call_later(
+            delay, self._fire, timer, token, reason
+        )
 
-    def _cancel_timers(self) -> None:
-        for handle in (self._timer, self._retry, self._stable):
-            if handle is not None:
-                handle.cancel()
-        self._timer = self._retry = self._stable = None
+    def _fire(self, timer: Timer, token: int, reason: str) -> None:
+        self._timers.pop(timer, None)
+        self._queue.put_nowait(Incoming(TIMER_EVENT[timer], reason, timer=(timer, token)))
+
+    def _disarm(self, timer: Timer) -> None:
+        self._timer_token[timer] += 1  # a firing already queued is stale
+        handle = self._timers.pop(timer, None)
+        if handle is not None:
+            handle.cancel()
 
     def _start_step(self, step: Step) -> None:
         assert not self.busy, f"step {step} started while another runs"
         self._token += 1
         token = self._token
-        self._board.step_started = time.time()
         self._task = asyncio.create_task(self._step_task(step, token), name=f"step-{step}")
 
     async def _step_task(self, step: Step, token: int) -> None:
@@ -280,7 +293,7 @@ class Driver:
             raise
         except Exception as exc:
             self._step_end(step, "failed", started, f"{type(exc).__name__}: {exc}")
-            self._board.record_error(str(step), f"{type(exc).__name__}: {exc}")
+            self.errors.record(str(step), f"{type(exc).__name__}: {exc}")
             self.post(Event.STEP_FAILED, f"{step} failed: {exc}", token=token)
         else:
             self._step_end(step, "done", started, "")

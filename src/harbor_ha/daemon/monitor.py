@@ -11,92 +11,110 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from harbor_ha.machine import Event, State
+from harbor_ha.machine import Event, Probes
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.settings import Settings
 
 from .driver import Driver
-from .ports import CephPort, ComposePort, ContainerProbePort, FilesystemPort, HarborProbePort
-from .status import StatusBoard
+from .ports import (
+    CephPort,
+    ComposePort,
+    ContainerProbePort,
+    FilesystemPort,
+    HarborProbePort,
+    HarborReport,
+    TrackFilesPort,
+)
+from .pulse import Pulse
+from .recent import Errors
 
 log = structlog.get_logger("harbor_ha.monitor")
 
 
 class Monitor:
-    """One loop, woken by its interval or by a container event."""
+    """One loop, woken by its interval or by a container event.  Owns the probe results: the
+    debounced Harbor health of the current MASTER period, the standby's readiness and its
+    problems, and the priority track file that publishes the readiness."""
 
     def __init__(
         self,
         settings: Settings,
         *,
         driver: Driver,
-        board: StatusBoard,
         metrics: Metrics,
         harbor: HarborProbePort,
         containers: ContainerProbePort,
         ceph: CephPort,
         fs: FilesystemPort,
         compose: ComposePort,
-        is_mounted_from: Callable[[str], bool],
-        is_read_only: Callable[[], bool],
-        set_ready: Callable[[bool], None],
-        wake: asyncio.Event,
+        device: Callable[[], str | None],
+        track: TrackFilesPort,
+        wake: Pulse,
     ) -> None:
         self._s = settings
         self._driver = driver
-        self._board = board
         self._metrics = metrics
         self._harbor = harbor
         self._containers = containers
         self._ceph = ceph
         self._fs = fs
         self._compose = compose
-        self._is_mounted_from = is_mounted_from
-        self._is_read_only = is_read_only
-        self._set_ready = set_ready
+        self._device = device
+        self._track = track
         self._wake = wake
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
-        self._last_state: State | None = None
+        self._last_since = 0.0
         self._next_standby_check = 0.0
+        self._healthy: tuple[float, bool | None] | None = None  # (driver.since, value)
+        self.ready: bool | None = None
+        self.ready_problems: list[str] = []
+        self.probes: dict[str, Any] = {}
+        self.errors = Errors()
+
+    # ------------------------------------------------------------- views
+    def harbor_healthy(self, since: float) -> bool | None:
+        """The debounced health measured in the state the node entered at ``since``, or None
+        when the monitor has not probed Harbor in that state (yet)."""
+        if self._healthy is None or self._healthy[0] != since:
+            return None
+        return self._healthy[1]
 
     async def run(self) -> None:
         while True:
             started = time.monotonic()
+            mark = self._wake.mark()
             try:
                 await self.check_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a probe bug must not kill the daemon's safety loop
                 self._metrics.errors.labels("monitor").inc()
-                self._board.record_error("monitor", f"{type(exc).__name__}: {exc}")
+                self.errors.record("monitor", f"{type(exc).__name__}: {exc}")
                 log.exception("monitor_error")
             left = self._s.probe_interval_s - (time.monotonic() - started)
             if left > 0:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(left):
-                        await self._wake.wait()
-            self._wake.clear()
+                await self._wake.wait(mark, left)
 
     async def check_once(self) -> None:
-        state = self._driver.node.state
-        if state is not self._last_state:
+        node, since = self._driver.node, self._driver.since
+        if since != self._last_since:  # the node entered a new state
             # A fresh MASTER was verified healthy by its start step.
             self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
             self._storage = Debouncer(1, 2, initial=True)
-            self._last_state = state
+            self._last_since = since
             self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
-        if state is State.MASTER:
-            await self._check_master()
-        elif state is State.BACKUP:
+        probes = node.probes
+        if probes is Probes.MASTER:
+            await self._check_master(since)
+        elif probes is Probes.STANDBY:
             now = time.monotonic()
             if now >= self._next_standby_check:
                 self._next_standby_check = now + self._s.standby_check_interval_s
@@ -104,8 +122,18 @@ class Monitor:
         else:
             self._set_ready(False)
 
+    def _set_ready(self, ready: bool) -> None:
+        try:
+            if self._track.set_ready(ready):
+                log.info("priority_file", value=int(ready), state=str(self._driver.node.state))
+            self._metrics.track_file.labels("priority").set(int(ready))
+        except Exception as exc:
+            self._metrics.errors.labels("priority_file").inc()
+            self.errors.record("priority_file", str(exc))
+            log.error("priority_file_write_failed", error=str(exc))
+
     # ----------------------------------------------------------- master
-    async def _check_master(self) -> None:
+    async def _check_master(self, since: float) -> None:
         storage_ok, why = await self._storage_ok()
         self._probe("storage", storage_ok)
         if self._storage.update(storage_ok) is False:
@@ -113,9 +141,9 @@ class Monitor:
         report = await self._harbor.check()
         ok = bool(report.healthy)
         self._probe("harbor", ok)
-        self._board.probes["harbor"] = _describe(report)
+        self.probes["harbor"] = _describe(report)
         flipped = self._health.update(ok)
-        self._board.harbor_healthy = self._health.value
+        self._healthy = (since, self._health.value)
         self._metrics.harbor_healthy.set(1 if self._health.value else 0)
         self._set_ready(bool(self._health.value))
         if flipped is False:
@@ -124,12 +152,12 @@ class Monitor:
             self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy again")
 
     async def _storage_ok(self) -> tuple[bool, str]:
-        device = self._board.device
+        device = self._device()
         if device is None:
             return False, "no mapped device recorded"
-        if not self._is_mounted_from(device):
+        if not self._fs.is_mounted_from(device):
             return False, f"{self._s.mountpoint} no longer mounted from {device}"
-        if self._is_read_only():
+        if self._fs.is_read_only():
             return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)"
         if not await self._fs.read_probe(device, self._s.probe_timeout_s):
             return False, f"{device} is not readable (blocklisted or lock lost)"
@@ -141,7 +169,7 @@ class Monitor:
         try:
             info = await self._ceph.image_info()
             features = info.get("features", [])
-            if "exclusive-lock" not in features:
+            if not isinstance(features, list) or "exclusive-lock" not in features:
                 problems.append(f"image {self._s.image_spec} lacks the exclusive-lock feature")
         except Exception as exc:
             problems.append(f"ceph: {exc}")
@@ -163,10 +191,10 @@ class Monitor:
                 problems.append(f"compose: {exc}")
         ready = not problems
         self._probe("standby", ready)
-        if ready != self._board.ready or problems != self._board.ready_problems:
+        if ready != self.ready or problems != self.ready_problems:
             log.info("standby_readiness", ready=ready, problems=problems)
-        self._board.ready = ready
-        self._board.ready_problems = problems
+        self.ready = ready
+        self.ready_problems = problems
         self._metrics.ready.set(1 if ready else 0)
         self._set_ready(ready)
         if ready and self._s.precreate_containers:
@@ -189,6 +217,6 @@ class Monitor:
         self._metrics.probe_ok.labels(name).set(1 if ok else 0)
 
 
-def _describe(report: Any) -> dict[str, Any]:
+def _describe(report: HarborReport) -> dict[str, Any]:
     out: dict[str, Any] = {"healthy": bool(report.healthy), "reason": str(report.reason)}
     return out

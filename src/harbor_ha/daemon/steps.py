@@ -17,14 +17,15 @@ from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
-from .status import StatusBoard
+from .pulse import Pulse
 
 log = structlog.get_logger("harbor_ha.steps")
 
 VIP_CONFIRM_S = 1.0
 """How long the fence step waits for the VIP to show on the interface before refusing to fence.
 keepalived adds its VIPs before it writes MASTER to the notify FIFO, so a real MASTER line
-finds the VIP at once; a replayed or stray line (the FIFO can replay, DESIGN.md) does not."""
+finds the VIP at once; a replayed or stray line (the FIFO can replay, docs/design.md) does
+not."""
 
 HEALTH_POLL_S = 0.25
 """How often the start step re-checks Harbor while waiting for healthy (also woken by events)."""
@@ -35,7 +36,8 @@ class StepError(Exception):
 
 
 class Steps:
-    """Runs one step by name.  Holds the adapters and the device path of the current mapping."""
+    """Runs one step by name.  Owns two facts: the device of the current mapping, and Harbor's
+    health as the start step saw it (True once healthy, None once the stop step ran)."""
 
     def __init__(
         self,
@@ -45,10 +47,8 @@ class Steps:
         fs: FilesystemPort,
         compose: ComposePort,
         harbor: HarborProbePort,
-        is_mounted_from: Callable[[str], bool],
         metrics: Metrics,
-        board: StatusBoard,
-        wake: asyncio.Event,
+        wake: Pulse,
         vip_present: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._vip_present = vip_present
@@ -57,10 +57,24 @@ class Steps:
         self._fs = fs
         self._compose = compose
         self._harbor = harbor
-        self._is_mounted_from = is_mounted_from
         self._metrics = metrics
-        self._board = board
         self._wake = wake
+        self._device: str | None = None
+        self._harbor_healthy: bool | None = None
+
+    # ------------------------------------------------------------- views
+    @property
+    def device(self) -> str | None:
+        """The mapped device, as the map step (or reconcile, via ``adopt``) found it."""
+        return self._device
+
+    @property
+    def harbor_healthy(self) -> bool | None:
+        return self._harbor_healthy
+
+    def adopt(self, device: str | None) -> None:
+        """Reconcile found the image mapped at ``device`` (or not mapped)."""
+        self._device = device
 
     def timeout(self, step: Step) -> float:
         s = self._s
@@ -120,19 +134,19 @@ class Steps:
 
     async def map(self) -> None:
         device = await self._ceph.map(self._s.map_timeout_s)
-        self._board.device = device
+        self._device = device
         log.info("mapped", device=device, image=self._s.image_spec)
 
-    async def _device(self) -> str:
-        device = self._board.device or await self._ceph.device_for_image()
+    async def _mapped_device(self) -> str:
+        device = self._device or await self._ceph.device_for_image()
         if device is None:
             raise StepError(f"image {self._s.image_spec} is not mapped on this node")
-        self._board.device = device
+        self._device = device
         return device
 
     async def mount(self) -> None:
-        device = await self._device()
-        if self._is_mounted_from(device):
+        device = await self._mapped_device()
+        if self._fs.is_mounted_from(device):
             log.info("already_mounted", device=device, mountpoint=str(self._s.mountpoint))
             return
         fstype = await self._fs.probe_filesystem(device)
@@ -146,39 +160,35 @@ class Steps:
         await self._fs.guard()
         await self._fs.fsck(device, self._s.fsck_timeout_s)  # raises on exit >= 4
         await self._fs.mount(device, self._s.mount_timeout_s)
-        if not self._is_mounted_from(device):
+        if not self._fs.is_mounted_from(device):
             raise StepError(f"{self._s.mountpoint} is not mounted from {device} after mount")
 
     async def start(self) -> None:
         """Safety rule 5: Harbor starts only on the verified mount; done when healthy."""
-        device = await self._device()
-        if not self._is_mounted_from(device):
+        device = await self._mapped_device()
+        if not self._fs.is_mounted_from(device):
             raise StepError(
                 f"refusing to start Harbor: {self._s.mountpoint} is not mounted from {device}"
             )
         started = time.monotonic()
         await self._compose.up(self._s.start_timeout_s)
         while True:
-            # Clear BEFORE the check: an event arriving during a (slow) check must trigger the
-            # next check at once, not be erased and cost a full HEALTH_POLL_S (measured by
-            # bench/failover.py: up to 1 s between the last container healthy and MASTER).
-            self._wake.clear()
+            # Mark BEFORE the check: an event arriving during a (slow) check must trigger the
+            # next check at once, not cost a full HEALTH_POLL_S (measured by bench/failover.py:
+            # up to 1 s between the last container healthy and MASTER).
+            mark = self._wake.mark()
             report = await self._harbor.check()
             if report.healthy:
                 log.info("harbor_healthy", duration_s=round(time.monotonic() - started, 3))
-                self._board.harbor_healthy = True
+                self._harbor_healthy = True
                 return
-            try:
-                async with asyncio.timeout(HEALTH_POLL_S):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            await self._wake.wait(mark, HEALTH_POLL_S)
 
     # ----------------------------------------------------------- demotion
     async def stop(self) -> None:
         """compose down, not stop: Harbor's services have `restart: always`, and a stopped
         container comes back when dockerd restarts, on a node without the data mount."""
-        self._board.harbor_healthy = None
+        self._harbor_healthy = None
         await self._compose.down(self._s.stop_timeout_s)
 
     async def unmount(self) -> None:
@@ -186,5 +196,5 @@ class Steps:
 
     async def unmap(self) -> None:
         await self._ceph.unmap(self._s.unmap_timeout_s)
-        self._board.device = None
+        self._device = None
         log.info("unmapped", image=self._s.image_spec)

@@ -1,0 +1,169 @@
+"""All the daemon's wiring, in one function: adapters, owners of the runtime facts, the driver,
+the root tasks' objects, the status projection, the control handler and the HTTP servers."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from harbor_ha.ceph import Ceph, write_keyring
+from harbor_ha.compose import Compose
+from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.http import Endpoints, HttpServers
+from harbor_ha.keepalived.fifo import FifoReader
+from harbor_ha.keepalived.trackfile import TrackFiles
+from harbor_ha.keepalived.vip import vip_present
+from harbor_ha.machine import Node, Policy
+from harbor_ha.metrics import Metrics
+from harbor_ha.probes.containers import ContainerProbe
+from harbor_ha.probes.harbor import HarborProbe
+from harbor_ha.runner import CommandResult, ProcessRunner
+from harbor_ha.settings import Settings
+
+from .control import Control
+from .driver import Driver
+from .monitor import Monitor
+from .pulse import Pulse
+from .sdnotify import SdNotifier
+from .status import StatusView
+from .steps import Steps
+from .watchers import FifoFollower, VipTicker
+
+log = structlog.get_logger("harbor_ha.daemon")
+
+
+def policy_of(settings: Settings) -> Policy:
+    """The machine's timing policy from the settings."""
+    return Policy(
+        backoff_initial_s=settings.backoff_initial_s,
+        backoff_max_s=settings.backoff_max_s,
+        switchover_hold_s=settings.switchover_hold_s,
+        fenced_self_retry_s=settings.fenced_self_retry_s,
+        master_stable_s=settings.master_stable_s,
+        vip_mismatch_ticks=settings.vip_mismatch_ticks,
+    )
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    runner: ProcessRunner
+    metrics: Metrics
+    notifier: SdNotifier
+    track: TrackFiles
+    ceph: Ceph
+    fs: Filesystem
+    compose: Compose
+    containers: ContainerProbe
+    wake: Pulse  # container events: wakes the monitor and the start step
+    steps: Steps
+    driver: Driver
+    fifo_reader: FifoReader
+    fifo: FifoFollower
+    ticker: VipTicker
+    monitor: Monitor
+    control: Control
+    http: HttpServers
+    reconciled: bool = False
+
+    async def vip_present(self) -> bool:
+        return await vip_present(self.runner, self.settings)
+
+    def occupied(self) -> bool:
+        """Something (ours or not) is mounted at the mountpoint."""
+        return mount_at(self.settings.mountpoint) is not None
+
+    def alive(self) -> tuple[bool, str]:
+        lag = time.monotonic() - self.ticker.last_tick_monotonic
+        limit = 3 * self.settings.tick_interval_s + 5
+        if lag > limit:
+            return False, f"main loop has not ticked for {lag:.1f} s"
+        return True, f"ticked {lag:.1f} s ago"
+
+
+def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
+    metrics = Metrics()
+
+    def observe(result: CommandResult) -> None:
+        name = result.argv[0].rsplit("/", 1)[-1]
+        metrics.command_duration.labels(name).observe(result.duration_s)
+
+    runner = ProcessRunner(observer=observe)
+    settings.runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if settings.ceph_user_key is not None and settings.ceph_keyring is None:
+        keyring = write_keyring(settings, settings.runtime_dir / "ceph.keyring")
+        settings = settings.model_copy(update={"ceph_keyring": keyring})
+    s = settings
+
+    async def vip() -> bool:
+        return await vip_present(runner, s)
+
+    containers = ContainerProbe(s)
+    ceph, fs, compose = Ceph(s, runner), Filesystem(s, runner), Compose(s, runner)
+    track = TrackFiles(s.priority_file, s.fault_file)
+    wake = Pulse()
+    notifier = SdNotifier(notify_socket)
+    harbor = HarborProbe(s, containers)
+    steps = Steps(
+        s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
+        vip_present=vip,
+    )  # fmt: skip
+    driver = Driver(
+        Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
+        run_step=steps.run,
+        step_timeout=steps.timeout,
+        track=track,
+        metrics=metrics,
+        interface=s.interface,
+    )
+
+    def bad_line(raw: str, reason: str) -> None:
+        metrics.fifo_bad_lines.inc()
+        log.warning("fifo_bad_line", line=raw[:200], reason=reason)
+
+    reader = FifoReader(s.keepalived_fifo, on_bad_line=bad_line, on_reopen=metrics.fifo_reopens.inc)
+    fifo = FifoFollower(s.vrrp_instance, driver, metrics)
+    ticker = VipTicker(
+        interval_s=s.tick_interval_s, driver=driver, metrics=metrics, vip_present=vip,
+        notifier=notifier,
+    )  # fmt: skip
+    monitor = Monitor(
+        s, driver=driver, metrics=metrics, harbor=harbor, containers=containers, ceph=ceph,
+        fs=fs, compose=compose, device=lambda: steps.device, track=track, wake=wake,
+    )  # fmt: skip
+    parts: Parts
+
+    status = StatusView(
+        s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled
+    )
+    control = Control(driver, status.snapshot, s.vrrp_instance)
+
+    def primary() -> tuple[bool, str]:
+        node = driver.node
+        if not node.serving:
+            return False, f"state is {node.state}"
+        if status.harbor_healthy() is not True:
+            return False, "harbor not healthy"
+        return True, "MASTER and harbor healthy"
+
+    http = HttpServers(
+        Endpoints(
+            registry=metrics.registry,
+            alive=lambda: parts.alive(),
+            primary=primary,
+            status=status.snapshot,
+            control=control.handle,
+        ),
+        host=s.http_host,
+        port=s.http_port,
+        control_socket=s.control_socket_path,
+    )
+    parts = Parts(
+        settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
+        fs=fs, compose=compose, containers=containers, wake=wake, steps=steps, driver=driver,
+        fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
+        http=http,
+    )  # fmt: skip
+    return parts

@@ -1,0 +1,59 @@
+"""Safety rule 8: at start, look at the node itself, never at a remembered state."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from harbor_ha.machine import Facts
+
+from .ports import CephPort, ComposePort, FilesystemPort
+
+log = structlog.get_logger("harbor_ha.daemon")
+
+
+@dataclass(frozen=True)
+class Observed:
+    facts: Facts
+    device: str | None  # the image's device if mapped here (handed to the steps, its owner)
+
+
+async def observe(
+    *,
+    vip_present: Callable[[], Awaitable[bool]],
+    ceph: CephPort,
+    fs: FilesystemPort,
+    compose: ComposePort,
+    occupied: Callable[[], bool],
+) -> Observed:
+    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign)."""
+    try:
+        vip = await vip_present()
+    except Exception as exc:
+        log.warning("reconcile_vip_unknown", error=str(exc))
+        vip = False
+    device = await ceph.device_for_image()
+    mounted = device is not None and fs.is_mounted_from(device)
+    try:
+        running = bool(await compose.running_containers())
+    except Exception as exc:
+        log.warning("reconcile_containers_unknown", error=str(exc))
+        running = False
+    facts = Facts(
+        vip=vip,
+        mapped=device is not None,
+        mounted=mounted,
+        harbor_running=running,
+        mount_foreign=occupied() and not mounted,
+    )
+    log.info(
+        "reconcile_facts",
+        vip=vip,
+        device=device,
+        mounted=mounted,
+        harbor_running=running,
+        mount_foreign=facts.mount_foreign,
+    )
+    return Observed(facts, device)

@@ -1,0 +1,92 @@
+"""The node's state machine: pure data and one pure function.  No I/O here.
+
+``transition(node, event) -> (node', actions)``.  ``node`` is the whole decision state (an
+immutable :class:`Node`): the state proper plus the few facts a transition needs (does
+keepalived want us MASTER, is the fault flag up, are we rolling back, ...) and the timing
+policy.  The driver (harbor_ha.daemon) performs the actions (run or cancel a step, arm or
+cancel a timer, post an event, exit) and feeds the results back as events.
+
+- ``states``: the vocabulary (State, Event, Step, Timer, Action, Node, Policy).
+- ``rows``: the language of the table (Row, Guard, Do).
+- ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE,
+  ENTER, ACTION_OF).
+- ``reconcile``: the first state, from facts.
+- ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
+"""
+
+from .reconcile import Facts, from_facts
+from .rows import Do, Guard, Row
+from .states import (
+    CANCEL,
+    DEMOTING,
+    EXIT,
+    PROBE_OF,
+    PROMOTING,
+    STEP_OF,
+    TIMER_EVENT,
+    Action,
+    Event,
+    IllegalTransition,
+    Kind,
+    Node,
+    Policy,
+    Probes,
+    Result,
+    State,
+    Step,
+    Timer,
+    run,
+)
+from .table import (
+    ACTION_OF,
+    ENTER,
+    NEXT_ON_DONE,
+    NEXT_ON_FAIL,
+    OBSERVE,
+    REQUIRES,
+    ROLLBACK,
+    TABLE,
+    Clock,
+    failover_clock,
+    refusal,
+    transition,
+)
+
+__all__ = [
+    "ACTION_OF",
+    "CANCEL",
+    "DEMOTING",
+    "ENTER",
+    "EXIT",
+    "NEXT_ON_DONE",
+    "NEXT_ON_FAIL",
+    "OBSERVE",
+    "PROBE_OF",
+    "PROMOTING",
+    "REQUIRES",
+    "ROLLBACK",
+    "STEP_OF",
+    "TABLE",
+    "TIMER_EVENT",
+    "Action",
+    "Clock",
+    "Do",
+    "Event",
+    "Facts",
+    "Guard",
+    "IllegalTransition",
+    "Kind",
+    "Node",
+    "Policy",
+    "Probes",
+    "Result",
+    "Row",
+    "State",
+    "Step",
+    "Timer",
+    "failover_clock",
+    "from_facts",
+    "refusal",
+    "run",
+    "transition",
+]

@@ -1,0 +1,49 @@
+"""The node's first state, derived from what it observes about itself (safety rule 8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .states import Node, Policy, Result, State
+from .table import enter
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the node observed about itself at start (safety rule 8)."""
+
+    vip: bool  # the VIP is on our interface
+    mapped: bool  # the image is mapped on this node
+    mounted: bool  # the mountpoint is mounted from the mapped device
+    harbor_running: bool  # some container of the Harbor project is running
+    mount_foreign: bool = False  # something else is mounted at the mountpoint
+
+
+def from_facts(
+    facts: Facts, *, demote_on_exit: bool = False, policy: Policy | None = None
+) -> Result:
+    """Derive the state from facts, and what to do first.  Never trusts a remembered state.
+
+    - VIP, mapped, mounted, Harbor up: adopt as MASTER (a daemon restart is hitless).
+    - VIP and a partial promotion: resume it at the first step not yet done
+      (every step is idempotent; Ceph fences us if the peer took the image).
+    - VIP and nothing: promote from the start.
+    - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
+    - Nothing held, no VIP: BACKUP.
+    """
+    base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
+    bare_harbor = facts.harbor_running and not facts.mounted
+    held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
+    if bare_harbor or facts.mount_foreign or (held and not facts.vip):
+        state = State.STOPPING
+    elif not facts.vip:
+        return base, ()
+    elif facts.mapped and facts.mounted and facts.harbor_running:
+        state = State.MASTER
+    elif facts.mapped and facts.mounted:
+        state = State.STARTING
+    elif facts.mapped:
+        state = State.MOUNTING
+    else:
+        state = State.FENCING
+    return enter(replace(base, state=state))

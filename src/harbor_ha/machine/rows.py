@@ -1,0 +1,92 @@
+"""The language of the table: rows, their guards, their field changes and their actions.
+
+A row says: when its guard holds, set these fields, do these actions, go to this state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from .states import Node, State
+
+
+class Do(enum.StrEnum):
+    """The actions a row asks for (turned into :class:`Action` by ``table.ACTION_OF``)."""
+
+    RUN_STEP = "run_step"  # the step of the state entered (STEP_OF)
+    CANCEL = "cancel_step"
+    BACKOFF = "backoff"  # arm Timer.BACKOFF for policy.backoff_s(failures)
+    HOLD = "hold"  # arm Timer.BACKOFF for policy.switchover_hold_s
+    ARM_RETRY = "arm_retry"  # arm Timer.RETRY for policy.fenced_self_retry_s
+    CANCEL_RETRY = "cancel_retry"
+    ARM_STABLE = "arm_stable"  # arm Timer.STABLE for policy.master_stable_s
+    POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
+    EXIT = "exit"
+
+
+class Bump:
+    """A field change that adds one (failures, vip_mismatch)."""
+
+    def __repr__(self) -> str:
+        return "+1"
+
+
+BUMP = Bump()
+
+
+@dataclass(frozen=True)
+class Guard:
+    name: str
+    test: Callable[[Node], bool]
+
+    def __call__(self, node: Node) -> bool:
+        return self.test(node)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __and__(self, other: Guard) -> Guard:
+        return Guard(f"{self} and {other}", lambda n: self(n) and other(n))
+
+
+EXITING = Guard("exiting", lambda n: n.exiting)
+NOT_EXITING = Guard("not exiting", lambda n: not n.exiting)
+MAY_PROMOTE = Guard("may_promote", lambda n: n.may_promote)
+DEMOTE_ON_EXIT = Guard("demote_on_exit", lambda n: n.demote_on_exit)
+WANTED = Guard("want_master", lambda n: n.want_master)
+UNWANTED = Guard("not want_master", lambda n: not n.want_master)
+HANDOVER = Guard("handover", lambda n: n.handover)
+FAULT = Guard("fault", lambda n: n.fault)
+ROLLING_BACK = Guard("rollback", lambda n: n.rollback)
+HAS_FAILURES = Guard("failures > 0", lambda n: n.failures > 0)
+MISMATCH_DUE = Guard(
+    "vip_mismatch_ticks reached", lambda n: n.vip_mismatch + 1 >= n.policy.vip_mismatch_ticks
+)
+"""This tick makes vip_mismatch_ticks consecutive mismatching ticks."""
+
+
+def changes(**kw: object) -> Mapping[str, object]:
+    return MappingProxyType(kw)
+
+
+@dataclass(frozen=True)
+class Row:
+    to: State | None = None  # None: stay
+    set: Mapping[str, object] = field(default_factory=lambda: changes())
+    do: tuple[Do, ...] = ()
+    when: Guard | None = None
+
+    def __str__(self) -> str:
+        parts = [f"when {self.when}"] if self.when is not None else []
+        parts += [", ".join(f"{k}={v!r}" for k, v in self.set.items())] if self.set else []
+        parts += [", ".join(self.do)] if self.do else []
+        parts += [f"-> {self.to}"] if self.to is not None else []
+        return "; ".join(parts) or "(nothing)"
+
+
+STAY = Row()
+
+Rows = tuple[Row, ...]

@@ -1,0 +1,362 @@
+"""Every decision the node makes, as data: everything that affects the machine lives in this file.
+
+``transition(node, event) -> (node', actions)`` reads the table; no I/O.
+
+1. ``OBSERVE[event]``: what the event tells the node whatever its state (keepalived's role,
+   maintenance, shutdown asked).
+2. ``TABLE[(state, event)]``: rows tried in order; the first whose guard holds applies: its
+   field changes, its actions (``Do``), its target state.  A pair missing from the table is
+   illegal (IllegalTransition).
+3. ``ENTER[state]``: entering a state from another applies its groups of rows the same way:
+   its step (STEP_OF), its timer (FENCED_SELF's retry, MASTER's stable timer), and for BACKUP
+   how a clean demotion ends (``ARRIVE``: it depends on why it ran) then ``REST``.
+4. ``ACTION_OF[do]``: the concrete action of each row action, its delay from the node's
+   policy.  The only code is the evaluation at the end of this file.
+
+Adding a behaviour (e.g. a leadership lease: LEASE_* events, a deadline timer) is adding
+events to ``states.Event``, a ``Timer``, rows here and, for a new kind of I/O, a ``Kind``
+the driver performs.
+
+Shape of the machine::
+
+    BACKUP -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER
+    MASTER / any promotion state -> STOPPING -> UNMOUNTING -> UNMAPPING -> BACKUP
+    promotion step fails / times out -> roll back in reverse -> BACKUP + fault flag + backoff
+    demotion cannot end unmounted and unmapped -> FENCED_SELF (fault flag, periodic retry)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+
+from .rows import (
+    BUMP,
+    DEMOTE_ON_EXIT,
+    EXITING,
+    FAULT,
+    HANDOVER,
+    HAS_FAILURES,
+    MAY_PROMOTE,
+    MISMATCH_DUE,
+    NOT_EXITING,
+    ROLLING_BACK,
+    STAY,
+    UNWANTED,
+    WANTED,
+    Do,
+    Row,
+    Rows,
+    changes,
+)
+from .states import (
+    CANCEL,
+    DEMOTING,
+    EXIT,
+    PROMOTING,
+    STEP_OF,
+    Action,
+    Event,
+    IllegalTransition,
+    Kind,
+    Node,
+    Result,
+    State,
+    Timer,
+    run,
+)
+
+S = State
+E = Event
+
+# ------------------------------------------------------------ next-state tables
+NEXT_ON_DONE: dict[State, State] = {
+    S.FENCING: S.MAPPING,
+    S.MAPPING: S.MOUNTING,
+    S.MOUNTING: S.STARTING,
+    S.STARTING: S.MASTER,
+    S.STOPPING: S.UNMOUNTING,
+    S.UNMOUNTING: S.UNMAPPING,
+    S.UNMAPPING: S.BACKUP,
+}
+"""Where a step's success takes the node."""
+
+ROLLBACK: dict[State, State] = {
+    S.FENCING: S.BACKUP,  # fencing changes nothing on this node
+    S.MAPPING: S.UNMAPPING,  # a map may have half-happened
+    S.MOUNTING: S.UNMOUNTING,
+    S.STARTING: S.STOPPING,
+}
+"""Leaving a promotion state: undo what its step may have done, in reverse."""
+
+NEXT_ON_FAIL: dict[State, State] = {
+    **ROLLBACK,
+    # Compose could not stop Harbor (the step already killed by label):
+    # unmounting kills whatever still uses the mount.
+    S.STOPPING: S.UNMOUNTING,
+    # UNMOUNTING / UNMAPPING failed: the node cannot end clean (safety rule 6).
+    S.UNMOUNTING: S.FENCED_SELF,
+    S.UNMAPPING: S.FENCED_SELF,
+}
+"""Where a step's failure or timeout takes the node."""
+
+OBSERVE: dict[Event, Mapping[str, object]] = {
+    E.KA_MASTER: {"want_master": True},
+    E.KA_BACKUP: {"want_master": False},
+    E.KA_FAULT: {"want_master": False},
+    E.KA_STOP: {"want_master": False},
+    E.MAINTENANCE_ON: {"maintenance": True},
+    E.MAINTENANCE_OFF: {"maintenance": False},
+    E.SHUTDOWN: {"exiting": True},
+}
+"""What an event tells the node in every state, applied before its row is chosen."""
+
+REQUIRES: dict[Event, tuple[State, str]] = {
+    E.SWITCHOVER: (S.MASTER, "switchover needs MASTER"),
+    E.RETRY: (S.FENCED_SELF, "retry is for FENCED_SELF"),
+}
+"""Operator commands refused (not posted) outside a state: see ``refusal``."""
+
+VIP_VERDICT: dict[Event, Event] = {E.VIP_SEEN: E.KA_MASTER, E.VIP_ABSENT: E.KA_BACKUP}
+"""The keepalived line a persistent VIP mismatch stands for (a FIFO line we missed)."""
+
+
+# ------------------------------------------------------------------ (state, event) rows
+FAILED = changes(fault=True, rollback=True, failures=BUMP)
+"""A failure of this node (promotion failed, Harbor unhealthy, storage lost)."""
+HANDING_OVER = changes(fault=True, handover=True)
+
+REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.FENCING, when=MAY_PROMOTE), STAY)
+"""BACKUP holding nothing: exit if asked to, promote if keepalived wants us and nothing stops
+us (fault, maintenance, hand-over, exiting)."""
+
+TABLE: dict[tuple[State, Event], Rows] = {}
+ALL = tuple(State)
+HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
+
+
+def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
+    for s in states:
+        TABLE[(s, event)] = rows
+
+
+def _each(states: Iterable[State], event: Event, rows: Callable[[State], Rows]) -> None:
+    for s in states:
+        TABLE[(s, event)] = rows(s)
+
+
+# Every event has a row in every state, except step results where no step runs and RETRY
+# outside FENCED_SELF: those are illegal.  Later rows for a pair replace earlier ones.
+for _ev in (*OBSERVE, E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BACKOFF_EXPIRED):
+    _rows(ALL, _ev, STAY)
+_rows(ALL, E.SWITCHOVER, STAY)
+_rows(ALL, E.MASTER_STABLE, STAY)
+
+# keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
+_rows([S.BACKUP], E.KA_MASTER, *REST)
+# keepalived: not MASTER.
+for _ev in (E.KA_BACKUP, E.KA_FAULT, E.KA_STOP):
+    _each(PROMOTING, _ev, lambda s: (Row(ROLLBACK[s], do=(Do.CANCEL,)),))
+    _rows([S.MASTER], _ev, Row(S.STOPPING))
+
+# step results
+_each(STEP_OF, E.STEP_DONE, lambda s: (Row(NEXT_ON_DONE[s]),))
+for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
+    _each(PROMOTING, _ev, lambda s: (Row(NEXT_ON_FAIL[s], FAILED, (Do.BACKOFF,)),))
+    _rows([S.STOPPING], _ev, Row(NEXT_ON_FAIL[S.STOPPING]))
+    _each(
+        (S.UNMOUNTING, S.UNMAPPING),
+        _ev,
+        lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
+    )
+
+# probes: Harbor failed while MASTER: hand the VIP away and demote.
+_rows([S.MASTER], E.HARBOR_UNHEALTHY, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
+# Blocklisted / I/O errors / lock lost (safety rule 2): stop and unmap before mapping again.
+_rows([S.MASTER], E.STORAGE_LOST, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
+_rows(
+    sorted(PROMOTING - {S.FENCING}),
+    E.STORAGE_LOST,
+    Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
+)
+
+# The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
+# vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).
+_rows(ALL, E.VIP_SEEN, Row(set=changes(vip_mismatch=0)))
+_rows(ALL, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
+_rows(
+    [S.BACKUP],
+    E.VIP_SEEN,
+    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=UNWANTED & MISMATCH_DUE),
+    Row(set=changes(vip_mismatch=BUMP), when=UNWANTED),
+    Row(set=changes(vip_mismatch=0)),
+)
+_rows(
+    HOLDING,
+    E.VIP_ABSENT,
+    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=WANTED & MISMATCH_DUE),
+    Row(set=changes(vip_mismatch=BUMP), when=WANTED),
+    Row(set=changes(vip_mismatch=0)),
+)
+
+# timers: backoff or switchover hold over: the node may be elected again (FENCED_SELF keeps
+# its fault until a clean demotion; a running demotion's end clears the flag).
+_rows([S.BACKUP], E.BACKOFF_EXPIRED, Row(set=changes(fault=False)))
+_rows(DEMOTING, E.BACKOFF_EXPIRED, Row(set=changes(rollback=False)))
+_rows([S.FENCED_SELF], E.RETRY, Row(S.STOPPING, changes(rollback=False), (Do.CANCEL_RETRY,)))
+_rows([S.MASTER], E.MASTER_STABLE, Row(set=changes(failures=0)))
+
+# operator.  Switchover: demote while keeping the VIP, then raise the fault (the peer takes the
+# VIP and finds nothing to fence), hold it for switchover_hold_s, then clear it.
+_rows([S.MASTER], E.SWITCHOVER, Row(S.STOPPING, HANDING_OVER))
+_each(PROMOTING, E.SWITCHOVER, lambda s: (Row(ROLLBACK[s], HANDING_OVER, (Do.CANCEL,)),))
+_rows([S.MASTER], E.MAINTENANCE_ON, Row(S.STOPPING, changes(handover=True)))
+_each(
+    PROMOTING,
+    E.MAINTENANCE_ON,
+    lambda s: (Row(ROLLBACK[s], changes(handover=True), (Do.CANCEL,)),),
+)
+# Shutdown: finish a running demotion (bounded by its timeouts), then exit; a promotion is
+# cancelled (a restart reconciles from the facts); with demote_on_exit, demote first.
+_rows((S.BACKUP, S.FENCED_SELF), E.SHUTDOWN, Row(do=(Do.EXIT,)))
+_rows(DEMOTING, E.SHUTDOWN, STAY)
+_rows(
+    [S.MASTER], E.SHUTDOWN, Row(S.STOPPING, HANDING_OVER, when=DEMOTE_ON_EXIT), Row(do=(Do.EXIT,))
+)
+_each(
+    PROMOTING,
+    E.SHUTDOWN,
+    lambda s: (
+        Row(ROLLBACK[s], HANDING_OVER, (Do.CANCEL,), when=DEMOTE_ON_EXIT),
+        Row(do=(Do.CANCEL, Do.EXIT)),
+    ),
+)
+
+
+# ----------------------------------------------------------------- entering
+ARRIVE: Rows = (
+    Row(
+        set=changes(handover=False, rollback=False),
+        do=(Do.HOLD,),
+        when=HANDOVER & FAULT & NOT_EXITING,
+    ),
+    Row(set=changes(handover=False, rollback=False), when=HANDOVER),
+    Row(set=changes(rollback=False), when=ROLLING_BACK),
+    Row(set=changes(fault=False)),
+)
+"""Back in BACKUP holding nothing.  A hand-over now raises the fault (the peer takes the VIP; a
+switchover's hold timer starts); a rollback keeps the fault flag (its backoff clears it); a
+plain demotion or a FENCED_SELF retry clears it."""
+
+ENTER: dict[State, tuple[Rows, ...]] = {
+    **{s: ((Row(do=(Do.RUN_STEP,)),),) for s in STEP_OF},
+    S.BACKUP: (ARRIVE, REST),
+    # Failures are forgotten only once MASTER held: a node that loses the image again and again
+    # (a partition ping-pong) backs off longer each time.
+    S.MASTER: ((Row(do=(Do.ARM_STABLE,), when=HAS_FAILURES), STAY),),
+    S.FENCED_SELF: ((Row(do=(Do.ARM_RETRY, Do.EXIT), when=EXITING), Row(do=(Do.ARM_RETRY,))),),
+}
+"""Entering a state (from another): groups of rows, one row applies per group, in order."""
+
+
+# ------------------------------------------------------------------ actions
+def _timer(timer: Timer, delay_s: float, reason: str) -> Action:
+    return Action(Kind.START_TIMER, timer=timer, delay_s=float(delay_s), reason=reason)
+
+
+def _backoff(after: Node) -> Action:
+    n = max(after.failures, 1)
+    return _timer(Timer.BACKOFF, after.policy.backoff_s(n), f"backoff after {n} failure(s)")
+
+
+def _stable(after: Node) -> Action:
+    delay = after.policy.master_stable_s
+    return _timer(Timer.STABLE, delay, f"MASTER for {delay:g} s")
+
+
+ActionOf = Callable[[Node, Node, "Event | None"], Action]
+ACTION_OF: dict[Do, ActionOf] = {
+    Do.RUN_STEP: lambda before, after, event: run(STEP_OF[after.state]),
+    Do.CANCEL: lambda before, after, event: CANCEL,
+    Do.BACKOFF: lambda before, after, event: _backoff(after),
+    Do.HOLD: lambda before, after, event: _timer(
+        Timer.BACKOFF, after.policy.switchover_hold_s, "switchover hold over"
+    ),
+    Do.ARM_RETRY: lambda before, after, event: _timer(
+        Timer.RETRY, after.policy.fenced_self_retry_s, "periodic retry of the demotion"
+    ),
+    Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
+    Do.ARM_STABLE: lambda before, after, event: _stable(after),
+    Do.POST_VERDICT: lambda before, after, event: Action(
+        Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
+    ),
+    Do.EXIT: lambda before, after, event: EXIT,
+}
+"""What each row action is, computed from the node before and after the row (delays from the
+node's policy)."""
+
+
+# --------------------------------------------------------------- evaluation
+def _apply(node: Node, fields: Mapping[str, object]) -> Node:
+    out = {k: getattr(node, k) + 1 if v is BUMP else v for k, v in fields.items()}
+    return replace(node, **out)  # type: ignore[arg-type]
+
+
+def _take(node: Node, rows: Rows, event: Event | None) -> tuple[Node, tuple[Action, ...], Row]:
+    """Apply the first row whose guard holds."""
+    row = next(r for r in rows if r.when is None or r.when(node))
+    new = _apply(node, row.set)
+    return new, tuple(ACTION_OF[d](node, new, event) for d in row.do), row
+
+
+def enter(node: Node) -> Result:
+    """The node has just moved to ``node.state``: apply its entry rows (ENTER)."""
+    actions: tuple[Action, ...] = ()
+    for rows in ENTER.get(node.state, ()):
+        node, acts, row = _take(node, rows, None)
+        actions += acts
+        if row.to is not None and row.to is not node.state:
+            node, more = enter(replace(node, state=row.to))
+            return node, actions + more
+    return node, actions
+
+
+def transition(node: Node, event: Event) -> Result:
+    """The one pure function: where ``event`` takes ``node``, and what to do about it.
+
+    Raises IllegalTransition for a (state, event) pair the table does not hold.
+    """
+    rows = TABLE.get((node.state, event))
+    if rows is None:
+        raise IllegalTransition(node.state, event)
+    new, actions, row = _take(_apply(node, OBSERVE.get(event, {})), rows, event)
+    if row.to is None or row.to is node.state:
+        return new, actions
+    new, entry = enter(replace(new, state=row.to))
+    return new, (*actions, *entry)
+
+
+def refusal(node: Node, event: Event) -> str | None:
+    """Why an operator command is refused in this state (None: it is accepted)."""
+    need = REQUIRES.get(event)
+    if need is None or node.state is need[0]:
+        return None
+    return f"{need[1]}; this node is {node.state}"
+
+
+class Clock(enum.StrEnum):
+    START = "start"
+    STOP = "stop"
+    RESET = "reset"
+
+
+def failover_clock(old: State, new: State) -> Clock | None:
+    """The failover-duration metric: from BACKUP -> FENCING to MASTER (reset at BACKUP)."""
+    if old is S.BACKUP and new is S.FENCING:
+        return Clock.START
+    if new is S.MASTER and old is not S.MASTER:
+        return Clock.STOP
+    if new is S.BACKUP:
+        return Clock.RESET
+    return None

@@ -1,0 +1,141 @@
+"""The daemon's wiring (daemon.build) and the /status projection built from the owners' views.
+
+Everything is the real object graph `harbor-ha run` builds; nothing is started (no root task,
+and the one driver that runs here runs no real step), so no adapter talks to the outside
+world.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harbor_ha.daemon.build import Parts, build
+from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.monitor import Monitor
+from harbor_ha.daemon.pulse import Pulse
+from harbor_ha.daemon.status import StatusView
+from harbor_ha.http import ControlError
+from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.settings import Settings
+
+KEYS = {
+    "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
+    "failures", "step", "vip_present", "harbor_healthy", "standby_ready", "standby_problems",
+    "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors",
+}  # fmt: skip
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Parts:
+    return build(
+        Settings(
+            node_name="n1",
+            priority_file=tmp_path / "prio",
+            fault_file=tmp_path / "fault",
+            runtime_dir=tmp_path / "run",
+        )
+    )
+
+
+async def test_status_keys_and_owners(parts: Parts) -> None:
+    """/status keeps every key the CLI, the lab and the tests read, and each value comes from
+    its owner: the device from the steps, the errors merged from the driver, the ticker and the
+    monitor in time order, the reconciled flag from the daemon."""
+    status = (await parts.control.handle("status", {}))["status"]
+    assert set(status) == KEYS
+    assert status["node"] == "n1" and status["state"] == "BACKUP" and status["device"] is None
+    assert status["reconciled"] is False and status["harbor_healthy"] is None
+    parts.steps.adopt("/dev/rbd0")
+    parts.reconciled = True
+    parts.ticker.errors.record("vip_check", "first")
+    parts.driver.errors.record("fault_file", "second")
+    status = (await parts.control.handle("status", {}))["status"]
+    assert status["device"] == "/dev/rbd0" and status["reconciled"] is True
+    assert [e["error"] for e in status["last_errors"]] == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("switchover", "switchover needs MASTER; this node is BACKUP"),
+        ("retry", "retry is for FENCED_SELF; this node is BACKUP"),
+    ],
+)
+async def test_control_refusals_come_from_the_machine(
+    parts: Parts, command: str, message: str
+) -> None:
+    """The control socket refuses what the machine refuses, with the machine's reason, and
+    posts nothing."""
+    with pytest.raises(ControlError, match=message):
+        await parts.control.handle(command, {})
+    assert parts.driver.pending == 0
+
+
+async def test_notify_posts_the_role_event(parts: Parts) -> None:
+    """A notify-script call for our instance is posted as the keepalived event."""
+    got = await parts.control.handle("notify", {"state": "master"})
+    assert got == {"posted": "KA_MASTER"} and parts.driver.pending == 1
+
+
+class FakeFs:
+    """FAKE filesystem: mounted read-write from the device, readable (real: integration)."""
+
+    def is_read_only(self) -> bool:
+        return False
+
+    def is_mounted_from(self, device: str) -> bool:
+        return True
+
+    async def read_probe(self, device: str, timeout_s: float) -> bool:
+        return True
+
+
+class FakeHarbor:
+    """FAKE Harbor probe: healthy."""
+
+    async def check(self) -> Report:
+        return Report(True, "harbor healthy")
+
+
+@dataclass
+class Report:
+    healthy: bool
+    reason: str
+
+
+async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
+    parts: Parts,
+) -> None:
+    """harbor_healthy: the monitor's debounced verdict once it probed Harbor in the current
+    state; before that (a new state) the start step's verdict; None when neither has one."""
+    p = parts
+
+    async def no_step(step: Step) -> None:  # the steps' effects are not under test here
+        return None
+
+    driver = Driver(
+        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
+    )
+    monitor = Monitor(
+        p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
+        containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]
+        compose=p.compose, device=lambda: "/dev/rbd0", track=p.track, wake=Pulse(),
+    )  # fmt: skip
+    view = StatusView("n1", driver, p.steps, monitor, p.ticker, p.fifo, lambda: True)
+    task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
+    try:
+        await asyncio.sleep(0.05)
+        assert view.harbor_healthy() is None, "adopted MASTER: nobody measured Harbor yet"
+        await monitor.check_once()
+        assert view.harbor_healthy() is True
+        driver.post(Event.MAINTENANCE_ON, "test")  # leaves MASTER: a new state
+        while driver.node.state is State.MASTER:
+            await asyncio.sleep(0.01)
+        assert view.harbor_healthy() is None, "the monitor's verdict was for the MASTER period"
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
