@@ -4,12 +4,17 @@ registry) or the rules record; every alert is unit-tested and links to its runbo
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
+import yaml
+
+from harbor_ha.machine import PROMOTING, STEP_OF
 from harbor_ha.metrics import STATES, STEP_BUCKETS, Metrics
 from tests.unit.deployfiles import (
     PROMETHEUS_OWN,
+    ROOT,
     RUNBOOK,
     alerts,
     dashboard_exprs,
@@ -181,3 +186,39 @@ def test_every_recording_rule_is_tested() -> None:
         check["expr"] for case in load_rule_tests() for check in case.get("promql_expr_test", [])
     }
     assert recorded_names() - tested == set()
+
+
+def _source_strings() -> set[str]:
+    """Every string constant of the daemon's source."""
+    found: set[str] = set()
+    for path in (ROOT / "src" / "harbor_ha").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                found.add(node.value)
+    return found
+
+
+def test_rule_label_values_exist_in_the_code() -> None:
+    """Every label value a rule matches on (a step, an outcome, a track file, a state...) is a
+    string the daemon's code really uses, so a renamed label value fails here; the promotion
+    steps the rules name are exactly the machine's promotion steps."""
+    strings = _source_strings()
+    for rule in load_rules():
+        for label, op, value in re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', rule["expr"]):
+            if label in {"job", "instance", "le"}:
+                continue
+            for v in value.split("|") if op in {"=~", "!~"} else [value]:
+                assert v in strings, f"{rule.get('alert') or rule['record']}: {label}={v!r}"
+    (failed,) = [r for r in alerts() if r["alert"] == "HarborHaPromotionFailed"]
+    (steps,) = re.findall(r'step=~"([^"]+)"', failed["expr"])
+    assert set(steps.split("|")) == {str(STEP_OF[s]) for s in PROMOTING}
+
+
+def test_example_scrape_config_matches_the_rules() -> None:
+    """The example Prometheus configuration loads the rules file and scrapes under the job
+    name the rules select."""
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.example.yml").read_text())
+    assert config["rule_files"] == ["harbor-ha.rules.yml"]
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "harbor-ha"
+    assert all('job="harbor-ha"' in r["expr"] for r in load_rules() if "up{" in r["expr"])
