@@ -60,7 +60,7 @@ FINDINGS = """
 ## Findings (kept by hand in tests/faults/report.py: FINDINGS)
 
 1. **Product defect, fixed**: one `MASTER` line in the standby's FIFO while the VIP is on the
-   peer (a replayed or stray line; DESIGN.md: the FIFO can replay lines) made the standby
+   peer (a replayed or stray line; docs/design.md: the FIFO can replay lines) made the standby
    blocklist the serving master (`fenced` logged) before its VIP tick rolled the promotion
    back. Found by `test_injected_single_master_line_into_standby` ("standby fenced the master
    1x" in the first full run). Fix: `Steps.fence` (src/harbor_ha/daemon/steps.py) first
