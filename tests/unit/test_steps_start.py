@@ -20,7 +20,7 @@ from harbor_ha.daemon.status import StatusBoard
 from harbor_ha.daemon.steps import Steps
 from harbor_ha.daemon.watchers import forward_container_events
 from harbor_ha.metrics import Metrics
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 @dataclass
@@ -58,7 +58,7 @@ class FakeCompose:
 def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: asyncio.Event) -> Steps:
     board = StatusBoard("test")
     board.device = "/dev/loop7"
-    settings = Settings(
+    settings = example_settings(
         priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
     )
     return Steps(

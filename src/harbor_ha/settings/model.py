@@ -7,11 +7,10 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasGenerator, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ConfigDict, field_validator, model_validator
 
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
-from harbor_ha.settings.naming import ENV_PREFIX, env_aliases
+from harbor_ha.settings.naming import env_name
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.service import ServiceSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
@@ -22,7 +21,6 @@ from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
 # timeouts, behaviour, service (the order of config/harbor-ha.env.example).
 class Settings(
-    BaseSettings,
     ServiceSettings,
     BehaviourSettings,
     TimeoutSettings,
@@ -33,16 +31,13 @@ class Settings(
     KeepalivedSettings,
     NodeSettings,
 ):
-    """All of harbor-ha's configuration.  Units are in the field names (``_s`` = seconds)."""
+    """All of harbor-ha's configuration.  Units are in the field names (``_s`` = seconds).
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        case_sensitive=False,
-        extra="ignore",
-        populate_by_name=True,
-        validate_default=True,
-        alias_generator=AliasGenerator(validation_alias=env_aliases),
-    )
+    A plain model of field names: it reads nothing.  :func:`harbor_ha.settings.load_settings`
+    maps the variables of the environment and the env file onto the fields.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     # ------------------------------------------------------------ validators
     @field_validator("vip")
@@ -116,9 +111,15 @@ class Settings(
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+            raise ValueError(
+                f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "
+                f"{env_name('backoff_initial_s')} ({self.backoff_initial_s})"
+            )
         if self.priority_file == self.fault_file:
-            raise ValueError("priority_file and fault_file must differ")
+            raise ValueError(
+                f"{env_name('priority_file')} and {env_name('fault_file')} must differ "
+                f"(both {self.priority_file})"
+            )
         return self
 
     # --------------------------------------------------------------- derived
