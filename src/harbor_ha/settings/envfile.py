@@ -66,6 +66,14 @@ class EnvFile:
     """(line, message) for each line systemd ignores or reads unexpectedly."""
 
 
+def _append(buf: list[str], c: str, trailing_ws: int | None) -> int | None:
+    """Append ``c``; return where the trailing run of blanks starts (None: no such run)."""
+    buf.append(c)
+    if c not in WHITESPACE:
+        return None
+    return len(buf) - 1 if trailing_ws is None else trailing_ws
+
+
 class _Parser:
     def __init__(self) -> None:
         self.out = EnvFile()
@@ -116,11 +124,7 @@ class _Parser:
             elif c == "=":
                 self.state, self.value_ws = _S.PRE_VALUE, None
             else:
-                if c not in WHITESPACE:
-                    self.key_ws = None
-                elif self.key_ws is None:
-                    self.key_ws = len(self.key)
-                self.key.append(c)
+                self.key_ws = _append(self.key, c, self.key_ws)
         elif s is _S.PRE_VALUE:
             if c in NEWLINE:
                 self.state = _S.PRE_KEY
@@ -141,11 +145,7 @@ class _Parser:
             elif c == "\\":
                 self.state, self.value_ws = _S.VALUE_ESCAPE, None
             else:
-                if c not in WHITESPACE:
-                    self.value_ws = None
-                elif self.value_ws is None:
-                    self.value_ws = len(self.value)
-                self.value.append(c)
+                self.value_ws = _append(self.value, c, self.value_ws)
         elif s is _S.VALUE_ESCAPE:
             self.state = _S.VALUE
             if c not in NEWLINE:
