@@ -47,7 +47,7 @@ class Settings(
         try:
             iface = ipaddress.ip_interface(text)
         except ValueError as exc:
-            raise ValueError(f"not an IP address with optional /prefix: {value!r}") from exc
+            raise ValueError("not an IP address with optional /prefix") from exc
         return str(iface)
 
     @field_validator("vrrp_unicast_src_ip")
@@ -89,23 +89,21 @@ class Settings(
     @classmethod
     def _token(cls, value: str) -> str:
         if not value or any(c.isspace() for c in value) or any(c in value for c in "\"'{}/;"):
-            raise ValueError(
-                f"must be a non-empty name without spaces, quotes, braces or '/': {value!r}"
-            )
+            raise ValueError("must be a non-empty name without spaces, quotes, braces or '/'")
         return value
 
     @field_validator("mountpoint", "runtime_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         if not value.is_absolute() or value == Path("/"):
-            raise ValueError(f"must be an absolute path other than /: {value}")
+            raise ValueError("must be an absolute path other than /")
         return value
 
     @field_validator("health_path")
     @classmethod
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
-            raise ValueError(f"must start with '/': {value!r}")
+            raise ValueError("must start with '/'")
         return value
 
     @model_validator(mode="after")
