@@ -5,6 +5,9 @@ the kinds the suite starts (dockerd, containerd, ceph-mon/osd, keepalived, rbd-f
 harbor-ha); at session end anything new of those that is still there fails the run, with a
 list. Only suites that start services are checked (integration, e2e, faults). Set
 HARBOR_HA_LEAK_CHECK=0 to skip it while other labs run on the same machine (development).
+The variable is taken out of the environment when read: it is the suite's knob, not a setting,
+and harbor-ha refuses an unknown HARBOR_HA_* variable in the environment of the processes the
+suite starts.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+LEAK_CHECK = os.environ.pop("HARBOR_HA_LEAK_CHECK", "1") != "0"
 
 KINDS = ("dockerd", "containerd", "ceph-mon", "ceph-osd", "keepalived", "rbd-fuse", "harbor-ha")
 SERVICE_SUITES = ("tests/integration", "tests/e2e", "tests/faults")
@@ -54,7 +59,7 @@ def _snapshot() -> dict[str, set[str]]:
 
 
 def _wants_check(session: pytest.Session) -> bool:
-    if os.environ.get("HARBOR_HA_LEAK_CHECK", "1") == "0" or os.geteuid() != 0:
+    if not LEAK_CHECK or os.geteuid() != 0:
         return False
     args = [str(a) for a in session.config.args]
     return any(any(suite in a for suite in SERVICE_SUITES) for a in args)

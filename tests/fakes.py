@@ -10,9 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from harbor_ha.runner import CommandResult
+from harbor_ha.settings import Settings
+
+REQUIRED_SETTINGS: dict[str, str] = {
+    "interface": "eth0",
+    "vip": "192.0.2.100/24",
+    "ceph_pool": "rbd",
+    "ceph_image": "harbor",
+}
+"""Values for the four settings without a default (the VIP from TEST-NET-1, RFC 5737)."""
+
+
+def example_settings(**fields: Any) -> Settings:
+    """Settings with :data:`REQUIRED_SETTINGS`, then ``fields`` (by field name) on top."""
+    return Settings(**{**REQUIRED_SETTINGS, **fields})
+
 
 Reply = CommandResult | Exception
 """A rule's answer: a result (its argv is replaced by the call's) or an exception to raise."""

@@ -84,7 +84,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     env_file: Path | None = args.env_file
     if env_file is None and DEFAULT_ENV_FILE.is_file():
         env_file = DEFAULT_ENV_FILE
-    return load_settings(env_file)
+    return load_settings(env_file, os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:

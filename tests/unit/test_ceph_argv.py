@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from harbor_ha.ceph import Ceph, CephError, FenceError, write_keyring
 from harbor_ha.runner import CommandTimeout
 from harbor_ha.settings import Settings
-from tests.fakes import FakeRunner, by_substring
+from tests.fakes import FakeRunner, by_substring, example_settings
 
 DATA = Path(__file__).parent / "data" / "ceph"
 
@@ -30,7 +30,7 @@ def settings(**kw: object) -> Settings:
         "command_timeout_s": 7.0,
     }
     base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)  # type: ignore[arg-type]
 
 
 async def test_common_args_all_set() -> None:

@@ -18,7 +18,7 @@ from harbor_ha.compose import (
 )
 from harbor_ha.runner import CommandNotFound
 from harbor_ha.settings import Settings
-from tests.fakes import FakeRunner, Reply, reply
+from tests.fakes import FakeRunner, Reply, example_settings, reply
 
 # Recorded from docker-compose 1.29.2 `config` on tests/harbor_shape (abridged).
 V1_CONFIG = """services:
@@ -52,7 +52,7 @@ def settings(**kw: object) -> Settings:
         "compose_stop_timeout_s": 7,
     }
     base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)  # type: ignore[arg-type]
 
 
 async def test_auto_prefers_v2_and_builds_argv() -> None:
@@ -69,7 +69,7 @@ async def test_auto_prefers_v2_and_builds_argv() -> None:
          "up", "-d", "--remove-orphans"],
     ]  # fmt: skip
     assert all(env == {"DOCKER_HOST": "unix:///run/hh/docker.sock"} for _, _, env in r.calls)
-    assert r.calls[1][1] == Settings().start_timeout_s
+    assert r.calls[1][1] == example_settings().start_timeout_s
 
 
 async def test_auto_falls_back_to_v1() -> None:

@@ -14,9 +14,9 @@ from harbor_ha.compose.argv import (
 )
 from harbor_ha.compose.parse import detail, named_missing_images, parse_ids, parse_image_list
 from harbor_ha.runner import CommandResult
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
-S = Settings(
+S = example_settings(
     compose_file=Path("/opt/h/docker-compose.yml"),
     compose_project="hb",
     docker_bin="/x/docker",

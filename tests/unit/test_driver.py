@@ -21,6 +21,7 @@ from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.machine import Event, Node, State, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 class ScriptedSteps:
@@ -46,7 +47,7 @@ class ScriptedSteps:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return example_settings(
         priority_file=tmp_path / "prio",
         fault_file=tmp_path / "fault",
         runtime_dir=tmp_path / "run",

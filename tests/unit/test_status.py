@@ -20,7 +20,7 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.status import StatusView
 from harbor_ha.http import ControlError
 from harbor_ha.machine import Event, Node, State, Step
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
@@ -32,7 +32,7 @@ KEYS = {
 @pytest.fixture
 def parts(tmp_path: Path) -> Parts:
     return build(
-        Settings(
+        example_settings(
             node_name="n1",
             priority_file=tmp_path / "prio",
             fault_file=tmp_path / "fault",

@@ -30,10 +30,9 @@ class CephSettings(BaseModel):
         default=None,
         description="Keyring file for the user (alternative to ceph_user_key).",
     )
-    ceph_pool: str = Field(default="rbd", description="RBD pool of Harbor's image.")
+    ceph_pool: str = Field(description="Required. RBD pool of Harbor's image.")
     ceph_image: str = Field(
-        default="harbor",
-        description="RBD image holding Harbor's data (feature exclusive-lock required).",
+        description="Required. RBD image holding Harbor's data (feature exclusive-lock required).",
     )
     rbd_bin: str = Field(
         default="rbd",

@@ -24,6 +24,7 @@ from harbor_ha.probes.harbor import HarborHealth, HarborProbe
 from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 from tests.integration.fixtures.docker import (
     COMPOSE_V1,
     CONTAINER_NAMES,
@@ -46,7 +47,7 @@ HEALTHY_DEADLINE_S = 40.0
 
 
 def make_settings(shape: HarborShape, compose_command: list[str]) -> Settings:
-    return Settings(
+    return example_settings(
         compose_file=shape.compose_file,
         compose_project=shape.project,
         compose_command=compose_command,
