@@ -83,12 +83,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from lab import timeline
+from lab import twonode as lab
+from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
+from lab.client import Client
 
-from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER  # noqa: E402
-from tests.lab import lab, timeline  # noqa: E402
-from tests.lab.client import Client  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = ROOT / "bench" / "baseline_failover.sh"
 STABLE_WITHIN_S = 150.0

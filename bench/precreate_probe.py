@@ -25,10 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.integration.fixtures.docker import (  # noqa: E402
+from lab.dockerd import (
     HarborShape,
     build_images,
     compose_v2_binary,

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from lab import twonode as labmod
+from lab.client import Client
 from tests.e2e import helpers
-from tests.lab import lab as labmod
-from tests.lab.client import Client
 
 LABDIR = Path("/var/tmp/hhe2e")
 PREFIX = "hhe2e"

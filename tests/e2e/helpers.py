@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.lab import lab, timeline
-from tests.lab.client import Answer, Client
+from lab import timeline
+from lab import twonode as lab
+from lab.client import Answer, Client
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.fixtures.ceph import (
+from lab.ceph import (
     RBD_STATE_ENV,
     RBD_WRAPPER,
     CephCluster,

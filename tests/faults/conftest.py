@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 
+from lab import twonode as lab
+from lab.twonode import LabState
 from tests.faults import faultlab as fl
-from tests.lab import lab
-from tests.lab.lab import LabState
 
 LOGS = Path("/var/tmp/hhflt-logs")
 

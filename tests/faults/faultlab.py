@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.lab import lab
-from tests.lab.client import Client
-from tests.lab.lab import LabState, NodeState
+from lab import twonode as lab
+from lab.client import Client
+from lab.twonode import LabState, NodeState
 
 SERVING_STATES = ("MASTER",)
 
@@ -439,7 +439,7 @@ def image_offline(st: LabState) -> Iterator[str]:
     try:
         device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     except lab.LabError:  # the stand-in's losetup can time out under load: once more
-        from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
+        from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
 
         env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
         for entry in sorted(p for p in state_dir.iterdir() if p.is_dir()):

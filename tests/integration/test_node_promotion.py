@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import lab, timeline
+from lab import timeline
+from lab import twonode as lab
 
 pytestmark = pytest.mark.integration
 

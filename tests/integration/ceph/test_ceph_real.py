@@ -20,7 +20,7 @@ import pytest
 
 from harbor_ha.ceph import Ceph, CephUnreachable
 from harbor_ha.runner import CommandResult, ProcessRunner
-from tests.integration.fixtures.ceph import CephImage, random_loopback
+from lab.ceph import CephImage, random_loopback
 
 pytestmark = pytest.mark.integration
 

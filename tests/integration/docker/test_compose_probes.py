@@ -24,7 +24,7 @@ from harbor_ha.probes.harbor import HarborHealth, HarborProbe
 from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
-from tests.integration.fixtures.docker import (
+from lab.dockerd import (
     COMPOSE_V1,
     CONTAINER_NAMES,
     Dockerd,

@@ -15,7 +15,7 @@ import pytest
 from harbor_ha.compose import Compose
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
-from tests.integration.fixtures.docker import (
+from lab.dockerd import (
     COMPOSE_V1,
     Dockerd,
     HarborShape,

@@ -28,7 +28,7 @@ from harbor_ha.filesystem import (
     read_mountinfo,
 )
 from harbor_ha.runner import ProcessRunner
-from tests.integration.fixtures.filesystem import (
+from lab.loopdev import (
     EioDevice,
     damage_fixable,
     damage_unfixable,

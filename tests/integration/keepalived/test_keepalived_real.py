@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from harbor_ha.keepalived import TrackFiles, check_config, vip_present
-from tests.integration.fixtures.keepalived import (
+from lab.keepalived import (
     FifoWatch,
     KeepalivedProcess,
     NetnsRunner,

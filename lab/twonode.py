@@ -35,15 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER, start_cluster
-from tests.integration.fixtures.docker import (
+from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER, start_cluster
+from lab.dockerd import (
     HarborShape,
     build_images,
     compose_v2_binary,
     start_dockerd,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 HARBOR_HA = str(VENV_BIN / "harbor-ha")
 DEFAULT_LABDIR = Path("/var/tmp/harbor-ha-lab")

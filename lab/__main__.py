@@ -1,4 +1,4 @@
-"""`python -m tests.lab COMMAND`: drive the two-node lab (as root).
+"""`python -m lab COMMAND`: drive the two-node lab (as root).
 
 up            bring the lab up (tears down a previous one first)
 status        both nodes' state, the VIP holder, mappings, and the client's view
@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.lab import lab, timeline
-from tests.lab.client import Client
+from lab import timeline
+from lab import twonode as lab
+from lab.client import Client
 
 
 def print_status(st: lab.LabState) -> None:
@@ -148,19 +149,19 @@ def demo(labdir: Path, advert: float) -> int:
     print_status(st)
     print(f"""
 The lab keeps running. Try:
-  .venv/bin/python -m tests.lab status
-  .venv/bin/python -m tests.lab kill-master ; .venv/bin/python -m tests.lab restart NODE
-  .venv/bin/python -m tests.lab unhealthy NODE core on
-  .venv/bin/python -m tests.lab switchover
+  .venv/bin/python -m lab status
+  .venv/bin/python -m lab kill-master ; .venv/bin/python -m lab restart NODE
+  .venv/bin/python -m lab unhealthy NODE core on
+  .venv/bin/python -m lab switchover
   logs: {labdir}/a/harbor-ha.log {labdir}/b/harbor-ha.log (JSON, one line per decision)
 Tear it down with:
-  .venv/bin/python -m tests.lab down""")
+  .venv/bin/python -m lab down""")
     return 0 if first_ok is not None else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m tests.lab",
+        prog="python -m lab",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
