@@ -83,8 +83,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lab
 from lab import timeline
-from lab import twonode as lab
 from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
 from lab.client import Client
 

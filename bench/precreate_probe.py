@@ -25,16 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from lab.dockerd import (
-    HarborShape,
-    build_images,
-    compose_v2_binary,
-    delete_netns,
-    make_netns,
-    restart_dockerd,
-    start_dockerd,
-    stop_dockerd,
-)
+from lab.dockerd import compose_v2_binary, restart_dockerd, start_dockerd, stop_dockerd
+from lab.harbor_shape import HarborShape, build_images
+from lab.netns import delete_netns, make_netns
 
 
 def main() -> int:

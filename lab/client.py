@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from lab.dockerd import NetnsExecutor
+from lab.netns import NetnsExecutor
 
 
 @dataclass(frozen=True)

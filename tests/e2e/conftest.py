@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import twonode as labmod
+import lab as labmod
 from lab.client import Client
 from tests.e2e import helpers
 

@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+import lab
 from lab import timeline
-from lab import twonode as lab
 from lab.client import Answer, Client
 
 T = TypeVar("T")

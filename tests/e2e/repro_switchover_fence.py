@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import lab
 from lab import timeline
-from lab import twonode as lab
 from lab.client import Client
 from tests.e2e import helpers
 

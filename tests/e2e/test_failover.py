@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lab import twonode as lab
+import lab
 from tests.e2e import helpers
 from tests.e2e.conftest import LABDIR, Lab
 

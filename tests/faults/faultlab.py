@@ -7,6 +7,7 @@ mountpoint, at most one writer).  Every check reads the real system (mountinfo, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -18,15 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab import twonode as lab
+import lab
+from lab import LabState, NodeState
 from lab.client import Client
-from lab.twonode import LabState, NodeState
 
 SERVING_STATES = ("MASTER",)
 
 
 class Timeout(AssertionError):
     """A condition did not come true within its deadline (the message says which)."""
+
+
+def backup_unmapped(st: LabState, name: str) -> bool:
+    """The node is BACKUP and maps nothing (what maintenance on converges to)."""
+    return lab.status(st, name).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[name])
 
 
 def poll(cond: Callable[[], Any], within_s: float, what: str, every_s: float = 0.2) -> Any:
@@ -113,12 +119,12 @@ def crash_daemon(st: LabState, name: str) -> None:
 
 def daemon_alive(node: NodeState) -> bool:
     pid = node.pids.get("harbor-ha")
-    return bool(pid) and lab.alive(pid)
+    return pid is not None and pid > 0 and lab.alive(pid)
 
 
 def keepalived_alive(node: NodeState) -> bool:
     pid = node.pids.get("keepalived")
-    return bool(pid) and lab.alive(pid)
+    return pid is not None and pid > 0 and lab.alive(pid)
 
 
 def restart_daemon(st: LabState, name: str) -> None:
@@ -428,9 +434,7 @@ def image_offline(st: LabState) -> Iterator[str]:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in names:
         poll(
-            lambda n=name: (
-                lab.status(st, n).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[n])
-            ),
+            functools.partial(backup_unmapped, st, name),
             90,
             f"{name} BACKUP and unmapped in maintenance",
         )

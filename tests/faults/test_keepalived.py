@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from lab import twonode as lab
-from lab.twonode import LabState
+import lab
+from lab import LabState
 from tests.faults import faultlab as fl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]

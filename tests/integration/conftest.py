@@ -1,8 +1,8 @@
 """Integration suite: real Ceph, Docker, keepalived and filesystems started by the suite itself."""
 
 pytest_plugins = [
-    "lab.ceph",
-    "lab.dockerd",
-    "lab.keepalived",
-    "lab.loopdev",
+    "tests.integration.fixtures.ceph",
+    "tests.integration.fixtures.docker",
+    "tests.integration.fixtures.keepalived",
+    "tests.integration.fixtures.filesystem",
 ]

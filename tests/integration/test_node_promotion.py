@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import lab
 from lab import timeline
-from lab import twonode as lab
 
 pytestmark = pytest.mark.integration
 

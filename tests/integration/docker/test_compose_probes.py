@@ -24,15 +24,9 @@ from harbor_ha.probes.harbor import HarborHealth, HarborProbe
 from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
-from lab.dockerd import (
-    COMPOSE_V1,
-    CONTAINER_NAMES,
-    Dockerd,
-    HarborShape,
-    NetnsExecutor,
-    compose_v2_binary,
-    restart_dockerd,
-)
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import CONTAINER_NAMES, HarborShape
+from lab.netns import NetnsExecutor
 
 pytestmark = pytest.mark.integration
 

@@ -15,13 +15,8 @@ import pytest
 from harbor_ha.compose import Compose
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
-from lab.dockerd import (
-    COMPOSE_V1,
-    Dockerd,
-    HarborShape,
-    compose_v2_binary,
-    restart_dockerd,
-)
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import HarborShape
 
 pytestmark = pytest.mark.integration
 

@@ -33,11 +33,10 @@ from lab.loopdev import (
     damage_fixable,
     damage_unfixable,
     destroy_superblock,
-    fs_settings,
     prepare_root_like,
-    wait_for,
     write_root_fsck_wrapper,
 )
+from tests.integration.fixtures.filesystem import fs_settings, wait_for
 
 pytestmark = pytest.mark.integration
 
