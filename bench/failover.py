@@ -2,10 +2,10 @@
 
 Run as root from the repository top::
 
-    .venv/bin/python bench/failover.py [--runs N] [--kinds crash,switchover,health]
+    .venv/bin/python -m bench.failover [--runs N] [--kinds crash,switchover,health]
                                        [--dir /var/tmp/hhbench] [--prefix hhbench] [--keep]
 
-It brings up its OWN two-node lab (tests/lab: real keepalived, Ceph, dockerd, Harbor-shaped
+It brings up its OWN two-node lab (lab/: real keepalived, Ceph, dockerd, Harbor-shaped
 project; own directory and netns prefix, so other labs may run beside it) with
 HARBOR_HA_LOG_LEVEL=debug, so every external command harbor-ha runs is logged as one
 ``command`` line (argv, rc, duration_ms, timestamp = its end).  Then N failovers of each kind:

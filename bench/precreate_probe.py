@@ -1,7 +1,7 @@
 """Idea (a) of issue 4, measured on a real dockerd: may a standby keep Harbor's containers
 CREATED (not started), and what does it save at promotion?
 
-Run as root: ``.venv/bin/python bench/precreate_probe.py [--runs 3]``.  It starts its own
+Run as root: ``.venv/bin/python -m bench.precreate_probe [--runs 3]``.  It starts its own
 containerd + dockerd in its own netns (prefix hhbpc-), renders the Harbor-shaped project with a
 data directory that is EMPTY and ``chattr +i`` (what an unmounted, guarded mountpoint looks
 like on a standby), and measures/checks:

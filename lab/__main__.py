@@ -1,4 +1,4 @@
-"""`python -m lab COMMAND`: drive the two-node lab (as root).
+"""`python -m lab COMMAND` (from the repository top): drive the two-node lab (as root).
 
 up            bring the lab up (tears down a previous one first)
 status        both nodes' state, the VIP holder, mappings, and the client's view

@@ -45,7 +45,8 @@ def up(
     """Bring the whole lab up; on failure everything made so far is torn down.
 
     ``log_level`` is harbor-ha's HARBOR_HA_LOG_LEVEL on both nodes; ``"debug"`` adds one
-    ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses it)."""
+    ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses
+    it)."""
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)

@@ -5,7 +5,7 @@ ext4 on the stand-in; a writer appends N, fsyncs, then acknowledges N in a file 
 client is blocklisted mid-stream; a fresh mapping (as the peer would make) checks that every
 acknowledged N is on the image.  Measured here: with librbd's default cache the last
 acknowledged record was missing in 2 of 4 rounds; with ``rbd cache = false`` 0 of 6.  That is
-why the lab turns the cache off (tests/lab/lab.py: no_client_cache); krbd has no such cache.
+why the lab turns the cache off (lab/twonode.py: no_client_cache); krbd has no such cache.
 
 Run as root from the repository:  .venv/bin/python -m tests.e2e.repro_fenced_ack [cache-off] [N]
 """

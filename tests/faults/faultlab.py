@@ -382,10 +382,10 @@ def reap_writers() -> None:
 
 def release_stuck_writers(grace_s: float = 3.0) -> list[str]:
     """The test's own write probes stuck in D state on a FENCED node's stand-in mapping (the
-    rbd-fuse mount is poisoned after fencing, LAB.md; krbd would return EIO instead) hold its
-    mount busy, so that node's demotion could never unmount.  Kill -9 that node's rbd-fuse
-    (the stand-in's 'kernel mapping'): the FUSE connection drops, the probes get an error and
-    exit.  Returns what was done (for the table)."""
+    rbd-fuse mount is poisoned after fencing, see lab/krbd_standin.py; krbd would return EIO
+    instead) hold its mount busy, so that node's demotion could never unmount.  Kill -9 that
+    node's rbd-fuse (the stand-in's 'kernel mapping'): the FUSE connection drops, the probes
+    get an error and exit.  Returns what was done (for the table)."""
     deadline = time.monotonic() + grace_s
     while _STUCK and time.monotonic() < deadline:
         reap_writers()

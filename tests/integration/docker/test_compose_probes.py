@@ -1,8 +1,9 @@
 """Compose adapter and probes against a real dockerd running the Harbor-shaped project.
 
-The dockerd lives in its own netns (fixtures/docker.py): the Docker API is its unix socket; the
-project's HTTPS port (openssl s_server, real TLS) only exists on that netns' loopback, so TCP and
-health-API probes run through ``netns_exec`` (a thread inside the netns).
+The dockerd lives in its own netns (fixtures/docker.py over lab/dockerd.py): the Docker API is
+its unix socket; the project's HTTPS port (openssl s_server, real TLS) only exists on that
+netns' loopback, so TCP and health-API probes run through ``netns_exec`` (a thread inside the
+netns).
 """
 
 from __future__ import annotations
