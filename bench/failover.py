@@ -85,8 +85,8 @@ from typing import Any
 
 import lab
 from lab import timeline
-from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
 from lab.client import Client
+from lab.mappings import KRBD_STANDIN, RBD_STATE_ENV, standin_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -394,7 +394,7 @@ def start_baseline(st: lab.LabState, node: lab.NodeState, log: Path) -> subproce
         "DOCKER_HOST": node.docker_host,
         "BASE_VIP": st.vip_address,
         "BASE_IFACE": "eth0",
-        "BASE_RBD": str(RBD_WRAPPER),
+        "BASE_RBD": str(KRBD_STANDIN),
         "BASE_CEPH_ARGS": ceph_args(st),
         "BASE_IMAGE": "rbd/harbor",
         "BASE_FS_TYPE": "ext4",
@@ -440,10 +440,10 @@ def undo_node(st: lab.LabState, node: lab.NodeState) -> None:
     umount = lab.mounted_here(node) and lab.sh("umount", str(node.mountpoint), check=False)
     if umount and umount.returncode != 0:
         lab.sh("umount", "-l", str(node.mountpoint), check=False)
-    renv = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
+    renv = standin_env(node.rbd_state)
     for dev in lab.mapped_here(node):
         lab.sh(
-            str(RBD_WRAPPER), "device", "unmap", "-o", "force", dev,
+            str(KRBD_STANDIN), "device", "unmap", "-o", "force", dev,
             check=False, env=renv, timeout=90,
         )  # fmt: skip
     if lab.mapped_here(node) or lab.mounted_here(node):

@@ -9,8 +9,9 @@ Modules, from the bottom up:
     procs.py         run a command, spawn/kill/reap the lab's own processes, mounts under a path
     state.py         the lab's fixed layout (addresses, names) and its record LABDIR/state.json
     netns.py         netns, bridge + veth topology, reaching into a netns (thread, Runner)
-    ceph.py          a single-node Ceph cluster (mon + memstore OSD); the krbd stand-in's side
+    ceph.py          a single-node Ceph cluster (mon + memstore OSD), a test image on it
     krbd_standin.py  the ``rbd`` CLI stand-in for krbd (rbd-fuse + loop device), an executable
+    mappings.py      the stand-in's mappings: one state dir per simulated node, forced teardown
     dockerd.py       a private containerd + dockerd, optionally in a netns; compose binaries
     harbor_shape/    the Harbor-shaped compose project (busybox image + compose template)
     keepalived.py    real keepalived in a netns (command line, one process, node settings)

@@ -10,17 +10,16 @@ mount namespace: its mounts would be invisible to the node's dockerd).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
 from lab.dockerd import start_dockerd
 from lab.harbor_shape import HarborShape, build_images
 from lab.keepalived import keepalived_argv
+from lab.mappings import KRBD_STANDIN, standin_env
 from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
@@ -47,7 +46,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_CEPH_USER": "harbor",
         "HARBOR_HA_CEPH_POOL": "rbd",
         "HARBOR_HA_CEPH_IMAGE": "harbor",
-        "HARBOR_HA_RBD_BIN": str(RBD_WRAPPER),
+        "HARBOR_HA_RBD_BIN": str(KRBD_STANDIN),
         "HARBOR_HA_MOUNTPOINT": str(node.mountpoint),
         "HARBOR_HA_COMPOSE_FILE": str(node.path / "harbor" / "docker-compose.yml"),
         "HARBOR_HA_COMPOSE_PROJECT": PROJECT,
@@ -110,7 +109,7 @@ def harbor_ha(
     node: NodeState, *args: str, check: bool = True, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """The real CLI, as an operator runs it on that node."""
-    env = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
+    env = standin_env(node.rbd_state)
     return sh(
         "nsenter",
         f"--net=/run/netns/{node.netns}",
@@ -125,7 +124,7 @@ def harbor_ha(
 
 
 def start_harbor_ha(node: NodeState) -> None:
-    env = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
+    env = standin_env(node.rbd_state)
     sock = node.run_dir / "control.sock"
     sock.unlink(missing_ok=True)  # left by a kill -9: wait for the new one
     node.pids["harbor-ha"] = spawn(
@@ -191,8 +190,8 @@ def vip_holders(st: LabState) -> list[str]:
 
 
 def mapped_here(node: NodeState) -> list[str]:
-    env = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
-    res = sh(str(RBD_WRAPPER), "device", "list", "--format", "json", check=False, env=env)
+    env = standin_env(node.rbd_state)
+    res = sh(str(KRBD_STANDIN), "device", "list", "--format", "json", check=False, env=env)
     try:
         return [d["device"] for d in json.loads(res.stdout or "[]")]
     except json.JSONDecodeError:
@@ -204,9 +203,9 @@ def rbd_as_harbor(
 ) -> str:
     """The krbd stand-in run in ``node``'s netns as the harbor user, with ``node``'s mapping
     state (or ``state_dir``: a test's own mapping); returns stdout."""
-    env = {**os.environ, RBD_STATE_ENV: str(state_dir or node.rbd_state)}
+    env = standin_env(state_dir or node.rbd_state)
     res = sh(
-        "nsenter", f"--net=/run/netns/{node.netns}", str(RBD_WRAPPER),
+        "nsenter", f"--net=/run/netns/{node.netns}", str(KRBD_STANDIN),
         "-c", st.ceph_conf, "--id", "harbor", "--keyring", st.ceph_keyring, *args,
         timeout=timeout, env=env,
     )  # fmt: skip

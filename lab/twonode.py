@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from lab.ceph import start_cluster, teardown_mappings
+from lab.ceph import start_cluster
 from lab.dockerd import compose_v2_binary
+from lab.mappings import teardown_mappings
 from lab.netns import make_lab_topology
 from lab.node import harbor_ha, install_node, start_services
 from lab.procs import alive, kill_pid, mounts_under, reap, sh

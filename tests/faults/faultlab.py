@@ -22,6 +22,7 @@ from typing import Any
 import lab
 from lab import LabState, NodeState
 from lab.client import Client
+from lab.mappings import teardown_mappings
 
 SERVING_STATES = ("MASTER",)
 
@@ -443,11 +444,7 @@ def image_offline(st: LabState) -> Iterator[str]:
     try:
         device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     except lab.LabError:  # the stand-in's losetup can time out under load: once more
-        from lab.ceph import RBD_STATE_ENV, RBD_WRAPPER
-
-        env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
-        for entry in sorted(p for p in state_dir.iterdir() if p.is_dir()):
-            lab.sh(str(RBD_WRAPPER), "_teardown", entry.name, check=False, env=env, timeout=60)
+        teardown_mappings(state_dir)
         device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     try:
         yield device
