@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import lab
+from lab import timeline
+from lab.client import Client
 from tests.e2e import helpers
-from tests.lab import lab, timeline
-from tests.lab.client import Client
 
 LABDIR = Path("/var/tmp/hhe2e-repro-sw")
 

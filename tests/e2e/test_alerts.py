@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
+import lab
+from lab.netns import NetnsExecutor
 from tests.e2e import helpers
 from tests.e2e.conftest import Lab
-from tests.integration.fixtures.docker import NetnsExecutor
-from tests.lab import lab
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "harbor-ha.rules.yml"

@@ -42,7 +42,7 @@ check would count their processes. Measured: full matrix 27.5 min; quick subset 
 
 CI runs the quick subset through `scripts/test` (`-m "not full"`); `scripts/test --full` runs
 everything without rewriting this file.  Each row is one fault injected into the real two-node
-lab (tests/lab: real keepalived, Ceph mon+OSD, dockerd per node, Harbor-shaped compose
+lab (lab/: real keepalived, Ceph mon+OSD, dockerd per node, Harbor-shaped compose
 project, the real `harbor-ha` CLI) or, for bad input, into the real CLI / intake code.
 "Runs" is how many times the fault was injected in that test; "Result" is pytest's verdict
 on the test's assertions (xfailed = a known product defect, described in the row and in
@@ -81,14 +81,14 @@ FINDINGS = """
    backoff of the node that lost (5, 10, 20 ... 300 s). Not solved: a two-node partition in
    which both nodes reach Ceph has no quorum to say who should serve; "never fence back
    whoever fenced us" would leave Harbor down if that peer later hangs.
-3. **Lab defect (tests/lab), fixed**: `lab.partition`'s blackhole routes did not cut
+3. **Lab defect (lab/), fixed**: `lab.partition`'s blackhole routes did not cut
    VRRP: keepalived sends its unicast adverts on a socket bound to eth0, and a route lookup
    with an output interface ignores the blackhole route; in the first full run no takeover
    happened ("promotions to MASTER during it: 0"). The fault suite partitions with iptables
    DROP rules in each node's netns instead (`faultlab.real_partition`); the row is from that.
    `lab.partition` and `lab.isolate_from_ceph` now use iptables DROP rules too.
-4. **Stand-in limitation (tests/integration/tools/rbd)**: after fencing, the rbd-fuse mount is
-   poisoned (LAB.md): a process writing to the fenced node's mount sits in D state forever,
+4. **Stand-in limitation (lab/krbd_standin.py)**: after fencing, the rbd-fuse mount is
+   poisoned: a process writing to the fenced node's mount sits in D state forever,
    where krbd would return EIO. The suite's own write probes did that once and held the old
    master's mount busy, so its demotion ended in FENCED_SELF and retried forever (by design:
    it cannot unmount). In the first full run the operator of the run killed that node's
@@ -113,7 +113,7 @@ FINDINGS = """
    before judging, and reports whether a replay was needed. That a journal needs replay after
    a clean `umount` + unmap suggests the stand-in's unmap loses the last writes (loop device
    buffered over the rbd-fuse file; rbd-fuse stopped before writeback?): to check in
-   tests/integration/tools/rbd (krbd unmap flushes). fsync'd data was never lost. Rerun:
+   lab/krbd_standin.py (krbd unmap flushes). fsync'd data was never lost. Rerun:
    0 of 162 acknowledged records lost, journal needed replay again, e2fsck -fn exit 0.
    Likely cause: the loop device writes through the FUSE file's page cache (stand-in only;
    the direct-I/O attempt was reverted, see 4).

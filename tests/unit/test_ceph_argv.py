@@ -30,7 +30,7 @@ def settings(**kw: object) -> Settings:
         "command_timeout_s": 7.0,
     }
     base.update(kw)
-    return example_settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)
 
 
 async def test_common_args_all_set() -> None:

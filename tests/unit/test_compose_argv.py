@@ -52,7 +52,7 @@ def settings(**kw: object) -> Settings:
         "compose_stop_timeout_s": 7,
     }
     base.update(kw)
-    return example_settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)
 
 
 async def test_auto_prefers_v2_and_builds_argv() -> None:

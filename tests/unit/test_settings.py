@@ -16,7 +16,7 @@ REQUIRED = {
 }
 
 
-def problems(env_file: Path | None = None, **environ: str) -> list[str]:
+def problems(env_file: Path | None = None, /, **environ: str) -> list[str]:
     with pytest.raises(SettingsError) as info:
         load_settings(env_file, environ)
     return info.value.problems
@@ -254,7 +254,9 @@ def test_settings_reads_nothing_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     s = Settings(vip="10.0.0.1/24", interface="eth0", ceph_pool="rbd", ceph_image="harbor")
     assert s.https_port == 443
     with pytest.raises(ValueError, match="https_prot"):
-        Settings(vip="10.0.0.1/24", interface="eth0", ceph_pool="p", ceph_image="i", https_prot=1)
+        Settings(  # type: ignore[call-arg]
+            vip="10.0.0.1/24", interface="eth0", ceph_pool="p", ceph_image="i", https_prot=1
+        )
 
 
 def test_env_example_is_what_the_generator_writes() -> None:

@@ -1,8 +1,9 @@
 """Compose adapter and probes against a real dockerd running the Harbor-shaped project.
 
-The dockerd lives in its own netns (fixtures/docker.py): the Docker API is its unix socket; the
-project's HTTPS port (openssl s_server, real TLS) only exists on that netns' loopback, so TCP and
-health-API probes run through ``netns_exec`` (a thread inside the netns).
+The dockerd lives in its own netns (fixtures/docker.py over lab/dockerd.py): the Docker API is
+its unix socket; the project's HTTPS port (openssl s_server, real TLS) only exists on that
+netns' loopback, so TCP and health-API probes run through ``netns_exec`` (a thread inside the
+netns).
 """
 
 from __future__ import annotations
@@ -24,16 +25,10 @@ from harbor_ha.probes.harbor import HarborHealth, HarborProbe
 from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import CONTAINER_NAMES, HarborShape
+from lab.netns import NetnsExecutor
 from tests.fakes import example_settings
-from tests.integration.fixtures.docker import (
-    COMPOSE_V1,
-    CONTAINER_NAMES,
-    Dockerd,
-    HarborShape,
-    NetnsExecutor,
-    compose_v2_binary,
-    restart_dockerd,
-)
 
 pytestmark = pytest.mark.integration
 

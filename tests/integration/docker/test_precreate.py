@@ -14,14 +14,9 @@ import pytest
 
 from harbor_ha.compose import Compose
 from harbor_ha.runner import ProcessRunner
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import HarborShape
 from tests.fakes import example_settings
-from tests.integration.fixtures.docker import (
-    COMPOSE_V1,
-    Dockerd,
-    HarborShape,
-    compose_v2_binary,
-    restart_dockerd,
-)
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from tests.integration.fixtures.docker import NetnsExecutor
+from lab.netns import NetnsExecutor
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,16 @@
-"""`python -m tests.lab COMMAND`: drive the two-node lab (as root).
-
-up            bring the lab up (tears down a previous one first)
-status        both nodes' state, the VIP holder, mappings, and the client's view
-kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
-restart NODE  start NODE's harbor-ha and keepalived again (as systemd would)
-unhealthy NODE SERVICE on|off   flip a Harbor component's health on NODE
-switchover    `harbor-ha switchover` on the master
-partition     cut the nodes from each other (each keeps Ceph and the client)
-heal          undo partition
-down          tear everything down (also after a crash of the lab)
-demo          up, show both nodes, kill the master, print the failover timeline live,
-              bring the old master back, leave the lab running
-"""
+"""The demo (``scripts/demo``, ``python -m lab demo``): bring the lab up, show both nodes,
+kill -9 the master's keepalived and harbor-ha, print the failover timeline as it happens (both
+nodes' decisions and the client's first healthy answer), bring the old master back, and leave
+the lab running.  ``print_status`` and ``wait_one_master`` are the CLI's too."""
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
-from tests.lab import lab, timeline
-from tests.lab.client import Client
+import lab
+from lab import timeline
+from lab.client import Client
 
 
 def print_status(st: lab.LabState) -> None:
@@ -148,72 +137,11 @@ def demo(labdir: Path, advert: float) -> int:
     print_status(st)
     print(f"""
 The lab keeps running. Try:
-  .venv/bin/python -m tests.lab status
-  .venv/bin/python -m tests.lab kill-master ; .venv/bin/python -m tests.lab restart NODE
-  .venv/bin/python -m tests.lab unhealthy NODE core on
-  .venv/bin/python -m tests.lab switchover
+  .venv/bin/python -m lab status
+  .venv/bin/python -m lab kill-master ; .venv/bin/python -m lab restart NODE
+  .venv/bin/python -m lab unhealthy NODE core on
+  .venv/bin/python -m lab switchover
   logs: {labdir}/a/harbor-ha.log {labdir}/b/harbor-ha.log (JSON, one line per decision)
 Tear it down with:
-  .venv/bin/python -m tests.lab down""")
+  .venv/bin/python -m lab down""")
     return 0 if first_ok is not None else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tests.lab",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--dir", type=Path, default=lab.DEFAULT_LABDIR, help="lab directory")
-    p.add_argument("--advert", type=float, default=0.1, help="VRRP advert interval (s)")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
-        sub.add_parser(name)
-    r = sub.add_parser("restart")
-    r.add_argument("node")
-    u = sub.add_parser("unhealthy")
-    u.add_argument("node")
-    u.add_argument("service")
-    u.add_argument("mode", choices=["on", "off"])
-    args = p.parse_args(argv)
-    if args.cmd == "demo":
-        return demo(args.dir, args.advert)
-    if args.cmd == "up":
-        st = lab.up(args.dir, advert_s=args.advert)
-        master = wait_one_master(st)
-        print(f"lab: up; master is {master}")
-        print_status(st)
-        return 0
-    if args.cmd == "down":
-        lab.down(args.dir)
-        return 0
-    with lab.lab_session(args.dir) as st:
-        if args.cmd == "status":
-            print_status(st)
-        elif args.cmd == "kill-master":
-            m = lab.masters(st)
-            if not m:
-                print("no MASTER to kill", file=sys.stderr)
-                return 1
-            lab.kill_services(st, m[0])
-            print(f"killed keepalived and harbor-ha of node {m[0]} (kill -9)")
-        elif args.cmd == "restart":
-            lab.start_services(st, args.node)
-            print(f"started harbor-ha and keepalived on node {args.node}")
-        elif args.cmd == "unhealthy":
-            lab.set_unhealthy(st, args.node, args.service, args.mode == "on")
-        elif args.cmd == "switchover":
-            m = lab.masters(st)
-            if not m:
-                print("no MASTER", file=sys.stderr)
-                return 1
-            print(lab.harbor_ha(st.nodes[m[0]], "switchover", check=False).stdout)
-        elif args.cmd == "partition":
-            lab.partition(st)
-        elif args.cmd == "heal":
-            lab.heal(st)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

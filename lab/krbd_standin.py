@@ -22,7 +22,7 @@ Implemented (output shaped like the real rbd's):
       write while we hold the lock (ext4 does not use them).
   rbd [common args] device unmap [-o force] DEV|POOL/IMAGE   (also `rbd unmap`)
       without force: fails with (16) Device or resource busy if DEV is mounted.
-      Teardown survives a fenced (poisoned) FUSE mount (LAB.md): losetup -d (the
+      Teardown survives a fenced (poisoned) FUSE mount: losetup -d (the
       loop is found with `losetup -l -n -O NAME,BACK-FILE`; nothing under the FUSE
       mount is ever stat'ed), `timeout 10 fusermount -u MNT`; if still mounted
       (busy: forced unmap; or poisoned): SIGTERM rbd-fuse by its recorded PID (it
