@@ -67,7 +67,7 @@ FINDINGS = """
    confirms that the VIP is on the node's interface (polled for up to `VIP_CONFIRM_S` = 1 s;
    keepalived adds its VIPs before it writes MASTER, so a real MASTER line finds it at once);
    otherwise the step fails (StepError: rollback, fault flag, backoff) and Ceph is never
-   asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/app.py). Unit tests:
+   asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/build.py). Unit tests:
    tests/unit/test_steps_fence_vip.py. The row marked (rerun) is after the fix ("fenced the
    master 0x").
 2. **Product behaviour, not fixed (availability, not safety)**: during a real partition
