@@ -4,8 +4,9 @@ is still demoting.
 The old master raised its fault file at once (the switchover rule of the machine at the
 time), so keepalived moved the VIP and the peer's fence step blocklisted the old master's
 Ceph client while the old master was still stopping Harbor / unmounting.  A writer on the
-old master's mount (as Harbor would be) then gets I/O errors instead of being stopped cleanly, and the old node's unmount runs against
-a fenced device.  This prints, from both nodes' logs, when the peer fenced and when the old
+old master's mount (as Harbor would be) then got I/O errors instead of being stopped
+cleanly, and the old node's unmount ran against a fenced device.  This prints, from both
+nodes' logs, when the peer fenced and when the old
 master had unmounted and unmapped, and how the writer ended.
 
 Run as root from the repository:  .venv/bin/python -m tests.e2e.repro_switchover_fence
