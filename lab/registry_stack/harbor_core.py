@@ -47,7 +47,7 @@ def _http_ok(url: str) -> str | None:
 
 def check_database() -> str | None:
     port = os.environ.get("PGPORT", "5432")
-    argv = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", port, "-t", "1"]
+    argv = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-t", "1"]
     try:
         res = subprocess.run(argv, capture_output=True, timeout=CHECK_TIMEOUT_S + 1, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:

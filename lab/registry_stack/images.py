@@ -3,7 +3,8 @@
 Recipe: ``debootstrap --variant=minbase`` of bookworm from the mirror apt uses here (read from
 /etc/apt/sources.list*), with every package of the stack in ONE root (PACKAGES), pruned (apt's
 .deb cache, docs, locales, PostgreSQL's LLVM JIT), imported with ``docker import`` as the base;
-then one small ``DOCKER_BUILDKIT=0 docker build`` layer per service (images/<dir>/Dockerfile,
+plus harbor_core.py (the health component and every image's healthcheck), then one small
+``DOCKER_BUILDKIT=0 docker build`` layer per service (images/<dir>/Dockerfile,
 FROM the base). All images go to ONE ``docker save`` tar in the cache, named by a hash of the
 recipe (this file's constants + every file under images/ + harbor_core.py): each node's dockerd
 only runs ``docker load`` of it. A flock on the cache directory makes concurrent builders wait
@@ -155,19 +156,25 @@ def _cache_lock(cache_dir: Path) -> Iterator[None]:
         yield
 
 
+def unmount_under(root: Path) -> None:
+    """Unmount whatever a failed debootstrap left mounted under ``root`` (proc, sys), deepest
+    first, so removing the directory never walks into a live /proc."""
+    prefix = str(root.resolve()) + "/"
+    mounts = [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith(prefix)
+    ]
+    for mnt in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mnt], capture_output=True, timeout=30, check=False)
+
+
 def bootstrap_root(root: Path, mirror: str) -> None:
     """debootstrap the stack's Debian root into ``root`` and prune it."""
-    _run(
-        [
-            "debootstrap",
-            "--variant=minbase",
-            f"--include={','.join(PACKAGES)}",
-            SUITE,
-            str(root),
-            mirror,
-        ],
-        DEBOOTSTRAP_TIMEOUT_S,
-    )
+    try:
+        _bootstrap(root, mirror)
+    finally:
+        unmount_under(root)
     for rel in PRUNE:
         path = root / rel
         if path.is_dir() and not path.is_symlink():
@@ -179,10 +186,26 @@ def bootstrap_root(root: Path, mirror: str) -> None:
             path.unlink()
 
 
+def _bootstrap(root: Path, mirror: str) -> None:
+    _run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(PACKAGES)}",
+            SUITE,
+            str(root),
+            mirror,
+        ],
+        DEBOOTSTRAP_TIMEOUT_S,
+    )
+
+
 def build_images(docker_host: str, tag: str, workdir: Path) -> list[str]:
     """Bootstrap, import and build every image into ``docker_host``; returns the references."""
     root = workdir / "root"
     bootstrap_root(root, debian_mirror())
+    # In the base: every image's healthcheck runs it (`harbor_core.py check URL`).
+    shutil.copy2(HEALTH_COMPONENT, root / "usr/local/bin" / HEALTH_COMPONENT.name)
     base = f"{BASE_REPO}:{tag}"
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     try:
@@ -208,7 +231,6 @@ def build_images(docker_host: str, tag: str, workdir: Path) -> list[str]:
         if build_dir not in built:
             ctx = workdir / f"ctx-{build_dir}"
             shutil.copytree(IMAGES_DIR / build_dir, ctx)
-            shutil.copy2(HEALTH_COMPONENT, ctx / HEALTH_COMPONENT.name)
             first = refs[svc]
             build_arg = f"BASE={base}"
             _docker(docker_host, "build", "-q", "--build-arg", build_arg, "-t", first, str(ctx))
@@ -244,6 +266,9 @@ def ensure_images(docker_host: str, cache_dir: Path = CACHE_DIR) -> Loaded:
                 partial = Path(tmp) / "images.tar"
                 _docker(docker_host, "save", "-o", str(partial), *refs)
                 partial.rename(tar)
+            for old in cache_dir.glob("stack-*.tar"):
+                if old != tar:
+                    old.unlink()  # an earlier recipe's images: never loaded again
             build_s = time.monotonic() - start
             built = True
     start = time.monotonic()
