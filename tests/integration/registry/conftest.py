@@ -15,13 +15,9 @@ import pytest
 
 from lab.registry_stack.images import Loaded, ensure_images
 from lab.registry_stack.stack import RegistryStack
-from tests.integration.fixtures.docker import (
-    COMPOSE_V1,
-    Dockerd,
-    NetnsExecutor,
-    compose_v2_binary,
-)
-from tests.integration.fixtures.filesystem import create_loop, detach_loop, unmount_all
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary
+from lab.loopdev import create_loop, detach_loop, unmount_all
+from lab.netns import NetnsExecutor
 
 __all__ = ["Dockerd", "NetnsExecutor"]
 
