@@ -29,9 +29,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 IMAGES_DIR = HERE / "images"
 HEALTH_COMPONENT = HERE / "harbor_core.py"
-CACHE_DIR = Path(os.environ.get("HHLAB_CACHE", "/var/cache/harbor-ha-lab")) / (
-    "registry-stack"
-)
+CACHE_DIR = Path(os.environ.get("HHLAB_CACHE", "/var/cache/harbor-ha-lab")) / ("registry-stack")
 SUITE = "bookworm"
 PACKAGES = (
     "docker-registry",

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lab.registry_stack.images import Loaded, ensure_images
-from lab.registry_stack.stack import RegistryStack
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary
 from lab.loopdev import create_loop, detach_loop, unmount_all
 from lab.netns import NetnsExecutor
+from lab.registry_stack.images import Loaded, ensure_images
+from lab.registry_stack.stack import RegistryStack
 
 __all__ = ["Dockerd", "NetnsExecutor"]
 
