@@ -1,0 +1,182 @@
+"""VM tier fixtures: the lab Ceph on a bridge and two QEMU/TCG VMs running Debian's kernel.
+
+Session-scoped, because a boot costs ~15 s under TCG: a bridge netns, the
+Ceph mon + OSD in their own netns on it (the integration launcher), and two
+VMs ``vm-a`` and ``vm-b`` with their taps on the bridge: two nodes with the
+real rbd module, the production ``rbd``/``ceph`` CLIs and the product from
+this checkout (the host's root over 9p).  Each test gets fresh images.
+Teardown kills the VMs by PID, removes the taps and netns, stops Ceph, also
+after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harbor_ha.settings import Settings
+from lab.vm import net, qemu
+from lab.vm.guest import GuestResult
+from lab.vm.kernel import ensure_kernel
+
+# The one place this tier imports the Ceph launcher (it moves to lab/ with issue 8).
+from tests.integration.fixtures.ceph import CephCluster, start_cluster, stop_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+SUBNET = "10.98.0"
+CEPH_IP = f"{SUBNET}.20"
+NODES = {"vm-a": 31, "vm-b": 32}
+GUEST_PY_TIMEOUT_S = 240.0
+
+# Timeouts for the product inside a TCG guest: userland there is 10-20x slower than native.
+VM_TIMEOUTS: dict[str, Any] = {
+    "command_timeout_s": 60.0,
+    "map_timeout_s": 90.0,
+    "unmap_timeout_s": 120.0,
+    "fence_timeout_s": 90.0,
+    "mount_timeout_s": 60.0,
+    "unmount_timeout_s": 60.0,
+    "fsck_timeout_s": 120.0,
+    "format_timeout_s": 120.0,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/vm/" in str(item.fspath):
+            item.add_marker(pytest.mark.vm)
+
+
+@dataclass
+class VmLab:
+    """The running VM tier: cluster, VMs by name, the bridge netns."""
+
+    cluster: CephCluster
+    bridge_ns: str
+    vms: dict[str, qemu.Vm]
+    images: list[str] = field(default_factory=list)
+
+    def image(self, name: str, size_mb: int = 64) -> str:
+        self.cluster.create_image(name, size_mb)
+        self.images.append(name)
+        return name
+
+    def settings(self, image: str, node: str, **overrides: Any) -> Settings:
+        fields: dict[str, Any] = {
+            "rbd_bin": "/usr/bin/rbd",
+            "mountpoint": Path(f"/mnt/harbor-{image}"),
+            "node_name": node,
+            **VM_TIMEOUTS,
+        }
+        fields.update(overrides)
+        return self.cluster.settings(image=image, **fields)
+
+    def run(self, vm: str, argv: list[str], timeout_s: float = 120.0) -> GuestResult:
+        return self.vms[vm].agent.run(argv, timeout_s=timeout_s, cwd=str(REPO))
+
+    def steps(self, vm: str, settings: Settings, *steps: str) -> list[dict[str, Any]]:
+        """Run guest_steps STEPS in the VM with ``settings``; one record per step."""
+        res = self.vms[vm].agent.run(
+            [PYTHON, "-m", "tests.vm.guest_steps", *steps],
+            timeout_s=GUEST_PY_TIMEOUT_S,
+            stdin=settings.model_dump_json(),
+            cwd=str(REPO),
+        )
+        records = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
+        if len(records) != len(steps):
+            raise AssertionError(f"guest_steps {steps}: rc {res.rc}\n{res.stdout}\n{res.stderr}")
+        return records
+
+
+def _boot(vms: dict[str, qemu.Vm], errors: list[BaseException], name: str, host: int,
+          bridge_ns: str, prefix: str, workdir: Path) -> None:  # fmt: skip
+    try:
+        vms[name] = qemu.launch(
+            ensure_kernel(),
+            name=name,
+            address=f"{SUBNET}.{host}/24",
+            mac=f"52:54:00:98:00:{host:02x}",
+            bridge_ns=bridge_ns,
+            tap=f"{prefix}-t{name[-1]}",
+            workdir=workdir / name,
+        )
+    except BaseException as exc:
+        errors.append(exc)
+
+
+@pytest.fixture(scope="session")
+def vm_lab() -> Iterator[VmLab]:
+    if os.geteuid() != 0:
+        pytest.skip("the VM tier needs root")
+    if shutil.which(qemu.QEMU) is None:
+        pytest.skip("qemu-system-x86 is not installed (scripts/setup installs it)")
+    prefix = f"hv{os.getpid() % 100000}"
+    bridge_ns, ceph_ns = f"{prefix}-br", f"{prefix}-ceph"
+    workdir = Path(tempfile.mkdtemp(prefix="hhc-vm-"))
+    vms: dict[str, qemu.Vm] = {}
+    cluster: CephCluster | None = None
+    started = time.monotonic()
+    try:
+        ensure_kernel()
+        net.make_bridge(bridge_ns)
+        net.add_host(bridge_ns, ceph_ns, f"{CEPH_IP}/24", f"{prefix}-c")
+        # The Ceph files (conf, keyrings) must exist before the VMs boot: the guests see the
+        # host's root through 9p with cache=loose, which does not notice files created later.
+        cluster = start_cluster(workdir / "ceph", ceph_ns, CEPH_IP)
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(
+                target=_boot, args=(vms, errors, n, h, bridge_ns, prefix, workdir)
+            )
+            for n, h in NODES.items()
+        ]  # fmt: skip
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        print(
+            f"\nvm_lab ready in {time.monotonic() - started:.1f} s (ceph {cluster.startup_s:.1f} s,"
+            f" boots {', '.join(f'{n} {v.boot_s:.1f} s' for n, v in vms.items())})"
+        )
+        yield VmLab(cluster=cluster, bridge_ns=bridge_ns, vms=vms)
+    finally:
+        for vm in vms.values():
+            qemu.stop(vm)
+        if cluster is not None:
+            stop_cluster(cluster, remove_workdir=False)
+        net.del_netns(ceph_ns)
+        net.del_netns(bridge_ns)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def lab(vm_lab: VmLab) -> Iterator[VmLab]:
+    """The VM tier for one test; afterwards every VM unmaps what is left (force) and the
+    test's images go (their leftover watchers blocklisted)."""
+    yield vm_lab
+    for name in vm_lab.vms:
+        if not vm_lab.vms[name].alive():
+            continue
+        net.heal(vm_lab.bridge_ns, vm_lab.vms[name].tap)
+        vm_lab.run(
+            name,
+            ["sh", "-c", "umount -l /mnt/harbor-* 2>/dev/null; for d in /dev/rbd[0-9]*; do "
+             "[ -b $d ] && rbd device unmap -o force $d; done; true"],
+            timeout_s=180,
+        )  # fmt: skip
+    for image in vm_lab.images:
+        vm_lab.cluster.remove_image(image)
+    vm_lab.images.clear()
