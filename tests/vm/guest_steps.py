@@ -55,6 +55,10 @@ async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
         return [w.address for w in await ceph.watchers()]
     if name == "fence":
         return await ceph.fence()
+    if name == "unmount":
+        return (await fs.unmount(s.unmount_timeout_s, s.unmount_term_grace_s)).attempts
+    if name == "guarded":
+        return fs.is_guarded()
     if name == "unmap_plain":
         return await ceph._run(
             ceph.rbd_argv("device", "unmap", str(device)), f"rbd device unmap {device}", None
@@ -67,10 +71,6 @@ async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
         return (await fs.fsck(device, s.fsck_timeout_s)).code
     if name == "mount":
         return await fs.mount(device, s.mount_timeout_s)
-    if name == "unmount":
-        return (await fs.unmount(s.unmount_timeout_s, s.unmount_term_grace_s)).attempts
-    if name == "guarded":
-        return fs.is_guarded()
     if name == "probe":
         return await fs.read_probe(device, s.command_timeout_s)
     if name == "blkid":
