@@ -83,6 +83,15 @@ class MapFailed(CephError):
     """`rbd device map` failed or its result could not be verified."""
 
 
+class LockHeld(MapFailed):
+    """The map failed because a live peer holds the image's exclusive lock.
+
+    krbd answers a ``-o exclusive`` map (and, since 6.1, a plain rw map) of an
+    image whose lock a live client holds with EROFS (30) after ~2 s; its kernel
+    log says "peer will not release lock".  The peer must be fenced first.
+    """
+
+
 class UnmapFailed(CephError):
     """The image is still mapped after unmap and forced unmap."""
 
@@ -436,6 +445,11 @@ class Ceph:
                 _remaining(deadline, "map", MapFailed),
             )
         except CephError as exc:
+            if type(exc) is CephError and _lock_held(str(exc)):
+                log.warning("map_lock_held", image=image, error=str(exc))
+                raise LockHeld(
+                    f"{exc} (a live peer holds the exclusive lock: fence it before mapping)"
+                ) from exc
             if type(exc) is CephError:
                 raise MapFailed(str(exc)) from exc
             raise
@@ -534,6 +548,12 @@ class Ceph:
         if not problems:
             log.info("ceph_access_ok", image=image, user=self._s.ceph_user)
         return problems
+
+
+def _lock_held(message: str) -> bool:
+    """krbd's answer to a map while a live peer holds the lock: EROFS (30)."""
+    text = message.lower()
+    return "(30)" in text or "read-only file system" in text
 
 
 def _remaining(deadline: float, what: str, error: type[CephError] = CephUnreachable) -> float:
