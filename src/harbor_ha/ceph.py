@@ -79,6 +79,10 @@ class FenceError(CephError):
     """Fencing could not be completed (bad address, or watchers still present at the deadline)."""
 
 
+class DeviceBusy(CephError):
+    """The device is in use (EBUSY, 16): krbd refuses a plain unmap of a mounted /dev/rbdN."""
+
+
 class MapFailed(CephError):
     """`rbd device map` failed or its result could not be verified."""
 
@@ -216,6 +220,8 @@ def classify(result: CommandResult, what: str) -> CephError:
     msg = f"{what} failed: {detail}"
     if "(108)" in text or "blocklisted" in text or "blacklisted" in text:
         return CephBlocklisted(msg)
+    if "(16)" in text or "device or resource busy" in text:
+        return DeviceBusy(msg)
     if "no such file or directory" in text or "(2)" in text:
         return ImageNotFound(msg)
     if (
@@ -484,7 +490,13 @@ class Ceph:
                 log.info("unmapped", image=image, device=dev.device)
                 continue
             except CephError as exc:
-                log.warning("unmap_failed_forcing", image=image, device=dev.device, error=str(exc))
+                log.warning(
+                    "unmap_failed_forcing",
+                    image=image,
+                    device=dev.device,
+                    reason="busy" if isinstance(exc, DeviceBusy) else type(exc).__name__,
+                    error=str(exc),
+                )
             try:
                 await self._run(
                     self.rbd_argv("device", "unmap", "-o", "force", dev.device),
