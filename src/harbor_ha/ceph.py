@@ -435,8 +435,15 @@ class Ceph:
             and d.snap in ("-", "")
         ]
 
+    def map_options(self) -> str:
+        """``exclusive`` plus settings.rbd_map_options (e.g. osd_request_timeout=60)."""
+        extra = self._s.rbd_map_options.strip(",")
+        return f"exclusive,{extra}" if extra else "exclusive"
+
     async def map(self, timeout_s: float) -> str:
-        """Map the image with the exclusive lock; idempotent. Returns the /dev path."""
+        """Map the image with the exclusive lock (and rbd_map_options); idempotent.
+
+        Returns the /dev path."""
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
         existing = await self.device_for_image(timeout_s=_remaining(deadline, "map", MapFailed))
@@ -446,7 +453,7 @@ class Ceph:
         what = f"rbd device map {image}"
         try:
             out = await self._run(
-                self.rbd_argv("device", "map", "-o", "exclusive", image),
+                self.rbd_argv("device", "map", "-o", self.map_options(), image),
                 what,
                 _remaining(deadline, "map", MapFailed),
             )

@@ -124,7 +124,8 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
 
 
 async def test_map_and_unmap_argv() -> None:
-    """map uses `device map -o exclusive POOL/IMAGE`; unmap uses `device unmap DEV`."""
+    """map uses `device map -o exclusive,RBD_MAP_OPTIONS POOL/IMAGE` (default
+    osd_request_timeout=60); unmap uses `device unmap DEV`."""
     listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
     runner = FakeRunner({"device list": listed})
     ceph = Ceph(settings(), runner)
@@ -135,7 +136,7 @@ async def test_map_and_unmap_argv() -> None:
         await ceph.map(10)
     assert (
         "rbd", "--id", "harbor", "--keyring", "/k/keyring",
-        "device", "map", "-o", "exclusive", "rbd/img",
+        "device", "map", "-o", "exclusive,osd_request_timeout=60", "rbd/img",
     ) in [a for a, _ in runner.calls]  # fmt: skip
     runner.outputs = {"device list": "[]"}
     await ceph.unmap(10)  # not mapped: success, no unmap command
@@ -179,3 +180,8 @@ async def test_map_refused_by_live_lock_owner_is_lock_held() -> None:
     with pytest.raises(LockHeld, match="fence it before mapping") as info:
         await Ceph(settings(), runner).map(10)
     assert isinstance(info.value, MapFailed)
+
+
+def test_map_options_can_be_cleared() -> None:
+    """rbd_map_options="" maps with plain -o exclusive."""
+    assert Ceph(settings(rbd_map_options=""), FakeRunner()).map_options() == "exclusive"
