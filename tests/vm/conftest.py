@@ -11,6 +11,7 @@ after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -115,12 +116,11 @@ def _boot(vms: dict[str, qemu.Vm], errors: list[BaseException], name: str, host:
         errors.append(exc)
 
 
-@pytest.fixture(scope="session")
-def vm_lab() -> Iterator[VmLab]:
-    if os.geteuid() != 0:
-        pytest.skip("the VM tier needs root")
-    if shutil.which(qemu.QEMU) is None:
-        pytest.skip("qemu-system-x86 is not installed (scripts/setup installs it)")
+@contextlib.contextmanager
+def running_vm_lab() -> Iterator[VmLab]:
+    """Bridge, Ceph and the two VMs; everything stopped again on exit (also on failure).
+
+    Used by the ``vm_lab`` fixture and by bench/krbd_steps.py."""
     prefix = f"hv{os.getpid() % 100000}"
     bridge_ns, ceph_ns = f"{prefix}-br", f"{prefix}-ceph"
     workdir = Path(tempfile.mkdtemp(prefix="hhc-vm-"))
@@ -136,11 +136,9 @@ def vm_lab() -> Iterator[VmLab]:
         cluster = start_cluster(workdir / "ceph", ceph_ns, CEPH_IP)
         errors: list[BaseException] = []
         threads = [
-            threading.Thread(
-                target=_boot, args=(vms, errors, n, h, bridge_ns, prefix, workdir)
-            )
+            threading.Thread(target=_boot, args=(vms, errors, n, h, bridge_ns, prefix, workdir))
             for n, h in NODES.items()
-        ]  # fmt: skip
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -160,6 +158,16 @@ def vm_lab() -> Iterator[VmLab]:
         net.del_netns(ceph_ns)
         net.del_netns(bridge_ns)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def vm_lab() -> Iterator[VmLab]:
+    if os.geteuid() != 0:
+        pytest.skip("the VM tier needs root")
+    if shutil.which(qemu.QEMU) is None:
+        pytest.skip("qemu-system-x86 is not installed (scripts/setup installs it)")
+    with running_vm_lab() as vm_lab:
+        yield vm_lab
 
 
 @pytest.fixture
