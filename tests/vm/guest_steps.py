@@ -11,7 +11,8 @@ step prints one JSON object: {"step", "ok", "value" | "error", "error_type",
 
 Steps: map, unmap, device, mapped, watchers, fence, format, fsck, mount,
 unmount, guarded, probe (Filesystem.read_probe), blkid (probe_filesystem),
-write (write + fsync a record file under the mountpoint), unmap_plain (one
+write (append + fsync one record to the records file under the mountpoint; returns it),
+records (the records file's lines), unmap_plain (one
 plain ``rbd device unmap`` through the adapter's classifier, no force).
 """
 
@@ -31,14 +32,15 @@ from harbor_ha.settings import Settings
 
 
 async def _write(fs: Filesystem) -> str:
-    path = fs.mountpoint / "records"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    """Append one record and fsync it; the record, once acknowledged (fsync returned)."""
+    record = f"{time.time():.6f}"
+    fd = os.open(fs.mountpoint / "records", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
-        os.write(fd, f"{time.time()}\n".encode())
+        os.write(fd, f"{record}\n".encode())
         os.fsync(fd)
     finally:
         os.close(fd)
-    return str(path)
+    return record
 
 
 async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
@@ -75,6 +77,8 @@ async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
         return await fs.read_probe(device, s.command_timeout_s)
     if name == "blkid":
         return await fs.probe_filesystem(device)
+    if name == "records":
+        return (fs.mountpoint / "records").read_text().split()
     if name == "write":
         return await asyncio.wait_for(_write(fs), s.command_timeout_s)
     raise ValueError(f"unknown step {name}")
