@@ -24,7 +24,9 @@ DATA = Path(__file__).parent / "data" / "ceph"
 class FakeRunner:
     """Recorded-output stand-in for ProcessRunner: answers by subcommand, records argv+timeout."""
 
-    def __init__(self, outputs: Mapping[str, str | Exception] | None = None) -> None:
+    def __init__(
+        self, outputs: Mapping[str, str | Exception | CommandResult] | None = None
+    ) -> None:
         self.outputs = dict(outputs or {})
         self.calls: list[tuple[tuple[str, ...], float]] = []
 
@@ -42,6 +44,8 @@ class FakeRunner:
             if key in " ".join(argv):
                 if isinstance(out, Exception):
                     raise out
+                if isinstance(out, CommandResult):
+                    return out
                 return CommandResult(tuple(argv), 0, out, "", 0.01)
         return CommandResult(tuple(argv), 0, "", "", 0.01)
 
@@ -152,31 +156,14 @@ async def test_timeout_is_unreachable() -> None:
         await Ceph(settings(), runner).image_info()
 
 
-class FailingMapRunner(FakeRunner):
-    """Answers `device map` with krbd's captured EROFS failure (live peer holds the lock)."""
-
-    async def run(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout_s: float,
-        input_data: bytes | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = False,
-    ) -> CommandResult:
-        if "map" in argv and "device" in argv:
-            self.calls.append((tuple(argv), timeout_s))
-            stderr = "rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system\n"
-            return CommandResult(tuple(argv), 30, "", stderr, 1.8)
-        return await super().run(argv, timeout_s=timeout_s)
-
-
 async def test_map_refused_by_live_lock_owner_is_lock_held() -> None:
     """krbd's EROFS answer to a map while a live peer holds the lock is LockHeld (a MapFailed),
     telling the operator to fence first (captured on the VM tier, tests/vm)."""
     from harbor_ha.ceph import LockHeld, MapFailed
 
-    runner = FailingMapRunner({"device list": "[]"})
+    stderr = "rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system\n"
+    refused = CommandResult(("rbd",), 30, "", stderr, 1.8)
+    runner = FakeRunner({"device list": "[]", "device map": refused})
     with pytest.raises(LockHeld, match="fence it before mapping") as info:
         await Ceph(settings(), runner).map(10)
     assert isinstance(info.value, MapFailed)
