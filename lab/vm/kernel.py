@@ -89,8 +89,21 @@ def _unpack(deb: Path, dest: Path) -> None:
 
 
 def ensure_kernel(cache: Path = CACHE_DIR, package: str | None = None) -> KernelTree:
-    """Fetch and unpack the kernel and udev into ``cache`` unless they are there already."""
-    package = package or kernel_package()
+    """Fetch and unpack the kernel and udev into ``cache`` unless they are there already.
+
+    If the download fails (stale package lists: that kernel left the mirror), the lists are
+    refreshed once and the current kernel package is asked for again.
+    """
+    if package is None:
+        try:
+            return _ensure(cache, kernel_package())
+        except KernelFetchError:
+            _run(["apt-get", "update", "-qq"])
+            return _ensure(cache, kernel_package())
+    return _ensure(cache, package)
+
+
+def _ensure(cache: Path, package: str) -> KernelTree:
     version = package.removeprefix("linux-image-")
     root = cache / f"kernel-{version}"
     udev_root = cache / "udev"
