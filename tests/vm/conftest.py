@@ -67,6 +67,8 @@ class VmLab:
     bridge_ns: str
     vms: dict[str, qemu.Vm]
     images: list[str] = field(default_factory=list)
+    last_output: str = ""
+    """stdout + stderr of the last steps() call (the product's log lines among them)."""
 
     def image(self, name: str, size_mb: int = 64) -> str:
         self.cluster.create_image(name, size_mb)
@@ -94,6 +96,7 @@ class VmLab:
             stdin=settings.model_dump_json(),
             cwd=str(REPO),
         )
+        self.last_output = res.stdout + res.stderr
         records = [json.loads(ln) for ln in res.stdout.splitlines() if ln.startswith("{")]
         if len(records) != len(steps):
             raise AssertionError(f"guest_steps {steps}: rc {res.rc}\n{res.stdout}\n{res.stderr}")

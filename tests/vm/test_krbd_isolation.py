@@ -41,6 +41,7 @@ def test_cut_node_gets_eio_and_its_unmount_unmap_end_within_bounds(lab: VmLab) -
         assert osd_timeout * 0.8 <= w.duration_s <= osd_timeout * 2, w.duration_s
         d = lab.steps("vm-a", s, "unmount", "unmap", "device")
         print(f"demotion steps while cut ({time.monotonic() - cut_at:.1f} s after the cut): {d}")
+        print("the product's log lines:\n" + lab.last_output)
         bounds = {"unmount": s.unmount_timeout_s, "unmap": s.unmap_timeout_s}
         for rec in d[:2]:
             assert rec["duration_s"] <= bounds[rec["step"]] + RUNNER_KILL_WAIT_S + MARGIN_S, rec
