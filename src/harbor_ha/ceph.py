@@ -436,7 +436,7 @@ class Ceph:
         ]
 
     def map_options(self) -> str:
-        """``exclusive`` plus settings.rbd_map_options (e.g. osd_request_timeout=60)."""
+        """``exclusive`` plus settings.rbd_map_options (default osd_request_timeout=60,noshare)."""
         extra = self._s.rbd_map_options.strip(",")
         return f"exclusive,{extra}" if extra else "exclusive"
 

@@ -221,7 +221,7 @@ class Settings(BaseSettings):
         description="ceph executable (blocklist add/ls).",
     )
     rbd_map_options: str = Field(
-        default="osd_request_timeout=60",
+        default="osd_request_timeout=60,noshare",
         pattern=r"^[A-Za-z0-9_=.,]*$",
         validation_alias=_env("rbd_map_options"),
         description=(
@@ -231,7 +231,10 @@ class Settings(BaseSettings):
             "long as the cut lasts (273 s in one run on the VM tier); with it they fail with "
             "EIO after the timeout and the demotion can finish. 60 s stays above Ceph's "
             "osd_heartbeat_grace (20 s) plus peering, so a single OSD failure in a healthy "
-            "cluster stalls I/O but does not fail it."
+            "cluster stalls I/O but does not fail it. noshare gives each map its own Ceph "
+            "client: krbd otherwise reuses a client left from an earlier mapping, and after "
+            "this node was fenced that client is blocklisted, so the next map fails with "
+            "ESHUTDOWN (108) (seen on the VM tier after a cut and a forced unmap)."
         ),
     )
     blocklist_expire_s: int = Field(

@@ -129,7 +129,7 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
 
 async def test_map_and_unmap_argv() -> None:
     """map uses `device map -o exclusive,RBD_MAP_OPTIONS POOL/IMAGE` (default
-    osd_request_timeout=60); unmap uses `device unmap DEV`."""
+    osd_request_timeout=60,noshare); unmap uses `device unmap DEV`."""
     listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
     runner = FakeRunner({"device list": listed})
     ceph = Ceph(settings(), runner)
@@ -140,7 +140,7 @@ async def test_map_and_unmap_argv() -> None:
         await ceph.map(10)
     assert (
         "rbd", "--id", "harbor", "--keyring", "/k/keyring",
-        "device", "map", "-o", "exclusive,osd_request_timeout=60", "rbd/img",
+        "device", "map", "-o", "exclusive,osd_request_timeout=60,noshare", "rbd/img",
     ) in [a for a, _ in runner.calls]  # fmt: skip
     runner.outputs = {"device list": "[]"}
     await ceph.unmap(10)  # not mapped: success, no unmap command
