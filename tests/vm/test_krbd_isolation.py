@@ -19,7 +19,8 @@ def test_cut_node_gets_eio_and_its_unmount_unmap_end_within_bounds(lab: VmLab) -
     Ceph gets EIO from fsync after about the timeout instead of hanging in D state; then
     the product's unmount and unmap steps each return within their bounds (plus the python
     start), each either succeeding or failing with a named error: the daemon's demotion can
-    end (clean or FENCED_SELF) and does not hang."""
+    end (clean or FENCED_SELF) and does not hang. After the peer fenced it and the link
+    healed, the node maps again at the first attempt (noshare: no blocklisted client reused)."""
     image = lab.image("cut")
     s = lab.settings(image, "vm-a", unmount_timeout_s=60.0, unmap_timeout_s=90.0)
     osd_timeout = float(s.rbd_map_options.split("osd_request_timeout=")[1].split(",")[0])
@@ -48,3 +49,9 @@ def test_cut_node_gets_eio_and_its_unmount_unmap_end_within_bounds(lab: VmLab) -
             assert rec["ok"] or rec["error_type"] in ("UnmountFailed", "UnmapFailed"), rec
     finally:
         net.heal(lab.bridge_ns, vm.tap)
+    # The peer takes over (fences the cut node's lingering client); later the healed node
+    # maps again: with noshare it gets a fresh client, not the blocklisted one (ESHUTDOWN).
+    t = lab.steps("vm-b", lab.settings(image, "vm-b"), "fence", "map", "unmap")
+    assert all(x["ok"] for x in t), t
+    again = lab.steps("vm-a", lab.settings(lab.image("cut-next"), "vm-a"), "map", "unmap")
+    assert all(x["ok"] for x in again), again
