@@ -43,14 +43,17 @@ async def _write(fs: Filesystem) -> str:
     return record
 
 
-async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
-    device = await ceph.device_for_image()
+NEEDS_DEVICE = {"unmap_plain", "format", "fsck", "mount", "probe", "blkid"}
+"""Steps given the image's /dev path, looked up (rbd device list) before their timer starts."""
+
+
+async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings, device: str | None) -> Any:
     if name == "map":
         return await ceph.map(s.map_timeout_s)
     if name == "unmap":
         return await ceph.unmap(s.unmap_timeout_s)
     if name == "device":
-        return device
+        return await ceph.device_for_image()
     if name == "mapped":
         return [d.__dict__ for d in await ceph.mapped()]
     if name == "watchers":
@@ -65,6 +68,10 @@ async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
         return await ceph._run(
             ceph.rbd_argv("device", "unmap", str(device)), f"rbd device unmap {device}", None
         )
+    if name == "records":
+        return (fs.mountpoint / "records").read_text().split()
+    if name == "write":
+        return await asyncio.wait_for(_write(fs), s.command_timeout_s)
     if device is None:
         raise RuntimeError("image not mapped on this node")
     if name == "format":
@@ -77,10 +84,6 @@ async def step(name: str, ceph: Ceph, fs: Filesystem, s: Settings) -> Any:
         return await fs.read_probe(device, s.command_timeout_s)
     if name == "blkid":
         return await fs.probe_filesystem(device)
-    if name == "records":
-        return (fs.mountpoint / "records").read_text().split()
-    if name == "write":
-        return await asyncio.wait_for(_write(fs), s.command_timeout_s)
     raise ValueError(f"unknown step {name}")
 
 
@@ -89,10 +92,12 @@ async def main(steps: list[str]) -> None:
     runner = ProcessRunner()
     ceph, fs = Ceph(settings, runner), Filesystem(settings, runner)
     for name in steps:
-        started = time.monotonic()
         record: dict[str, Any] = {"step": name}
+        started = time.monotonic()
         try:
-            value = await step(name, ceph, fs, settings)
+            device = await ceph.device_for_image() if name in NEEDS_DEVICE else None
+            started = time.monotonic()
+            value = await step(name, ceph, fs, settings, device)
             record.update(ok=True, value=value if not hasattr(value, "returncode") else None)
         except Exception as exc:
             record.update(ok=False, error=str(exc)[-600:], error_type=type(exc).__name__)
