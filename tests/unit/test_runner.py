@@ -111,7 +111,7 @@ async def test_cancel_does_not_wait_for_a_child_that_cannot_die(
 
     import harbor_ha.runner as runner_module
 
-    monkeypatch.setattr(runner_module.os, "killpg", lambda pid, sig: None)
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: None)
     task = asyncio.create_task(ProcessRunner().run(["sleep", "300"], timeout_s=60))
     await asyncio.sleep(0.3)
     before = set(runner_module._REAPING)
