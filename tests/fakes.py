@@ -48,15 +48,15 @@ def reply(stdout: str = "", stderr: str = "", rc: int = 0) -> CommandResult:
     return CommandResult((), rc, stdout, stderr, 0.01)
 
 
-def by_substring(outputs: Mapping[str, str | Exception]) -> Rule:
-    """A rule: the first output whose key occurs in the space-joined argv (stdout, exit 0),
-    or its exception raised."""
+def by_substring(outputs: Mapping[str, str | Reply]) -> Rule:
+    """A rule: the first output whose key occurs in the space-joined argv: a string is its
+    stdout (exit 0); a CommandResult is returned as it is; an exception is raised."""
 
     def rule(argv: list[str]) -> Reply | None:
         joined = " ".join(argv)
         for key, out in outputs.items():
             if key in joined:
-                return out if isinstance(out, Exception) else reply(out)
+                return reply(out) if isinstance(out, str) else out
         return None
 
     return rule

@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from harbor_ha.ceph import Ceph, CephError, FenceError, write_keyring
-from harbor_ha.runner import CommandTimeout
+from harbor_ha.runner import CommandResult, CommandTimeout
 from harbor_ha.settings import Settings
 from tests.fakes import FakeRunner, by_substring, example_settings
 
@@ -99,7 +99,8 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
 
 
 async def test_map_and_unmap_argv() -> None:
-    """map uses `device map -o exclusive POOL/IMAGE`; unmap uses `device unmap DEV`."""
+    """map uses `device map -o exclusive,RBD_MAP_OPTIONS POOL/IMAGE` (default
+    osd_request_timeout=60,noshare); unmap uses `device unmap DEV`."""
     listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
     runner = FakeRunner([by_substring({"device list": listed})])
     ceph = Ceph(settings(), runner)
@@ -110,7 +111,7 @@ async def test_map_and_unmap_argv() -> None:
         await ceph.map(10)
     assert (
         "rbd", "--id", "harbor", "--keyring", "/k/keyring",
-        "device", "map", "-o", "exclusive", "rbd/img",
+        "device", "map", "-o", "exclusive,osd_request_timeout=60,noshare", "rbd/img",
     ) in [a for a, _, _ in runner.calls]  # fmt: skip
     runner.rules = [by_substring({"device list": "[]"})]
     await ceph.unmap(10)  # not mapped: success, no unmap command
@@ -124,3 +125,21 @@ async def test_timeout_is_unreachable() -> None:
     runner = FakeRunner([by_substring({"info": CommandTimeout(["rbd", "info"], 7.0)})])
     with pytest.raises(CephUnreachable, match="no answer within 7 s"):
         await Ceph(settings(), runner).image_info()
+
+
+async def test_map_refused_by_live_lock_owner_is_lock_held() -> None:
+    """krbd's EROFS answer to a map while a live peer holds the lock is LockHeld (a MapFailed),
+    telling the operator to fence first (captured on the VM tier, tests/vm)."""
+    from harbor_ha.ceph import LockHeld, MapFailed
+
+    stderr = "rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system\n"
+    refused = CommandResult(("rbd",), 30, "", stderr, 1.8)
+    runner = FakeRunner([by_substring({"device list": "[]", "device map": refused})])
+    with pytest.raises(LockHeld, match="fence it before mapping") as info:
+        await Ceph(settings(), runner).map(10)
+    assert isinstance(info.value, MapFailed)
+
+
+def test_map_options_can_be_cleared() -> None:
+    """rbd_map_options="" maps with plain -o exclusive."""
+    assert Ceph(settings(rbd_map_options=""), FakeRunner()).map_options() == "exclusive"

@@ -11,6 +11,7 @@ from harbor_ha.ceph import (
     CephError,
     CephPermissionDenied,
     CephUnreachable,
+    DeviceBusy,
     ImageNotFound,
     MappedDevice,
     Watcher,
@@ -123,6 +124,11 @@ def test_classify_captured_stderr(stderr_file: str, rc: int, error: type[CephErr
             CephBlocklisted,
         ),
         ("rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system", 30, CephError),
+        (
+            "rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy",
+            16,
+            DeviceBusy,
+        ),
     ],
 )
 def test_classify_other_errors(stderr: str, rc: int, error: type[CephError]) -> None:
