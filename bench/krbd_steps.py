@@ -2,7 +2,7 @@
 
 Run as root from the repository top::
 
-    .venv/bin/python bench/krbd_steps.py [--runs N]
+    .venv/bin/python -m bench.krbd_steps [--runs N]   (as root, from the repository top)
 
 It starts the VM tier (tests/vm: the lab Ceph on a bridge, two QEMU/TCG VMs with Debian's
 kernel), then N times: vm-a maps, checks, mounts, writes, unmounts, unmaps a fresh image
