@@ -15,7 +15,7 @@ from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
-from harbor_ha.machine import Node, Policy
+from harbor_ha.machine import Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -44,6 +44,27 @@ def policy_of(settings: Settings) -> Policy:
         master_stable_s=settings.master_stable_s,
         vip_mismatch_ticks=settings.vip_mismatch_ticks,
     )
+
+
+Verdict = tuple[bool, str]
+
+
+def readiness(
+    node: Node, alive: Verdict, primary: Verdict, standby_ready: bool | None, problems: list[str]
+) -> Verdict:
+    """Patroni's readiness: the loop is alive and the node can serve its role now (a MASTER
+    with Harbor healthy, or a BACKUP out of maintenance whose last standby check passed)."""
+    if not alive[0]:
+        return alive
+    if node.serving:
+        return primary
+    if node.state is not State.BACKUP:
+        return False, f"state is {node.state}"
+    if node.maintenance:
+        return False, "BACKUP in maintenance"
+    if standby_ready is not True:
+        return False, "standby not ready: " + ("; ".join(problems) or "not checked yet")
+    return True, "BACKUP and ready to take over"
 
 
 @dataclass
@@ -148,11 +169,17 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             return False, "harbor not healthy"
         return True, "MASTER and harbor healthy"
 
+    def ready() -> tuple[bool, str]:
+        return readiness(
+            driver.node, parts.alive(), primary(), monitor.ready, monitor.ready_problems
+        )
+
     http = HttpServers(
         Endpoints(
             registry=metrics.registry,
             alive=lambda: parts.alive(),
             primary=primary,
+            ready=ready,
             status=status.snapshot,
             control=control.handle,
         ),
