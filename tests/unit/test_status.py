@@ -18,6 +18,7 @@ from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.status import StatusView
+from harbor_ha.daemon.watchers import VipTicker
 from harbor_ha.http import ControlError
 from harbor_ha.machine import Event, Node, State, Step
 from harbor_ha.settings import Settings
@@ -139,3 +140,55 @@ async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
     finally:
         task.cancel()
         await asyncio.wait({task})
+
+
+async def test_monitor_zeroes_the_gauges_of_the_role_it_left(parts: Parts) -> None:
+    """harbor_ha_harbor_healthy is only 1 while MASTER and harbor_ha_standby_ready only while
+    standby: once the node leaves MASTER the monitor's next check sets both to 0."""
+    p = parts
+
+    async def no_step(step: Step) -> None:  # the steps' effects are not under test here
+        return None
+
+    driver = Driver(
+        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
+    )
+    monitor = Monitor(
+        p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
+        containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]
+        compose=p.compose, device=lambda: "/dev/rbd0", track=p.track, wake=Pulse(),
+    )  # fmt: skip
+    sample = p.metrics.registry.get_sample_value
+    p.metrics.ready.set(1)  # what a BACKUP that was ready left behind
+    task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
+    try:
+        await asyncio.sleep(0.05)
+        await monitor.check_once()
+        assert sample("harbor_ha_harbor_healthy") == 1
+        assert sample("harbor_ha_standby_ready") == 0, "a MASTER is not a ready standby"
+        driver.post(Event.MAINTENANCE_ON, "test")
+        while driver.node.state is State.MASTER:
+            await asyncio.sleep(0.01)
+        await monitor.check_once()
+        assert sample("harbor_ha_harbor_healthy") == 0
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+
+
+async def test_ticker_exports_the_vip_observation(parts: Parts) -> None:
+    """harbor_ha_vip_present is the ticker's last VIP observation."""
+    seen = [True]
+
+    async def vip() -> bool:
+        return seen[0]
+
+    ticker = VipTicker(
+        interval_s=1, driver=parts.driver, metrics=parts.metrics, vip_present=vip,
+        notifier=parts.notifier,
+    )  # fmt: skip
+    await ticker.tick()
+    assert parts.metrics.registry.get_sample_value("harbor_ha_vip_present") == 1
+    seen[0] = False
+    await ticker.tick()
+    assert parts.metrics.registry.get_sample_value("harbor_ha_vip_present") == 0

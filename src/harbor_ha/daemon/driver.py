@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from harbor_ha.machine import (
+    PROMOTING,
     TIMER_EVENT,
     Action,
     Clock,
@@ -150,6 +151,10 @@ class Driver:
     ) -> None:
         self._node = new
         now = time.time()
+        self._metrics.maintenance.set(int(new.maintenance))
+        self._metrics.failed_promotions.set(new.failures)
+        if new.failures > old.failures and old.state in PROMOTING:
+            self._metrics.promotions.labels("failed").inc()
         if new.state is not old.state or event is None:
             entry = {
                 "at": now,
@@ -193,6 +198,7 @@ class Driver:
         elif mark is Clock.STOP and self._promotion_started is not None:
             total = time.monotonic() - self._promotion_started
             self._metrics.failover_duration.observe(total)
+            self._metrics.promotions.labels("succeeded").inc()
             log.info("promotion_complete", total_s=round(total, 3))
             self._promotion_started = None
         elif mark is Clock.RESET:
@@ -256,6 +262,7 @@ class Driver:
             log.warning("fenced_self", retry_in_s=delay)
         elif timer is Timer.BACKOFF:
             log.info("timer_armed", seconds=round(delay, 3), reason=reason)
+            self._metrics.backoff_until.set(time.time() + delay)
         else:
             log.debug("timer_armed", timer=str(timer), seconds=round(delay, 3), reason=reason)
         self._timers[timer] = asyncio.get_running_loop().call_later(
@@ -264,6 +271,8 @@ class Driver:
 
     def _fire(self, timer: Timer, token: int, reason: str) -> None:
         self._timers.pop(timer, None)
+        if timer is Timer.BACKOFF:
+            self._metrics.backoff_until.set(0)
         self._queue.put_nowait(Incoming(TIMER_EVENT[timer], reason, timer=(timer, token)))
 
     def _disarm(self, timer: Timer) -> None:
@@ -271,6 +280,8 @@ class Driver:
         handle = self._timers.pop(timer, None)
         if handle is not None:
             handle.cancel()
+        if timer is Timer.BACKOFF:
+            self._metrics.backoff_until.set(0)
 
     def _start_step(self, step: Step) -> None:
         assert not self.busy, f"step {step} started while another runs"
