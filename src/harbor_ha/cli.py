@@ -117,7 +117,12 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     from harbor_ha import logs
     from harbor_ha.daemon.app import run_daemon
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        node=settings.node_name,
+        syslog_prefix=logs.stderr_is_journal(os.environ.get("JOURNAL_STREAM")),
+    )
     return asyncio.run(run_daemon(settings, notify_socket=os.environ.get("NOTIFY_SOCKET")))
 
 

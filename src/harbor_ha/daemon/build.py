@@ -26,7 +26,7 @@ from .control import Control
 from .driver import Driver
 from .monitor import Monitor
 from .pulse import Pulse
-from .sdnotify import SdNotifier
+from .sdnotify import SdNotifier, StatusReporter
 from .status import StatusView
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
@@ -138,6 +138,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         track=track,
         metrics=metrics,
         interface=s.interface,
+        observers=(StatusReporter(notifier),),
     )
 
     def bad_line(raw: str, reason: str) -> None:

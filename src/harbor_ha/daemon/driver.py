@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 
@@ -39,6 +40,8 @@ from .recent import Errors, Recent
 log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
+TransitionObserver = Callable[[dict[str, Any]], None]
+"""Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
 CANCEL_WAIT_S = 10.0
 """Bound on waiting for a cancelled step to unwind (its runner kills its process group)."""
@@ -65,12 +68,14 @@ class Driver:
         track: TrackFilesPort,
         metrics: Metrics,
         interface: str = "",
+        observers: Sequence[TransitionObserver] = (),
     ) -> None:
         self._run_step = run_step
         self._step_timeout = step_timeout
         self._track = track
         self._metrics = metrics
         self._interface = interface
+        self._observers = tuple(observers)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._token = 0
@@ -179,6 +184,7 @@ class Driver:
                 fault=new.fault_file_on,
             )
             self._failover_clock(failover_clock(old.state, new.state), at)
+            self._tell({**entry, "in_previous_s": held})
         elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
             log.info(
                 "decision",
@@ -191,6 +197,17 @@ class Driver:
                 maintenance=new.maintenance,
             )
         self._write_fault(new.fault_file_on)
+
+    def _tell(self, record: dict[str, Any]) -> None:
+        """Hand the transition to its observers (systemd's STATUS=, the history journal); one
+        that fails is logged and counted, and the machine goes on."""
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception as exc:
+                self._metrics.errors.labels("transition_observer").inc()
+                self.errors.record("transition_observer", f"{type(exc).__name__}: {exc}")
+                log.error("transition_observer_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _failover_clock(self, mark: Clock | None, at: float) -> None:
         if mark is Clock.START:
