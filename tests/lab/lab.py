@@ -246,6 +246,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_FAULT_FILE": str(run / "fault"),
         "HARBOR_HA_KEEPALIVED_CONF": str(node.path / "keepalived.conf"),
         "HARBOR_HA_RUNTIME_DIR": str(run),
+        "HARBOR_HA_STATE_DIR": str(node.path / "state"),
         "HARBOR_HA_CEPH_CONF": st.ceph_conf,
         "HARBOR_HA_CEPH_KEYRING": st.ceph_keyring,
         "HARBOR_HA_CEPH_USER": "harbor",
@@ -567,7 +568,7 @@ def down(labdir: Path = DEFAULT_LABDIR, *, say: Any = print) -> None:
 # ----------------------------------------------------------------- queries
 def status(st: LabState, name: str) -> dict[str, Any]:
     res = harbor_ha(st.nodes[name], "status", "--json", check=False, timeout=15)
-    if res.returncode != 0:
+    if res.returncode not in (0, 1, 2):  # status exits 0/1/2 by verdict, 3 unreachable
         return {"state": "DOWN", "error": res.stderr.strip()}
     data: dict[str, Any] = json.loads(res.stdout)
     return data

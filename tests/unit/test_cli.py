@@ -78,13 +78,22 @@ def test_env_file_option(tmp_path: Path) -> None:
     assert cli("--env-file", str(tmp_path / "none"), "status").returncode == 2
 
 
-def test_status_without_daemon_exit_4(tmp_path: Path) -> None:
-    """status/switchover/notify with no daemon running: exit 4 and say what is missing."""
+def test_commands_without_daemon_exit_4(tmp_path: Path) -> None:
+    """switchover/notify/maintenance with no daemon running: exit 4 and say what is missing;
+    status exits 3 (UNKNOWN, as a monitoring plugin does)."""
     env = {"HARBOR_HA_RUNTIME_DIR": str(tmp_path)}
-    for args in (["status"], ["switchover"], ["notify", "master"], ["maintenance", "on"]):
+    for args in (["switchover"], ["notify", "master"], ["maintenance", "on"]):
         r = cli(*args, env=env)
         assert r.returncode == 4, args
         assert "control socket" in r.stderr
+    r = cli("status", env=env)
+    assert r.returncode == 3 and "control socket" in r.stderr
+
+
+def test_version_flag() -> None:
+    """`--version` prints the same as `version` and exits 0."""
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == cli("version").stdout.strip()
 
 
 def test_notify_bad_words_exit_2(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
     "failures", "step", "vip_present", "harbor_healthy", "standby_ready", "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors",
+    "last_failover",
 }  # fmt: skip
 
 
@@ -38,6 +39,7 @@ def parts(tmp_path: Path) -> Parts:
             priority_file=tmp_path / "prio",
             fault_file=tmp_path / "fault",
             runtime_dir=tmp_path / "run",
+            state_dir=tmp_path / "state",
         )
     )
 
@@ -192,3 +194,21 @@ async def test_ticker_exports_the_vip_observation(parts: Parts) -> None:
     seen[0] = False
     await ticker.tick()
     assert parts.metrics.registry.get_sample_value("harbor_ha_vip_present") == 0
+
+
+async def test_the_driver_journals_each_transition(parts: Parts) -> None:
+    """The daemon's driver hands every transition to the history journal under state_dir, with
+    the node name, the event, the reason and the time held in the previous state."""
+    from harbor_ha.history import read_history
+
+    task = asyncio.create_task(parts.driver.run((Node(), ()), "reconciled from facts"))
+    try:
+        parts.driver.post(Event.MAINTENANCE_ON, "operator")
+        await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    parts.history.flush()
+    records = list(read_history(parts.settings.state_dir))
+    assert records[0]["node"] == "n1" and records[0]["event"] == "RECONCILE"
+    assert records[0]["reason"] == "reconciled from facts" and "in_previous_s" in records[0]

@@ -11,6 +11,7 @@ import structlog
 from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.history import HistoryWriter
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
@@ -87,6 +88,7 @@ class Parts:
     monitor: Monitor
     control: Control
     http: HttpServers
+    history: HistoryWriter
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -126,6 +128,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     track = TrackFiles(s.priority_file, s.fault_file)
     wake = Pulse()
     notifier = SdNotifier(notify_socket)
+    history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
@@ -138,7 +141,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         track=track,
         metrics=metrics,
         interface=s.interface,
-        observers=(StatusReporter(notifier),),
+        observers=(StatusReporter(notifier), history),
     )
 
     def bad_line(raw: str, reason: str) -> None:
@@ -192,6 +195,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
         fs=fs, compose=compose, containers=containers, wake=wake, steps=steps, driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http,
+        http=http, history=history,
     )  # fmt: skip
     return parts

@@ -85,6 +85,7 @@ class Driver:
         self._node = node
         self._since = time.time()
         self.transitions = Recent()
+        self.last_failover: dict[str, Any] | None = None  # at, failover_s of the last promotion
         self.errors = Errors()
         self.exited = asyncio.Event()
         self.processed = 0  # events handled: the watchdog's proof of progress
@@ -183,8 +184,12 @@ class Driver:
                 actions=[str(a) for a in actions],
                 fault=new.fault_file_on,
             )
-            self._failover_clock(failover_clock(old.state, new.state), at)
-            self._tell({**entry, "in_previous_s": held})
+            record: dict[str, Any] = {**entry, "in_previous_s": held}
+            took = self._failover_clock(failover_clock(old.state, new.state), at)
+            if took is not None:
+                record["failover_s"] = round(took, 3)
+                self.last_failover = {"at": now, "failover_s": record["failover_s"]}
+            self._tell(record)
         elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
             log.info(
                 "decision",
@@ -209,7 +214,8 @@ class Driver:
                 self.errors.record("transition_observer", f"{type(exc).__name__}: {exc}")
                 log.error("transition_observer_failed", error=f"{type(exc).__name__}: {exc}")
 
-    def _failover_clock(self, mark: Clock | None, at: float) -> None:
+    def _failover_clock(self, mark: Clock | None, at: float) -> float | None:
+        """Start, stop or reset the failover clock; the failover's duration when it stops."""
         if mark is Clock.START:
             self._promotion_started = at
         elif mark is Clock.STOP and self._promotion_started is not None:
@@ -218,8 +224,10 @@ class Driver:
             self._metrics.promotions.labels("succeeded").inc()
             log.info("promotion_complete", total_s=round(total, 3))
             self._promotion_started = None
+            return total
         elif mark is Clock.RESET:
             self._promotion_started = None
+        return None
 
     def _write_fault(self, on: bool) -> None:
         try:
