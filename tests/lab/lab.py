@@ -260,6 +260,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_DOCKER_HOST": node.docker_host,
         "HARBOR_HA_HTTPS_PORT": str(HTTPS_PORT),
         "HARBOR_HA_HTTP_PORT": "9105",
+        "HARBOR_HA_PEER_HTTP_URL": f"http://{peer.address}:9105" if peer else "",
         "HARBOR_HA_PROBE_INTERVAL_S": "1.0",
         "HARBOR_HA_PROBE_FALL": "2",
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
