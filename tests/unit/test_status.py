@@ -110,24 +110,30 @@ class Report:
     reason: str
 
 
-async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
-    parts: Parts,
-) -> None:
-    """harbor_healthy: the monitor's debounced verdict once it probed Harbor in the current
-    state; before that (a new state) the start step's verdict; None when neither has one."""
-    p = parts
+async def _no_step(step: Step) -> None:  # the steps' effects are not under test here
+    return None
 
-    async def no_step(step: Step) -> None:  # the steps' effects are not under test here
-        return None
 
+def driver_and_monitor(p: Parts) -> tuple[Driver, Monitor]:
+    """A driver that runs no step and a monitor on the FAKE filesystem and Harbor above."""
     driver = Driver(
-        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
+        Node(), run_step=_no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
     )
     monitor = Monitor(
         p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
         containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]
         compose=p.compose, device=lambda: "/dev/rbd0", track=p.track, wake=Pulse(),
     )  # fmt: skip
+    return driver, monitor
+
+
+async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
+    parts: Parts,
+) -> None:
+    """harbor_healthy: the monitor's debounced verdict once it probed Harbor in the current
+    state; before that (a new state) the start step's verdict; None when neither has one."""
+    p = parts
+    driver, monitor = driver_and_monitor(p)
     view = StatusView("n1", driver, p.steps, monitor, p.ticker, p.fifo, lambda: True)
     task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
     try:
@@ -148,18 +154,7 @@ async def test_monitor_zeroes_the_gauges_of_the_role_it_left(parts: Parts) -> No
     """harbor_ha_harbor_healthy is only 1 while MASTER and harbor_ha_standby_ready only while
     standby: once the node leaves MASTER the monitor's next check sets both to 0."""
     p = parts
-
-    async def no_step(step: Step) -> None:  # the steps' effects are not under test here
-        return None
-
-    driver = Driver(
-        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
-    )
-    monitor = Monitor(
-        p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
-        containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]
-        compose=p.compose, device=lambda: "/dev/rbd0", track=p.track, wake=Pulse(),
-    )  # fmt: skip
+    driver, monitor = driver_and_monitor(p)
     sample = p.metrics.registry.get_sample_value
     p.metrics.ready.set(1)  # what a BACKUP that was ready left behind
     task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
