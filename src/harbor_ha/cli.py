@@ -383,7 +383,11 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha import logs
     from harbor_ha.commands.preflight import preflight
+
+    # The adapters' log lines go to stderr: stdout is the report (or the JSON of --json).
+    logs.configure(settings.log_level, settings.log_format, node=settings.node_name)
 
     problems = asyncio.run(preflight(settings))
     failed = any(level == "FAIL" for level, _ in problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -157,3 +158,19 @@ def test_keepalived_examples_are_what_render_writes(node: str, tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     expected = (ROOT / "deploy" / "keepalived" / f"keepalived-node-{node}.conf").read_text()
     assert out.read_text() == expected
+
+
+def test_check_json(tmp_path: Path) -> None:
+    """`check --json` prints one JSON object: ok, and each finding with its level; a FAIL
+    (here: no compose file) makes ok false and the exit code 3, as without --json."""
+    missing = tmp_path / "no-compose.yml"
+    env = {
+        "HARBOR_HA_COMPOSE_FILE": str(missing),
+        "HARBOR_HA_RUNTIME_DIR": str(tmp_path),
+        "HARBOR_HA_COMMAND_TIMEOUT_S": "5",
+    }
+    r = cli("check", "--json", env=env)
+    assert r.returncode == 3, r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] is False
+    assert {"level": "FAIL", "message": f"compose file {missing} not found"} in data["findings"]
