@@ -15,7 +15,11 @@ class ServiceSettings(BaseModel):
 
     http_host: str = Field(
         default="0.0.0.0",
-        description="Read-only HTTP (/metrics /health /primary /status) for Prometheus and LBs.",
+        description=(
+            "Address of the read-only, unauthenticated HTTP listener (/metrics /status /liveness "
+            "/readiness /primary) for Prometheus, load balancers and the peer's `harbor-ha "
+            "list`: bind the management address, /status shows the cluster's layout."
+        ),
     )
     http_port: int = Field(
         default=9105,
