@@ -41,6 +41,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_FAULT_FILE": str(run / "fault"),
         "HARBOR_HA_KEEPALIVED_CONF": str(node.path / "keepalived.conf"),
         "HARBOR_HA_RUNTIME_DIR": str(run),
+        "HARBOR_HA_STATE_DIR": str(node.path / "state"),
         "HARBOR_HA_CEPH_CONF": st.ceph_conf,
         "HARBOR_HA_CEPH_KEYRING": st.ceph_keyring,
         "HARBOR_HA_CEPH_USER": "harbor",
@@ -54,6 +55,7 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_DOCKER_HOST": node.docker_host,
         "HARBOR_HA_HTTPS_PORT": str(HTTPS_PORT),
         "HARBOR_HA_HTTP_PORT": "9105",
+        "HARBOR_HA_PEER_HTTP_URL": f"http://{peer.address}:9105" if peer else "",
         "HARBOR_HA_PROBE_INTERVAL_S": "1.0",
         "HARBOR_HA_PROBE_FALL": "2",
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
@@ -174,7 +176,7 @@ def kill_services(st: LabState, name: str, sig: int = signal.SIGKILL) -> None:
 
 def status(st: LabState, name: str) -> dict[str, Any]:
     res = harbor_ha(st.nodes[name], "status", "--json", check=False, timeout=15)
-    if res.returncode != 0:
+    if res.returncode not in (0, 1, 2):  # status exits 0/1/2 by verdict, 3 unreachable
         return {"state": "DOWN", "error": res.stderr.strip()}
     data: dict[str, Any] = json.loads(res.stdout)
     return data

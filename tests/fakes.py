@@ -23,6 +23,9 @@ REQUIRED_SETTINGS: dict[str, str] = {
 }
 """Values for the four settings without a default (the VIP from TEST-NET-1, RFC 5737)."""
 
+REQUIRED_ENV: dict[str, str] = {f"HARBOR_HA_{k.upper()}": v for k, v in REQUIRED_SETTINGS.items()}
+"""The same four as environment variables, for tests that run the real CLI."""
+
 
 def example_settings(**fields: Any) -> Settings:
     """Settings with :data:`REQUIRED_SETTINGS`, then ``fields`` (by field name) on top."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -105,13 +106,22 @@ def test_env_file_option(tmp_path: Path) -> None:
     assert cli("--env-file", str(tmp_path / "none"), "status").returncode == 2
 
 
-def test_status_without_daemon_exit_4(tmp_path: Path) -> None:
-    """status/switchover/notify with no daemon running: exit 4 and say what is missing."""
+def test_commands_without_daemon_exit_4(tmp_path: Path) -> None:
+    """switchover/notify/maintenance with no daemon running: exit 4 and say what is missing;
+    status exits 3 (UNKNOWN, as a monitoring plugin does)."""
     env = {**CONFIGURED, "HARBOR_HA_RUNTIME_DIR": str(tmp_path)}
-    for args in (["status"], ["switchover"], ["notify", "master"], ["maintenance", "on"]):
+    for args in (["switchover"], ["notify", "master"], ["maintenance", "on"]):
         r = cli(*args, env=env)
         assert r.returncode == 4, args
         assert "control socket" in r.stderr
+    r = cli("status", env=env)
+    assert r.returncode == 3 and "control socket" in r.stderr
+
+
+def test_version_flag() -> None:
+    """`--version` prints the same as `version` and exits 0."""
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == cli("version").stdout.strip()
 
 
 def test_notify_bad_words_exit_2(tmp_path: Path) -> None:
@@ -176,3 +186,20 @@ def test_keepalived_examples_are_what_render_writes(node: str, tmp_path: Path) -
     assert r.returncode == 0, r.stderr
     expected = (ROOT / "deploy" / "keepalived" / f"keepalived-node-{node}.conf").read_text()
     assert out.read_text() == expected
+
+
+def test_check_json(tmp_path: Path) -> None:
+    """`check --json` prints one JSON object: ok, and each finding with its level; a FAIL
+    (here: no compose file) makes ok false and the exit code 3, as without --json."""
+    missing = tmp_path / "no-compose.yml"
+    env = {
+        **CONFIGURED,
+        "HARBOR_HA_COMPOSE_FILE": str(missing),
+        "HARBOR_HA_RUNTIME_DIR": str(tmp_path),
+        "HARBOR_HA_COMMAND_TIMEOUT_S": "5",
+    }
+    r = cli("check", "--json", env=env)
+    assert r.returncode == 3, r.stderr
+    data = json.loads(r.stdout)
+    assert data["ok"] is False
+    assert {"level": "FAIL", "message": f"compose file {missing} not found"} in data["findings"]

@@ -9,6 +9,7 @@ files on disk.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -241,3 +242,41 @@ async def test_cancelled_timer_firing_is_dropped(h: Harness) -> None:
     await asyncio.sleep(0.5)
     assert h.driver.processed == handled, "the cancelled timer fired"
     assert [t["event"] for t in h.driver.transitions].count("RETRY") == 1
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels or None)
+
+
+async def test_failed_promotion_metrics_and_backoff_deadline(h: Harness) -> None:
+    """A failed promotion counts promotions_total{outcome=failed}, sets failed_promotions to the
+    node's failures, and the armed backoff shows as a future deadline that goes back to 0 when
+    the timer fires; the next promotion counts outcome=succeeded."""
+    h.steps.plan[Step.MOUNT] = "fail"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.failures == 1, "failed once")
+    m = h.metrics
+    assert _sample(m, "harbor_ha_promotions_total", outcome="failed") == 1
+    assert _sample(m, "harbor_ha_failed_promotions") == 1
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "rolled back")
+    until = _sample(m, "harbor_ha_backoff_until_timestamp_seconds")
+    assert until is not None and time.time() < until <= time.time() + 0.4
+    await h.until(lambda: not h.driver.node.fault, "backoff over")
+    assert _sample(m, "harbor_ha_backoff_until_timestamp_seconds") == 0
+    h.steps.plan[Step.MOUNT] = "ok"
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert _sample(m, "harbor_ha_promotions_total", outcome="succeeded") == 1
+    assert _sample(m, "harbor_ha_promotions_total", outcome="failed") == 1
+    await h.until(lambda: _sample(m, "harbor_ha_failed_promotions") == 0, "MASTER_STABLE")
+
+
+async def test_maintenance_gauge_follows_the_node(h: Harness) -> None:
+    """harbor_ha_maintenance is 1 exactly while the node's maintenance flag is on."""
+    h.start()
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 0, "initial 0")
+    h.driver.post(Event.MAINTENANCE_ON, "test")
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 1, "maintenance on")
+    h.driver.post(Event.MAINTENANCE_OFF, "test")
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 0, "maintenance off")

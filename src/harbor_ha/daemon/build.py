@@ -11,11 +11,12 @@ import structlog
 from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.history import HistoryWriter
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
-from harbor_ha.machine import Node, Policy
+from harbor_ha.machine import Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -26,7 +27,7 @@ from .control import Control
 from .driver import Driver
 from .monitor import Monitor
 from .pulse import Pulse
-from .sdnotify import SdNotifier
+from .sdnotify import SdNotifier, StatusReporter
 from .status import StatusView
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
@@ -44,6 +45,27 @@ def policy_of(settings: Settings) -> Policy:
         master_stable_s=settings.master_stable_s,
         vip_mismatch_ticks=settings.vip_mismatch_ticks,
     )
+
+
+Verdict = tuple[bool, str]
+
+
+def readiness(
+    node: Node, alive: Verdict, primary: Verdict, standby_ready: bool | None, problems: list[str]
+) -> Verdict:
+    """Patroni's readiness: the loop is alive and the node can serve its role now (a MASTER
+    with Harbor healthy, or a BACKUP out of maintenance whose last standby check passed)."""
+    if not alive[0]:
+        return alive
+    if node.serving:
+        return primary
+    if node.state is not State.BACKUP:
+        return False, f"state is {node.state}"
+    if node.maintenance:
+        return False, "BACKUP in maintenance"
+    if standby_ready is not True:
+        return False, "standby not ready: " + ("; ".join(problems) or "not checked yet")
+    return True, "BACKUP and ready to take over"
 
 
 @dataclass
@@ -66,6 +88,7 @@ class Parts:
     monitor: Monitor
     control: Control
     http: HttpServers
+    history: HistoryWriter
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -105,6 +128,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     track = TrackFiles(s.priority_file, s.fault_file)
     wake = Pulse()
     notifier = SdNotifier(notify_socket)
+    history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
@@ -117,6 +141,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         track=track,
         metrics=metrics,
         interface=s.interface,
+        observers=(StatusReporter(notifier), history),
     )
 
     def bad_line(raw: str, reason: str) -> None:
@@ -148,11 +173,17 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             return False, "harbor not healthy"
         return True, "MASTER and harbor healthy"
 
+    def ready() -> tuple[bool, str]:
+        return readiness(
+            driver.node, parts.alive(), primary(), monitor.ready, monitor.ready_problems
+        )
+
     http = HttpServers(
         Endpoints(
             registry=metrics.registry,
             alive=lambda: parts.alive(),
             primary=primary,
+            ready=ready,
             status=status.snapshot,
             control=control.handle,
         ),
@@ -164,6 +195,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
         fs=fs, compose=compose, containers=containers, wake=wake, steps=steps, driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http,
+        http=http, history=history,
     )  # fmt: skip
     return parts
