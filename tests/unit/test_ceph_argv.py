@@ -8,6 +8,7 @@ tests/integration/ceph against a real cluster.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from pydantic import SecretStr
 from harbor_ha.ceph import Ceph, CephError, FenceError, write_keyring
 from harbor_ha.runner import CommandResult, CommandTimeout
 from harbor_ha.settings import Settings
-from tests.fakes import FakeRunner, by_substring, example_settings
+from tests.fakes import FakeRunner, Reply, by_substring, example_settings, reply
 
 DATA = Path(__file__).parent / "data" / "ceph"
 
@@ -143,3 +144,23 @@ async def test_map_refused_by_live_lock_owner_is_lock_held() -> None:
 def test_map_options_can_be_cleared() -> None:
     """rbd_map_options="" maps with plain -o exclusive."""
     assert Ceph(settings(rbd_map_options=""), FakeRunner()).map_options() == "exclusive"
+
+
+async def test_unmap_that_cannot_be_verified_is_unmap_failed() -> None:
+    """The forced unmap hung until its timeout and the last `rbd device list` finds no answer
+    either (seen on the VM tier on a node cut from Ceph): UnmapFailed naming why, so the
+    demotion ends FENCED_SELF instead of claiming a clean node."""
+    from harbor_ha.ceph import UnmapFailed
+
+    listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
+    lists: Iterator[Reply] = iter([reply(listed), CommandTimeout(["rbd", "device", "list"], 1.0)])
+
+    def rule(argv: list[str]) -> Reply | None:
+        if "list" in argv:
+            return next(lists)
+        if "unmap" in argv:
+            return CommandTimeout(argv, 5.0)
+        return None
+
+    with pytest.raises(UnmapFailed, match="cannot verify the unmap"):
+        await Ceph(settings(), FakeRunner([rule])).unmap(10)

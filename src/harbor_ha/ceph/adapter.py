@@ -246,7 +246,8 @@ class Ceph:
     async def unmap(self, timeout_s: float) -> None:
         """Unmap every device of the image (then with -o force); idempotent.
 
-        Raises UnmapFailed if the image is still mapped afterwards.
+        Raises UnmapFailed if the image is still mapped afterwards, or if that cannot be
+        verified (the demotion must then end FENCED_SELF, never claim a clean node).
         """
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
@@ -280,7 +281,10 @@ class Ceph:
                 log.warning("unmapped_forced", image=image, device=dev.device)
             except CephError as exc:
                 log.error("unmap_force_failed", image=image, device=dev.device, error=str(exc))
-        left = await self._image_devices(timeout_s=max(deadline - time.monotonic(), 1.0))
+        try:
+            left = await self._image_devices(timeout_s=max(deadline - time.monotonic(), 1.0))
+        except CephError as exc:  # e.g. the device list timed out after a forced unmap hung
+            raise UnmapFailed(f"{image}: cannot verify the unmap: {exc}") from exc
         if left:
             raise UnmapFailed(f"{image} still mapped at {[d.device for d in left]}")
 
