@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harbor_ha import __version__
+from harbor_ha.commands.control import Refused, Unreachable, request
 from harbor_ha.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -148,39 +149,6 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------- control
-class Unreachable(Exception):
-    pass
-
-
-class Refused(Exception):
-    pass
-
-
-async def _request(
-    settings: Settings, method: str, path: str, body: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    import aiohttp
-
-    sock = settings.control_socket_path
-    if not sock.exists():
-        raise Unreachable(f"no control socket at {sock}: is `harbor-ha run` running?")
-    try:
-        conn = aiohttp.UnixConnector(path=str(sock))
-        timeout = aiohttp.ClientTimeout(total=settings.command_timeout_s)
-        async with (
-            aiohttp.ClientSession(connector=conn, timeout=timeout) as session,
-            session.request(method, f"http://harbor-ha{path}", json=body) as resp,
-        ):
-            data: dict[str, Any] = await resp.json(content_type=None)
-            if resp.status == 409:
-                raise Refused(data.get("error", "refused"))
-            if resp.status >= 400:
-                raise ValueError(data.get("error", f"HTTP {resp.status}"))
-            return data
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise Unreachable(f"control socket {sock}: {exc}") from exc
-
-
 def _call(
     settings: Settings,
     method: str,
@@ -190,7 +158,7 @@ def _call(
     quiet: bool = False,
 ) -> int:
     try:
-        data = asyncio.run(_request(settings, method, path, body))
+        data = asyncio.run(request(settings, method, path, body))
     except Unreachable as exc:
         print(f"harbor-ha: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -209,7 +177,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.views import UNKNOWN, verdict
 
     try:
-        data = asyncio.run(_request(settings, "GET", "/status"))
+        data = asyncio.run(request(settings, "GET", "/status"))
     except Unreachable as exc:
         print(f"harbor-ha: {exc}", file=sys.stderr)
         return UNKNOWN
@@ -229,7 +197,7 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     async def both() -> list[tuple[str, dict[str, Any] | None, str]]:
         nodes: list[tuple[str, dict[str, Any] | None, str]] = []
         try:
-            nodes.append((settings.node_name, await _request(settings, "GET", "/status"), ""))
+            nodes.append((settings.node_name, await request(settings, "GET", "/status"), ""))
         except Unreachable as exc:
             nodes.append((settings.node_name, None, str(exc)))
         url = settings.peer_http_url
