@@ -8,6 +8,8 @@ world.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,14 @@ KEYS = {
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors",
     "last_failover",
 }  # fmt: skip
+
+
+async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Poll ``cond`` every 10 ms until it holds; fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -137,7 +147,7 @@ async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
     view = StatusView("n1", driver, p.steps, monitor, p.ticker, p.fifo, lambda: True)
     task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
     try:
-        await asyncio.sleep(0.05)
+        await until(lambda: driver.node.state is State.MASTER)  # the driver adopted it
         assert view.harbor_healthy() is None, "adopted MASTER: nobody measured Harbor yet"
         await monitor.check_once()
         assert view.harbor_healthy() is True
@@ -159,7 +169,7 @@ async def test_monitor_zeroes_the_gauges_of_the_role_it_left(parts: Parts) -> No
     p.metrics.ready.set(1)  # what a BACKUP that was ready left behind
     task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
     try:
-        await asyncio.sleep(0.05)
+        await until(lambda: driver.node.state is State.MASTER)  # the driver adopted it
         await monitor.check_once()
         assert sample("harbor_ha_harbor_healthy") == 1
         assert sample("harbor_ha_standby_ready") == 0, "a MASTER is not a ready standby"
@@ -199,7 +209,7 @@ async def test_the_driver_journals_each_transition(parts: Parts) -> None:
     task = asyncio.create_task(parts.driver.run((Node(), ()), "reconciled from facts"))
     try:
         parts.driver.post(Event.MAINTENANCE_ON, "operator")
-        await asyncio.sleep(0.05)
+        await until(lambda: parts.driver.processed >= 1)  # the event went through the machine
     finally:
         task.cancel()
         await asyncio.wait({task})
