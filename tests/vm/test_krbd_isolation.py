@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from lab.vm import net
 from tests.vm.conftest import VmLab
 
@@ -14,6 +16,9 @@ MARGIN_S = 30.0
 """Python start (~7 s under TCG) plus the adapter's own rbd device list calls."""
 
 
+# Worst case by the bounds asserted below: fsync 2x60 s, unmount 60+35 s, unmap 90+35 s, then
+# the peer's fence/map/unmap and a second map (~60 s under TCG): about 400 s.
+@pytest.mark.timeout(540)
 def test_cut_node_gets_eio_and_its_unmount_unmap_end_within_bounds(lab: VmLab) -> None:
     """With the product's default rbd_map_options (osd_request_timeout=60), a node cut from
     Ceph gets EIO from fsync after about the timeout instead of hanging in D state; then
