@@ -1,4 +1,14 @@
-# harbor-ha in a container, for sites that run node agents as containers.
+# harbor-ha in a container, for sites that run node agents as containers: the .deb
+# (python -m deb.build) on Debian bookworm, with the programs the daemon drives.
+#
+#   python -m deb.build -o dist
+#   docker build --build-arg BASE=debian:bookworm-slim -t harbor-ha:0.1.0 .
+#
+# BASE names the Debian bookworm base image.  Where no registry is reachable, make one
+# from a local root:  debootstrap --variant=minbase bookworm root && \
+#   tar -C root -c . | docker import - local/debian:bookworm   (then BASE=local/debian:bookworm)
+# The build needs Debian's package mirror (apt-get); with a dockerd without a bridge,
+# build with --network host.
 #
 # It drives the HOST: it maps RBD images (kernel), mounts filesystems the host's
 # Docker must see, runs compose against the host's dockerd and reads the VIP on
@@ -11,27 +21,24 @@
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     -v /etc/ceph:/etc/ceph:ro -v /opt/harbor:/opt/harbor:ro \
 #     -v /data:/data:rshared \                   # mounts made here must reach the host
+#     -v /var/lib/harbor-ha:/var/lib/harbor-ha \ # the history journal
 #     --env-file /etc/harbor-ha/harbor-ha.env \
 #     harbor-ha:0.1.0
 # See README.md, "Running in a container".
-FROM debian:bookworm-slim
+ARG BASE=debian:bookworm-slim
+FROM ${BASE}
 
+ARG DEB=dist/harbor-ha_0.1.0_amd64.deb
+COPY ${DEB} /tmp/harbor-ha.deb
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-venv ceph-common e2fsprogs xfsprogs util-linux iproute2 psmisc \
-      docker.io docker-compose ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+      /tmp/harbor-ha.deb \
+      ceph-common e2fsprogs xfsprogs util-linux iproute2 psmisc docker.io docker-compose \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /tmp/harbor-ha.deb
 
-WORKDIR /opt/harbor-ha
-COPY pyproject.toml README.md ./
-COPY src ./src
-RUN python3 -m venv /opt/harbor-ha/venv \
- && /opt/harbor-ha/venv/bin/pip install --no-cache-dir . \
- && ln -s /opt/harbor-ha/venv/bin/harbor-ha /usr/local/bin/harbor-ha
-
-# Read-only HTTP: /metrics /health /primary /status
+# Read-only HTTP: /metrics /health /primary /status /liveness /readiness
 EXPOSE 9105
-HEALTHCHECK --interval=10s --timeout=3s CMD python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:9105/health', timeout=2)" || exit 1
+HEALTHCHECK --interval=10s --timeout=3s CMD ["/opt/harbor-ha/venv/bin/python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9105/liveness', timeout=2)"]
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["harbor-ha"]
+ENTRYPOINT ["/usr/sbin/harbor-ha"]
 CMD ["run"]

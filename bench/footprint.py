@@ -1,0 +1,133 @@
+"""The daemon's idle footprint (issue 11): CPU % of one core and RSS of each node's harbor-ha.
+
+Run as root from the repository top::
+
+    .venv/bin/python -m bench.footprint [--window 120] [--settle 20] [--dir /var/tmp/hhfoot]
+
+It brings up its own two-node lab (lab/: real keepalived, Ceph, dockerd, Harbor-shaped
+project; own directory and netns prefix) with the daemon's DEFAULT probe interval (the lab's
+env files set 1 s for the tests; here the line is dropped, so settings' default applies) and
+log level info, waits until one node serves and the other is a ready standby, lets it settle,
+then samples each harbor-ha process over ``--window`` seconds:
+
+- cpu_self:     (utime + stime) delta / window, in % of one core (/proc/PID/stat);
+- cpu_children: the same for the commands it ran and reaped in the window (cutime + cstime:
+                probes' `ip`, `rbd`, `docker`, ...), so ``total`` is the daemon's whole cost;
+- rss_mib:      VmRSS at the end of the window (/proc/PID/status), and VmHWM (the peak).
+
+Goals (issue 11): total < 0.5 % of a core, RSS < 60 MiB.  Prints ``uptime`` before and after
+(the machine's load: other labs may run beside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import lab
+import lab.node as lab_node
+from bench.failover import say, wait_stable
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+GOAL_CPU_PCT = 0.5
+GOAL_RSS_MIB = 60.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    self_ticks: int
+    child_ticks: int
+    at: float
+
+
+def sample(pid: int) -> Sample:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # after the comm: state is fields[0]; utime, stime, cutime, cstime are fields 11..14
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return Sample(utime + stime, cutime + cstime, time.monotonic())
+
+
+def memory_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MiB."""
+    vals: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            vals[key] = int(rest.split()[0]) / 1024
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+def default_probe_env() -> None:
+    """The lab's env files without the tests' probe interval (the settings default applies)."""
+    plain = lab_node.node_env
+
+    def node_env(st: lab.LabState, node: lab.NodeState, compose: str) -> str:
+        lines = plain(st, node, compose).splitlines(keepends=True)
+        return "".join(x for x in lines if not x.startswith("HARBOR_HA_PROBE_INTERVAL_S="))
+
+    lab_node.node_env = node_env  # install_node() looks it up in lab.node at call time
+
+
+def measure(st: lab.LabState, master: str, window_s: float) -> dict[str, dict[str, float]]:
+    pids = {name: node.pids["harbor-ha"] for name, node in st.nodes.items()}
+    first = {name: sample(pid) for name, pid in pids.items()}
+    time.sleep(window_s)
+    out: dict[str, dict[str, float]] = {}
+    for name, pid in pids.items():
+        last = sample(pid)
+        secs = last.at - first[name].at
+        cpu_self = 100 * (last.self_ticks - first[name].self_ticks) / CLK_TCK / secs
+        cpu_child = 100 * (last.child_ticks - first[name].child_ticks) / CLK_TCK / secs
+        rss, hwm = memory_mib(pid)
+        out[name] = {
+            "master": float(name == master),
+            "cpu_self": cpu_self,
+            "cpu_children": cpu_child,
+            "cpu_total": cpu_self + cpu_child,
+            "rss_mib": rss,
+            "hwm_mib": hwm,
+        }
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--window", type=float, default=120.0, help="seconds sampled")
+    ap.add_argument("--settle", type=float, default=20.0, help="seconds idle before sampling")
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhfoot"))
+    ap.add_argument("--prefix", default="hhfoot")
+    args = ap.parse_args()
+    default_probe_env()
+    say(f"footprint: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+        f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
+    st = lab.up(args.dir, prefix=args.prefix, say=say)
+    try:
+        master = wait_stable(st)
+        time.sleep(args.settle)
+        figures = measure(st, master, args.window)
+    finally:
+        lab.down(args.dir, say=say)
+    say(f"uptime after: {lab.sh('uptime').stdout.strip()}")
+    say(f"window {args.window:.0f} s, probe interval: the settings default")
+    say("node  role     cpu_self%  cpu_children%  cpu_total%  rss_MiB  peak_MiB")
+    for name, f in sorted(figures.items()):
+        role = "master" if f["master"] else "standby"
+        say(
+            f"{name:<5} {role:<8} {f['cpu_self']:9.2f}  {f['cpu_children']:13.2f}  "
+            f"{f['cpu_total']:10.2f}  {f['rss_mib']:7.1f}  {f['hwm_mib']:8.1f}"
+        )
+    worst_cpu = max(f["cpu_total"] for f in figures.values())
+    worst_rss = max(f["rss_mib"] for f in figures.values())
+    say(
+        f"footprint_cpu_max_pct={worst_cpu:.2f} (goal < {GOAL_CPU_PCT}) "
+        f"footprint_rss_max_mib={worst_rss:.1f} (goal < {GOAL_RSS_MIB:.0f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
