@@ -1,16 +1,19 @@
-"""vip_present against the real `ip -j addr show` of this host's loopback."""
+"""vip_present against the kernel's addresses of this host's interfaces, read over rtnetlink,
+and the netlink reader against the real `ip -j addr show` of every interface."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import shutil
+import subprocess
 
 import pytest
 
 from harbor_ha.keepalived import VipCheckError, vip_present
+from harbor_ha.keepalived.netlink import interface_addresses
 from harbor_ha.runner import ProcessRunner
 from tests.fakes import example_settings
-
-pytestmark = pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 not installed")
 
 
 async def test_address_on_the_interface_is_present() -> None:
@@ -29,8 +32,16 @@ async def test_missing_interface_raises() -> None:
         )
 
 
-async def test_missing_ip_binary_raises() -> None:
-    """An ip binary that cannot run raises VipCheckError, not a runner error."""
-    settings = example_settings(interface="lo", vip="127.0.0.1/8", ip_bin="/nonexistent/ip")
-    with pytest.raises(VipCheckError, match="cannot execute"):
-        await vip_present(ProcessRunner(), settings)
+@pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 not installed")
+def test_netlink_reads_what_ip_prints() -> None:
+    """For every interface of this host, the addresses read over rtnetlink are the ``local``
+    addresses ``ip -j addr show`` prints (IPv4 and IPv6), in the same order."""
+    links = json.loads(
+        subprocess.run(
+            ["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    )
+    assert links
+    for link in links:
+        expected = [ipaddress.ip_address(a["local"]) for a in link.get("addr_info", [])]
+        assert interface_addresses(link["ifname"], 2.0) == expected, link["ifname"]

@@ -22,7 +22,6 @@ def _binaries(s: Settings) -> list[Finding]:
         ("rbd", s.rbd_bin),
         ("ceph", s.ceph_bin),
         ("keepalived", s.keepalived_bin),
-        ("ip", s.ip_bin),
         ("mount", s.mount_bin),
         ("umount", s.umount_bin),
         ("fsck", s.fsck_bin),

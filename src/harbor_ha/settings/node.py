@@ -100,5 +100,8 @@ class KeepalivedSettings(BaseModel):
     )
     ip_bin: str = Field(
         default="ip",
-        description="iproute2 `ip`, for the VIP check on every tick.",
+        description=(
+            "Unused since the VIP check reads the kernel over netlink (no `ip` per tick); "
+            "still accepted so existing env files stay valid."
+        ),
     )
