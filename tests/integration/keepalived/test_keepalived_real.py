@@ -9,13 +9,26 @@ from collections.abc import Callable
 import pytest
 
 from harbor_ha.keepalived import TrackFiles, check_config, vip_present
+from harbor_ha.runner import ProcessRunner
+from harbor_ha.settings import Settings
 from lab.keepalived import KeepalivedProcess
-from lab.netns import NetnsRunner, Topology
+from lab.netns import NetnsExecutor, NetnsRunner, Topology
 from tests.integration.fixtures.keepalived import FifoWatch, wait_until
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., KeepalivedProcess]
+
+
+async def vip_in(netns: str, settings: Settings) -> bool:
+    """vip_present as the daemon runs it inside ``netns`` (its netlink socket lives there)."""
+    ex = NetnsExecutor(netns)
+    try:
+        return await ex.run(lambda: vip_present(ProcessRunner(), settings))
+    finally:
+        ex.close()
+
+
 Watch = Callable[..., FifoWatch]
 
 
@@ -47,7 +60,7 @@ async def test_lone_node_reports_master_then_stop_on_sigterm(
     _, _, master = await watch.wait_for("MASTER")
     assert master.name == ka.settings.vrrp_instance
     assert master.priority == ka.settings.base_priority + ka.settings.priority_weight
-    assert await vip_present(NetnsRunner(ka.node.netns), ka.settings)
+    assert await vip_in(ka.node.netns, ka.settings)
     sent = time.monotonic()
     await ka.stop(signal.SIGTERM)
     _, at, _ = await watch.wait_for("STOP")
@@ -64,8 +77,8 @@ async def test_two_nodes_one_master_vip_on_master_only(
     wb = fifo_watch(b.settings.keepalived_fifo)
     await b.wait_fifo_open()
     await wb.wait_for("BACKUP")
-    assert await vip_present(NetnsRunner(a.node.netns), a.settings)
-    assert not await vip_present(NetnsRunner(b.node.netns), b.settings)
+    assert await vip_in(a.node.netns, a.settings)
+    assert not await vip_in(b.node.netns, b.settings)
     assert "MASTER" not in wb.states
     assert wa.states[-1] == "MASTER"
 
@@ -79,26 +92,25 @@ async def test_fault_file_hands_the_vip_to_the_peer(
     wb = fifo_watch(b.settings.keepalived_fifo)
     await b.wait_fifo_open()
     await wb.wait_for("BACKUP")
-    runner_b = NetnsRunner(b.node.netns)
     files_a = TrackFiles(a.settings.priority_file, a.settings.fault_file)
 
     t0 = time.monotonic()
     assert files_a.set_fault(True) is True
     _, t_fault, fault = await wa.wait_for("FAULT", start=len(wa.seen))
     _, t_master, _ = await wb.wait_for("MASTER")
-    t_vip = await wait_until(lambda: vip_present(runner_b, b.settings), "VIP on b")
+    t_vip = await wait_until(lambda: vip_in(b.node.netns, b.settings), "VIP on b")
     print(
         f"fault file -> a FAULT line {(t_fault - t0) * 1000:.0f} ms, "
         f"-> b MASTER line {(t_master - t0) * 1000:.0f} ms, "
         f"-> VIP on b {(t_vip - t0) * 1000:.0f} ms"
     )
     assert fault.name == a.settings.vrrp_instance  # (FAULT carries the effective priority)
-    assert not await vip_present(NetnsRunner(a.node.netns), a.settings)
+    assert not await vip_in(a.node.netns, a.settings)
 
     # clearing the fault: a comes back as BACKUP (nopreempt), b keeps the VIP
     assert files_a.set_fault(False) is True
     await wa.wait_for("BACKUP", start=len(wa.seen) - 1)
-    assert await vip_present(runner_b, b.settings)
+    assert await vip_in(b.node.netns, b.settings)
 
 
 async def test_reader_survives_keepalived_restart(
@@ -139,7 +151,7 @@ async def test_sighup_reload_keeps_the_fifo_working(
         f"lines after: {[line.raw for _, line in watch.seen[mark:]]}; reopens {watch.reopens}"
     )
     assert files.fault_value == 0, "the reload must not overwrite the daemon's fault file"
-    assert await vip_present(NetnsRunner(ka.node.netns), ka.settings)
+    assert await vip_in(ka.node.netns, ka.settings)
     mark = len(watch.seen)
     t1 = time.monotonic()
     files.set_fault(True)
@@ -159,7 +171,7 @@ async def test_missing_fault_file_starts_in_fault(
     await watch.wait_for("FAULT")
     files = TrackFiles(ka.settings.priority_file, ka.settings.fault_file)
     assert files.fault_value == 1
-    assert not await vip_present(NetnsRunner(ka.node.netns), ka.settings)
+    assert not await vip_in(ka.node.netns, ka.settings)
     t0 = time.monotonic()
     files.set_fault(False)
     _, at, _ = await watch.wait_for("MASTER")
@@ -180,7 +192,7 @@ async def test_priority_file_changes_priority_but_not_the_master(
     assert files_a.set_ready(False) is True
     _, _, line = await wa.wait_for("MASTER_PRIORITY", start=mark)
     assert line.priority == a.settings.base_priority
-    assert await vip_present(NetnsRunner(a.node.netns), a.settings), "nopreempt: VIP stays"
+    assert await vip_in(a.node.netns, a.settings), "nopreempt: VIP stays"
     assert "MASTER" not in wb.states
 
 
