@@ -94,13 +94,53 @@ def measure(st: lab.LabState, master: str, window_s: float) -> dict[str, dict[st
     return out
 
 
+def vip_check_cost(calls: int = 300) -> tuple[float, float]:
+    """CPU ms per VIP check (self + reaped children) of the way before (``ip -j addr show``
+    through the daemon's ProcessRunner) and now (rtnetlink), on this host's lo."""
+    import asyncio
+    import resource
+
+    from harbor_ha.keepalived.netlink import interface_addresses
+    from harbor_ha.runner import ProcessRunner
+
+    def cpu() -> float:
+        me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    async def with_ip() -> None:
+        runner = ProcessRunner()
+        for _ in range(calls):
+            await runner.run(["ip", "-j", "addr", "show", "dev", "lo"], timeout_s=5)
+
+    start = cpu()
+    asyncio.run(with_ip())
+    ip_ms = (cpu() - start) / calls * 1e3
+    start = cpu()
+    for _ in range(calls):
+        interface_addresses("lo", 2.0)
+    return ip_ms, (cpu() - start) / calls * 1e3
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--window", type=float, default=120.0, help="seconds sampled")
     ap.add_argument("--settle", type=float, default=20.0, help="seconds idle before sampling")
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhfoot"))
     ap.add_argument("--prefix", default="hhfoot")
+    ap.add_argument(
+        "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
+    )
     args = ap.parse_args()
+    if args.vip_check_cost:
+        import logging
+
+        logging.disable(logging.CRITICAL)
+        import structlog
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+        ip_ms, nl_ms = vip_check_cost()
+        say(f"vip check, CPU ms per call: ip subprocess {ip_ms:.2f}, netlink {nl_ms:.3f}")
+        return 0
     default_probe_env()
     say(f"footprint: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
         f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
