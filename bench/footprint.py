@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -72,11 +73,52 @@ def default_probe_env() -> None:
     lab_node.node_env = node_env  # install_node() looks it up in lab.node at call time
 
 
-def measure(st: lab.LabState, master: str, window_s: float) -> dict[str, dict[str, float]]:
+def command_counts(node: lab.NodeState) -> dict[str, float]:
+    """External commands run so far, by executable (the daemon's own /metrics histogram)."""
+    text = lab.sh(
+        "nsenter", f"--net=/run/netns/{node.netns}", "curl", "-sf", "http://127.0.0.1:9105/metrics"
+    ).stdout
+    prefix = 'harbor_ha_command_duration_seconds_count{command="'
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, _, value = line[len(prefix) :].partition('"} ')
+            out[name] = float(value)
+    return out
+
+
+def measure(
+    st: lab.LabState, master: str, window_s: float, py_spy: str | None = None
+) -> dict[str, dict[str, float]]:
+    """Sample both daemons over ``window_s``; with ``py_spy`` (the path of a py-spy binary),
+    also record their stacks meanwhile (collapsed stacks in LABDIR/../profile-NODE.txt)."""
     pids = {name: node.pids["harbor-ha"] for name, node in st.nodes.items()}
+    counts = {name: command_counts(node) for name, node in st.nodes.items()}
+    spies = []
+    if py_spy:
+        for name, pid in pids.items():
+            out = Path(st.labdir).parent / f"profile-{name}.txt"
+            argv = [py_spy, "record", "--nonblocking", "-r", "100", "-f", "raw"]
+            argv += ["-d", str(int(window_s)), "-o", str(out), "-p", str(pid)]
+            spies.append(
+                subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )
     first = {name: sample(pid) for name, pid in pids.items()}
     time.sleep(window_s)
+    for spy in spies:
+        spy.wait(timeout=60)
     out: dict[str, dict[str, float]] = {}
+    for name, node in st.nodes.items():
+        after = command_counts(node)
+        per_min = {
+            k: (v - counts[name].get(k, 0.0)) * 60 / window_s
+            for k, v in sorted(after.items())
+            if v > counts[name].get(k, 0.0)
+        }
+        say(
+            f"  {name}: commands per minute: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in per_min.items())
+        )
     for name, pid in pids.items():
         last = sample(pid)
         secs = last.at - first[name].at
@@ -127,6 +169,7 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=20.0, help="seconds idle before sampling")
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhfoot"))
     ap.add_argument("--prefix", default="hhfoot")
+    ap.add_argument("--py-spy", default=None, help="py-spy binary: also profile the daemons")
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
     )
@@ -148,7 +191,7 @@ def main() -> int:
     try:
         master = wait_stable(st)
         time.sleep(args.settle)
-        figures = measure(st, master, args.window)
+        figures = measure(st, master, args.window, args.py_spy)
     finally:
         lab.down(args.dir, say=say)
     say(f"uptime after: {lab.sh('uptime').stdout.strip()}")
