@@ -97,9 +97,9 @@ def measure(
     spies = []
     if py_spy:
         for name, pid in pids.items():
-            out = Path(st.labdir).parent / f"profile-{name}.txt"
+            prof = Path(st.labdir).parent / f"profile-{name}.txt"
             argv = [py_spy, "record", "--nonblocking", "-r", "100", "-f", "raw"]
-            argv += ["-d", str(int(window_s)), "-o", str(out), "-p", str(pid)]
+            argv += ["-d", str(int(window_s)), "-o", str(prof), "-p", str(pid)]
             spies.append(
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )
