@@ -62,6 +62,25 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return vals["VmRSS"], vals["VmHWM"]
 
 
+def installed_venv(where: Path) -> str:
+    """A virtualenv of Debian's python3 with harbor-ha installed as operators install it
+    (``pip install -c constraints.txt .``: the runtime dependencies only, as the .deb has
+    them; the development venv also has the test tools, e.g. rich, which structlog imports
+    when present: ~5 MiB).
+    Returns its harbor-ha command; reused when present."""
+    root = Path(__file__).resolve().parents[1]
+    venv = where / "venv"
+    if not (venv / "bin/harbor-ha").exists():
+        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        lab.sh(python, "-m", "venv", "--clear", str(venv), timeout=120)
+        pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check"]
+        lab.sh(*pip, "-c", str(root / "constraints.txt"), str(root), timeout=600)
+    else:  # the working tree may have changed: reinstall the project only
+        pip = [str(venv / "bin/pip"), "install", "-q", "--disable-pip-version-check"]
+        lab.sh(*pip, "--no-deps", "--force-reinstall", str(root), timeout=600)
+    return str(venv / "bin/harbor-ha")
+
+
 def default_probe_env() -> None:
     """The lab's env files without the tests' probe interval (the settings default applies)."""
     plain = lab_node.node_env
@@ -173,6 +192,9 @@ def main() -> int:
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
     )
+    ap.add_argument(
+        "--dev-venv", action="store_true", help="run the development venv's harbor-ha instead"
+    )
     args = ap.parse_args()
     if args.vip_check_cost:
         import logging
@@ -185,6 +207,10 @@ def main() -> int:
         say(f"vip check, CPU ms per call: ip subprocess {ip_ms:.2f}, netlink {nl_ms:.3f}")
         return 0
     default_probe_env()
+    if not args.dev_venv:
+        command = installed_venv(args.dir.parent / f"{args.dir.name}-venv")
+        setattr(lab_node, "HARBOR_HA", command)  # noqa: B010 (lab.node reads it at call time)
+        say(f"footprint: daemon {command}")
     say(f"footprint: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
         f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
     st = lab.up(args.dir, prefix=args.prefix, say=say)
