@@ -81,13 +81,16 @@ def installed_venv(where: Path) -> str:
     return str(venv / "bin/harbor-ha")
 
 
-def default_probe_env() -> None:
-    """The lab's env files without the tests' probe interval (the settings default applies)."""
+def probe_env(interval_s: float | None) -> None:
+    """The lab's env files with HARBOR_HA_PROBE_INTERVAL_S=``interval_s``, or without the
+    tests' 1 s (None: the settings default applies)."""
     plain = lab_node.node_env
+    line = "" if interval_s is None else f"HARBOR_HA_PROBE_INTERVAL_S={interval_s:g}\n"
 
     def node_env(st: lab.LabState, node: lab.NodeState, compose: str) -> str:
         lines = plain(st, node, compose).splitlines(keepends=True)
-        return "".join(x for x in lines if not x.startswith("HARBOR_HA_PROBE_INTERVAL_S="))
+        kept = [x for x in lines if not x.startswith("HARBOR_HA_PROBE_INTERVAL_S=")]
+        return "".join(kept) + line
 
     lab_node.node_env = node_env  # install_node() looks it up in lab.node at call time
 
@@ -188,6 +191,9 @@ def main() -> int:
     ap.add_argument("--settle", type=float, default=20.0, help="seconds idle before sampling")
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhfoot"))
     ap.add_argument("--prefix", default="hhfoot")
+    ap.add_argument(
+        "--probe-interval", type=float, default=None, help="seconds (default: the settings')"
+    )
     ap.add_argument("--py-spy", default=None, help="py-spy binary: also profile the daemons")
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
@@ -206,7 +212,7 @@ def main() -> int:
         ip_ms, nl_ms = vip_check_cost()
         say(f"vip check, CPU ms per call: ip subprocess {ip_ms:.2f}, netlink {nl_ms:.3f}")
         return 0
-    default_probe_env()
+    probe_env(args.probe_interval)
     if not args.dev_venv:
         command = installed_venv(args.dir.parent / f"{args.dir.name}-venv")
         setattr(lab_node, "HARBOR_HA", command)  # noqa: B010 (lab.node reads it at call time)
@@ -221,7 +227,10 @@ def main() -> int:
     finally:
         lab.down(args.dir, say=say)
     say(f"uptime after: {lab.sh('uptime').stdout.strip()}")
-    say(f"window {args.window:.0f} s, probe interval: the settings default")
+    interval = (
+        "the settings default" if args.probe_interval is None else f"{args.probe_interval:g} s"
+    )
+    say(f"window {args.window:.0f} s, probe interval: {interval}")
     say("node  role     cpu_self%  cpu_children%  cpu_total%  rss_MiB  peak_MiB")
     for name, f in sorted(figures.items()):
         role = "master" if f["master"] else "standby"
