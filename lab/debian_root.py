@@ -31,10 +31,7 @@ DEBOOTSTRAP_TIMEOUT_S = 900.0
 CHROOT_TIMEOUT_S = 600.0
 UNSHARE = ("unshare", "--mount", "--propagation", "private")
 
-_MOUNTS = r"""
-set -e
-r=$1; shift
-mount -t proc proc "$r/proc"
+MINIMAL_DEV = r"""
 mount -t tmpfs -o mode=755 tmpfs "$r/dev"
 for n in null zero full random urandom tty; do
   touch "$r/dev/$n"; mount --bind "/dev/$n" "$r/dev/$n"
@@ -42,7 +39,17 @@ done
 mkdir -p "$r/dev/pts" "$r/dev/shm"
 mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts"
 ln -s pts/ptmx "$r/dev/ptmx"
-mount -t tmpfs tmpfs "$r/run"
+"""
+"""Shell: a small /dev for the root at ``$r`` (the host's null, zero, random..., own ptys)."""
+
+_MOUNTS = (
+    r"""
+set -e
+r=$1; shift
+mount -t proc proc "$r/proc"
+"""
+    + MINIMAL_DEV
+    + r"""mount -t tmpfs tmpfs "$r/run"
 mount -t tmpfs tmpfs "$r/tmp"
 cp -L /etc/resolv.conf "$r/run/resolv.conf" &&
   mount --bind "$r/run/resolv.conf" "$r/etc/resolv.conf" || true
@@ -50,6 +57,7 @@ mkdir -p "$r/var/cache/apt/archives" && mount --bind "$ARCHIVES" "$r/var/cache/a
 exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
   DEBIAN_FRONTEND=noninteractive "$@"
 """
+)
 
 
 def recipe() -> str:

@@ -15,6 +15,16 @@ from deb.build import build
 from lab import debian_root
 
 NEEDS = ("debootstrap", "dpkg-deb", "unshare", "chroot")
+NODE_ENV = """\
+HARBOR_HA_NODE_NAME=node-a
+HARBOR_HA_INTERFACE=eth0
+HARBOR_HA_VIP=10.0.0.100/24
+HARBOR_HA_CEPH_POOL=rbd
+HARBOR_HA_CEPH_IMAGE=harbor
+HARBOR_HA_VRRP_UNICAST_SRC_IP=10.0.0.11
+HARBOR_HA_VRRP_UNICAST_PEERS=10.0.0.12
+"""
+"""A node's settings file: the four required settings, its name and its unicast peer."""
 
 
 def unavailable() -> str | None:

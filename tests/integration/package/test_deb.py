@@ -11,6 +11,7 @@ import pytest
 
 from deb.build import version
 from lab.debian_root import chroot
+from tests.integration.debroot import NODE_ENV as ENV
 from tests.integration.debroot import harbor_deb, installed_root, unavailable
 
 pytestmark = [
@@ -19,15 +20,6 @@ pytestmark = [
 ]
 __all__ = ["harbor_deb", "installed_root"]
 
-ENV = """\
-HARBOR_HA_NODE_NAME=node-a
-HARBOR_HA_INTERFACE=eth0
-HARBOR_HA_VIP=10.0.0.100/24
-HARBOR_HA_CEPH_POOL=rbd
-HARBOR_HA_CEPH_IMAGE=harbor
-HARBOR_HA_VRRP_UNICAST_SRC_IP=10.0.0.11
-HARBOR_HA_VRRP_UNICAST_PEERS=10.0.0.12
-"""
 
 PACKAGED = (
     "lib/systemd/system/harbor-ha.service",

@@ -19,6 +19,7 @@ import pytest
 from deb.build import version
 from lab import debian_root
 from lab.dockerd import DOCKER_CLI, Dockerd, start_dockerd, stop_dockerd
+from tests.integration.debroot import NODE_ENV as ENV
 from tests.integration.debroot import harbor_deb, unavailable
 
 pytestmark = [
@@ -33,15 +34,6 @@ __all__ = ["harbor_deb"]
 ROOT = Path(__file__).resolve().parents[3]
 BASE = f"harbor-ha-lab/debian:bookworm-{debian_root.recipe()}"
 IMAGE = "harbor-ha-test:dockerfile"
-ENV = """\
-HARBOR_HA_NODE_NAME=node-a
-HARBOR_HA_INTERFACE=eth0
-HARBOR_HA_VIP=10.0.0.100/24
-HARBOR_HA_CEPH_POOL=rbd
-HARBOR_HA_CEPH_IMAGE=harbor
-HARBOR_HA_VRRP_UNICAST_SRC_IP=10.0.0.11
-HARBOR_HA_VRRP_UNICAST_PEERS=10.0.0.12
-"""
 
 
 @pytest.fixture(scope="module")

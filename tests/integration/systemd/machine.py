@@ -18,11 +18,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from lab.debian_root import MINIMAL_DEV
 from tests.integration.systemd.pid1 import CGROUP_ROOTS
 
 BOOT_TIMEOUT_S = 60.0
 
-_INNER = r"""
+_INNER = (
+    r"""
 set -e
 r=$1; console=$2
 mount --bind "$r" "$r"
@@ -32,19 +34,15 @@ mount --rbind /sys "$r/sys"
 umount -l "$r/sys/fs/cgroup/unified" && mount -t cgroup2 none "$r/sys/fs/cgroup/unified"
 umount -l "$r/sys/fs/cgroup/systemd"
 mount -t cgroup -o none,name=systemd none "$r/sys/fs/cgroup/systemd"
-mount -t tmpfs -o mode=755 tmpfs "$r/dev"
-for n in null zero full random urandom tty; do
-  touch "$r/dev/$n"; mount --bind "/dev/$n" "$r/dev/$n"
-done
-mkdir -p "$r/dev/pts" "$r/dev/shm"
-mount -t devpts -o newinstance,ptmxmode=0666 devpts "$r/dev/pts"
-ln -s pts/ptmx "$r/dev/ptmx"
-touch "$r/dev/console" && mount --bind "$console" "$r/dev/console"
+"""
+    + MINIMAL_DEV
+    + r"""touch "$r/dev/console" && mount --bind "$console" "$r/dev/console"
 mount -t tmpfs -o mode=755 tmpfs "$r/run"
 mount -t tmpfs tmpfs "$r/tmp"
 exec chroot "$r" /usr/bin/env -i container=harbor-ha-test /lib/systemd/systemd --system \
   --log-target=journal-or-kmsg
 """
+)
 _OUTER = (
     'for root in "$@"; do echo $$ > "$root/cgroup.procs" || exit 1; done; '
     "exec unshare --kill-child --cgroup --pid --fork --mount --uts --net --propagation private "

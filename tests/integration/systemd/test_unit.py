@@ -117,39 +117,30 @@ def test_status_text_follows_a_transition(machine: Machine) -> None:
     assert "fence failed" in status, status
 
 
+def signal_and_wait_restart(m: Machine, signal: str, what: str, within_s: float) -> None:
+    """Send ``signal`` to the daemon (the unit's main process); wait until systemd has
+    restarted it: active with another main PID, NRestarts + 1, and the daemon is BACKUP."""
+    props = wait_for(m, "active", lambda p: p["ActiveState"] == "active", 30)
+    pid, restarts = props["MainPID"], int(props["NRestarts"])
+    m.run("systemctl", "kill", "--kill-whom=main", f"--signal={signal}", UNIT)
+    props = wait_for(
+        m, what, lambda p: p["ActiveState"] == "active" and p["MainPID"] not in (pid, "0"), within_s
+    )
+    assert int(props["NRestarts"]) == restarts + 1, props
+    assert daemon_status(m)["state"] == "BACKUP"
+
+
 def test_watchdog_restarts_a_stalled_daemon(machine: Machine) -> None:
     """SIGSTOP of the daemon: no WATCHDOG=1 any more; after WatchdogSec (30 s) systemd
     aborts it (SIGABRT, then SIGKILL after TimeoutAbortSec) and restarts it: a new main
     PID, NRestarts + 1, active again and BACKUP."""
-    m = machine
-    props = wait_for(m, "active", lambda p: p["ActiveState"] == "active", 30)
-    pid, restarts = props["MainPID"], int(props["NRestarts"])
-    m.run("kill", "-STOP", pid)
-    props = wait_for(
-        m,
-        "restart by the watchdog",
-        lambda p: p["ActiveState"] == "active" and p["MainPID"] not in (pid, "0"),
-        90,
-    )
-    assert int(props["NRestarts"]) == restarts + 1, props
-    assert "Watchdog timeout" in m.run("journalctl", "--no-pager", "-b").stdout
-    assert daemon_status(m)["state"] == "BACKUP"
+    signal_and_wait_restart(machine, "SIGSTOP", "restart by the watchdog", 90)
+    assert "Watchdog timeout" in machine.run("journalctl", "--no-pager", "-b").stdout
 
 
 def test_a_crash_is_restarted(machine: Machine) -> None:
     """SIGKILL of the daemon (a crash): Restart=always starts it again (RestartSec=2s)."""
-    m = machine
-    props = wait_for(m, "active", lambda p: p["ActiveState"] == "active", 30)
-    pid, restarts = props["MainPID"], int(props["NRestarts"])
-    m.run("kill", "-KILL", pid)
-    props = wait_for(
-        m,
-        "restart after the crash",
-        lambda p: p["ActiveState"] == "active" and p["MainPID"] not in (pid, "0"),
-        30,
-    )
-    assert int(props["NRestarts"]) == restarts + 1, props
-    assert daemon_status(m)["state"] == "BACKUP"
+    signal_and_wait_restart(machine, "SIGKILL", "restart after the crash", 30)
 
 
 def test_errors_reach_journalctl_p_err_with_the_node_name(machine: Machine) -> None:
