@@ -79,6 +79,8 @@ class ContainerProbe:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._docker: aiodocker.Docker | None = None
+        self._seen: dict[str, tuple[tuple[str, str], str, tuple[str, bool]]] = {}
+        """container id -> ((list State, list Status), name, status) of its last inspect."""
 
     @property
     def _label(self) -> str:
@@ -105,24 +107,34 @@ class ContainerProbe:
         return True
 
     async def check(self) -> ContainerReport:
-        """Inspect every container of the project; never raises (errors are reported)."""
+        """The project's containers, inspected when their list entry (state, status text) changed
+        since the last look; never raises (errors are reported)."""
         try:
             async with asyncio.timeout(self._settings.probe_timeout_s):
                 docker = self._client()
                 listed = await docker.containers.list(
                     all=True, filters=json.dumps({"label": [self._label]})
                 )
-                infos = await asyncio.gather(*(c.show() for c in listed))
+                # Inspect only what changed since the last look: the list's State and Status
+                # ("Up 3 minutes (healthy)") change with every state or health change.
+                keys = {c.id: (str(c["State"]), str(c["Status"])) for c in listed}
+                stale = [
+                    c for c in listed if c.id not in self._seen or self._seen[c.id][0] != keys[c.id]
+                ]
+                infos = await asyncio.gather(*(c.show() for c in stale))
         except TimeoutError:
             return ContainerReport(
                 False, {}, f"docker API: timeout after {self._settings.probe_timeout_s:g} s"
             )
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
             return ContainerReport(False, {}, f"docker API: {type(exc).__name__}: {exc}")
-        seen: dict[str, tuple[str, bool]] = {}
-        for info in infos:
-            name = str(info.get("Name", info.get("Id", "?"))).lstrip("/")
-            seen[name] = container_status(info.get("State") or {})
+        fresh = {
+            c.id: (keys[c.id], str(info.get("Name", c.id)).lstrip("/"),
+                   container_status(info.get("State") or {}))
+            for c, info in zip(stale, infos, strict=True)
+        }  # fmt: skip
+        self._seen = {cid: fresh.get(cid) or self._seen[cid] for cid in keys}
+        seen = {name: status for _, name, status in self._seen.values()}
         return judge(seen, self._settings.harbor_expected_containers)
 
     async def watch(self) -> AsyncIterator[str]:

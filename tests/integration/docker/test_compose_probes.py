@@ -246,12 +246,15 @@ async def test_unhealthy_component_seen_by_watch_and_check(
 ) -> None:
     """Switching the database unhealthy: watch() yields harbor-db's health_status event (latency
     printed), check() reports harbor-db running/unhealthy, the health API reports component
-    database unhealthy, and HarborProbe names the containers first. Switching back heals."""
+    database unhealthy, and HarborProbe names the containers first. Switching back heals.
+    The probe looked once before the switch, so it sees the change through its inspect cache
+    (only containers whose list entry changed are inspected again)."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
     probe = ContainerProbe(v1_settings)
     events = EventLog(probe)
     try:
+        assert (await probe.check()).healthy
         await events.wait(lambda d: d == "docker events connected", 0, 10)
         flipped = time.monotonic()
         project.set_unhealthy("postgresql", True)
