@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -62,13 +63,23 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return vals["VmRSS"], vals["VmHWM"]
 
 
-def installed_venv(where: Path) -> str:
+def installed_venv(where: Path, ref: str | None = None) -> str:
     """A virtualenv of Debian's python3 with harbor-ha installed as operators install it
     (``pip install -c constraints.txt .``: the runtime dependencies only, as the .deb has
     them; the development venv also has the test tools, e.g. rich, which structlog imports
     when present: ~5 MiB).
+    With ``ref``, the project is that git commit's tree (``git archive``), to compare.
     Returns its harbor-ha command; reused when present."""
     root = Path(__file__).resolve().parents[1]
+    if ref is not None:
+        src = where / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(root), "archive", ref], capture_output=True, timeout=60, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, timeout=60, check=True)
+        root = src
     venv = where / "venv"
     if not (venv / "bin/harbor-ha").exists():
         python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
@@ -198,6 +209,7 @@ def main() -> int:
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
     )
+    ap.add_argument("--ref", default=None, help="measure this git commit's daemon instead")
     ap.add_argument(
         "--dev-venv", action="store_true", help="run the development venv's harbor-ha instead"
     )
@@ -214,7 +226,8 @@ def main() -> int:
         return 0
     probe_env(args.probe_interval)
     if not args.dev_venv:
-        command = installed_venv(args.dir.parent / f"{args.dir.name}-venv")
+        suffix = "-venv" if args.ref is None else "-venv-ref"
+        command = installed_venv(args.dir.parent / f"{args.dir.name}{suffix}", args.ref)
         setattr(lab_node, "HARBOR_HA", command)  # noqa: B010 (lab.node reads it at call time)
         say(f"footprint: daemon {command}")
     say(f"footprint: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
