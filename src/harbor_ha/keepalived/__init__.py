@@ -1,6 +1,7 @@
 """keepalived adapter: notify_fifo reader, track files, config rendering, VIP check.
 
-Knows only keepalived, ``ip``, harbor_ha.runner, harbor_ha.settings and logging.
+Knows only keepalived, the kernel's addresses (rtnetlink), harbor_ha.runner, harbor_ha.settings
+and logging.
 """
 
 from harbor_ha.keepalived.errors import (
