@@ -56,6 +56,7 @@ from lab.state import (
     HTTPS_PORT,
     NODE_NAMES,
     PROJECT,
+    STACKS,
     LabState,
     NodeState,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "HTTPS_PORT",
     "NODE_NAMES",
     "PROJECT",
+    "STACKS",
     "STATELESS",
     "LabError",
     "LabState",
