@@ -231,13 +231,16 @@ class Load:
                 self.writes.acked[n] = (at, "")
             self._stop.wait(self.every_s)
 
-    def missing_pushes(self, window: tuple[float, float] | None = None) -> list[int]:
+    def missing_pushes(
+        self, window: tuple[float, float] | list[tuple[float, float]] | None = None
+    ) -> list[int]:
         """Acknowledged pushes that do not pull back with their digest: every one acked inside
-        ``window`` (time.time() bounds) is pulled in full; the others by manifest only
-        (``skopeo inspect --raw``), which is much cheaper."""
+        ``window`` (time.time() bounds; or any of a list of windows; None: all) is pulled in
+        full; the others by manifest only (``skopeo inspect --raw``), which is much cheaper."""
+        windows = [window] if isinstance(window, tuple) else window
         missing = []
         for n, (at, digest) in sorted(self.pushes.acked.items()):
-            if window is None or window[0] <= at <= window[1]:
+            if windows is None or any(lo <= at <= hi for lo, hi in windows):
                 got = self.t.pull(n)
             else:
                 got = self._manifest_digest(n)
@@ -257,16 +260,22 @@ class Load:
         rows = self.t.rows()
         return sorted(n for n in self.writes.acked if n not in rows)
 
+    def first_pull(self, t_fault: float) -> tuple[float | None, int]:
+        """Seconds from ``t_fault`` to the first successful pull after it (None: none), and
+        how many pulls failed in between."""
+        after = [(at, ok) for at, ok in list(self.pulls.attempts) if at >= t_fault]
+        first_ok = next((at for at, ok in after if ok), None)
+        failed = [at for at, ok in after if not ok and (first_ok is None or at <= first_ok)]
+        return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
+
     def report(
         self, t_fault: float, missing_pushes: list[int], missing_rows: list[int]
     ) -> dict[str, Any]:
         """The failover's cost for the client, counted from the fault at ``t_fault``."""
-        after = [(at, ok) for at, ok in self.pulls.attempts if at >= t_fault]
-        first_ok = next((at for at, ok in after if ok), None)
-        failed = [at for at, ok in after if not ok and (first_ok is None or at <= first_ok)]
+        first_s, failed = self.first_pull(t_fault)
         return {
-            "first_pull_s": None if first_ok is None else round(first_ok - t_fault, 3),
-            "pulls_failed": len(failed),
+            "first_pull_s": first_s,
+            "pulls_failed": failed,
             "pushes_acked": len(self.pushes.acked),
             "pushes_failed": sum(1 for _, ok in self.pushes.attempts if not ok),
             "pushes_missing": len(missing_pushes),
