@@ -87,6 +87,7 @@ import lab
 from lab import timeline
 from lab.client import Client
 from lab.mappings import KRBD_STANDIN, RBD_STATE_ENV, standin_env
+from lab.traffic import Load, Traffic, pg_recovery
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -197,7 +198,16 @@ def stable(st: lab.LabState) -> str | None:
         return None
     if precreate_on(pn) and not created_containers(pn):
         return None  # the standby has not pre-created Harbor's containers yet
+    if warm_on(pn) and set(lab.running_all(pn).values()) != lab.STATELESS:
+        return None  # the warm standby has not started the stateless services yet
     return m
+
+
+def warm_on(node: lab.NodeState) -> bool:
+    try:
+        return env_value(node, "HARBOR_HA_WARM_STANDBY").lower() not in ("false", "0")
+    except KeyError:
+        return True  # the product's default
 
 
 def precreate_on(node: lab.NodeState) -> bool:
@@ -256,7 +266,10 @@ def inject(st: lab.LabState, kind: str, master: str) -> None:
         raise ValueError(kind)
 
 
-def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool = False) -> Run:
+def run_ours(
+    st: lab.LabState, client: Client, kind: str, *, drop_created: bool = False,
+    traffic: Traffic | None = None,
+) -> Run:  # fmt: skip
     old = wait_stable(st)
     new = next(n for n in st.nodes if n != old)
     run = Run(kind, old, new)
@@ -264,10 +277,13 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
         ids = created_containers(st.nodes[new])
         if ids:
             lab.sh("docker", "-H", st.nodes[new].docker_host, "rm", *ids, check=False)
+    load = start_load(traffic)
     t0 = time.time()
     inject(st, kind, old)
     answer = client.first_healthy_after(t0, FAILOVER_WITHIN_S, node=new)
     if not (answer.ok and answer.served_by == new):
+        if load is not None:
+            load.stop()
         raise lab.LabError(f"{kind}: no healthy answer from {new}: {answer.detail}")
     t_c = answer.at
     if kind == "health":
@@ -279,6 +295,8 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
         f"{new} MASTER",
     )
     t_end = time.time()
+    if load is not None:
+        run.figures.update(end_load(load, t0, st.nodes[new]))
     if kind == "crash":
         lab.start_services(st, old)
     nr, orr = read_log(newn.log, t0 - 1), read_log(oldn.log, t0 - 1)
@@ -361,6 +379,49 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
         if b > prev_end:
             prev_end, prev_name = b, name
     return run
+
+
+# ---------------------------------------------------------------------- traffic
+TRAFFIC_WARMUP_S = 2.0
+TRAFFIC_AFTER_S = 3.0
+NEXT_NUMBER = [1]
+
+
+def start_load(traffic: Traffic | None) -> Load | None:
+    """With the registry stack: pushes, pulls and row commits through the VIP, started
+    TRAFFIC_WARMUP_S before the fault."""
+    if traffic is None:
+        return None
+    load = Load(traffic, first=NEXT_NUMBER[0])
+    load.start()
+    time.sleep(TRAFFIC_WARMUP_S)
+    return load
+
+
+def end_load(load: Load, t0: float, taker: lab.NodeState) -> dict[str, float]:
+    """Keep the load on the taker for TRAFFIC_AFTER_S, stop it, verify every acknowledged push
+    and row; the client's figures and PostgreSQL's start on the taker."""
+    time.sleep(TRAFFIC_AFTER_S)
+    load.stop()
+    NEXT_NUMBER[0] = load.next_number
+    missing_pushes = load.missing_pushes(window=(t0 - 10, time.time()))
+    missing_rows = load.missing_rows()
+    rep = load.report(t0, missing_pushes, missing_rows)
+    pg = pg_recovery(taker.docker_host)
+    if missing_pushes or missing_rows:
+        say(f"  LOST: pushes {missing_pushes} rows {missing_rows}")
+    out = {
+        "first_pull": rep["first_pull_s"] if rep["first_pull_s"] is not None else float("nan"),
+        "pulls_failed_n": float(rep["pulls_failed"]),
+        "pushes_acked_n": float(rep["pushes_acked"]),
+        "pushes_missing_n": float(rep["pushes_missing"]),
+        "rows_committed_n": float(rep["rows_committed"]),
+        "rows_missing_n": float(rep["rows_missing"]),
+    }
+    if pg.get("start_to_ready_s") is not None:
+        out["pg_ready"] = float(pg["start_to_ready_s"])
+        out["pg_recovery_n"] = 1.0 if pg.get("recovery") else 0.0
+    return out
 
 
 # --------------------------------------------------------------------- baseline
@@ -458,7 +519,9 @@ def serving(st: lab.LabState, client: Client) -> str | None:
     return holders[0] if a.ok and a.served_by == holders[0] else None
 
 
-def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, float]]:
+def run_baseline(
+    st: lab.LabState, client: Client, runs: int, traffic: Traffic | None = None
+) -> list[dict[str, float]]:
     for name in st.nodes:  # harbor-ha off on both; keepalived stays with its track files
         pid = st.nodes[name].pids.get("harbor-ha")
         if pid:
@@ -467,6 +530,8 @@ def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, 
     logdir = Path(st.labdir) / "baseline"
     logdir.mkdir(exist_ok=True)
     src = wait_for(lambda: lab.vip_holders(st), 30, "a VIP holder")[0]
+    # The script's standby runs nothing (no warm or pre-created containers of harbor-ha's).
+    undo_node(st, st.nodes[next(n for n in st.nodes if n != src)])
     if serving(st, client) is None:  # cold start with the script itself on the VIP holder
         say(f"baseline: cold start on {src}")
         proc = start_baseline(st, st.nodes[src], logdir / "cold.log")
@@ -477,11 +542,13 @@ def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, 
         dst = next(n for n in st.nodes if n != src)
         log = logdir / f"run{i}.log"
         proc = start_baseline(st, st.nodes[dst], log)
+        load = start_load(traffic)
         t0 = time.time()
         lab.kill_pid(st.nodes[src].pids["keepalived"], signal.SIGKILL)
         lab.reap()
         answer = client.first_healthy_after(t0, FAILOVER_WITHIN_S, node=dst)
         proc.wait(timeout=120)
+        load_figures = end_load(load, t0, st.nodes[dst]) if load is not None else {}
         if not (answer.ok and answer.served_by == dst) or proc.returncode != 0:
             raise lab.LabError(f"baseline run {i}: {answer.detail}; see {log}")
         s = stamps(log)
@@ -495,6 +562,7 @@ def run_baseline(st: lab.LabState, client: Client, runs: int) -> list[dict[str, 
             "healthy": s["healthy"] - s["compose_up"],
             "client": answer.at - s["mounted"],
             "total": answer.at - t0,
+            **load_figures,
         }
         results.append(r)
         say(f"  baseline {i + 1}/{runs} {src}->{dst}: total {r['total']:.3f} s ({fmt(r)})")
@@ -566,6 +634,13 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="leave the lab up at the end")
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument(
+        "--stack",
+        choices=lab.STACKS,
+        default="shape",
+        help="Harbor project: shape (busybox) or registry (real programs, with pushes, pulls "
+        "and row commits through the VIP during every failover)",
+    )
+    ap.add_argument(
         "--ab-precreate",
         action="store_true",
         help="after each crash run, one more with the standby's pre-created containers removed "
@@ -591,10 +666,15 @@ def main() -> int:
         say(f"bench: extra settings: {' '.join(args.set)}")
     kinds = [k for k in args.kinds.split(",") if k]
     started = time.monotonic()
-    say(f"bench: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
+    say(f"bench: stack {args.stack}; {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
         f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
-    st = lab.up(args.dir, prefix=args.prefix, log_level="debug", say=say)
+    st = lab.up(args.dir, prefix=args.prefix, log_level="debug", say=say, stack=args.stack)
     client = Client(st.client_netns, st.vip_address)
+    traffic = None
+    if args.stack == "registry":
+        first_node = next(iter(st.nodes.values()))
+        traffic = Traffic(st.client_netns, st.vip_address, first_node.ca_dir,
+                          args.dir / "traffic")  # fmt: skip
     ours: dict[str, list[Run]] = {}
     base: list[dict[str, float]] = []
     try:
@@ -602,7 +682,7 @@ def main() -> int:
         for kind in kinds:
             ours[kind] = []
             for i in range(args.runs):
-                r = run_ours(st, client, kind)
+                r = run_ours(st, client, kind, traffic=traffic)
                 ours[kind].append(r)
                 say(f"  {kind} {i + 1}/{args.runs} {r.old}->{r.new}: {fmt(r.figures)}")
                 if args.ab_precreate and kind == "crash":
@@ -612,7 +692,7 @@ def main() -> int:
                     say(f"  {label} {i + 1}/{args.runs} {r.old}->{r.new}: {fmt(r.figures)}")
         if not args.no_baseline:
             wait_stable(st)
-            base = run_baseline(st, client, args.runs)
+            base = run_baseline(st, client, args.runs, traffic)
     finally:
         client.close()
         keep_logs(st, args.dir)

@@ -29,6 +29,7 @@ The two-node lab's operations are re-exported here, so a test reads ``lab.up(...
 """
 
 from lab.node import (
+    STATELESS,
     harbor_ha,
     install_node,
     kill_services,
@@ -37,6 +38,7 @@ from lab.node import (
     mounted_here,
     node_env,
     rbd_as_harbor,
+    running_all,
     running_containers,
     set_unhealthy,
     start_harbor_ha,
@@ -54,6 +56,7 @@ from lab.state import (
     HTTPS_PORT,
     NODE_NAMES,
     PROJECT,
+    STACKS,
     LabState,
     NodeState,
 )
@@ -66,6 +69,8 @@ __all__ = [
     "HTTPS_PORT",
     "NODE_NAMES",
     "PROJECT",
+    "STACKS",
+    "STATELESS",
     "LabError",
     "LabState",
     "NodeState",
@@ -86,6 +91,7 @@ __all__ = [
     "partition",
     "rbd_as_harbor",
     "reap",
+    "running_all",
     "running_containers",
     "set_unhealthy",
     "sh",

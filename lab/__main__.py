@@ -9,8 +9,9 @@ switchover    `harbor-ha switchover` on the master
 partition     cut the nodes from each other (each keeps Ceph and the client)
 heal          undo partition
 down          tear everything down (also after a crash of the lab)
-demo          up, show both nodes, kill the master, print the failover timeline live,
-              bring the old master back, leave the lab running
+demo          up (registry stack), show both nodes, push an image and commit a row through
+              the VIP, kill the master, print the failover timeline live, pull the same
+              image through the VIP, bring the old master back, leave the lab running
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--dir", type=Path, default=lab.DEFAULT_LABDIR, help="lab directory")
     p.add_argument("--advert", type=float, default=0.1, help="VRRP advert interval (s)")
+    p.add_argument(
+        "--stack",
+        choices=lab.STACKS,
+        default=None,
+        help="Harbor project: shape (busybox) or registry (real programs); "
+        "default: registry for demo, shape for up",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
         sub.add_parser(name)
@@ -42,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("mode", choices=["on", "off"])
     args = p.parse_args(argv)
     if args.cmd == "demo":
-        return demo(args.dir, args.advert)
+        return demo(args.dir, args.advert, args.stack or "registry")
     if args.cmd == "up":
-        st = lab.up(args.dir, advert_s=args.advert)
-        master = wait_one_master(st)
+        st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape")
+        master = wait_one_master(st, within_s=240)
         print(f"lab: up; master is {master}")
         print_status(st)
         return 0

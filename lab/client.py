@@ -42,9 +42,16 @@ class Client:
                 body = await r.text()
             data = json.loads(body) if r.status == 200 else {}
             status, node = data.get("status"), str(data.get("served_by", ""))
+            bad = [
+                f"{c.get('name')}: {c.get('error', c.get('status'))}"
+                for c in data.get("components", [])
+                if isinstance(c, dict) and c.get("status") != "healthy"
+            ]
+            why = f" ({'; '.join(bad)})" if bad else ""
             return Answer(
-                time.time(), status == "healthy", f"HTTP {r.status} {status} from {node}", node
-            )
+                time.time(), status == "healthy", f"HTTP {r.status} {status} from {node}{why}",
+                node,
+            )  # fmt: skip
         except (aiohttp.ClientError, TimeoutError, OSError, json.JSONDecodeError) as exc:
             return Answer(time.time(), False, f"{type(exc).__name__}: {exc}")
 

@@ -1,5 +1,7 @@
-"""The demo (``scripts/demo``, ``python -m lab demo``): bring the lab up, show both nodes,
-kill -9 the master's keepalived and harbor-ha, print the failover timeline as it happens (both
+"""The demo (``scripts/demo``, ``python -m lab demo``): bring the lab up (the registry stack by
+default), show both nodes, push an image and commit a row through the VIP, kill -9 the
+master's keepalived and harbor-ha, pull the same image (and read the row) through the VIP
+after the failover, print the failover timeline as it happens (both
 nodes' decisions and the client's first healthy answer), bring the old master back, and leave
 the lab running.  ``print_status`` and ``wait_one_master`` are the CLI's too."""
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import lab
 from lab import timeline
 from lab.client import Client
+from lab.traffic import Traffic
 
 
 def print_status(st: lab.LabState) -> None:
@@ -93,18 +96,51 @@ def follow(
     return first_ok, entries
 
 
-def demo(labdir: Path, advert: float) -> int:
+def push_before(st: lab.LabState, traffic: Traffic) -> str:
+    """Push image 1 and commit row 1 through the VIP; the pushed manifest digest."""
+    ref = traffic.ref(1)
+    digest = traffic.push(1)
+    if digest is None:
+        raise lab.LabError(f"push of {ref} through the VIP failed on a healthy lab")
+    traffic.create_table()
+    if not traffic.insert(1):
+        raise lab.LabError("row 1 could not be committed through the VIP")
+    print(f"  pushed {ref} ({digest}) with skopeo; committed row 1 to PostgreSQL")
+    return digest
+
+
+def pull_after(traffic: Traffic, pushed: str) -> bool:
+    """Pull image 1 through the VIP and read row 1: the same digest and the row, or False."""
+    pulled = traffic.pull(1)
+    rows = traffic.rows()
+    same = pulled == pushed
+    print(
+        f"  pulled {traffic.ref(1)}: {pulled or 'FAILED'} "
+        f"({'the same image' if same else 'NOT the pushed image'}); "
+        f"row 1 {'is there' if 1 in rows else 'is MISSING'}"
+    )
+    return same and 1 in rows
+
+
+def demo(labdir: Path, advert: float, stack: str = "registry") -> int:
     print(
         "== harbor-ha lab: two nodes, real keepalived (VRRPv3), Ceph, dockerd, Harbor-shaped "
         "project"
     )
-    st = lab.up(labdir, advert_s=advert)
-    master = wait_one_master(st)
+    st = lab.up(labdir, advert_s=advert, stack=stack)
+    master = wait_one_master(st, within_s=240)
     print(f"\n== both nodes after cold start (master: {master})")
     print_status(st)
     backup = next(n for n in st.nodes if n != master)
     client = Client(st.client_netns, st.vip_address)
+    traffic = Traffic(st.client_netns, st.vip_address, st.nodes[master].ca_dir,
+                      Path(st.labdir) / "demo-traffic")  # fmt: skip
+    pushed = ""
+    kept = True
     try:
+        if stack == "registry":
+            print(f"\n== a client pushes an image through the VIP https://{st.vip_address}/")
+            pushed = push_before(st, traffic)
         print(
             f"\n== kill -9 of node {master}'s keepalived and harbor-ha "
             "(Harbor left running, as after a host hang)"
@@ -121,6 +157,9 @@ def demo(labdir: Path, advert: float) -> int:
             print(f"  client's first healthy answer {first_ok - t0:.3f} s after the kill")
         else:
             print("  the client got NO healthy answer within 90 s")
+        if pushed:
+            print(f"\n== the client pulls the same image through the VIP (now node {backup})")
+            kept = pull_after(traffic, pushed)
         print(f"\n== node {master}'s services come back: it must converge to a clean BACKUP")
         t1 = time.time()
         lab.start_services(st, master)
@@ -144,4 +183,4 @@ The lab keeps running. Try:
   logs: {labdir}/a/harbor-ha.log {labdir}/b/harbor-ha.log (JSON, one line per decision)
 Tear it down with:
   .venv/bin/python -m lab down""")
-    return 0 if first_ok is not None else 1
+    return 0 if first_ok is not None and kept else 1

@@ -21,6 +21,8 @@ from lab.harbor_shape import HarborShape, build_images
 from lab.keepalived import keepalived_argv
 from lab.mappings import KRBD_STANDIN, standin_env
 from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
+from lab.registry_stack.images import ensure_images
+from lab.registry_stack.stack import RegistryStack
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
 
@@ -77,19 +79,47 @@ def install_node(st: LabState, node: NodeState, compose: str) -> None:
     adopt(d.proc)
     adopt(d.containerd)
     st.save()
-    build_images(d.host)
-    shape = HarborShape.render(
-        node.path / "harbor",
-        d.host,
-        project=PROJECT,
-        data_dir=node.mountpoint,
-        https_bind="0.0.0.0",
-        https_port=HTTPS_PORT,
-    )
-    relax_healthchecks(shape.compose_file)
-    (shape.control_dir / "node-name").write_text(node.name)
+    if st.stack == "registry":
+        control_dir = install_registry_stack(st, node, d.host, compose)
+    else:
+        build_images(d.host)
+        shape = HarborShape.render(
+            node.path / "harbor",
+            d.host,
+            project=PROJECT,
+            data_dir=node.mountpoint,
+            https_bind="0.0.0.0",
+            https_port=HTTPS_PORT,
+        )
+        relax_healthchecks(shape.compose_file)
+        control_dir = shape.control_dir
+    (control_dir / "node-name").write_text(node.name)
     node.env_file.write_text(node_env(st, node, compose))
     harbor_ha(node, "render-keepalived")
+
+
+def install_registry_stack(st: LabState, node: NodeState, docker_host: str, compose: str) -> Path:
+    """The registry stack on a node: its images loaded from the lab cache's tar (built there
+    once), its project rendered with ONE certificate for both nodes (the first node's CA and
+    server certificate, valid for the VIP and both addresses), no data layout on the unmounted
+    mountpoint.  Returns its control dir."""
+    loaded = ensure_images(docker_host)
+    first = next(iter(st.nodes.values()))
+    certs = None if first is node else first.path / "harbor" / "config" / "cert"
+    stack = RegistryStack.render(
+        node.path / "harbor",
+        docker_host,
+        tag=loaded.tag,
+        data_dir=node.mountpoint,
+        compose=[compose],
+        https_bind="0.0.0.0",
+        https_port=HTTPS_PORT,
+        project=PROJECT,
+        cert_names=(st.vip_address, *(n.address for n in st.nodes.values())),
+        certs_from=certs,
+        make_data_layout=False,
+    )
+    return stack.control_dir
 
 
 HEALTH_TIMEOUT_S = 5
@@ -218,18 +248,30 @@ def mounted_here(node: NodeState) -> bool:
     return bool(mounts_under(str(node.mountpoint)))
 
 
-def running_containers(node: NodeState) -> list[str]:
+STATELESS = frozenset(("log", "portal", "proxy"))
+"""The services a warm standby runs: those not in harbor-ha's default harbor_data_services
+(Harbor's data-bearing services), in both of the lab's projects."""
+
+
+def running_all(node: NodeState) -> dict[str, str]:
+    """Every running container of the Harbor project on ``node``: id -> compose service."""
     res = sh(
-        "docker",
-        "-H",
-        node.docker_host,
-        "ps",
-        "-q",
-        "--filter",
+        "docker", "-H", node.docker_host, "ps", "--filter",
         f"label=com.docker.compose.project={PROJECT}",
-        check=False,
-    )
-    return res.stdout.split()
+        "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}', check=False,
+    )  # fmt: skip
+    out = {}
+    for line in res.stdout.splitlines():
+        cid, _, service = line.partition(" ")
+        if cid:
+            out[cid] = service
+    return out
+
+
+def running_containers(node: NodeState) -> list[str]:
+    """Running containers of the data-bearing services: "Harbor runs here" (a warm standby
+    keeps only the stateless ones up)."""
+    return [cid for cid, svc in running_all(node).items() if svc not in STATELESS]
 
 
 def masters(st: LabState) -> list[str]:

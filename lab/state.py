@@ -18,6 +18,9 @@ VIP_HOST = 100
 HTTPS_PORT = 443
 PROJECT = "harbor"
 """Compose project name of the Harbor shape on every node."""
+STACKS = ("shape", "registry")
+"""The lab's Harbor projects: the busybox shape (fast tiers) or the registry stack of real
+programs (registry, PostgreSQL, redis, nginx; lab/registry_stack)."""
 
 
 @dataclass
@@ -64,6 +67,11 @@ class NodeState:
     def control_dir(self) -> Path:
         return self.path / "harbor" / "control"
 
+    @property
+    def ca_dir(self) -> Path:
+        """The registry stack's client CA directory (skopeo's --*-cert-dir)."""
+        return self.path / "harbor" / "config" / "client"
+
 
 @dataclass
 class LabState:
@@ -81,6 +89,7 @@ class LabState:
     client_netns: str = ""
     blackholes: list[list[str]] = field(default_factory=list)
     log_level: str = "info"  # HARBOR_HA_LOG_LEVEL of both nodes ("debug": one line per command)
+    stack: str = "shape"  # "shape": lab/harbor_shape (busybox); "registry": lab/registry_stack
 
     @property
     def vip_address(self) -> str:

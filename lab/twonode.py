@@ -30,7 +30,16 @@ from lab.mappings import teardown_mappings
 from lab.netns import make_lab_topology
 from lab.node import harbor_ha, install_node, start_services
 from lab.procs import alive, kill_pid, mounts_under, reap, sh
-from lab.state import DEFAULT_LABDIR, HOSTS, NODE_NAMES, VIP_HOST, LabState, NodeState, host
+from lab.state import (
+    DEFAULT_LABDIR,
+    HOSTS,
+    NODE_NAMES,
+    STACKS,
+    VIP_HOST,
+    LabState,
+    NodeState,
+    host,
+)
 
 
 def up(
@@ -42,12 +51,16 @@ def up(
     nodes: tuple[str, ...] = NODE_NAMES,
     say: Any = print,
     log_level: str = "info",
+    stack: str = "shape",
 ) -> LabState:
     """Bring the whole lab up; on failure everything made so far is torn down.
 
     ``log_level`` is harbor-ha's HARBOR_HA_LOG_LEVEL on both nodes; ``"debug"`` adds one
     ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses
-    it)."""
+    it).  ``stack``: the Harbor project on the nodes, the busybox shape or the registry stack
+    of real programs (lab/state.py STACKS)."""
+    if stack not in STACKS:
+        raise ValueError(f"stack {stack!r}: one of {', '.join(STACKS)}")
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)
@@ -61,6 +74,7 @@ def up(
         vip=f"{host(subnet, VIP_HOST)}/{prefixlen}",
         client_netns=f"{prefix}-c",
         log_level=log_level,
+        stack=stack,
     )
     st.save()
     t0 = time.monotonic()
@@ -92,7 +106,7 @@ def up(
                 d.mkdir(parents=True, exist_ok=True)
         for node in st.nodes.values():
             install_node(st, node, compose)
-        say(f"lab: dockerd + Harbor-shaped images on each node ({time.monotonic() - t0:.1f} s)")
+        say(f"lab: dockerd + {stack} images on each node ({time.monotonic() - t0:.1f} s)")
         first = st.nodes[nodes[0]]
         harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
         say("lab: image formatted (harbor-ha format)")

@@ -112,7 +112,9 @@ def health() -> dict[str, object]:
 class CoreHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/api/v2.0/health":
-            self._answer(200, json.dumps(health()).encode(), "application/json")
+            # Compact, as Harbor core's Go encoder writes it ({"status":"healthy",...}).
+            body = json.dumps(health(), separators=(",", ":")).encode()
+            self._answer(200, body, "application/json")
         elif self.path == "/api/v2.0/ping":
             self._answer(200, b"Pong", "text/plain")
         else:

@@ -264,9 +264,11 @@ def ensure_images(docker_host: str, cache_dir: Path = CACHE_DIR) -> Loaded:
                 partial = Path(tmp) / "images.tar"
                 _docker(docker_host, "save", "-o", str(partial), *refs)
                 partial.rename(tar)
-            for old in cache_dir.glob("stack-*.tar"):
+            # Keep the two newest recipes (two branches of the repository may share the cache).
+            tars = sorted(cache_dir.glob("stack-*.tar"), key=lambda p: p.stat().st_mtime)
+            for old in tars[:-2]:
                 if old != tar:
-                    old.unlink()  # an earlier recipe's images: never loaded again
+                    old.unlink()
             build_s = time.monotonic() - start
             built = True
     start = time.monotonic()

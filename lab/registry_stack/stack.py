@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +92,26 @@ class RegistryStack:
         https_bind: str = "127.0.0.1",
         https_port: int = 443,
         project: str | None = None,
+        cert_names: tuple[str, ...] = (),
+        certs_from: Path | None = None,
+        make_data_layout: bool = True,
     ) -> RegistryStack:
-        """Write the compose file, nginx's config and the certificates; create the data layout."""
+        """Write the compose file, nginx's config and the certificates (for 127.0.0.1,
+        ``https_bind`` and ``cert_names``; or copied from another stack's ``certs_from`` cert
+        dir, so that two nodes behind one VIP show one certificate); create the data layout
+        (not with ``make_data_layout=False``: a lab node's data dir is an unmounted mountpoint,
+        and Docker creates each bind source on the mounted image when the service starts)."""
         config = workdir / "config"
         control = workdir / "control"
         for d in (config / "nginx", control):
             d.mkdir(parents=True, exist_ok=True)
-        for sub in DATA_SUBDIRS:
-            (data_dir / sub).mkdir(parents=True, exist_ok=True)
-        make_certificates(config / "cert", ["127.0.0.1", https_bind])
+        if make_data_layout:
+            for sub in DATA_SUBDIRS:
+                (data_dir / sub).mkdir(parents=True, exist_ok=True)
+        if certs_from is not None:
+            shutil.copytree(certs_from, config / "cert", dirs_exist_ok=True)
+        else:
+            make_certificates(config / "cert", ["127.0.0.1", https_bind, *cert_names])
         client = config / "client"
         client.mkdir(exist_ok=True)
         (client / "ca.crt").write_bytes((config / "cert" / "ca.crt").read_bytes())

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -47,36 +48,58 @@ def _say(request: pytest.FixtureRequest, line: str) -> None:
         print(line, flush=True)
 
 
-@pytest.fixture(scope="session")
-def lab(request: pytest.FixtureRequest) -> Iterator[labmod.LabState]:
-    """The two-node lab, up with exactly one healthy MASTER; torn down at the end whatever
-    happens (node logs copied to /var/tmp/hhe2e-logs-* first if anything failed)."""
+@contextlib.contextmanager
+def bring_up(
+    request: pytest.FixtureRequest, labdir: Path, prefix: str, stack: str = "shape"
+) -> Iterator[labmod.LabState]:
+    """A two-node lab in ``labdir`` with netns prefix ``prefix`` and Harbor project ``stack``, up
+    with exactly one healthy MASTER; torn down at the end whatever happens (node logs copied to
+    /var/tmp/PREFIX-logs-* first if anything failed)."""
     if os.geteuid() != 0:
         pytest.skip("the e2e lab needs root")
     st: labmod.LabState | None = None
     failed = True
     t0 = time.monotonic()
+    before = request.session.testsfailed
     try:
-        st = labmod.up(LABDIR, prefix=PREFIX, say=lambda line: _say(request, line))
+        st = labmod.up(labdir, prefix=prefix, say=lambda line: _say(request, line), stack=stack)
         client = Client(st.client_netns, st.vip_address)
         try:
-            m, _ = helpers.wait_good(st, client, within_s=180)
+            m, _ = helpers.wait_good(st, client, within_s=240)
         finally:
             client.close()
-        helpers.figure(f"lab up with {m} MASTER and Harbor healthy: {time.monotonic() - t0:.1f} s")
+        helpers.figure(
+            f"lab ({stack}) up with {m} MASTER and Harbor healthy: {time.monotonic() - t0:.1f} s"
+        )
         failed = False
         yield st
-        failed = request.session.testsfailed > 0
+        failed = request.session.testsfailed > before
     finally:
         if st is not None and failed:
-            dest = LOGS_ROOT / f"{PREFIX}-logs-{time.strftime('%Y%m%dT%H%M%S')}"
+            dest = LOGS_ROOT / f"{prefix}-logs-{time.strftime('%Y%m%dT%H%M%S')}"
             try:
                 labmod.collect_logs(st, dest)
                 _LOG_DIRS.append(dest)
                 _say(request, f"e2e: node logs copied to {dest}")
             except Exception as exc:  # teardown must still happen
                 _say(request, f"e2e: could not copy the node logs: {exc}")
-        labmod.down(LABDIR, say=lambda line: _say(request, line))
+        labmod.down(labdir, say=lambda line: _say(request, line))
+
+
+FIRST_MODULES = ("test_registry_traffic.py",)
+"""Modules with their own lab (module-scoped ``lab``): run first, so that the session's lab is
+not up at the same time (two labs on two cores would distort every timing)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in FIRST_MODULES)
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[labmod.LabState]:
+    """The two-node lab with the busybox Harbor shape (see :func:`bring_up`)."""
+    with bring_up(request, LABDIR, PREFIX) as st:
+        yield st
 
 
 @pytest.fixture(scope="session")

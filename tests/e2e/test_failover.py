@@ -34,6 +34,13 @@ def test_cold_start_one_master_serves_other_clean(good_lab: Lab) -> None:
     assert lab.mapped_here(st.nodes[b]) == []
     assert not lab.mounted_here(st.nodes[b])
     assert lab.running_containers(st.nodes[b]) == []
+
+    # warm standby: only the stateless services (proxy, portal, log) run there, all of them.
+    def warm() -> tuple[bool | None, str]:
+        services = set(lab.running_all(st.nodes[b]).values())
+        return (True if services == lab.STATELESS else None), f"running {sorted(services)}"
+
+    helpers.wait_for("the standby's stateless services running", warm, 60)
     assert lab.mapped_here(st.nodes[m]) and lab.mounted_here(st.nodes[m])
     assert lab.running_containers(st.nodes[m])
 

@@ -63,7 +63,7 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
     assert any(node.mountpoint.glob("registry/shape-registry.log")) or any(
         node.mountpoint.rglob("shape-*.log")
     ), "Harbor-shaped services wrote nothing onto the image"
-    assert len(lab.running_containers(node)) == 9
+    assert len(lab.running_all(node)) == 9
     entries = timeline.read(node.log, "a", since=t0)
     path = [e.fields["to"] for e in entries if e.msg == "transition"]
     assert path[-5:] == ["FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER"]
@@ -76,7 +76,7 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
     _wait(lambda: lab.status(st, "a").get("state") == "BACKUP", "BACKUP after maintenance on")
     assert lab.mapped_here(node) == []
     assert not lab.mounted_here(node)
-    assert lab.running_containers(node) == []
+    assert lab.running_all(node) == {}, "maintenance: not even the stateless services run"
     status = lab.status(st, "a")
     assert status["fault"] is True and status["maintenance"] is True
     down_entries = timeline.read(node.log, "a", since=t1)

@@ -10,8 +10,18 @@ from harbor_ha.compose.argv import (
     docker_argv,
     down_args,
     ps_args,
+    ps_services_args,
+    warm_args,
 )
-from harbor_ha.compose.parse import detail, named_missing_images, parse_ids, parse_image_list
+from harbor_ha.compose.parse import (
+    detail,
+    named_missing_images,
+    parse_ids,
+    parse_image_list,
+    parse_service_ids,
+    service_blocks,
+    services_naming,
+)
 from harbor_ha.runner import CommandResult
 from tests.fakes import example_settings
 
@@ -70,3 +80,75 @@ def test_detail_prefers_stderr() -> None:
     """A failure's detail is its stderr, else its stdout, stripped."""
     assert detail(CommandResult((), 1, "out\n", " err \n", 0.0)) == "err"
     assert detail(CommandResult((), 1, "out\n", "", 0.0)) == "out"
+
+
+V1_CONFIG = """services:
+  log:
+    image: goharbor/harbor-log:v2
+    volumes:
+    - /var/log/harbor:/var/log/docker:rw
+  registry:
+    image: goharbor/registry-photon:v2
+    volumes:
+    - /data/registry:/storage:rw
+  core:
+    environment:
+      CONFIG_PATH: /data/secret/core
+    image: goharbor/harbor-core:v2
+  proxy:
+    image: goharbor/nginx-photon:v2
+    volumes:
+    - /data2/nginx:/etc/nginx:ro
+version: '2.4'
+"""
+V2_CONFIG = """name: harbor
+services:
+  postgresql:
+    image: goharbor/harbor-db:v2
+    volumes:
+      - type: bind
+        source: /data/database
+        target: /var/lib/postgresql/data
+  portal:
+    image: goharbor/harbor-portal:v2
+  redis:
+    image: goharbor/redis-photon:v2
+    volumes:
+      - type: bind
+        source: /data
+        target: /var/lib/redis
+networks:
+  default:
+    name: harbor_default
+"""
+
+
+def test_service_blocks_of_v1_and_v2_configs() -> None:
+    """Both compose versions' normalized configs: every service found, in order, and nothing
+    outside ``services:`` (networks, version) taken for one."""
+    assert list(service_blocks(V1_CONFIG)) == ["log", "registry", "core", "proxy"]
+    assert list(service_blocks(V2_CONFIG)) == ["postgresql", "portal", "redis"]
+
+
+def test_services_naming_the_mountpoint() -> None:
+    """A service is found touching the data when its block names the mountpoint or a path under
+    it (a bind mount, short or long syntax, or an environment value), and not when a path only
+    shares the prefix (/data2)."""
+    assert services_naming(V1_CONFIG, "/data") == ["registry", "core"]
+    assert services_naming(V2_CONFIG, "/data/") == ["postgresql", "redis"]
+    assert services_naming(V1_CONFIG, "/srv") == []
+
+
+def test_service_ids_from_ps_format() -> None:
+    """``docker ps --format '{{.ID}} {{.Label ...}}'``: id -> service; no label -> ''."""
+    assert parse_service_ids("abc registry\ndef \nghi proxy\n") == {
+        "abc": "registry",
+        "def": "",
+        "ghi": "proxy",
+    }
+
+
+def test_warm_starts_only_the_named_services_without_dependencies() -> None:
+    """The warm command never lets compose start a dependency (a data-bearing service)."""
+    assert warm_args(["proxy", "portal"]) == ["up", "-d", "--no-deps", "proxy", "portal"]
+    assert ps_services_args("harbor")[-1] == '{{.ID}} {{.Label "com.docker.compose.service"}}'

@@ -280,3 +280,40 @@ async def test_maintenance_gauge_follows_the_node(h: Harness) -> None:
     await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 1, "maintenance on")
     h.driver.post(Event.MAINTENANCE_OFF, "test")
     await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 0, "maintenance off")
+
+
+async def test_warm_action_runs_the_warm_callback_and_survives_its_failure(
+    settings: Settings,
+) -> None:
+    """A ready standby's STANDBY_READY makes the driver run the warm callback in the background
+    (the node stays BACKUP, no step runs); a failing warm is counted and recorded, and the driver
+    goes on deciding (a later MASTER line still promotes)."""
+    calls: list[str] = []
+
+    async def warm() -> None:
+        calls.append("warm")
+        raise RuntimeError("compose broke")
+
+    h = Harness(settings)
+    h.driver = Driver(
+        Node(policy=h.policy),
+        run_step=h.steps.run,
+        step_timeout=lambda s: 0.5,
+        track=h.track,
+        metrics=h.metrics,
+        warm=warm,
+    )
+    h.start()
+    try:
+        h.driver.post(Event.STANDBY_READY, "test")
+        await h.until(lambda: calls == ["warm"], "warm called")
+        await h.until(
+            lambda: [e["where"] for e in h.driver.errors] == ["warm"], "warm failure recorded"
+        )
+        assert h.steps.ran == [] and [t["to"] for t in h.driver.transitions] == ["BACKUP"]
+        h.driver.post(Event.KA_MASTER, "test")
+        await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER after a failed warm")
+    finally:
+        assert h.task is not None
+        h.task.cancel()
+        await asyncio.wait({h.task})

@@ -422,6 +422,7 @@ OTHER = [
     E.SWITCHOVER,
     E.MAINTENANCE_ON,
     E.MAINTENANCE_OFF,
+    E.STANDBY_READY,
 ]
 RESULTS = [E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT]
 
@@ -445,6 +446,9 @@ class Sim:
             elif a.kind is Kind.CANCEL_STEP:
                 assert self.running is not None
                 self.running = None
+            elif a.kind is Kind.WARM:
+                assert node.state is S.BACKUP and self.running is None, "warm only when idle"
+                assert not (self.mapped or self.mounted), "warm only on a node holding nothing"
             elif a.kind is Kind.RUN_STEP:
                 assert self.running is None, "a step started while another runs"
                 assert a.step is STEP_OF[node.state]

@@ -18,6 +18,8 @@ from harbor_ha.compose.argv import (
     docker_argv,
     down_args,
     ps_args,
+    ps_services_args,
+    warm_args,
 )
 from harbor_ha.compose.errors import (
     ComposeError,
@@ -31,6 +33,9 @@ from harbor_ha.compose.parse import (
     parse_config_images,
     parse_ids,
     parse_image_list,
+    parse_service_ids,
+    service_blocks,
+    services_naming,
 )
 from harbor_ha.runner import CommandError, CommandResult, Runner
 from harbor_ha.settings import Settings
@@ -53,6 +58,7 @@ class Compose:
         """Serializes create/up/stop/down: a standby's create still running when the node is
         promoted must end before `up -d` (compose is not safe against itself)."""
         self._images_cache: tuple[tuple[float, int], list[str]] | None = None
+        self._config_cache: tuple[tuple[float, int], str] | None = None
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -264,6 +270,73 @@ class Compose:
             rc=res.returncode,
         )  # fmt: skip
         return killed
+
+    # ------------------------------------------------------- data vs stateless
+    async def _config(self) -> str:
+        """The normalized ``compose config``, cached until the file's mtime or size changes."""
+        st = self._settings.compose_file.stat()
+        key = (st.st_mtime, st.st_size)
+        if self._config_cache is not None and self._config_cache[0] == key:
+            return self._config_cache[1]
+        res = await self._compose("config", timeout_s=self._settings.command_timeout_s)
+        if not res.ok:
+            raise ComposeFailed(f"compose config: exit {res.returncode}: {detail(res)}")
+        self._config_cache = (key, res.stdout)
+        return res.stdout
+
+    async def data_services(self) -> list[str]:
+        """The services that need the data: settings.harbor_data_services, plus any service
+        whose config names a path under the mountpoint (logged: the setting misses it)."""
+        config = await self._config()
+        listed = set(self._settings.harbor_data_services)
+        naming = services_naming(config, str(self._settings.mountpoint))
+        unlisted = [name for name in naming if name not in listed]
+        if unlisted:
+            log.warning("data_service_not_listed", project=self.project, services=unlisted)
+        return [name for name in service_blocks(config) if name in listed or name in naming]
+
+    async def stateless_services(self) -> list[str]:
+        """The project's services that keep nothing on the mount (proxy, portal, log)."""
+        config = await self._config()
+        data = set(await self.data_services())
+        return [name for name in service_blocks(config) if name not in data]
+
+    async def running_services(self, timeout_s: float | None = None) -> dict[str, str]:
+        """Running containers of the project: id -> compose service."""
+        res = await self._docker(*ps_services_args(self.project), timeout_s=timeout_s)
+        if not res.ok:
+            raise ComposeFailed(f"docker ps: exit {res.returncode}: {detail(res)}")
+        return parse_service_ids(res.stdout)
+
+    async def running_data_containers(self) -> list[str]:
+        """IDs of running containers of data-bearing services (or of no known service: a
+        container of the project compose cannot place counts as data-bearing)."""
+        running = await self.running_services()
+        if not running:
+            return []
+        try:
+            stateless = set(await self.stateless_services())
+        except (ComposeError, OSError) as exc:  # cannot tell: every container counts
+            log.warning("stateless_services_unknown", project=self.project, error=str(exc))
+            return list(running)
+        return [cid for cid, service in running.items() if service not in stateless]
+
+    async def warm(self, timeout_s: float | None = None) -> list[str]:
+        """Start the stateless services that are not running (``up -d --no-deps``: never a
+        dependency, so never a data-bearing service).  Returns the services started."""
+        stateless = await self.stateless_services()
+        running = set((await self.running_services()).values())
+        todo = [name for name in stateless if name not in running]
+        if not todo:
+            return []
+        await self._bring_up(
+            warm_args(todo),
+            what="compose up -d --no-deps (stateless)",
+            failed="compose_warm_failed",
+            done="compose_warm",
+            timeout_s=timeout_s,
+        )
+        return todo
 
     # ------------------------------------------------------------------ readiness
     async def validate(self) -> list[str]:

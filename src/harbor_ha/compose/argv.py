@@ -5,6 +5,7 @@ from __future__ import annotations
 from harbor_ha.settings import Settings
 
 PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 
 
 def compose_candidates(settings: Settings) -> list[list[str]]:
@@ -44,3 +45,22 @@ def ps_args(project: str, *, all_: bool) -> list[str]:
 def down_args(settings: Settings) -> list[str]:
     """``down -t compose_stop_timeout_s --remove-orphans`` (compose arguments)."""
     return ["down", "-t", str(settings.compose_stop_timeout_s), "--remove-orphans"]
+
+
+def ps_services_args(project: str) -> list[str]:
+    """``ps --no-trunc --filter label=... --format '{{.ID}} {{.Label SERVICE_LABEL}}'``: the
+    running containers of the project with their compose service."""
+    return [
+        "ps",
+        "--no-trunc",
+        "--filter",
+        f"label={PROJECT_LABEL}={project}",
+        "--format",
+        '{{.ID}} {{.Label "' + SERVICE_LABEL + '"}}',
+    ]
+
+
+def warm_args(services: list[str]) -> list[str]:
+    """``up -d --no-deps SERVICE...``: start exactly these services, none of their
+    dependencies (the data-bearing ones they depend on wait for the mount)."""
+    return ["up", "-d", "--no-deps", *services]

@@ -54,3 +54,48 @@ def named_missing_images(stderr: str) -> set[str]:
         for line in stderr.splitlines()
         if "No such image:" in line
     }
+
+
+_SERVICE_LINE = re.compile(r"^ {2}(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):\s*$")
+
+
+def service_blocks(config_yaml: str) -> dict[str, str]:
+    """service -> the text of its block in the normalized ``compose config`` YAML (services at
+    indent 2 under ``services:``, v1 and v2 alike).  Order kept."""
+    blocks: dict[str, list[str]] = {}
+    current: str | None = None
+    in_services = False
+    for line in config_yaml.splitlines():
+        if line and not line.startswith(" "):
+            in_services = line.rstrip() == "services:"
+            current = None
+            continue
+        if not in_services:
+            continue
+        m = _SERVICE_LINE.match(line)
+        if m:
+            current = m.group("name")
+            blocks[current] = []
+        elif current is not None:
+            blocks[current].append(line)
+    return {name: "\n".join(lines) for name, lines in blocks.items()}
+
+
+def services_naming(config_yaml: str, path: str) -> list[str]:
+    """Services whose config names ``path`` or a path under it (a bind mount of the data, or
+    anything else pointing there): they touch the data, whatever a setting says."""
+    root = path.rstrip("/") or "/"
+    under = re.compile(re.escape(root) + r"(?=$|[/:'\"\s,])", re.MULTILINE)
+    return [name for name, block in service_blocks(config_yaml).items() if under.search(block)]
+
+
+def parse_service_ids(text: str) -> dict[str, str]:
+    """``docker ps --format '{{.ID}} {{.Label "com.docker.compose.service"}}'``: id -> service."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+        elif len(parts) == 1:
+            out[parts[0]] = ""
+    return out

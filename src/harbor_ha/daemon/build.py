@@ -44,6 +44,7 @@ def policy_of(settings: Settings) -> Policy:
         fenced_self_retry_s=settings.fenced_self_retry_s,
         master_stable_s=settings.master_stable_s,
         vip_mismatch_ticks=settings.vip_mismatch_ticks,
+        warm_standby=settings.warm_standby,
     )
 
 
@@ -142,6 +143,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         metrics=metrics,
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
+        warm=lambda: compose.warm(s.start_timeout_s),
     )
 
     def bad_line(raw: str, reason: str) -> None:

@@ -40,6 +40,7 @@ from .recent import Errors, Recent
 log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
+WarmFn = Callable[[], Awaitable[object]]
 TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
@@ -69,8 +70,11 @@ class Driver:
         metrics: Metrics,
         interface: str = "",
         observers: Sequence[TransitionObserver] = (),
+        warm: WarmFn | None = None,
     ) -> None:
         self._run_step = run_step
+        self._warm = warm
+        self._warm_task: asyncio.Task[None] | None = None
         self._step_timeout = step_timeout
         self._track = track
         self._metrics = metrics
@@ -256,6 +260,8 @@ class Driver:
                     self._arm(timer, delay, action.reason)
                 case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
                     self._disarm(timer)
+                case Action(kind=Kind.WARM):
+                    self._start_warm()
                 case Action(kind=Kind.POST, event=Event() as event):
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
@@ -267,6 +273,21 @@ class Driver:
                 case _:  # pragma: no cover - the machine builds only the shapes above
                     raise AssertionError(f"malformed action {action!r}")
         return False
+
+    def _start_warm(self) -> None:
+        """Start the stateless services in the background (not a step: the machine waits for
+        nothing, a failure only costs speed).  One at a time."""
+        if self._warm is None or (self._warm_task is not None and not self._warm_task.done()):
+            return
+        self._warm_task = asyncio.create_task(self._warm_once(self._warm), name="warm")
+
+    async def _warm_once(self, warm: WarmFn) -> None:
+        try:
+            await warm()
+        except Exception as exc:
+            self._metrics.errors.labels("warm").inc()
+            self.errors.record("warm", f"{type(exc).__name__}: {exc}")
+            log.warning("warm_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _post_verdict(self, event: Event, ticks: int) -> None:
         """The machine judged a VIP mismatch persistent: act as keepalived's missed line."""

@@ -73,6 +73,7 @@ class Monitor:
         self._storage = Debouncer(1, 2, initial=True)
         self._last_since = 0.0
         self._next_standby_check = 0.0
+        self._standby_since = -1.0  # the BACKUP period (driver.since) last checked
         self._healthy: tuple[float, bool | None] | None = None  # (driver.since, value)
         self.ready: bool | None = None
         self.ready_problems: list[str] = []
@@ -196,14 +197,19 @@ class Monitor:
                 problems.append(f"compose: {exc}")
         ready = not problems
         self._probe("standby", ready)
+        first = self._standby_since != self._last_since
+        self._standby_since = self._last_since
         if ready != self.ready or problems != self.ready_problems:
             log.info("standby_readiness", ready=ready, problems=problems)
+        newly_ready = ready and (first or self.ready is not True)
         self.ready = ready
         self.ready_problems = problems
         self._metrics.ready.set(1 if ready else 0)
         self._set_ready(ready)
         if ready and self._s.precreate_containers:
             await self._precreate()
+        if newly_ready:  # the machine decides what a ready standby does (warm_standby)
+            self._driver.post(Event.STANDBY_READY, "standby ready")
 
     async def _precreate(self) -> None:
         """Keep Harbor's containers created (never started) on a ready standby: promotion's

@@ -37,7 +37,8 @@ async def observe(
     device = await ceph.device_for_image()
     mounted = device is not None and fs.is_mounted_from(device)
     try:
-        running = bool(await compose.running_containers())
+        # Only the data-bearing services count: a warm standby runs the stateless ones.
+        running = bool(await compose.running_data_containers())
     except Exception as exc:
         log.warning("reconcile_containers_unknown", error=str(exc))
         running = False

@@ -23,6 +23,7 @@ class Do(enum.StrEnum):
     ARM_RETRY = "arm_retry"  # arm Timer.RETRY for policy.fenced_self_retry_s
     CANCEL_RETRY = "cancel_retry"
     ARM_STABLE = "arm_stable"  # arm Timer.STABLE for policy.master_stable_s
+    WARM = "warm"  # start the stateless services (Kind.WARM)
     POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
     EXIT = "exit"
 
@@ -61,6 +62,11 @@ UNWANTED = Guard("not want_master", lambda n: not n.want_master)
 HANDOVER = Guard("handover", lambda n: n.handover)
 FAULT = Guard("fault", lambda n: n.fault)
 ROLLING_BACK = Guard("rollback", lambda n: n.rollback)
+WARM_STANDBY = Guard(
+    "warm_standby and not maintenance and not exiting",
+    lambda n: n.policy.warm_standby and not n.maintenance and not n.exiting,
+)
+"""A ready standby keeps Harbor's stateless services running (settings.warm_standby)."""
 HAS_FAILURES = Guard("failures > 0", lambda n: n.failures > 0)
 MISMATCH_DUE = Guard(
     "vip_mismatch_ticks reached", lambda n: n.vip_mismatch + 1 >= n.policy.vip_mismatch_ticks

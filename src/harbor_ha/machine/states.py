@@ -37,6 +37,8 @@ class Event(enum.StrEnum):
     HARBOR_UNHEALTHY = "HARBOR_UNHEALTHY"
     # this node lost the image: blocklisted, I/O errors, lock lost (safety rule 2)
     STORAGE_LOST = "STORAGE_LOST"
+    # the standby's readiness check passed (first pass in BACKUP, or ready again)
+    STANDBY_READY = "STANDBY_READY"
     # the VIP tick's observation, once per tick: is the VIP on our interface
     VIP_SEEN = "VIP_SEEN"
     VIP_ABSENT = "VIP_ABSENT"
@@ -113,6 +115,7 @@ class Kind(enum.StrEnum):
     CANCEL_STEP = "cancel_step"  # cancel the running step (kill its process group), wait for it
     START_TIMER = "start_timer"  # arm ``timer`` for ``delay_s``; it posts TIMER_EVENT[timer]
     CANCEL_TIMER = "cancel_timer"  # a pending firing of ``timer`` is dropped
+    WARM = "warm"  # start Harbor's stateless services (never the data-bearing ones), no step
     POST = "post"  # feed ``event`` back in (the VIP tick's verdict: a keepalived line we missed)
     EXIT = "exit"  # the daemon may exit now
 
@@ -149,8 +152,9 @@ EXIT = Action(Kind.EXIT)
 
 @dataclass(frozen=True)
 class Policy:
-    """The timing settings the machine decides with (the defaults are the settings' defaults;
-    the daemon passes the configured values)."""
+    """The settings the machine decides with: timings, and whether a ready standby keeps
+    Harbor's stateless services running (``warm_standby``).  The defaults are the settings'
+    defaults; the daemon passes the configured values."""
 
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 300.0
@@ -158,6 +162,7 @@ class Policy:
     fenced_self_retry_s: float = 30.0
     master_stable_s: float = 60.0
     vip_mismatch_ticks: int = 2
+    warm_standby: bool = True
 
     def backoff_s(self, failures: int) -> float:
         """Doubling backoff: initial * 2**(n-1) after n consecutive failures, capped."""

@@ -45,6 +45,7 @@ from .rows import (
     STAY,
     UNWANTED,
     WANTED,
+    WARM_STANDBY,
     Do,
     Row,
     Rows,
@@ -151,6 +152,7 @@ def _each(states: Iterable[State], event: Event, rows: Callable[[State], Rows]) 
 for _ev in (*OBSERVE, E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BACKOFF_EXPIRED):
     _rows(ALL, _ev, STAY)
 _rows(ALL, E.SWITCHOVER, STAY)
+_rows(ALL, E.STANDBY_READY, STAY)
 _rows(ALL, E.MASTER_STABLE, STAY)
 
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
@@ -180,6 +182,12 @@ _rows(
     E.STORAGE_LOST,
     Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
 )
+
+# The standby is ready: keep Harbor's stateless services (proxy, portal, log) running, so a
+# promotion's start step only starts the data-bearing ones, on the verified mount (safety
+# rule 5: the WARM action never starts a data-bearing service).  Only BACKUP: every other
+# state either runs a step or holds (or is taking, or releasing) the image.
+_rows([S.BACKUP], E.STANDBY_READY, Row(do=(Do.WARM,), when=WARM_STANDBY), STAY)
 
 # The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
 # vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).
@@ -288,6 +296,7 @@ ACTION_OF: dict[Do, ActionOf] = {
     ),
     Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
     Do.ARM_STABLE: lambda before, after, event: _stable(after),
+    Do.WARM: lambda before, after, event: Action(Kind.WARM, reason="standby ready"),
     Do.POST_VERDICT: lambda before, after, event: Action(
         Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
     ),

@@ -9,6 +9,19 @@ from pydantic import BaseModel, Field
 
 from harbor_ha.settings.units import CommandLine, Seconds
 
+HARBOR_DATA_SERVICES = [
+    "registry",
+    "registryctl",
+    "postgresql",
+    "redis",
+    "core",
+    "jobservice",
+    "trivy-adapter",
+]
+"""Harbor v2's compose services that mount its data_volume (/data) in the installer's
+docker-compose.yml: the registry's blobs, the database, redis's AOF, core's and jobservice's
+files under /data.  The rest (proxy, portal, log) keep nothing under /data."""
+
 
 class ComposeSettings(BaseModel):
     """Harbor's compose project, the docker CLI and Docker's endpoint."""
@@ -50,6 +63,24 @@ class ComposeSettings(BaseModel):
             "--no-start), so promotion's `up -d` only starts them (saves container creation on "
             "the failover path; bench/precreate_probe.py: created `restart: always` containers "
             "do not start on a dockerd restart). Off: the standby has no containers at all."
+        ),
+    )
+    harbor_data_services: list[str] = Field(
+        default_factory=lambda: list(HARBOR_DATA_SERVICES),
+        description=(
+            "Comma-separated compose services that keep data on the mount; they start only on "
+            "the verified mount (safety rule 5). Harbor's: "
+            + ",".join(HARBOR_DATA_SERVICES)
+            + ". A service whose compose config names a path under the mountpoint counts as "
+            "data-bearing whether listed or not."
+        ),
+    )
+    warm_standby: bool = Field(
+        default=True,
+        description=(
+            "A ready standby keeps Harbor's stateless services (those not in "
+            "harbor_data_services: proxy, portal, log) running, so promotion starts only the "
+            "data-bearing ones. Off: the standby runs no container."
         ),
     )
 

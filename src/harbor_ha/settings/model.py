@@ -85,6 +85,13 @@ class Settings(
                 ipaddress.ip_address(str(peer))
         return value
 
+    @field_validator("harbor_data_services", mode="before")
+    @classmethod
+    def _data_services(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [p for p in value.replace(" ", ",").split(",") if p]
+        return value
+
     @field_validator("compose_command", mode="before")
     @classmethod
     def _compose_command(cls, value: Any) -> Any:

@@ -1,12 +1,15 @@
 #!/bin/sh
-# First start: initdb into the (empty) mount; then PostgreSQL in the foreground on loopback.
+# First start: initdb into the (empty) mount; then PostgreSQL in the foreground, on every
+# address of the node's netns (the lab's writer commits rows through the VIP; trust
+# authentication: a lab of netns-only addresses).
 set -eu
 mkdir -p "$PGDATA"
 chown postgres:postgres "$PGDATA"
 chmod 0700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     runuser -u postgres -- initdb -D "$PGDATA" --auth=trust --username=postgres -E UTF8 >/dev/null
-    runuser -u postgres -- sh -c "echo \"listen_addresses = '127.0.0.1'\" >> $PGDATA/postgresql.conf"
+    runuser -u postgres -- sh -c "echo \"listen_addresses = '*'\" >> $PGDATA/postgresql.conf"
+    runuser -u postgres -- sh -c "echo 'host all all 0.0.0.0/0 trust' >> $PGDATA/pg_hba.conf"
 fi
 mkdir -p /run/postgresql
 chown postgres:postgres /run/postgresql
