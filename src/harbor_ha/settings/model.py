@@ -11,6 +11,7 @@ from pydantic import AliasGenerator, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
+from harbor_ha.settings.lease import LeaseSettings
 from harbor_ha.settings.naming import ENV_PREFIX, env_aliases
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.service import ServiceSettings
@@ -20,10 +21,11 @@ from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
-# timeouts, behaviour, service (the order of config/harbor-ha.env.example).
+# timeouts, behaviour, lease, service (the order of config/harbor-ha.env.example).
 class Settings(
     BaseSettings,
     ServiceSettings,
+    LeaseSettings,
     BehaviourSettings,
     TimeoutSettings,
     ProbeSettings,

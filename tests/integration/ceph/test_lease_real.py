@@ -1,0 +1,170 @@
+"""The leadership lease against the real cluster, as the restricted client.harbor.
+
+Two simulated nodes ("a", "b") are two :class:`Lease` objects, each with its own agent (its
+own Ceph client instance) and cookie.  The lease object is unique per test (under the
+documented prefix harbor-ha.lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
+from harbor_ha.runner import ProcessRunner
+from tests.integration.fixtures.ceph import CephCluster
+
+pytestmark = pytest.mark.integration
+
+DURATION_S = 3
+OP_TIMEOUT_S = 2.0
+
+
+@pytest.fixture
+async def make_lease(ceph_cluster: CephCluster) -> AsyncIterator[Callable[[str], Lease]]:
+    """A factory of leases on one fresh lease object; every agent is closed at teardown."""
+    obj = "harbor-ha.lease-" + secrets.token_hex(4)
+    made: list[Lease] = []
+
+    def make(node: str) -> Lease:
+        settings = ceph_cluster.settings(
+            node_name=node,
+            lease_object=obj,
+            lease_duration_s=DURATION_S,
+            lease_op_timeout_s=OP_TIMEOUT_S,
+            lease_margin_s=1.0,
+        )
+        lease = Lease(settings, ProcessRunner())
+        made.append(lease)
+        return lease
+
+    yield make
+    for lease in made:
+        await lease.close()
+
+
+async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease]) -> None:
+    """A free lease is taken; Ceph reports our agent's instance and cookie as the holder, and
+    an expiry about one duration after the call; the deadline is renewal + duration - margin."""
+    a = make_lease("a")
+    before = time.time()
+    held = await a.acquire()
+    info = await a.inspect()
+    holder = info.holder
+    assert holder is not None
+    assert holder.cookie == "harbor-ha:a"
+    assert holder.entity == a.agent.instance
+    assert holder.expiration is not None
+    assert before + DURATION_S - 1 <= holder.expiration <= time.time() + DURATION_S + 1
+    assert held.deadline == pytest.approx(held.renewed_at + DURATION_S - 1.0)
+    assert len(info.lockers) == 1
+
+
+async def test_renewal_keeps_it_from_a_second_client(make_lease: Callable[[str], Lease]) -> None:
+    """While a renews every 0.5 s for twice the duration, b (another client instance) is
+    refused every time with LeaseHeldByPeer, and a's renewals keep the same agent instance."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    instance = a.agent.instance
+    refusals = 0
+    end = time.monotonic() + 2 * DURATION_S
+    while time.monotonic() < end:
+        await a.acquire()
+        with pytest.raises(LeaseHeldByPeer):
+            await b.acquire()
+        refusals += 1
+        await asyncio.sleep(0.5)
+    assert refusals >= 2 * DURATION_S
+    assert a.agent.instance == instance and a.agent.starts == 1
+    holder = (await b.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:a"
+
+
+async def test_peer_takes_it_after_the_duration_without_renewal(
+    make_lease: Callable[[str], Lease],
+) -> None:
+    """a takes it and stops renewing (its agent stays connected): b is refused before the
+    duration, takes it after it, and a's next renewal then fails with LeaseHeldByPeer."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    taken = time.monotonic()
+    with pytest.raises(LeaseHeldByPeer):
+        await b.acquire()
+    while True:
+        try:
+            await b.acquire()
+            break
+        except LeaseHeldByPeer:
+            assert time.monotonic() - taken < DURATION_S + 3
+            await asyncio.sleep(0.2)
+    assert time.monotonic() - taken >= DURATION_S - 0.5
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:b"
+    with pytest.raises(LeaseHeldByPeer):
+        await a.acquire()
+
+
+async def test_release_frees_it_at_once(make_lease: Callable[[str], Lease]) -> None:
+    """After a clean release b takes the lease immediately (no wait for the expiry)."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    await a.release()
+    assert (await b.inspect()).holder is None
+    await b.acquire()
+
+
+async def test_a_restarted_agent_takes_its_own_lock_back(
+    make_lease: Callable[[str], Lease],
+) -> None:
+    """The agent dies while holding the lease: the next acquire starts a new client instance,
+    breaks the lock our cookie left on the dead instance, and holds it; the peer's is never
+    broken (b is still refused)."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    first = a.agent.instance
+    await a.agent.close()
+    await a.acquire()
+    assert a.agent.instance != first and a.agent.starts == 2
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.entity == a.agent.instance
+    with pytest.raises(LeaseHeldByPeer):
+        await b.acquire()
+
+
+async def test_frozen_ceph_bounds_every_call_and_the_agent_recovers(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """With the mon and the OSD SIGSTOPped, a renewal and a read each fail within their bound
+    (op timeout + 1 s, plus slack) instead of hanging; after SIGCONT the lease is held again."""
+    a = make_lease("a")
+    await a.acquire()
+    pids = [ceph_cluster.pids["mon.a"], ceph_cluster.pids["osd.0"]]
+    bound = OP_TIMEOUT_S + 1.0 + 1.5
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        for call in (a.acquire, a.inspect):
+            started = time.monotonic()
+            with pytest.raises(LeaseError):
+                await call()
+            assert time.monotonic() - started < bound
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    end = time.monotonic() + 60
+    while True:
+        try:
+            await a.acquire()
+            break
+        except LeaseError:
+            assert time.monotonic() < end, "the lease was not held again within 60 s of the thaw"
+            await asyncio.sleep(0.5)
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:a"
+    assert holder.entity == a.agent.instance
