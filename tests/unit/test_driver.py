@@ -17,6 +17,7 @@ import pytest
 
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.machine import Event, Node, State, Step
 from harbor_ha.metrics import Metrics
@@ -24,18 +25,27 @@ from harbor_ha.settings import Settings
 
 
 class ScriptedSteps:
-    """Stand-in for the adapters: each step succeeds, fails, or hangs until cancelled."""
+    """Stand-in for the adapters: each step succeeds, fails, is refused (the lease step: a
+    live holder), or hangs until cancelled; renewals answer ``renewal``."""
 
     def __init__(self) -> None:
         self.plan: dict[Step, str] = {}
         self.ran: list[Step] = []
         self.cancelled: list[Step] = []
+        self.renewal = Event.LEASE_RENEWED
+        self.renewals = 0
+
+    async def renew(self) -> tuple[Event, str]:
+        self.renewals += 1
+        return self.renewal, "scripted"
 
     async def run(self, step: Step) -> None:
         self.ran.append(step)
         how = self.plan.get(step, "ok")
         if how == "fail":
             raise RuntimeError(f"{step} broke")
+        if how == "held":
+            raise StepRefused(Event.LEASE_HELD_BY_PEER, "held by harbor-ha:peer")
         if how == "hang":
             try:
                 await asyncio.sleep(3600)
@@ -56,6 +66,9 @@ def settings(tmp_path: Path) -> Settings:
         fenced_self_retry_s=0.2,
         master_stable_s=0.3,
         vip_mismatch_ticks=2,
+        lease_duration_s=2,
+        lease_renew_interval_s=0.1,
+        lease_margin_s=0.5,
     )
 
 
@@ -72,6 +85,7 @@ class Harness:
             step_timeout=lambda s: 0.5,
             track=self.track,
             metrics=self.metrics,
+            renew_lease=self.steps.renew,
             interface="eth9",
         )
         self.fault_path = settings.fault_file
@@ -105,13 +119,13 @@ async def h(settings: Settings) -> AsyncIterator[Harness]:
 
 
 async def test_promotion_runs_steps_in_order(h: Harness) -> None:
-    """A MASTER line runs fence, map, mount, start and lands in MASTER; the fault file, set
+    """A MASTER line runs lease, fence, map, mount, start and lands in MASTER; the fault file, set
     until reconcile, is cleared; the transitions are counted and recorded."""
     h.start()
     await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
     assert [t["to"] for t in h.driver.transitions][-1] == "MASTER"
     samples = next(iter(h.metrics.failover_duration.collect())).samples
     count = next(x.value for x in samples if x.name.endswith("_count"))
@@ -127,7 +141,7 @@ async def test_backup_during_promotion_cancels_and_rolls_back(h: Harness) -> Non
     h.driver.post(Event.KA_BACKUP, "test")
     await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
     assert h.steps.cancelled == [Step.MAP]
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.UNMAP]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.UNMAP]
     assert h.fault() == 0, "a cancel is not a failure: no fault"
 
 
@@ -141,7 +155,7 @@ async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness
         lambda: h.driver.node.state is State.BACKUP and h.driver.node.fault,
         "rolled back with fault",
     )
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
     assert h.fault() == 1
     await h.until(lambda: h.fault() == 0, "backoff expired")
 
@@ -175,7 +189,7 @@ async def test_illegal_and_stale_events_are_ignored(h: Harness) -> None:
     h.driver.post(Event.STEP_DONE, "stale", token=-1)
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
 
 
 async def test_fault_file_rewritten_if_changed_behind_our_back(h: Harness) -> None:
@@ -240,3 +254,40 @@ async def test_cancelled_timer_firing_is_dropped(h: Harness) -> None:
     await asyncio.sleep(0.5)
     assert h.driver.processed == handled, "the cancelled timer fired"
     assert [t["event"] for t in h.driver.transitions].count("RETRY") == 1
+
+
+async def test_master_renews_the_lease_every_interval(h: Harness) -> None:
+    """Once the lease step is done the driver renews it on the machine's timer (every 0.1 s
+    here) for as long as the node holds it, and stays MASTER while renewals succeed."""
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    await h.until(lambda: h.steps.renewals >= 5, "five renewals")
+    await asyncio.sleep(2.0)  # longer than the deadline (1.4 s): renewals keep re-arming it
+    assert h.driver.node.state is State.MASTER
+
+
+async def test_no_timely_renewal_demotes_at_the_deadline(h: Harness) -> None:
+    """Renewals that get no answer (Ceph unreachable): the master stops serving at its
+    deadline (duration 2 - margin 0.5 - interval 0.1 = 1.4 s after the last success)."""
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    h.steps.renewal = Event.LEASE_UNREACHABLE
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await h.until(lambda: Step.STOP in h.steps.ran, "demotion", within_s=5)
+    assert 1.0 <= loop.time() - started <= 2.0
+    assert h.fault() == 1
+
+
+async def test_a_live_lease_holder_is_never_fenced(h: Harness) -> None:
+    """The lease step finds a live holder: no fence step runs, the fault file goes up (the
+    VIP goes back to the holder), and the node waits in BACKUP."""
+    h.steps.plan[Step.LEASE] = "held"
+    h.start()
+    await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.fault() == 1, "fault file raised")
+    assert h.driver.node.state is State.BACKUP
+    assert h.steps.ran == [Step.LEASE]

@@ -117,9 +117,13 @@ async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
     async def no_step(step: Step) -> None:  # the steps' effects are not under test here
         return None
 
+    async def no_renewal() -> tuple[Event, str]:  # the machine never asks for one here
+        raise AssertionError("no renewal in BACKUP")
+
     driver = Driver(
-        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
-    )
+        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics,
+        renew_lease=no_renewal,
+    )  # fmt: skip
     monitor = Monitor(
         p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
         containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]

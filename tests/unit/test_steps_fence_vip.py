@@ -47,6 +47,7 @@ def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
         harbor=None,  # type: ignore[arg-type]
         metrics=Metrics(),
         wake=Pulse(),
+        leasing=None,  # type: ignore[arg-type]
         vip_present=vip,
     )
 

@@ -158,6 +158,8 @@ class Daemon:
             await asyncio.wait_for(self.parts.http.stop(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.containers.close(), INTAKE_STOP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.parts.lease.close(), INTAKE_STOP_S)
         self.parts.notifier.close()
 
 

@@ -15,6 +15,7 @@ from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
+from harbor_ha.lease import Lease
 from harbor_ha.machine import Node, Policy
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
@@ -24,6 +25,7 @@ from harbor_ha.settings import Settings
 
 from .control import Control
 from .driver import Driver
+from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
 from .sdnotify import SdNotifier
@@ -43,6 +45,9 @@ def policy_of(settings: Settings) -> Policy:
         fenced_self_retry_s=settings.fenced_self_retry_s,
         master_stable_s=settings.master_stable_s,
         vip_mismatch_ticks=settings.vip_mismatch_ticks,
+        lease_duration_s=float(settings.lease_duration_s),
+        lease_renew_interval_s=settings.lease_renew_interval_s,
+        lease_margin_s=settings.lease_margin_s,
     )
 
 
@@ -54,6 +59,7 @@ class Parts:
     notifier: SdNotifier
     track: TrackFiles
     ceph: Ceph
+    lease: Lease
     fs: Filesystem
     compose: Compose
     containers: ContainerProbe
@@ -106,9 +112,11 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     wake = Pulse()
     notifier = SdNotifier(notify_socket)
     harbor = HarborProbe(s, containers)
+    lease = Lease(s, runner)
+    leasing = Leasing(s, lease)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
-        vip_present=vip,
+        leasing=leasing, vip_present=vip,
     )  # fmt: skip
     driver = Driver(
         Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
@@ -116,6 +124,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         step_timeout=steps.timeout,
         track=track,
         metrics=metrics,
+        renew_lease=leasing.renew,
         interface=s.interface,
     )
 
@@ -162,7 +171,8 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )
     parts = Parts(
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
-        fs=fs, compose=compose, containers=containers, wake=wake, steps=steps, driver=driver,
+        lease=lease, fs=fs, compose=compose, containers=containers, wake=wake, steps=steps,
+        driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http,
     )  # fmt: skip

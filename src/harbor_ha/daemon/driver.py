@@ -32,12 +32,14 @@ from harbor_ha.machine import (
 )
 from harbor_ha.metrics import Metrics
 
+from .leasing import StepRefused
 from .ports import TrackFilesPort
 from .recent import Errors, Recent
 
 log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
+RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
 
 CANCEL_WAIT_S = 10.0
 """Bound on waiting for a cancelled step to unwind (its runner kills its process group)."""
@@ -63,8 +65,11 @@ class Driver:
         step_timeout: Callable[[Step], float],
         track: TrackFilesPort,
         metrics: Metrics,
+        renew_lease: RenewFn,
         interface: str = "",
     ) -> None:
+        self._renew_lease = renew_lease
+        self._renewal: asyncio.Task[None] | None = None
         self._run_step = run_step
         self._step_timeout = step_timeout
         self._track = track
@@ -225,10 +230,14 @@ class Driver:
                     self._arm(timer, delay, action.reason)
                 case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
                     self._disarm(timer)
+                case Action(kind=Kind.RENEW_LEASE):
+                    self._start_renewal()
                 case Action(kind=Kind.POST, event=Event() as event):
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
                     await self._cancel_step()
+                    if self._renewal is not None:
+                        self._renewal.cancel()
                     for timer in Timer:
                         self._disarm(timer)
                     self.exited.set()
@@ -272,6 +281,19 @@ class Driver:
         if handle is not None:
             handle.cancel()
 
+    def _start_renewal(self) -> None:
+        """Renew in the background; one at a time (a renewal still running is enough)."""
+        if self._renewal is not None and not self._renewal.done():
+            log.warning("lease_renewal_still_running")
+            return
+        self._renewal = asyncio.create_task(self._renewal_task(), name="lease-renew")
+
+    async def _renewal_task(self) -> None:
+        event, reason = await self._renew_lease()
+        if event is not Event.LEASE_RENEWED:
+            log.warning("lease_renewal", outcome=str(event), reason=reason)
+        self.post(event, reason)
+
     def _start_step(self, step: Step) -> None:
         assert not self.busy, f"step {step} started while another runs"
         self._token += 1
@@ -291,6 +313,9 @@ class Driver:
         except asyncio.CancelledError:
             self._step_end(step, "cancelled", started, "superseded")
             raise
+        except StepRefused as exc:
+            self._step_end(step, "refused", started, str(exc))
+            self.post(exc.event, f"{step}: {exc}", token=token)
         except Exception as exc:
             self._step_end(step, "failed", started, f"{type(exc).__name__}: {exc}")
             self.errors.record(str(step), f"{type(exc).__name__}: {exc}")

@@ -1,4 +1,4 @@
-"""The seven steps, each a short sequence of adapter calls.  The driver bounds each by its timeout.
+"""The eight steps, each a short sequence of adapter calls.  The driver bounds each by its timeout.
 
 Every step is idempotent: run again after a crash or a cancel, it finds what
 is already done and goes on (safety rule 8).
@@ -16,6 +16,7 @@ from harbor_ha.machine import Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
+from .leasing import Leasing
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .pulse import Pulse
 
@@ -49,6 +50,7 @@ class Steps:
         harbor: HarborProbePort,
         metrics: Metrics,
         wake: Pulse,
+        leasing: Leasing,
         vip_present: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._vip_present = vip_present
@@ -59,6 +61,7 @@ class Steps:
         self._harbor = harbor
         self._metrics = metrics
         self._wake = wake
+        self._leasing = leasing
         self._device: str | None = None
         self._harbor_healthy: bool | None = None
 
@@ -79,6 +82,7 @@ class Steps:
     def timeout(self, step: Step) -> float:
         s = self._s
         return {
+            Step.LEASE: self._leasing.timeout_s(),
             Step.FENCE: s.fence_timeout_s,
             Step.MAP: s.map_timeout_s,
             Step.MOUNT: s.fsck_timeout_s + s.mount_timeout_s,
@@ -90,6 +94,7 @@ class Steps:
 
     async def run(self, step: Step) -> None:
         await {
+            Step.LEASE: self._leasing.take,
             Step.FENCE: self.fence,
             Step.MAP: self.map,
             Step.MOUNT: self.mount,
@@ -198,3 +203,4 @@ class Steps:
         await self._ceph.unmap(self._s.unmap_timeout_s)
         self._device = None
         log.info("unmapped", image=self._s.image_spec)
+        await self._leasing.release()

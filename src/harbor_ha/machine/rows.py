@@ -23,6 +23,10 @@ class Do(enum.StrEnum):
     ARM_RETRY = "arm_retry"  # arm Timer.RETRY for policy.fenced_self_retry_s
     CANCEL_RETRY = "cancel_retry"
     ARM_STABLE = "arm_stable"  # arm Timer.STABLE for policy.master_stable_s
+    RENEW = "renew"  # renew the lease (Kind.RENEW_LEASE)
+    ARM_RENEW = "arm_renew"  # arm Timer.RENEW for policy.lease_renew_interval_s
+    ARM_DEADLINE = "arm_deadline"  # arm Timer.DEADLINE for policy.lease_deadline_s
+    LEASE_HOLD = "lease_hold"  # arm Timer.BACKOFF for policy.lease_hold_s (a live holder)
     POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
     EXIT = "exit"
 

@@ -20,6 +20,8 @@ class State(enum.StrEnum):
     UNMOUNTING = "UNMOUNTING"
     UNMAPPING = "UNMAPPING"
     FENCED_SELF = "FENCED_SELF"
+    # Last, so the metric's state codes (deploy/) of the older states stay what they were.
+    LEASING = "LEASING"  # taking the leadership lease in Ceph (issue 10) before fencing
 
 
 class Event(enum.StrEnum):
@@ -44,6 +46,13 @@ class Event(enum.StrEnum):
     BACKOFF_EXPIRED = "BACKOFF_EXPIRED"
     RETRY = "RETRY"  # FENCED_SELF: try the demotion again (timer or operator)
     MASTER_STABLE = "MASTER_STABLE"  # MASTER for master_stable_s: forget past failures
+    # the leadership lease (docs/design.md, "The lease")
+    LEASE_HELD_BY_PEER = "LEASE_HELD_BY_PEER"  # the lease step: a live peer renews it
+    LEASE_RENEWED = "LEASE_RENEWED"  # a renewal succeeded (within the renewal interval)
+    LEASE_LOST = "LEASE_LOST"  # a renewal found the peer holding it
+    LEASE_UNREACHABLE = "LEASE_UNREACHABLE"  # a renewal got no (timely) answer from Ceph
+    RENEW_DUE = "RENEW_DUE"  # timer: renew now
+    LEASE_DEADLINE = "LEASE_DEADLINE"  # timer: no renewal for the deadline: stop serving
     # operator
     SWITCHOVER = "SWITCHOVER"
     MAINTENANCE_ON = "MAINTENANCE_ON"
@@ -54,6 +63,7 @@ class Event(enum.StrEnum):
 class Step(enum.StrEnum):
     """The long-running, cancellable actions, in promotion order then demotion order."""
 
+    LEASE = "lease"
     FENCE = "fence"
     MAP = "map"
     MOUNT = "mount"
@@ -64,6 +74,7 @@ class Step(enum.StrEnum):
 
 
 STEP_OF: dict[State, Step] = {
+    State.LEASING: Step.LEASE,
     State.FENCING: Step.FENCE,
     State.MAPPING: Step.MAP,
     State.MOUNTING: Step.MOUNT,
@@ -74,7 +85,7 @@ STEP_OF: dict[State, Step] = {
 }
 """The step that runs while the node is in a state (the other states run none)."""
 
-PROMOTING = frozenset({State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
+PROMOTING = frozenset({State.LEASING, State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
 DEMOTING = frozenset({State.STOPPING, State.UNMOUNTING, State.UNMAPPING})
 
 
@@ -98,12 +109,16 @@ class Timer(enum.StrEnum):
     BACKOFF = "backoff"  # failed-promotion backoff and switchover hold (one timer, last wins)
     RETRY = "retry"  # FENCED_SELF's periodic retry of the demotion
     STABLE = "master_stable"  # MASTER held long enough to forget past failures
+    RENEW = "lease_renew"  # the next renewal of the lease
+    DEADLINE = "lease_deadline"  # self-demotion: the lease could be taken over soon
 
 
 TIMER_EVENT: dict[Timer, Event] = {
     Timer.BACKOFF: Event.BACKOFF_EXPIRED,
     Timer.RETRY: Event.RETRY,
     Timer.STABLE: Event.MASTER_STABLE,
+    Timer.RENEW: Event.RENEW_DUE,
+    Timer.DEADLINE: Event.LEASE_DEADLINE,
 }
 """The event a timer posts when it fires."""
 
@@ -115,6 +130,7 @@ class Kind(enum.StrEnum):
     CANCEL_TIMER = "cancel_timer"  # a pending firing of ``timer`` is dropped
     POST = "post"  # feed ``event`` back in (the VIP tick's verdict: a keepalived line we missed)
     EXIT = "exit"  # the daemon may exit now
+    RENEW_LEASE = "renew_lease"  # renew the lease; post LEASE_RENEWED / _LOST / _UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -158,6 +174,24 @@ class Policy:
     fenced_self_retry_s: float = 30.0
     master_stable_s: float = 60.0
     vip_mismatch_ticks: int = 2
+    lease_duration_s: float = 5.0
+    lease_renew_interval_s: float = 0.5
+    lease_margin_s: float = 1.5
+
+    @property
+    def lease_deadline_s(self) -> float:
+        """From a LEASE_RENEWED to the self-demotion: duration - margin - one interval.
+
+        The event arrives after the renewal was sent; a renewal is reported only when its
+        answer came within one interval (the lease adapter), so the deadline counted from
+        the event is at most one interval later than from the sending."""
+        return self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
+
+    @property
+    def lease_hold_s(self) -> float:
+        """A standby that found a live holder keeps its fault this long before trying again
+        (one lease duration: the holder must have failed to renew for that long)."""
+        return self.lease_duration_s
 
     def backoff_s(self, failures: int) -> float:
         """Doubling backoff: initial * 2**(n-1) after n consecutive failures, capped."""

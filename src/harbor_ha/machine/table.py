@@ -72,6 +72,7 @@ E = Event
 
 # ------------------------------------------------------------ next-state tables
 NEXT_ON_DONE: dict[State, State] = {
+    S.LEASING: S.FENCING,
     S.FENCING: S.MAPPING,
     S.MAPPING: S.MOUNTING,
     S.MOUNTING: S.STARTING,
@@ -83,6 +84,7 @@ NEXT_ON_DONE: dict[State, State] = {
 """Where a step's success takes the node."""
 
 ROLLBACK: dict[State, State] = {
+    S.LEASING: S.BACKUP,  # the lease taken is released by the next clean demotion or lapses
     S.FENCING: S.BACKUP,  # fencing changes nothing on this node
     S.MAPPING: S.UNMAPPING,  # a map may have half-happened
     S.MOUNTING: S.UNMOUNTING,
@@ -127,13 +129,14 @@ FAILED = changes(fault=True, rollback=True, failures=BUMP)
 """A failure of this node (promotion failed, Harbor unhealthy, storage lost)."""
 HANDING_OVER = changes(fault=True, handover=True)
 
-REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.FENCING, when=MAY_PROMOTE), STAY)
+REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.LEASING, when=MAY_PROMOTE), STAY)
 """BACKUP holding nothing: exit if asked to, promote if keepalived wants us and nothing stops
 us (fault, maintenance, hand-over, exiting)."""
 
 TABLE: dict[tuple[State, Event], Rows] = {}
 ALL = tuple(State)
 HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
+LEASED = (S.MASTER, *sorted(PROMOTING - {S.LEASING}))  # holds the lease (after the lease step)
 
 
 def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
@@ -152,6 +155,8 @@ for _ev in (*OBSERVE, E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BA
     _rows(ALL, _ev, STAY)
 _rows(ALL, E.SWITCHOVER, STAY)
 _rows(ALL, E.MASTER_STABLE, STAY)
+for _ev in (E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE):
+    _rows(ALL, _ev, STAY)  # outside LEASED: a late answer or a stale timer
 
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
 _rows([S.BACKUP], E.KA_MASTER, *REST)
@@ -171,12 +176,32 @@ for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
         lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
     )
 
+# The lease (docs/design.md, "The lease").  Taken: renew every interval, and arm the
+# self-demotion deadline.  A live holder: never fence it; raise the fault (keepalived gives the
+# VIP back), hold it for a lease duration, then try again.  A renewal that finds the peer
+# holding it, or the deadline without a renewal: stop serving, as for a lost image.
+_rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
+_rows(
+    [S.LEASING],
+    E.LEASE_HELD_BY_PEER,
+    Row(S.BACKUP, changes(fault=True, rollback=True), (Do.LEASE_HOLD,)),
+)
+_rows(LEASED, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
+_rows(LEASED, E.LEASE_RENEWED, Row(do=(Do.ARM_DEADLINE,)))
+for _ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
+    _rows([S.MASTER], _ev, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
+    _each(
+        sorted(PROMOTING - {S.LEASING}),
+        _ev,
+        lambda s: (Row(ROLLBACK[s], FAILED, (Do.CANCEL, Do.BACKOFF)),),
+    )
+
 # probes: Harbor failed while MASTER: hand the VIP away and demote.
 _rows([S.MASTER], E.HARBOR_UNHEALTHY, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 # Blocklisted / I/O errors / lock lost (safety rule 2): stop and unmap before mapping again.
 _rows([S.MASTER], E.STORAGE_LOST, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 _rows(
-    sorted(PROMOTING - {S.FENCING}),
+    sorted(PROMOTING - {S.LEASING, S.FENCING}),
     E.STORAGE_LOST,
     Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
 )
@@ -288,6 +313,16 @@ ACTION_OF: dict[Do, ActionOf] = {
     ),
     Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
     Do.ARM_STABLE: lambda before, after, event: _stable(after),
+    Do.RENEW: lambda before, after, event: Action(Kind.RENEW_LEASE, reason="renew the lease"),
+    Do.ARM_RENEW: lambda before, after, event: _timer(
+        Timer.RENEW, after.policy.lease_renew_interval_s, "renew the lease"
+    ),
+    Do.ARM_DEADLINE: lambda before, after, event: _timer(
+        Timer.DEADLINE, after.policy.lease_deadline_s, "no lease renewal: stop serving"
+    ),
+    Do.LEASE_HOLD: lambda before, after, event: _timer(
+        Timer.BACKOFF, after.policy.lease_hold_s, "lease held by a live peer: hold over"
+    ),
     Do.POST_VERDICT: lambda before, after, event: Action(
         Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
     ),
@@ -352,8 +387,8 @@ class Clock(enum.StrEnum):
 
 
 def failover_clock(old: State, new: State) -> Clock | None:
-    """The failover-duration metric: from BACKUP -> FENCING to MASTER (reset at BACKUP)."""
-    if old is S.BACKUP and new is S.FENCING:
+    """The failover-duration metric: from BACKUP -> LEASING to MASTER (reset at BACKUP)."""
+    if old is S.BACKUP and new is S.LEASING:
         return Clock.START
     if new is S.MASTER and old is not S.MASTER:
         return Clock.STOP

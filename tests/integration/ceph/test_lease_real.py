@@ -61,7 +61,8 @@ async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease
     assert holder.cookie == "harbor-ha:a"
     assert holder.entity == a.agent.instance
     assert holder.expiration is not None
-    assert before + DURATION_S - 1 <= holder.expiration <= time.time() + DURATION_S + 1
+    raw = await a._rados("lock", "info", a._s.lease_object, "harbor-ha", "--format", "json")
+    assert before + DURATION_S - 1 <= holder.expiration <= time.time() + DURATION_S + 1, raw
     assert held.deadline == pytest.approx(held.renewed_at + DURATION_S - 1.0)
     assert len(info.lockers) == 1
 

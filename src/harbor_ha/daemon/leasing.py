@@ -1,0 +1,91 @@
+"""The daemon's use of the lease: the lease step, the renewal and the release.
+
+The machine decides when (LEASING's step, the RENEW timer, the end of a clean demotion);
+this module does the I/O and says what happened as an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer
+from harbor_ha.machine import Event
+from harbor_ha.settings import Settings
+
+log = structlog.get_logger("harbor_ha.lease")
+
+
+class LeasePort(Protocol):
+    held: Held | None
+    last_error: str | None
+
+    async def acquire(self) -> Held: ...
+    async def release(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class StepRefused(Exception):
+    """A step ends with a classified outcome: the driver posts ``event`` (not STEP_FAILED)."""
+
+    def __init__(self, event: Event, message: str) -> None:
+        super().__init__(message)
+        self.event = event
+
+
+@dataclass
+class Leasing:
+    settings: Settings
+    lease: LeasePort
+
+    def timeout_s(self) -> float:
+        """The lease step's bound: a holder that does not renew has lapsed by then."""
+        s = self.settings
+        return s.lease_duration_s + 2 * s.lease_renew_interval_s + 2 * (s.lease_op_timeout_s + 1)
+
+    async def take(self) -> None:
+        """The lease step: take the lease, retrying every renewal interval while a holder
+        renews, for one lease duration plus one interval (a crashed holder's lock lapses
+        within it).  Still held then: the holder is live -> StepRefused(LEASE_HELD_BY_PEER).
+        A success is kept only if Ceph answered within one interval (see Policy.
+        lease_deadline_s); a slow answer is retried (it renewed our lock)."""
+        s = self.settings
+        give_up = time.monotonic() + s.lease_duration_s + s.lease_renew_interval_s
+        while True:
+            started = time.monotonic()
+            try:
+                await self.lease.acquire()
+                if time.monotonic() - started <= s.lease_renew_interval_s:
+                    log.info("lease_acquired", object=s.lease_object)
+                    return
+            except LeaseHeldByPeer as exc:
+                if time.monotonic() >= give_up:
+                    raise StepRefused(Event.LEASE_HELD_BY_PEER, str(exc)) from exc
+            await asyncio.sleep(s.lease_renew_interval_s)
+
+    async def renew(self) -> tuple[Event, str]:
+        """One renewal, as the event the machine gets."""
+        s = self.settings
+        started = time.monotonic()
+        try:
+            await self.lease.acquire()
+        except LeaseHeldByPeer as exc:
+            return Event.LEASE_LOST, str(exc)
+        except LeaseError as exc:
+            return Event.LEASE_UNREACHABLE, str(exc)
+        took = time.monotonic() - started
+        if took > s.lease_renew_interval_s:
+            return Event.LEASE_UNREACHABLE, f"renewal answered after {took:.2f} s (too late)"
+        return Event.LEASE_RENEWED, f"renewed in {took * 1000:.0f} ms"
+
+    async def release(self) -> None:
+        """End of a clean demotion: give the lease up so the peer need not wait for it."""
+        try:
+            await self.lease.release()
+            log.info("lease_released", object=self.settings.lease_object)
+        except LeaseError as exc:
+            log.warning("lease_release_failed", error=str(exc))
