@@ -264,6 +264,9 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
         "HARBOR_HA_SWITCHOVER_HOLD_S": "5",
         "HARBOR_HA_FENCED_SELF_RETRY_S": "5",
+        "HARBOR_HA_LEASE_OBJECT": "harbor-ha.lease",
+        "HARBOR_HA_LEASE_DURATION_S": "5",
+        "HARBOR_HA_LEASE_RENEW_INTERVAL_S": "0.5",
         "HARBOR_HA_LOG_FORMAT": "json",
         "HARBOR_HA_LOG_LEVEL": st.log_level,
     }

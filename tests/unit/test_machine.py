@@ -74,6 +74,17 @@ def backoff(failures: int) -> Action:
     )  # fmt: skip
 
 
+def assert_waits_for_the_timer_then_promotes(node: Node) -> None:
+    """In BACKUP with the fault flag: a MASTER line does nothing until BACKOFF_EXPIRED, then it
+    starts a promotion (with the lease step)."""
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and acts == ()
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    assert not node.fault_file_on
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+
+
 def timers(acts: tuple[Action, ...]) -> list[Action]:
     return [a for a in acts if a.kind in (Kind.START_TIMER, Kind.CANCEL_TIMER)]
 
@@ -203,12 +214,7 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
     }
     assert undo == order[failing]
     assert node.fault, "the rollback keeps the fault flag until the backoff expires"
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.BACKUP and acts == ()
-    node, _ = transition(node, E.BACKOFF_EXPIRED)
-    assert not node.fault_file_on
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    assert_waits_for_the_timer_then_promotes(node)
 
 
 def test_backoff_expiring_during_rollback_clears_fault_at_the_end() -> None:
@@ -468,12 +474,7 @@ def test_lease_held_by_live_peer_never_fences_and_holds_the_fault() -> None:
             reason="lease held by a live peer: hold over",
         )
     ]  # fmt: skip
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.BACKUP and acts == ()
-    node, _ = transition(node, E.BACKOFF_EXPIRED)
-    assert not node.fault_file_on
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    assert_waits_for_the_timer_then_promotes(node)
 
 
 @pytest.mark.parametrize("state", sorted(LEASED))

@@ -19,7 +19,7 @@ the driver performs.
 
 Shape of the machine::
 
-    BACKUP -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER
+    BACKUP -> LEASING -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER
     MASTER / any promotion state -> STOPPING -> UNMOUNTING -> UNMAPPING -> BACKUP
     promotion step fails / times out -> roll back in reverse -> BACKUP + fault flag + backoff
     demotion cannot end unmounted and unmapped -> FENCED_SELF (fault flag, periodic retry)
