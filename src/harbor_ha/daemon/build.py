@@ -113,7 +113,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     notifier = SdNotifier(notify_socket)
     harbor = HarborProbe(s, containers)
     lease = Lease(s, runner)
-    leasing = Leasing(s, lease)
+    leasing = Leasing(s, lease, metrics)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
         leasing=leasing, vip_present=vip,

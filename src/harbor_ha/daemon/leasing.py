@@ -15,6 +15,7 @@ import structlog
 
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer
 from harbor_ha.machine import Event
+from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger("harbor_ha.lease")
@@ -39,8 +40,38 @@ class StepRefused(Exception):
 
 @dataclass
 class Leasing:
+    """Owns this node's view of the lease (for /status, metrics and logs)."""
+
     settings: Settings
     lease: LeasePort
+    metrics: Metrics
+    peer: str | None = None  # the live holder the last lease step found
+
+    def __post_init__(self) -> None:
+        self.metrics.lease_held.set_function(lambda: 1.0 if self.holds() else 0.0)
+
+    def holds(self) -> bool:
+        """This node's last renewal has not expired yet (read at each scrape)."""
+        held = self.lease.held
+        return held is not None and held.expiry_wall > time.time()
+
+    def view(self) -> dict[str, object]:
+        """The lease as /status shows it: held, the holder, expiry and last renewal."""
+        held = self.lease.held
+        mine = self.holds()
+        return {
+            "object": self.settings.lease_object,
+            "held": mine,
+            "holder": self.settings.node_name if mine else self.peer,
+            "last_renewal": held.renewed_wall if held else None,
+            "expiry": held.expiry_wall if held else None,
+            "deadline_in_s": round(held.deadline - time.monotonic(), 3) if held else None,
+            "last_error": self.lease.last_error,
+        }
+
+    def _export(self) -> None:
+        held = self.lease.held
+        self.metrics.lease_expiry.set(held.expiry_wall if held is not None else 0)
 
     def timeout_s(self) -> float:
         """The lease step's bound: a holder that does not renew has lapsed by then."""
@@ -59,11 +90,15 @@ class Leasing:
             started = time.monotonic()
             try:
                 await self.lease.acquire()
+                self._export()
                 if time.monotonic() - started <= s.lease_renew_interval_s:
+                    self.peer = None
                     log.info("lease_acquired", object=s.lease_object)
                     return
             except LeaseHeldByPeer as exc:
                 if time.monotonic() >= give_up:
+                    self.peer = str(exc)
+                    log.warning("lease_held_by_peer", object=s.lease_object, error=str(exc))
                     raise StepRefused(Event.LEASE_HELD_BY_PEER, str(exc)) from exc
             await asyncio.sleep(s.lease_renew_interval_s)
 
@@ -73,6 +108,7 @@ class Leasing:
         started = time.monotonic()
         try:
             await self.lease.acquire()
+            self._export()
         except LeaseHeldByPeer as exc:
             return Event.LEASE_LOST, str(exc)
         except LeaseError as exc:
@@ -86,6 +122,7 @@ class Leasing:
         """End of a clean demotion: give the lease up so the peer need not wait for it."""
         try:
             await self.lease.release()
+            self._export()
             log.info("lease_released", object=self.settings.lease_object)
         except LeaseError as exc:
             log.warning("lease_release_failed", error=str(exc))

@@ -75,6 +75,10 @@ class Steps:
     def harbor_healthy(self) -> bool | None:
         return self._harbor_healthy
 
+    def lease_view(self) -> dict[str, object]:
+        """The lease as this node knows it (the lease step's and the renewals' owner)."""
+        return self._leasing.view()
+
     def adopt(self, device: str | None) -> None:
         """Reconcile found the image mapped at ``device`` (or not mapped)."""
         self._device = device
