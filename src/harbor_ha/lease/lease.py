@@ -156,7 +156,7 @@ class Lease:
             raise LeaseTimeout(args[0] + " " + args[1], timeout) from None
         except CommandError as exc:
             raise LeaseError("failed", str(exc)) from exc
-        if res.returncode == 2 and "No such file" in res.stderr:  # ENOENT: no object yet
+        if not res.ok and "No such file or directory" in res.stderr:  # no object (yet): free
             return '{"lockers": []}'
         if not res.ok:
             kind = "denied" if "Permission denied" in res.stderr else "failed"

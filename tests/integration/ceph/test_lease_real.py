@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
+from harbor_ha.lease.check import check_lease
 from harbor_ha.runner import ProcessRunner
 from tests.integration.fixtures.ceph import CephCluster
 
@@ -169,3 +170,29 @@ async def test_frozen_ceph_bounds_every_call_and_the_agent_recovers(
     holder = (await a.inspect()).holder
     assert holder is not None and holder.cookie == "harbor-ha:a"
     assert holder.entity == a.agent.instance
+
+
+async def test_check_passes_with_the_documented_caps(ceph_cluster: CephCluster) -> None:
+    """`harbor-ha check`'s lease part, as client.harbor with exactly the documented caps
+    (osd 'profile rbd pool=rbd'): no problem; it says who holds the lease (here: free)."""
+    obj = "harbor-ha.lease-" + secrets.token_hex(4)
+    settings = ceph_cluster.settings(node_name="a", lease_object=obj)
+    problems, notes = await check_lease(settings, ProcessRunner())
+    assert problems == []
+    assert notes == [f"lease {obj}: free"]
+
+
+async def test_check_reports_caps_without_class_write(ceph_cluster: CephCluster) -> None:
+    """A user whose osd caps only read the pool cannot take the lock: the check reports it as
+    denied and names the cap to add."""
+    keyring = ceph_cluster.create_user(
+        "leaseless-" + secrets.token_hex(3),
+        ["mon", "profile rbd", "osd", f"allow r pool={ceph_cluster.pool}"],
+    )
+    user = keyring.name.removeprefix("keyring.")
+    settings = ceph_cluster.settings(
+        node_name="a", user=user, keyring=keyring, lease_object="harbor-ha.lease-ro"
+    )
+    problems, _ = await check_lease(settings, ProcessRunner())
+    assert len(problems) == 1, problems
+    assert "denied" in problems[0] and "object_prefix harbor-ha.lease" in problems[0]
