@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harbor_ha.daemon.leasing import Leasing, StepRefused
-from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseTimeout
+from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
@@ -20,8 +20,10 @@ from harbor_ha.settings import Settings
 class ScriptedLease:
     """Answers acquire() from a script: 'ok', 'busy', 'timeout' or 'slow' (ok after a delay)."""
 
-    def __init__(self, script: list[str]) -> None:
+    def __init__(self, script: list[str], *, renewing: bool = False) -> None:
         self.script = script
+        self.renewing = renewing  # the holder's expiry moves forward at each look
+        self.expiry = time.time() + 0.3
         self.held: Held | None = None
         self.last_error: str | None = None
         self.calls = 0
@@ -39,6 +41,11 @@ class ScriptedLease:
         self.held = Held(time.monotonic(), time.time(), 2, 0.5)
         return self.held
 
+    async def inspect(self) -> LeaseInfo:
+        if self.renewing:
+            self.expiry = time.time() + 2
+        return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, "x:0/1"),))
+
     async def release(self) -> None:
         self.released += 1
         self.held = None
@@ -47,26 +54,39 @@ class ScriptedLease:
         return None
 
 
-def leasing(tmp_path: Path, script: list[str]) -> tuple[Leasing, ScriptedLease]:
+def leasing(
+    tmp_path: Path, script: list[str], *, renewing: bool = False
+) -> tuple[Leasing, ScriptedLease]:
     settings = Settings(
         priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
         node_name="a", lease_duration_s=2, lease_renew_interval_s=0.1, lease_margin_s=0.5,
     )  # fmt: skip
-    lease = ScriptedLease(script)
+    lease = ScriptedLease(script, renewing=renewing)
     return Leasing(settings, lease, Metrics()), lease
 
 
-async def test_take_gives_up_on_a_live_holder_after_one_duration(tmp_path: Path) -> None:
-    """A holder that keeps the lease for longer than duration + interval is live: the step
-    ends with LEASE_HELD_BY_PEER (not a failure) after about 2.1 s, and /status names it."""
-    ls, lease = leasing(tmp_path, ["busy"])
+async def test_a_renewing_holder_is_refused_at_once(tmp_path: Path) -> None:
+    """The holder's expiry moves forward between two looks (it renews): the step ends with
+    LEASE_HELD_BY_PEER (not a failure) at the second look, about one interval, and /status
+    names the holder."""
+    ls, lease = leasing(tmp_path, ["busy"], renewing=True)
     started = time.monotonic()
     with pytest.raises(StepRefused) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER
-    assert 2.1 <= time.monotonic() - started < 3.0
-    assert lease.calls >= 15  # retried every interval
+    assert time.monotonic() - started < 0.5 and lease.calls == 2
     assert "harbor-ha:b" in str(ls.view()["holder"])
+
+
+async def test_a_lock_that_never_lapses_is_refused_after_one_duration(tmp_path: Path) -> None:
+    """A busy lock whose expiry does not move but which Ceph keeps refusing: given up one
+    duration plus one interval after the start (2.1 s here; the expiry seen is earlier)."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    started = time.monotonic()
+    with pytest.raises(StepRefused):
+        await ls.take()
+    assert 2.1 <= time.monotonic() - started < 3.0
+    assert lease.calls >= 10  # retried every interval
 
 
 async def test_take_gets_a_lapsing_lock(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import structlog
 
-from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
@@ -26,6 +26,7 @@ class LeasePort(Protocol):
     last_error: str | None
 
     async def acquire(self) -> Held: ...
+    async def inspect(self) -> LeaseInfo: ...
     async def release(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -79,13 +80,17 @@ class Leasing:
         return s.lease_duration_s + 2 * s.lease_renew_interval_s + 2 * (s.lease_op_timeout_s + 1)
 
     async def take(self) -> None:
-        """The lease step: take the lease, retrying every renewal interval while a holder
-        renews, for one lease duration plus one interval (a crashed holder's lock lapses
-        within it).  Still held then: the holder is live -> StepRefused(LEASE_HELD_BY_PEER).
+        """The lease step: take the lease; while another node holds it, tell a live holder
+        from a dead one by Ceph's expiry of its lock.  The expiry moved forward between two
+        looks: the holder renews -> StepRefused(LEASE_HELD_BY_PEER) at once (about one
+        interval; it is never fenced).  It does not move: the holder stopped renewing, so
+        retry every interval until its lock lapses and take it.  Bounded by one duration plus
+        one interval past the last expiry seen (and by the step's timeout).
         A success is kept only if Ceph answered within one interval (see Policy.
         lease_deadline_s); a slow answer is retried (it renewed our lock)."""
         s = self.settings
         give_up = time.monotonic() + s.lease_duration_s + s.lease_renew_interval_s
+        seen: float | None = None  # the holder's expiry at the last look
         while True:
             started = time.monotonic()
             try:
@@ -96,11 +101,26 @@ class Leasing:
                     log.info("lease_acquired", object=s.lease_object)
                     return
             except LeaseHeldByPeer as exc:
-                if time.monotonic() >= give_up:
+                expiry = await self._holder_expiry()
+                renewing = seen is not None and expiry is not None and expiry > seen
+                if expiry is not None:
+                    seen = expiry
+                    left = expiry - time.time()
+                    give_up = max(give_up, time.monotonic() + left + s.lease_renew_interval_s)
+                if renewing or time.monotonic() >= give_up:
                     self.peer = str(exc)
-                    log.warning("lease_held_by_peer", object=s.lease_object, error=str(exc))
-                    raise StepRefused(Event.LEASE_HELD_BY_PEER, str(exc)) from exc
+                    why = "its expiry moved: it renews" if renewing else "it did not lapse"
+                    log.warning("lease_held_by_peer", object=s.lease_object, reason=why)
+                    raise StepRefused(Event.LEASE_HELD_BY_PEER, f"{exc} ({why})") from exc
             await asyncio.sleep(s.lease_renew_interval_s)
+
+    async def _holder_expiry(self) -> float | None:
+        """Ceph's expiry of the holder's lock (None: unknown, no duration, or no answer)."""
+        try:
+            holder = (await self.lease.inspect()).holder
+        except LeaseError:
+            return None
+        return holder.expiration if holder is not None else None
 
     async def renew(self) -> tuple[Event, str]:
         """One renewal, as the event the machine gets."""

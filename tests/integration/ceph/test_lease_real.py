@@ -16,7 +16,10 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
+from harbor_ha.machine import Event
+from harbor_ha.metrics import Metrics
 from harbor_ha.lease.check import check_lease
 from harbor_ha.runner import ProcessRunner
 from tests.integration.fixtures.ceph import CephCluster
@@ -105,7 +108,9 @@ async def test_peer_takes_it_after_the_duration_without_renewal(
         except LeaseHeldByPeer:
             assert time.monotonic() - taken < DURATION_S + 3
             await asyncio.sleep(0.2)
-    assert time.monotonic() - taken >= DURATION_S - 0.5
+    lapse = time.monotonic() - taken
+    print(f"\nlease lapse without renewal (duration {DURATION_S} s): {lapse:.2f} s")
+    assert lapse >= DURATION_S - 0.5
     holder = (await a.inspect()).holder
     assert holder is not None and holder.cookie == "harbor-ha:b"
     with pytest.raises(LeaseHeldByPeer):
@@ -196,3 +201,47 @@ async def test_check_reports_caps_without_class_write(ceph_cluster: CephCluster)
     problems, _ = await check_lease(settings, ProcessRunner())
     assert len(problems) == 1, problems
     assert "denied" in problems[0] and "object_prefix harbor-ha.lease" in problems[0]
+
+
+async def test_the_lease_step_refuses_a_renewing_holder_quickly(
+    make_lease: Callable[[str], Lease],
+) -> None:
+    """The lease step on b while a renews every 0.5 s: refused with LEASE_HELD_BY_PEER within
+    a few intervals (Ceph's expiry of a's lock moved), and a still holds the lease."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+
+    async def renew_forever() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            await a.acquire()
+
+    renewer = asyncio.create_task(renew_forever())
+    try:
+        step = Leasing(b._s, b, Metrics())
+        started = time.monotonic()
+        with pytest.raises(StepRefused) as info:
+            await step.take()
+        took = time.monotonic() - started
+        print(f"\nlease step refused a renewing holder in {took:.2f} s")
+        assert info.value.event is Event.LEASE_HELD_BY_PEER
+        assert took < DURATION_S
+    finally:
+        renewer.cancel()
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:a"
+
+
+async def test_the_lease_step_takes_a_dead_holders_lock_when_it_lapses(
+    make_lease: Callable[[str], Lease],
+) -> None:
+    """a takes the lease and stops renewing (as after a crash): b's lease step waits for the
+    lock to lapse and takes it, within the step's bound."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    taken = time.monotonic()
+    step = Leasing(b._s, b, Metrics())
+    await asyncio.wait_for(step.take(), step.timeout_s())
+    print(f"\nlease step took a dead holder's lock {time.monotonic() - taken:.2f} s after it")
+    holder = (await b.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:b"
