@@ -18,9 +18,9 @@ import pytest
 
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
+from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
-from harbor_ha.lease.check import check_lease
 from harbor_ha.runner import ProcessRunner
 from tests.integration.fixtures.ceph import CephCluster
 
