@@ -36,9 +36,10 @@ class ScriptedLease:
             raise LeaseHeldByPeer("lease lock: busy: held by harbor-ha:b")
         if how == "timeout":
             raise LeaseTimeout("lock", 3.0)
+        sent = time.monotonic()
         if how == "slow":
             await asyncio.sleep(0.3)
-        self.held = Held(time.monotonic(), time.time(), 2, 0.5)
+        self.held = Held(sent, time.time(), 2, 0.5)
         return self.held
 
     async def inspect(self) -> LeaseInfo:

@@ -92,11 +92,10 @@ class Leasing:
         give_up = time.monotonic() + s.lease_duration_s + s.lease_renew_interval_s
         seen: float | None = None  # the holder's expiry at the last look
         while True:
-            started = time.monotonic()
             try:
-                await self.lease.acquire()
+                held = await self.lease.acquire()
                 self._export()
-                if time.monotonic() - started <= s.lease_renew_interval_s:
+                if time.monotonic() - held.renewed_at <= s.lease_renew_interval_s:
                     self.peer = None
                     log.info("lease_acquired", object=s.lease_object)
                     return
@@ -125,15 +124,14 @@ class Leasing:
     async def renew(self) -> tuple[Event, str]:
         """One renewal, as the event the machine gets."""
         s = self.settings
-        started = time.monotonic()
         try:
-            await self.lease.acquire()
+            held = await self.lease.acquire()
             self._export()
         except LeaseHeldByPeer as exc:
             return Event.LEASE_LOST, str(exc)
         except LeaseError as exc:
             return Event.LEASE_UNREACHABLE, str(exc)
-        took = time.monotonic() - started
+        took = time.monotonic() - held.renewed_at
         if took > s.lease_renew_interval_s:
             return Event.LEASE_UNREACHABLE, f"renewal answered after {took:.2f} s (too late)"
         return Event.LEASE_RENEWED, f"renewed in {took * 1000:.0f} ms"

@@ -61,6 +61,12 @@ class AgentClient:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    async def ensure(self) -> None:
+        """Start and connect an agent if none runs (so a timed call excludes the start)."""
+        async with self._lock:
+            if not self.alive or self.instance is None:
+                await self._start()
+
     async def request(self, op: str, **fields: Any) -> dict[str, Any]:
         """Send one request (starting and connecting an agent first if none runs)."""
         async with self._lock:

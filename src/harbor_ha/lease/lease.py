@@ -79,6 +79,11 @@ class Lease:
 
         Raises LeaseHeldByPeer (another node's cookie holds it and renews), LeaseTimeout
         (Ceph did not answer in time) or LeaseError."""
+        try:
+            await self.agent.ensure()
+        except LeaseError as exc:
+            self.last_error = str(exc)
+            raise
         sent, wall = time.monotonic(), time.time()
         try:
             try:
