@@ -55,7 +55,7 @@ async def make_lease(ceph_cluster: CephCluster) -> AsyncIterator[Callable[[str],
 
 async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease]) -> None:
     """A free lease is taken; Ceph reports our agent's instance and cookie as the holder, and
-    an expiry about one duration after the call; the deadline is renewal + duration - margin."""
+    an expiry at least one duration after the call (at most 4 s more); the deadline is renewal + duration - margin."""
     a = make_lease("a")
     before = time.time()
     held = await a.acquire()
@@ -66,7 +66,10 @@ async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease
     assert holder.entity == a.agent.instance
     assert holder.expiration is not None
     raw = await a._rados("lock", "info", a._s.lease_object, "harbor-ha", "--format", "json")
-    assert before + DURATION_S - 1 <= holder.expiration <= time.time() + DURATION_S + 1, raw
+    # Measured on the suite's Pacific cluster: Ceph's expiry is 1.5-2.7 s later than the call
+    # + duration (the lock outlives the requested duration; the safe direction for the
+    # master's deadline, a cost for a crash failover): bound it, do not pin it.
+    assert before + DURATION_S - 1 <= holder.expiration <= time.time() + DURATION_S + 4, raw
     assert held.deadline == pytest.approx(held.renewed_at + DURATION_S - 1.0)
     assert len(info.lockers) == 1
 
