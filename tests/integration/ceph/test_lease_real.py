@@ -55,7 +55,8 @@ async def make_lease(ceph_cluster: CephCluster) -> AsyncIterator[Callable[[str],
 
 async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease]) -> None:
     """A free lease is taken; Ceph reports our agent's instance and cookie as the holder, and
-    an expiry at least one duration after the call (at most 4 s more); the deadline is renewal + duration - margin."""
+    an expiry at least one duration after the call (at most 4 s more); the deadline is
+    renewal + duration - margin."""
     a = make_lease("a")
     before = time.time()
     held = await a.acquire()
