@@ -2,10 +2,10 @@
 
 Run as root from the repository top::
 
-    .venv/bin/python bench/failover.py [--runs N] [--kinds crash,switchover,health]
+    .venv/bin/python -m bench.failover [--runs N] [--kinds crash,switchover,health]
                                        [--dir /var/tmp/hhbench] [--prefix hhbench] [--keep]
 
-It brings up its OWN two-node lab (tests/lab: real keepalived, Ceph, dockerd, Harbor-shaped
+It brings up its OWN two-node lab (lab/: real keepalived, Ceph, dockerd, Harbor-shaped
 project; own directory and netns prefix, so other labs may run beside it) with
 HARBOR_HA_LOG_LEVEL=debug, so every external command harbor-ha runs is logged as one
 ``command`` line (argv, rc, duration_ms, timestamp = its end).  Then N failovers of each kind:
@@ -84,12 +84,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import lab
+from lab import timeline
+from lab.client import Client
+from lab.mappings import KRBD_STANDIN, RBD_STATE_ENV, standin_env
 
-from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER  # noqa: E402
-from tests.lab import lab, timeline  # noqa: E402
-from tests.lab.client import Client  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = ROOT / "bench" / "baseline_failover.sh"
 STABLE_WITHIN_S = 150.0
@@ -396,7 +396,7 @@ def start_baseline(st: lab.LabState, node: lab.NodeState, log: Path) -> subproce
         "DOCKER_HOST": node.docker_host,
         "BASE_VIP": st.vip_address,
         "BASE_IFACE": "eth0",
-        "BASE_RBD": str(RBD_WRAPPER),
+        "BASE_RBD": str(KRBD_STANDIN),
         "BASE_CEPH_ARGS": ceph_args(st),
         "BASE_IMAGE": "rbd/harbor",
         "BASE_FS_TYPE": "ext4",
@@ -442,10 +442,10 @@ def undo_node(st: lab.LabState, node: lab.NodeState) -> None:
     umount = lab.mounted_here(node) and lab.sh("umount", str(node.mountpoint), check=False)
     if umount and umount.returncode != 0:
         lab.sh("umount", "-l", str(node.mountpoint), check=False)
-    renv = {**os.environ, RBD_STATE_ENV: str(node.rbd_state)}
+    renv = standin_env(node.rbd_state)
     for dev in lab.mapped_here(node):
         lab.sh(
-            str(RBD_WRAPPER), "device", "unmap", "-o", "force", dev,
+            str(KRBD_STANDIN), "device", "unmap", "-o", "force", dev,
             check=False, env=renv, timeout=90,
         )  # fmt: skip
     if lab.mapped_here(node) or lab.mounted_here(node):

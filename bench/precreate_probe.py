@@ -1,7 +1,7 @@
 """Idea (a) of issue 4, measured on a real dockerd: may a standby keep Harbor's containers
 CREATED (not started), and what does it save at promotion?
 
-Run as root: ``.venv/bin/python bench/precreate_probe.py [--runs 3]``.  It starts its own
+Run as root: ``.venv/bin/python -m bench.precreate_probe [--runs 3]``.  It starts its own
 containerd + dockerd in its own netns (prefix hhbpc-), renders the Harbor-shaped project with a
 data directory that is EMPTY and ``chattr +i`` (what an unmounted, guarded mountpoint looks
 like on a standby), and measures/checks:
@@ -25,19 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tests.integration.fixtures.docker import (  # noqa: E402
-    HarborShape,
-    build_images,
-    compose_v2_binary,
-    delete_netns,
-    make_netns,
-    restart_dockerd,
-    start_dockerd,
-    stop_dockerd,
-)
+from lab.dockerd import compose_v2_binary, restart_dockerd, start_dockerd, stop_dockerd
+from lab.harbor_shape import HarborShape, build_images
+from lab.netns import delete_netns, make_netns
 
 
 def main() -> int:

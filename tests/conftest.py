@@ -1,10 +1,14 @@
 """Suite-wide: the final check that the suite left nothing behind.
 
-At session start we note the network namespaces, loop devices, mounts and the processes of
-the kinds the suite starts (dockerd, containerd, ceph-mon/osd, keepalived, rbd-fuse,
-harbor-ha); at session end anything new of those that is still there fails the run, with a
-list. Only suites that start services are checked (integration, e2e, faults). Set
+At session start we note the network namespaces, loop devices, mounts, tap devices (host and
+every netns) and the processes of the kinds the suite starts (dockerd, containerd,
+ceph-mon/osd, keepalived, rbd-fuse, harbor-ha, the VM tier's qemu-system); at session end
+anything new of those that is still there fails the run, with a list. Only suites that start
+services are checked (integration, e2e, faults, vm). Set
 HARBOR_HA_LEAK_CHECK=0 to skip it while other labs run on the same machine (development).
+The variable is taken out of the environment when read: it is the suite's knob, not a setting,
+and harbor-ha refuses an unknown HARBOR_HA_* variable in the environment of the processes the
+suite starts.
 """
 
 from __future__ import annotations
@@ -16,8 +20,19 @@ from pathlib import Path
 
 import pytest
 
-KINDS = ("dockerd", "containerd", "ceph-mon", "ceph-osd", "keepalived", "rbd-fuse", "harbor-ha")
-SERVICE_SUITES = ("tests/integration", "tests/e2e", "tests/faults")
+LEAK_CHECK = os.environ.pop("HARBOR_HA_LEAK_CHECK", "1") != "0"
+
+KINDS = (
+    "dockerd",
+    "containerd",
+    "ceph-mon",
+    "ceph-osd",
+    "keepalived",
+    "rbd-fuse",
+    "harbor-ha",
+    "qemu-system",
+)
+SERVICE_SUITES = ("tests/integration", "tests/e2e", "tests/faults", "tests/vm")
 
 
 def _processes() -> set[str]:
@@ -45,8 +60,16 @@ def _snapshot() -> dict[str, set[str]]:
         return {line.strip() for line in res.stdout.splitlines() if line.strip()}
 
     mounts = {line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()}
+    netns = {n.split()[0] for n in lines("ip", "netns", "list")}
+    taps = {
+        f"host: {t.split(':')[1].strip()}" for t in lines("ip", "-o", "link", "show", "type", "tun")
+    }
+    for ns in netns:
+        tun = lines("ip", "-n", ns, "-o", "link", "show", "type", "tun")
+        taps |= {f"{ns}: {t.split(':')[1].strip()}" for t in tun}
     return {
-        "netns": {n.split()[0] for n in lines("ip", "netns", "list")},
+        "netns": netns,
+        "taps": taps,
         "loop devices": lines("losetup", "-l", "-n", "-O", "NAME,BACK-FILE"),
         "mounts": mounts,
         "processes": _processes(),
@@ -54,7 +77,7 @@ def _snapshot() -> dict[str, set[str]]:
 
 
 def _wants_check(session: pytest.Session) -> bool:
-    if os.environ.get("HARBOR_HA_LEAK_CHECK", "1") == "0" or os.geteuid() != 0:
+    if not LEAK_CHECK or os.geteuid() != 0:
         return False
     args = [str(a) for a in session.config.args]
     return any(any(suite in a for suite in SERVICE_SUITES) for a in args)
@@ -81,7 +104,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if not leaked:
         if reporter is not None:
-            reporter.write_line("leak check: no process, mount, loop device or netns left behind")
+            reporter.write_line(
+                "leak check: no process, mount, loop device, netns or tap left behind"
+            )
         return
     lines = ["leak check FAILED: the suite left these behind:"]
     for kind, items in leaked.items():

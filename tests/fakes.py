@@ -10,9 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from harbor_ha.runner import CommandResult
+from harbor_ha.settings import Settings
+
+REQUIRED_SETTINGS: dict[str, str] = {
+    "interface": "eth0",
+    "vip": "192.0.2.100/24",
+    "ceph_pool": "rbd",
+    "ceph_image": "harbor",
+}
+"""Values for the four settings without a default (the VIP from TEST-NET-1, RFC 5737)."""
+
+REQUIRED_ENV: dict[str, str] = {f"HARBOR_HA_{k.upper()}": v for k, v in REQUIRED_SETTINGS.items()}
+"""The same four as environment variables, for tests that run the real CLI."""
+
+
+def example_settings(**fields: Any) -> Settings:
+    """Settings with :data:`REQUIRED_SETTINGS`, then ``fields`` (by field name) on top."""
+    return Settings(**{**REQUIRED_SETTINGS, **fields})
+
 
 Reply = CommandResult | Exception
 """A rule's answer: a result (its argv is replaced by the call's) or an exception to raise."""
@@ -33,15 +51,15 @@ def reply(stdout: str = "", stderr: str = "", rc: int = 0) -> CommandResult:
     return CommandResult((), rc, stdout, stderr, 0.01)
 
 
-def by_substring(outputs: Mapping[str, str | Exception]) -> Rule:
-    """A rule: the first output whose key occurs in the space-joined argv (stdout, exit 0),
-    or its exception raised."""
+def by_substring(outputs: Mapping[str, str | Reply]) -> Rule:
+    """A rule: the first output whose key occurs in the space-joined argv: a string is its
+    stdout (exit 0); a CommandResult is returned as it is; an exception is raised."""
 
     def rule(argv: list[str]) -> Reply | None:
         joined = " ".join(argv)
         for key, out in outputs.items():
             if key in joined:
-                return out if isinstance(out, Exception) else reply(out)
+                return reply(out) if isinstance(out, str) else out
         return None
 
     return rule

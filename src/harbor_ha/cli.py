@@ -1,12 +1,17 @@
 """The `harbor-ha` command.  The only place that parses argv and reads the process environment.
 
-Exit codes:
+Exit codes (`status` has its own, see below):
   0  success
   1  the daemon stopped because a root task died / a command failed
   2  usage error or invalid configuration (one line per bad variable)
   3  the daemon could not start, or `check` found problems
   4  the daemon is not reachable on its control socket
   5  the daemon refused the request (e.g. switchover on a node that is not MASTER)
+  (`switchover --wait`: 1 also when the peer did not serve within --timeout)
+
+`status` exits like a monitoring plugin (crm_mon -s, Nagios): 0 OK (MASTER with Harbor
+healthy, or BACKUP ready), 1 WARNING (maintenance, backoff, not ready, a step running),
+2 CRITICAL (FENCED_SELF, MASTER with Harbor unhealthy), 3 UNKNOWN (daemon unreachable).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from harbor_ha import __version__
+from harbor_ha.commands.control import Refused, Unreachable, request
 from harbor_ha.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -43,11 +49,21 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help=f"settings file (KEY=VALUE lines); default {DEFAULT_ENV_FILE} if it exists",
     )
+    p.add_argument("--version", action="version", version=f"harbor-ha {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", help="run the daemon (systemd: Type=notify)")
     st = sub.add_parser("status", help="show the running daemon's state")
     st.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("check", help="preflight: config, binaries, Ceph access, keepalived, Docker")
+    ck = sub.add_parser(
+        "check", help="preflight: config, binaries, Ceph access, keepalived, Docker"
+    )
+    ck.add_argument("--json", action="store_true", help="machine-readable output")
+    ls = sub.add_parser("list", help="both nodes: state, VIP, health, fault, last failover")
+    ls.add_argument("--json", action="store_true", help="machine-readable output")
+    hi = sub.add_parser("history", help="transitions and failovers, kept across restarts")
+    hi.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
+    hi.add_argument("--failovers", action="store_true", help="only completed failovers")
+    hi.add_argument("-n", "--limit", type=int, default=50, help="last N records (0 = all)")
     rk = sub.add_parser("render-keepalived", help="write keepalived.conf for this node")
     rk.add_argument(
         "-o",
@@ -55,7 +71,11 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="file to write ('-' = stdout); default: settings.keepalived_conf",
     )
-    sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
+    so = sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
+    so.add_argument(
+        "--wait", action="store_true", help="return when the peer serves (reads its /status)"
+    )
+    so.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
     mt = sub.add_parser("maintenance", help="keep this node from taking the VIP")
     mt.add_argument("mode", choices=["on", "off"])
     sub.add_parser("retry", help="retry a demotion that ended in FENCED_SELF")
@@ -84,7 +104,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     env_file: Path | None = args.env_file
     if env_file is None and DEFAULT_ENV_FILE.is_file():
         env_file = DEFAULT_ENV_FILE
-    return load_settings(env_file)
+    return load_settings(env_file, os.environ)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "run": _run,
         "status": _status,
+        "list": _list,
+        "history": _history,
         "check": _check,
         "render-keepalived": _render,
         "switchover": _switchover,
@@ -117,44 +139,16 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     from harbor_ha import logs
     from harbor_ha.daemon.app import run_daemon
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(
+        settings.log_level,
+        settings.log_format,
+        node=settings.node_name,
+        syslog_prefix=logs.stderr_is_journal(os.environ.get("JOURNAL_STREAM")),
+    )
     return asyncio.run(run_daemon(settings, notify_socket=os.environ.get("NOTIFY_SOCKET")))
 
 
 # ----------------------------------------------------------------- control
-class Unreachable(Exception):
-    pass
-
-
-class Refused(Exception):
-    pass
-
-
-async def _request(
-    settings: Settings, method: str, path: str, body: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    import aiohttp
-
-    sock = settings.control_socket_path
-    if not sock.exists():
-        raise Unreachable(f"no control socket at {sock}: is `harbor-ha run` running?")
-    try:
-        conn = aiohttp.UnixConnector(path=str(sock))
-        timeout = aiohttp.ClientTimeout(total=settings.command_timeout_s)
-        async with (
-            aiohttp.ClientSession(connector=conn, timeout=timeout) as session,
-            session.request(method, f"http://harbor-ha{path}", json=body) as resp,
-        ):
-            data: dict[str, Any] = await resp.json(content_type=None)
-            if resp.status == 409:
-                raise Refused(data.get("error", "refused"))
-            if resp.status >= 400:
-                raise ValueError(data.get("error", f"HTTP {resp.status}"))
-            return data
-    except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-        raise Unreachable(f"control socket {sock}: {exc}") from exc
-
-
 def _call(
     settings: Settings,
     method: str,
@@ -164,7 +158,7 @@ def _call(
     quiet: bool = False,
 ) -> int:
     try:
-        data = asyncio.run(_request(settings, method, path, body))
+        data = asyncio.run(request(settings, method, path, body))
     except Unreachable as exc:
         print(f"harbor-ha: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -180,15 +174,67 @@ def _call(
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.commands.views import UNKNOWN, verdict
+
     try:
-        data = asyncio.run(_request(settings, "GET", "/status"))
+        data = asyncio.run(request(settings, "GET", "/status"))
     except Unreachable as exc:
         print(f"harbor-ha: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return UNKNOWN
+    code, summary = verdict(data)
     if args.json:
         print(json.dumps(data, indent=1, default=str))
-        return EXIT_OK
-    print(format_status(data))
+    else:
+        print(format_status(data))
+        print(f"{'verdict':<17}  {summary}")
+    return code
+
+
+def _list(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.commands.peer import PeerUnreachable, peer_status
+    from harbor_ha.commands.views import LIST_HEADER, node_row, table
+
+    async def both() -> list[tuple[str, dict[str, Any] | None, str]]:
+        nodes: list[tuple[str, dict[str, Any] | None, str]] = []
+        try:
+            nodes.append((settings.node_name, await request(settings, "GET", "/status"), ""))
+        except Unreachable as exc:
+            nodes.append((settings.node_name, None, str(exc)))
+        url = settings.peer_http_url
+        if url:
+            try:
+                peer = await peer_status(url, settings.peer_timeout_s)
+                nodes.append((str(peer.get("node", url)), peer, ""))
+            except PeerUnreachable as exc:
+                nodes.append((url, None, str(exc)))
+        return nodes
+
+    nodes = asyncio.run(both())
+    if args.json:
+        out = [{"node": n, "reachable": st is not None, "error": err, "status": st}
+               for n, st, err in nodes]  # fmt: skip
+        print(json.dumps(out, indent=1, default=str))
+    else:
+        print(table(LIST_HEADER, [node_row(n, st, err) for n, st, err in nodes]))
+        if not settings.peer_http_url:
+            print("(peer not shown: set HARBOR_HA_PEER_HTTP_URL)")
+    return EXIT_OK if all(st is not None for _, st, _ in nodes) else EXIT_UNREACHABLE
+
+
+def _history(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.commands.views import HISTORY_HEADER, history_rows, table
+    from harbor_ha.history import read_history
+
+    records = [
+        r for r in read_history(settings.state_dir) if not args.failovers or "failover_s" in r
+    ]
+    if args.limit > 0:
+        records = records[-args.limit :]
+    if args.json:
+        for r in records:
+            print(json.dumps(r, default=str))
+    else:
+        print(table(HISTORY_HEADER, history_rows(records)))
     return EXIT_OK
 
 
@@ -228,8 +274,27 @@ def format_status(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _switchover(settings: Settings, _: argparse.Namespace) -> int:
-    return _call(settings, "POST", "/control/switchover", {})
+def _switchover(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.commands.peer import wait_until_serving
+
+    if args.wait and not settings.peer_http_url:
+        print("harbor-ha: switchover --wait needs HARBOR_HA_PEER_HTTP_URL", file=sys.stderr)
+        return EXIT_USAGE
+    code = _call(settings, "POST", "/control/switchover", {}, quiet=args.wait)
+    if code != EXIT_OK or not args.wait:
+        return code
+    served, last = asyncio.run(
+        wait_until_serving(
+            settings.peer_http_url,
+            timeout_s=args.timeout,
+            request_timeout_s=settings.peer_timeout_s,
+        )
+    )
+    if served:
+        print(f"switchover done: {last}")
+        return EXIT_OK
+    print(f"harbor-ha: the peer did not serve within {args.timeout:g} s: {last}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
@@ -285,13 +350,22 @@ def _render(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check(settings: Settings, _: argparse.Namespace) -> int:
+def _check(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha import logs
     from harbor_ha.commands.preflight import preflight
 
+    # The adapters' log lines go to stderr: stdout is the report (or the JSON of --json).
+    logs.configure(settings.log_level, settings.log_format, node=settings.node_name)
+
     problems = asyncio.run(preflight(settings))
+    failed = any(level == "FAIL" for level, _ in problems)
+    if args.json:
+        findings = [{"level": level, "message": message} for level, message in problems]
+        print(json.dumps({"ok": not failed, "findings": findings}, indent=1))
+        return EXIT_PROBLEMS if failed else EXIT_OK
     for level, message in problems:
         print(f"{level}: {message}")
-    if any(level == "FAIL" for level, _ in problems):
+    if failed:
         return EXIT_PROBLEMS
     print("OK: preflight passed")
     return EXIT_OK

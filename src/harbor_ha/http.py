@@ -1,8 +1,12 @@
 """The HTTP faces of the daemon, served by aiohttp on the daemon's own loop.
 
 - Read-only TCP listener (Prometheus, load balancers, operators):
-  ``/metrics``, ``/health`` (liveness), ``/primary`` (200 only when MASTER and
-  Harbor healthy), ``/status`` (JSON).
+  ``/metrics``, ``/status`` (JSON), and the checks, named and defined as Patroni's:
+  ``/liveness`` (and its older name ``/health``: 200 while the daemon's loop ticks),
+  ``/readiness`` (200 when the node is ready to serve its role: MASTER with Harbor
+  healthy, or a BACKUP ready to take over), ``/primary`` (200 only when MASTER and Harbor
+  healthy).  The checks answer GET and HEAD with a JSON body and OPTIONS with the same
+  status code and no body: HAProxy's ``option httpchk`` sends OPTIONS by default.
 - Control listener on a Unix socket (root-only, 0600): the same read-only
   routes plus ``POST /control/<command>`` for notify, switchover, maintenance.
   Control is never exposed on TCP.
@@ -37,6 +41,7 @@ class Endpoints:
     registry: CollectorRegistry
     alive: Callable[[], tuple[bool, str]]  # liveness: (ok, reason)
     primary: Callable[[], tuple[bool, str]]  # MASTER and Harbor healthy: (ok, reason)
+    ready: Callable[[], tuple[bool, str]]  # ready to serve its role (Patroni's readiness)
     status: Callable[[], dict[str, Any]]
     control: ControlHandler | None = None
 
@@ -49,18 +54,32 @@ def _json(data: dict[str, Any], status: int = 200) -> web.Response:
     )
 
 
+Check = Callable[[], tuple[bool, str]]
+
+CHECKS: tuple[tuple[str, str], ...] = (
+    ("/health", "alive"),
+    ("/liveness", "alive"),
+    ("/readiness", "ready"),
+    ("/primary", "primary"),
+)
+"""Check routes and the Endpoints field each reads (the field name is the JSON key)."""
+
+
+def _check_handler(check: Check, key: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        ok, reason = check()
+        code = 200 if ok else 503
+        if request.method == "OPTIONS":
+            return web.Response(status=code)
+        return _json({key: ok, "reason": reason}, code)
+
+    return handler
+
+
 def build_app(ep: Endpoints, *, with_control: bool) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(ep.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def health(_: web.Request) -> web.Response:
-        ok, reason = ep.alive()
-        return _json({"alive": ok, "reason": reason}, 200 if ok else 503)
-
-    async def primary(_: web.Request) -> web.Response:
-        ok, reason = ep.primary()
-        return _json({"primary": ok, "reason": reason}, 200 if ok else 503)
 
     async def status(_: web.Request) -> web.Response:
         return _json(ep.status())
@@ -86,8 +105,10 @@ def build_app(ep: Endpoints, *, with_control: bool) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/health", health)
-    app.router.add_get("/primary", primary)
+    for path, field in CHECKS:
+        handler = _check_handler(getattr(ep, field), field)
+        app.router.add_get(path, handler)  # HEAD too (aiohttp: allow_head)
+        app.router.add_route("OPTIONS", path, handler)
     app.router.add_get("/status", status)
     if with_control and ep.control is not None:
         app.router.add_post("/control/{command}", control)

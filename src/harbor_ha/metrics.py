@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
+import platform
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from harbor_ha import __version__
 from harbor_ha.machine import State
 
 STATES = [str(s) for s in State]
@@ -18,6 +30,12 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # process_* (start time, CPU, memory, fds) and python_info, as every exporter has them:
+        # changes(process_start_time_seconds) counts restarts.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.build = Info("harbor_ha_build", "The running harbor-ha's version.", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version()})
         self.state = Enum("harbor_ha_state", "The node's state.", states=STATES, registry=r)
         self.transitions = Counter(
             "harbor_ha_transitions",
@@ -119,5 +137,31 @@ class Metrics:
             "harbor_ha_errors",
             "Errors by where they happened.",
             ["where"],
+            registry=r,
+        )
+        self.vip_present = Gauge(
+            "harbor_ha_vip_present",
+            "1 when the VIP was on this node's interface at the last tick (set by the ticker).",
+            registry=r,
+        )
+        self.maintenance = Gauge(
+            "harbor_ha_maintenance",
+            "1 while the operator's maintenance mode is on.",
+            registry=r,
+        )
+        self.backoff_until = Gauge(
+            "harbor_ha_backoff_until_timestamp_seconds",
+            "Unix time the backoff or switchover-hold timer fires (0 when none is armed).",
+            registry=r,
+        )
+        self.failed_promotions = Gauge(
+            "harbor_ha_failed_promotions",
+            "Consecutive failed promotions (drives the backoff; reset after a stable MASTER).",
+            registry=r,
+        )
+        self.promotions = Counter(
+            "harbor_ha_promotions",
+            "Promotions ended, by outcome (succeeded: Harbor healthy; failed: rolled back).",
+            ["outcome"],
             registry=r,
         )

@@ -95,6 +95,16 @@ def _killpg(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+_REAPING: set[asyncio.Task[int]] = set()
+"""Background reapers of cancelled commands (a reference keeps each task alive)."""
+
+
+def _reap_later(proc: asyncio.subprocess.Process) -> None:
+    task = asyncio.get_running_loop().create_task(proc.wait(), name=f"reap-{proc.pid}")
+    _REAPING.add(task)
+    task.add_done_callback(_REAPING.discard)
+
+
 class ProcessRunner:
     """The real runner: asyncio subprocess in its own session (= process group)."""
 
@@ -140,7 +150,10 @@ class ProcessRunner:
             log.warning("command_timeout", argv=list(argv), timeout_s=timeout_s)
             raise CommandTimeout(argv, timeout_s) from None
         except asyncio.CancelledError:
-            await self._kill(proc)
+            # No wait here: the canceller (a step at its bound) must not be held up by a
+            # child that cannot die (D state on a node cut from Ceph); reap it in the background.
+            _killpg(proc.pid)
+            _reap_later(proc)
             log.info("command_cancelled", argv=list(argv))
             raise
         result = CommandResult(

@@ -1,4 +1,4 @@
-"""End-to-end suite: the two-node lab (tests/lab) with real keepalived, Ceph, dockerd and harbor-ha.
+"""End-to-end suite: the two-node lab (lab/) with real keepalived, Ceph, dockerd and harbor-ha.
 
 - ``lab`` (session): the lab in its own dir and netns prefix (other labs may run on this
   machine at the same time), up until exactly one MASTER serves a healthy Harbor; always torn
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+import lab as labmod
+from lab.client import Client
 from tests.e2e import helpers
-from tests.lab import lab as labmod
-from tests.lab.client import Client
 
 LABDIR = Path("/var/tmp/hhe2e")
 PREFIX = "hhe2e"

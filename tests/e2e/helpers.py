@@ -1,7 +1,7 @@
 """Helpers for the end-to-end suite: polling with deadlines, the lab's "good state", Ceph's
 blocklist, writes into a node's mountpoint, the read-only fsck of the image, printed figures.
 
-Everything goes through the lab (tests/lab): addresses only inside the lab's netns.
+Everything goes through the lab (lab/): addresses only inside the lab's netns.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.lab import lab, timeline
-from tests.lab.client import Answer, Client
+import lab
+from lab import timeline
+from lab.client import Answer, Client
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ ext4 on the stand-in; a writer appends N, fsyncs, then acknowledges N in a file 
 client is blocklisted mid-stream; a fresh mapping (as the peer would make) checks that every
 acknowledged N is on the image.  Measured here: with librbd's default cache the last
 acknowledged record was missing in 2 of 4 rounds; with ``rbd cache = false`` 0 of 6.  That is
-why the lab turns the cache off (tests/lab/lab.py: no_client_cache); krbd has no such cache.
+why the lab turns the cache off (lab/twonode.py: no_client_cache); krbd has no such cache.
 
 Run as root from the repository:  .venv/bin/python -m tests.e2e.repro_fenced_ack [cache-off] [N]
 """
@@ -13,7 +13,6 @@ Run as root from the repository:  .venv/bin/python -m tests.e2e.repro_fenced_ack
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -22,14 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.integration.fixtures.ceph import (
-    RBD_STATE_ENV,
-    RBD_WRAPPER,
-    CephCluster,
-    _run,
-    start_cluster,
-    stop_cluster,
-)
+from lab.ceph import CephCluster, run, start_cluster, stop_cluster
+from lab.mappings import KRBD_STANDIN, standin_env
 
 WRITER = r"""
 import os, sys
@@ -59,24 +52,24 @@ def main(argv: list[str]) -> int:
     lost = 0
 
     def mapdev(tag: str) -> tuple[str, dict[str, str]]:
-        env = {**os.environ, RBD_STATE_ENV: str(c.node_state_dir(tag))}
-        argv = [str(RBD_WRAPPER), *common, "device", "map", "--exclusive", "rbd/harbor"]
-        return _run(argv, env=env).stdout.strip(), env
+        env = standin_env(c.node_state_dir(tag))
+        argv = [str(KRBD_STANDIN), *common, "device", "map", "--exclusive", "rbd/harbor"]
+        return run(argv, env=env).stdout.strip(), env
 
     def unmap(dev: str, env: dict[str, str]) -> None:
-        argv = [str(RBD_WRAPPER), *common, "device", "unmap", "-o", "force", dev]
-        _run(argv, env=env, check=False)
+        argv = [str(KRBD_STANDIN), *common, "device", "unmap", "-o", "force", dev]
+        run(argv, env=env, check=False)
 
     try:
         if cache_off:
             c.conf.write_text(c.conf.read_text().rstrip("\n") + "\nrbd cache = false\n")
         dev, env = mapdev("init")
-        _run(["mkfs.ext4", "-q", dev])
+        run(["mkfs.ext4", "-q", dev])
         unmap(dev, env)
         for r in range(rounds):
             dev, env = mapdev(f"w{r}")
-            _run(["fsck", "-t", "ext4", "-p", dev], check=False)
-            _run(["mount", "-t", "ext4", dev, str(mnt)])
+            run(["fsck", "-t", "ext4", "-p", dev], check=False)
+            run(["mount", "-t", "ext4", dev, str(mnt)])
             start = max(numbers(ack), default=0) + 1
             w = subprocess.Popen(
                 [sys.executable, "-c", WRITER, str(mnt / "log"), str(ack), str(start)],
@@ -91,11 +84,11 @@ def main(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 w.kill()
                 w.wait(5)
-            _run(["umount", "-l", str(mnt)], check=False)
+            run(["umount", "-l", str(mnt)], check=False)
             unmap(dev, env)
             dev, env = mapdev(f"r{r}")  # a fresh mapping, as the peer makes
-            fsck = _run(["fsck", "-t", "ext4", "-p", dev], check=False)
-            _run(["mount", "-t", "ext4", "-o", "ro", dev, str(mnt)])
+            fsck = run(["fsck", "-t", "ext4", "-p", dev], check=False)
+            run(["mount", "-t", "ext4", "-o", "ro", dev, str(mnt)])
             missing = sorted({n for n in numbers(ack) if n >= start} - set(numbers(mnt / "log")))
             lost += bool(missing)
             print(
@@ -103,10 +96,10 @@ def main(argv: list[str]) -> int:
                 f"{max(numbers(ack))}, fsck rc {fsck.returncode}, missing {missing}",
                 flush=True,
             )
-            _run(["umount", str(mnt)])
+            run(["umount", str(mnt)])
             unmap(dev, env)
     finally:
-        _run(["umount", "-l", str(mnt)], check=False)
+        run(["umount", "-l", str(mnt)], check=False)
         stop_cluster(c)
         if str(work) not in Path("/proc/self/mountinfo").read_text():
             shutil.rmtree(work, ignore_errors=True)

@@ -1,11 +1,12 @@
 """Reproduction (not a test): a planned `harbor-ha switchover` fences the old master while it
 is still demoting.
 
-The old master raises its fault file at once (machine.py _switchover), so keepalived moves the
-VIP and the peer's fence step blocklists the old master's Ceph client while the old master is
-still stopping Harbor / unmounting.  A writer on the old master's mount (as Harbor would be)
-then gets I/O errors instead of being stopped cleanly, and the old node's unmount runs against
-a fenced device.  This prints, from both nodes' logs, when the peer fenced and when the old
+The old master raised its fault file at once (the switchover rule of the machine at the
+time), so keepalived moved the VIP and the peer's fence step blocklisted the old master's
+Ceph client while the old master was still stopping Harbor / unmounting.  A writer on the
+old master's mount (as Harbor would be) then got I/O errors instead of being stopped
+cleanly, and the old node's unmount ran against a fenced device.  This prints, from both
+nodes' logs, when the peer fenced and when the old
 master had unmounted and unmapped, and how the writer ended.
 
 Run as root from the repository:  .venv/bin/python -m tests.e2e.repro_switchover_fence
@@ -17,9 +18,10 @@ import sys
 import time
 from pathlib import Path
 
+import lab
+from lab import timeline
+from lab.client import Client
 from tests.e2e import helpers
-from tests.lab import lab, timeline
-from tests.lab.client import Client
 
 LABDIR = Path("/var/tmp/hhe2e-repro-sw")
 

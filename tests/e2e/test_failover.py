@@ -13,9 +13,9 @@ import time
 
 import pytest
 
+import lab
 from tests.e2e import helpers
 from tests.e2e.conftest import LABDIR, Lab
-from tests.lab import lab
 
 pytestmark = pytest.mark.e2e
 

@@ -10,22 +10,24 @@ Environment:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
+import lab
+from lab import LabState
 from tests.faults import faultlab as fl
-from tests.lab import lab
-from tests.lab.lab import LabState
 
 LOGS = Path("/var/tmp/hhflt-logs")
 
@@ -67,7 +69,9 @@ def record(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     rep = outcome.get_result()
     if rep.when == "call" or (rep.when == "setup" and not rep.passed):
@@ -147,9 +151,7 @@ def tune_lab(st: LabState) -> None:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in st.nodes:
         fl.poll(
-            lambda n=name: (
-                lab.status(st, n).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[n])
-            ),
+            functools.partial(fl.backup_unmapped, st, name),
             120,
             f"{name} BACKUP and unmapped in maintenance",
         )

@@ -7,6 +7,7 @@ mountpoint, at most one writer).  Every check reads the real system (mountinfo, 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -18,15 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.lab import lab
-from tests.lab.client import Client
-from tests.lab.lab import LabState, NodeState
+import lab
+from lab import LabState, NodeState
+from lab.client import Client
+from lab.mappings import teardown_mappings
 
 SERVING_STATES = ("MASTER",)
 
 
 class Timeout(AssertionError):
     """A condition did not come true within its deadline (the message says which)."""
+
+
+def backup_unmapped(st: LabState, name: str) -> bool:
+    """The node is BACKUP and maps nothing (what maintenance on converges to)."""
+    return lab.status(st, name).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[name])
 
 
 def poll(cond: Callable[[], Any], within_s: float, what: str, every_s: float = 0.2) -> Any:
@@ -113,12 +120,12 @@ def crash_daemon(st: LabState, name: str) -> None:
 
 def daemon_alive(node: NodeState) -> bool:
     pid = node.pids.get("harbor-ha")
-    return bool(pid) and lab.alive(pid)
+    return pid is not None and pid > 0 and lab.alive(pid)
 
 
 def keepalived_alive(node: NodeState) -> bool:
     pid = node.pids.get("keepalived")
-    return bool(pid) and lab.alive(pid)
+    return pid is not None and pid > 0 and lab.alive(pid)
 
 
 def restart_daemon(st: LabState, name: str) -> None:
@@ -376,10 +383,10 @@ def reap_writers() -> None:
 
 def release_stuck_writers(grace_s: float = 3.0) -> list[str]:
     """The test's own write probes stuck in D state on a FENCED node's stand-in mapping (the
-    rbd-fuse mount is poisoned after fencing, LAB.md; krbd would return EIO instead) hold its
-    mount busy, so that node's demotion could never unmount.  Kill -9 that node's rbd-fuse
-    (the stand-in's 'kernel mapping'): the FUSE connection drops, the probes get an error and
-    exit.  Returns what was done (for the table)."""
+    rbd-fuse mount is poisoned after fencing, see lab/krbd_standin.py; krbd would return EIO
+    instead) hold its mount busy, so that node's demotion could never unmount.  Kill -9 that
+    node's rbd-fuse (the stand-in's 'kernel mapping'): the FUSE connection drops, the probes
+    get an error and exit.  Returns what was done (for the table)."""
     deadline = time.monotonic() + grace_s
     while _STUCK and time.monotonic() < deadline:
         reap_writers()
@@ -428,9 +435,7 @@ def image_offline(st: LabState) -> Iterator[str]:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in names:
         poll(
-            lambda n=name: (
-                lab.status(st, n).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[n])
-            ),
+            functools.partial(backup_unmapped, st, name),
             90,
             f"{name} BACKUP and unmapped in maintenance",
         )
@@ -439,11 +444,7 @@ def image_offline(st: LabState) -> Iterator[str]:
     try:
         device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     except lab.LabError:  # the stand-in's losetup can time out under load: once more
-        from tests.integration.fixtures.ceph import RBD_STATE_ENV, RBD_WRAPPER
-
-        env = {**os.environ, RBD_STATE_ENV: str(state_dir)}
-        for entry in sorted(p for p in state_dir.iterdir() if p.is_dir()):
-            lab.sh(str(RBD_WRAPPER), "_teardown", entry.name, check=False, env=env, timeout=60)
+        teardown_mappings(state_dir)
         device = rbd_tool(st, state_dir, "device", "map", "rbd/harbor")
     try:
         yield device

@@ -42,7 +42,7 @@ check would count their processes. Measured: full matrix 27.5 min; quick subset 
 
 CI runs the quick subset through `scripts/test` (`-m "not full"`); `scripts/test --full` runs
 everything without rewriting this file.  Each row is one fault injected into the real two-node
-lab (tests/lab: real keepalived, Ceph mon+OSD, dockerd per node, Harbor-shaped compose
+lab (lab/: real keepalived, Ceph mon+OSD, dockerd per node, Harbor-shaped compose
 project, the real `harbor-ha` CLI) or, for bad input, into the real CLI / intake code.
 "Runs" is how many times the fault was injected in that test; "Result" is pytest's verdict
 on the test's assertions (xfailed = a known product defect, described in the row and in
@@ -56,18 +56,77 @@ keepalived's format into the real FIFO, and say so.
 """
 
 
+RAN_ON = {
+    "tests/faults/test_badinput.py": "no storage (CLI, intake)",
+}
+"""What a row's storage ran on, by test module; every other fault row ran in the two-node lab,
+whose `rbd device map` is the krbd stand-in (rbd-fuse + loop, lab/krbd_standin.py)."""
+STANDIN = "krbd stand-in"
+
+
+def ran_on(test: str) -> str:
+    return RAN_ON.get(test.split("::", 1)[0], STANDIN)
+
+
+KRBD = """
+## What each result ran on: the krbd stand-in and real krbd
+
+The kernel of this machine has no rbd module, so the two-node lab (and with it every row of the
+fault matrix above marked "krbd stand-in") maps the image with `lab/krbd_standin.py`: rbd-fuse
+exposes the image as a file and a loop device makes it a block device; every other Ceph call,
+fencing included, is the production path against a real Ceph.  Real krbd runs in the VM tier
+(`tests/vm`, `lab/vm`): Debian's stock kernel (6.1) in QEMU/TCG on the lab bridge, the
+production `rbd`/`ceph` CLIs and the product's own Ceph and Filesystem adapters inside the VM.
+A claim the stand-in cannot show is proven there; its rows are below, marked "real krbd".
+
+Known divergences of the stand-in from krbd (each measured on the VM tier, kernel 6.1, Ceph 16):
+
+| behaviour | krbd (VM tier) | krbd stand-in (lab) |
+|---|---|---|
+| a writer on a fenced node | next fsync EIO within ~0.04 s; ext4 aborts, later writes EROFS; no D state | the write can hang in D state on the poisoned FUSE mount |
+| the storage probe of a fenced node that writes nothing (`dd iflag=direct`) | fails (O_DIRECT reads go to the OSDs: EIO) | may pass: the loop device over the FUSE file serves it from the page cache |
+| a map while a live owner holds the lock | refused after ~1.8 s with EROFS (30) "peer will not release lock": `LockHeld` | rbd-fuse hands the lock over cooperatively |
+| journal after a clean unmount + unmap | clean (krbd's unmap flushes) | needed a replay in the data row (finding 6) |
+| a node cut from Ceph | fsync, and even `rbd device unmap -o force`, hang in D state for the whole cut unless mapped with `osd_request_timeout` (now a default map option) | not reproducible: the FUSE daemon's own timeouts apply |
+| a second map after a cut and forced unmap | failed with ESHUTDOWN (108) on the reused, blocklisted client, fixed by `noshare` (now a default map option) | each map is a new rbd-fuse process |
+
+### VM tier (real krbd)
+
+Command: `flock /tmp/harbor-ha-heavy.lock env HARBOR_HA_LEAK_CHECK=0 .venv/bin/pytest tests/vm
+-p no:cacheprovider -v -s --durations=0` (part of `scripts/test`).  Run 2026-12-01 18:32-18:41
+UTC, 9 passed in 517 s; load average 2.11/2.18/2.05 before, 1.03/1.03/1.51 after (2 cores;
+other test runs shared the machine).  Two 512 MB TCG guests; TCG is 10-20x slower than native,
+so the times are not absolute figures.
+
+| # | Injected | Expected | Observed (this run) | Ran on | Test |
+|---|---|---|---|---|---|
+| K1 | map `-o exclusive`, again, `rbd device list`, unmap twice | idempotent map/unmap; the device list parsed from the real command | as expected | real krbd | `test_krbd_map.py` |
+| K2 | map while a live owner (second kernel client, `noshare`) holds the lock | named error `LockHeld` (EROFS "peer will not release lock") | `LockHeld` | real krbd | `test_krbd_fencing.py` |
+| K3 | fence (blocklist) the live owner, then map on the taker | map succeeds; the owner's write fails (EIO, or EROFS once ext4 aborted); its `read_probe` (O_DIRECT) fails | as expected | real krbd | `test_krbd_fencing.py` |
+| K4 | plain unmap of a mounted device; then the product's unmap (plain, then force) | `DeviceBusy` classified; the device gone | as expected | real krbd | `test_krbd_fencing.py` |
+| K5 | unmount + guard on /dev/rbdN; fsck rules; plain unmap after fencing | guard set; fsck 0/1 goes on; unmap after fencing + umount succeeds | as expected | real krbd | `test_krbd_fencing.py` |
+| K6 | the owner paused (QMP stop), fenced, the taker maps and writes; then cont | after cont the owner's write fails and its probe fails; taker's records = owner's acknowledged records; `e2fsck -fn` clean | as expected | real krbd | `test_krbd_scenarios.py` |
+| K7 | the live owner fenced while writing records | its next write not acknowledged; taker's records = the acknowledged ones; `e2fsck -fn` clean | as expected | real krbd | `test_krbd_scenarios.py` |
+| K8 | a node cut from Ceph (its link down), default map options | fsync EIO within `osd_request_timeout` (60 s); the product's unmount and unmap each end within their bound (OK or a named error), never hang; after the peer fenced it and the link healed, the node maps again at once | fsync EIO after 60.7-62.5 s (4 runs); unmount 65.1-65.9 s (bound 60 s + the guest's overhead); unmap 95.9-96.4 s (bound 90 s + overhead); map again OK | real krbd | `test_krbd_isolation.py` |
+
+Not yet on the VM tier: the daemon's own promotion and demotion across two VM nodes (keepalived,
+harbor-ha and Harbor's containers inside the VMs) with crash, pause and a cut from Ceph; the
+storage side of those scenarios is covered above with the product's adapters.
+"""
+
+
 FINDINGS = """
 ## Findings (kept by hand in tests/faults/report.py: FINDINGS)
 
 1. **Product defect, fixed**: one `MASTER` line in the standby's FIFO while the VIP is on the
-   peer (a replayed or stray line; DESIGN.md: the FIFO can replay lines) made the standby
+   peer (a replayed or stray line; docs/design.md: the FIFO can replay lines) made the standby
    blocklist the serving master (`fenced` logged) before its VIP tick rolled the promotion
    back. Found by `test_injected_single_master_line_into_standby` ("standby fenced the master
    1x" in the first full run). Fix: `Steps.fence` (src/harbor_ha/daemon/steps.py) first
    confirms that the VIP is on the node's interface (polled for up to `VIP_CONFIRM_S` = 1 s;
    keepalived adds its VIPs before it writes MASTER, so a real MASTER line finds it at once);
    otherwise the step fails (StepError: rollback, fault flag, backoff) and Ceph is never
-   asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/app.py). Unit tests:
+   asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/build.py). Unit tests:
    tests/unit/test_steps_fence_vip.py. The row marked (rerun) is after the fix ("fenced the
    master 0x").
 2. **Product behaviour, not fixed (availability, not safety)**: during a real partition
@@ -81,14 +140,14 @@ FINDINGS = """
    backoff of the node that lost (5, 10, 20 ... 300 s). Not solved: a two-node partition in
    which both nodes reach Ceph has no quorum to say who should serve; "never fence back
    whoever fenced us" would leave Harbor down if that peer later hangs.
-3. **Lab defect (tests/lab), fixed**: `lab.partition`'s blackhole routes did not cut
+3. **Lab defect (lab/), fixed**: `lab.partition`'s blackhole routes did not cut
    VRRP: keepalived sends its unicast adverts on a socket bound to eth0, and a route lookup
    with an output interface ignores the blackhole route; in the first full run no takeover
    happened ("promotions to MASTER during it: 0"). The fault suite partitions with iptables
    DROP rules in each node's netns instead (`faultlab.real_partition`); the row is from that.
    `lab.partition` and `lab.isolate_from_ceph` now use iptables DROP rules too.
-4. **Stand-in limitation (tests/integration/tools/rbd)**: after fencing, the rbd-fuse mount is
-   poisoned (LAB.md): a process writing to the fenced node's mount sits in D state forever,
+4. **Stand-in limitation (lab/krbd_standin.py)**: after fencing, the rbd-fuse mount is
+   poisoned: a process writing to the fenced node's mount sits in D state forever,
    where krbd would return EIO. The suite's own write probes did that once and held the old
    master's mount busy, so its demotion ended in FENCED_SELF and retried forever (by design:
    it cannot unmount). In the first full run the operator of the run killed that node's
@@ -113,7 +172,7 @@ FINDINGS = """
    before judging, and reports whether a replay was needed. That a journal needs replay after
    a clean `umount` + unmap suggests the stand-in's unmap loses the last writes (loop device
    buffered over the rbd-fuse file; rbd-fuse stopped before writeback?): to check in
-   tests/integration/tools/rbd (krbd unmap flushes). fsync'd data was never lost. Rerun:
+   lab/krbd_standin.py (krbd unmap flushes). fsync'd data was never lost. Rerun:
    0 of 162 acknowledged records lost, journal needed replay again, e2fsck -fn exit 0.
    Likely cause: the loop device writes through the FUSE file's page cache (stand-in only;
    the direct-I/O attempt was reverted, see 4).
@@ -133,23 +192,25 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(rows: list[dict[str, Any]], *, command: str, took_s: float, rc: int) -> str:
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def render(
+    rows: list[dict[str, Any]], *, command: str, took_s: float, rc: int, at: str | None = None
+) -> str:
+    now = at or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [HEADER]
     out.append(
         f"Last run: {now}, `{command}`, {took_s / 60:.1f} min, pytest exit code {rc}; "
         f"{len(rows)} rows.\n"
     )
-    out.append("| # | Injected | Runs | Expected | Observed | Figures | Result | Test |")
-    out.append("|---|---|---|---|---|---|---|---|")
+    out.append("| # | Injected | Runs | Expected | Observed | Figures | Result | Ran on | Test |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rows, 1):
         test = r["test"].split("::", 1)[-1]
         out.append(
             f"| {i} | {_cell(r['injected'])} | {r['runs']} | {_cell(r['expected'])} | "
             f"{_cell(r['observed'])} | {_cell(r['figures'])} | **{r['outcome']}** | "
-            f"`{_cell(test)}`{' (rerun)' if r.get('rerun') else ''} |"
+            f"{ran_on(r['test'])} | `{_cell(test)}`{' (rerun)' if r.get('rerun') else ''} |"
         )
-    return "\n".join(out) + "\n" + FINDINGS
+    return "\n".join(out) + "\n" + KRBD + FINDINGS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.render_only:
         data = json.loads(args.doc.with_suffix(".json").read_text())
         args.doc.write_text(
-            render(data["rows"], command=data["command"], took_s=data["took_s"], rc=data["rc"])
+            render(
+                data["rows"],
+                command=data["command"],
+                took_s=data["took_s"],
+                rc=data["rc"],
+                at=data.get("at"),
+            )
         )
         return 0
     with tempfile.TemporaryDirectory(prefix="hhflt-report-") as tmp:
@@ -207,8 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         took = float(old.get("took_s", took))
         rc = max(int(old.get("rc", 0)), rc)
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    store.write_text(json.dumps({"command": shown, "took_s": took, "rc": rc, "rows": rows}))
-    args.doc.write_text(render(rows, command=shown, took_s=took, rc=rc))
+    at = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if args.merge and store.exists():
+        at = json.loads(store.read_text()).get("at", at)
+    store.write_text(
+        json.dumps({"command": shown, "took_s": took, "rc": rc, "rows": rows, "at": at})
+    )
+    args.doc.write_text(render(rows, command=shown, took_s=took, rc=rc, at=at))
     print(f"wrote {args.doc} ({len(rows)} rows, pytest exit {rc}, {took / 60:.1f} min)")
     return rc
 

@@ -8,7 +8,8 @@ file on the standby, are in test_badinput_lab.py):
 - track-file paths that vanish (rmdir) or become unwritable (chattr +i): a named
   TrackFileError, and the next write after the path is back succeeds;
 - env files with every kind of wrong value, through the real CLI: exit 2, one stderr line
-  per bad variable, naming it;
+  per bad variable, naming it; likewise a missing required setting, an unknown key (with a
+  suggestion) and a value with a trailing ``# comment`` (systemd keeps it in the value);
 - a mountpoint that is not a directory: `harbor-ha check` reports it (FAIL line, exit != 0).
 """
 
@@ -195,8 +196,47 @@ def _cli(*args: str, env_file: Path) -> subprocess.CompletedProcess[str]:
 GOOD = {
     "HARBOR_HA_VIP": "10.99.0.100/24",
     "HARBOR_HA_INTERFACE": "eth0",
+    "HARBOR_HA_CEPH_POOL": "rbd",
     "HARBOR_HA_CEPH_IMAGE": "harbor",
 }
+
+
+_REQ = "HARBOR_HA_INTERFACE=eth0\nHARBOR_HA_CEPH_POOL=rbd\nHARBOR_HA_CEPH_IMAGE=harbor\n"
+_VIP = "HARBOR_HA_VIP=10.99.0.100/24\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (_REQ, "HARBOR_HA_VIP / HARBOR_VIP: required, not set"),
+        (_REQ + _VIP + "HARBOR_HA_VIPP=10.99.0.100/24\n",
+         "HARBOR_HA_VIPP: unknown setting (did you mean HARBOR_HA_VIP?)"),
+        (_REQ + _VIP + "MOUNTPOINT=/srv/harbor\n",
+         "MOUNTPOINT: unknown setting (did you mean HARBOR_HA_MOUNTPOINT?)"),
+        (_REQ + "HARBOR_HA_VIP=10.99.0.100/24   # the VIP\n",
+         "HARBOR_HA_VIP / HARBOR_VIP: not an IP"),
+        (_REQ + _VIP + "export HARBOR_HA_HTTPS_PORT=443\n", "systemd has no 'export'"),
+    ],
+    ids=["missing_required", "unknown_prefixed", "bare_name", "inline_comment", "export"],
+)  # fmt: skip
+def test_env_file_name_and_grammar_errors_exit_2(
+    tmp_path: Path, text: str, needle: str, record: Any
+) -> None:
+    """Configuration that would be silently wrong is refused by the real CLI with one line
+    saying why: a missing required setting, an unknown key, a bare field name, a trailing
+    '# comment' (part of the value in systemd's grammar), an `export` line."""
+    f = tmp_path / "harbor-ha.env"
+    f.write_text(text)
+    r = _cli("render-keepalived", "-o", "-", env_file=f)
+    lines = r.stderr.strip().splitlines()
+    record(
+        injected=f"env file {text.splitlines()[-1]!r}",
+        expected=f"exit 2, one line: {needle}",
+        observed=f"exit {r.returncode}, {lines}",
+    )
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(lines) == 1, lines
+    assert needle in lines[0], lines
 
 
 @pytest.mark.parametrize(("var", "value"), BAD_VALUES)

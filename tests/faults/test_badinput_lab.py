@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+import lab
+from lab import LabState
 from tests.faults import faultlab as fl
-from tests.lab import lab
-from tests.lab.lab import LabState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.timeout(600)]
 

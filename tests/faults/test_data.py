@@ -6,6 +6,7 @@ maintenance)."""
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import subprocess
@@ -15,9 +16,9 @@ from typing import Any
 
 import pytest
 
+import lab
+from lab import LabState
 from tests.faults import faultlab as fl
-from tests.lab import lab
-from tests.lab.lab import LabState
 
 pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.timeout(2400)]
 
@@ -29,6 +30,11 @@ KINDS = (
     "harbor-unhealthy",
     "daemon-crash-then-switchover",
 )
+
+
+def peer_took_over(st: LabState, old_master: str) -> bool:
+    """Some node other than ``old_master`` is the (only) MASTER now."""
+    return lab.masters(st) not in ([], [old_master])
 
 
 def failover(st: LabState, kind: str, master: str) -> None:
@@ -87,7 +93,7 @@ def test_no_acknowledged_record_lost_across_failovers(fault_lab: LabState, recor
         # bring back what the failover took down, then wait for the one good shape
         if kind == "harbor-unhealthy":
             fl.poll(
-                lambda m=master: lab.masters(st) not in ([], [m]),
+                functools.partial(peer_took_over, st, master),
                 120,
                 "peer took over",
                 every_s=0.5,

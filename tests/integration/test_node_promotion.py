@@ -1,6 +1,6 @@
 """One whole promotion and demotion on one node with every part real.
 
-A one-node lab (tests/lab): Ceph mon + OSD in their own netns, the node's own containerd +
+A one-node lab (lab/): Ceph mon + OSD in their own netns, the node's own containerd +
 dockerd with the Harbor-shaped project, keepalived with the config `harbor-ha render-keepalived`
 wrote, and `harbor-ha run` itself. keepalived alone elects the node MASTER; `harbor-ha
 maintenance on` sets the fault file, keepalived goes FAULT, and the node demotes.
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab import lab, timeline
+import lab
+from lab import timeline
 
 pytestmark = pytest.mark.integration
 

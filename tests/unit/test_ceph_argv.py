@@ -8,15 +8,16 @@ tests/integration/ceph against a real cluster.
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from harbor_ha.ceph import Ceph, CephError, FenceError, write_keyring
-from harbor_ha.runner import CommandTimeout
+from harbor_ha.runner import CommandResult, CommandTimeout
 from harbor_ha.settings import Settings
-from tests.fakes import FakeRunner, by_substring
+from tests.fakes import FakeRunner, Reply, by_substring, example_settings, reply
 
 DATA = Path(__file__).parent / "data" / "ceph"
 
@@ -30,7 +31,7 @@ def settings(**kw: object) -> Settings:
         "command_timeout_s": 7.0,
     }
     base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)
 
 
 async def test_common_args_all_set() -> None:
@@ -99,7 +100,8 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
 
 
 async def test_map_and_unmap_argv() -> None:
-    """map uses `device map -o exclusive POOL/IMAGE`; unmap uses `device unmap DEV`."""
+    """map uses `device map -o exclusive,RBD_MAP_OPTIONS POOL/IMAGE` (default
+    osd_request_timeout=60,noshare); unmap uses `device unmap DEV`."""
     listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
     runner = FakeRunner([by_substring({"device list": listed})])
     ceph = Ceph(settings(), runner)
@@ -110,7 +112,7 @@ async def test_map_and_unmap_argv() -> None:
         await ceph.map(10)
     assert (
         "rbd", "--id", "harbor", "--keyring", "/k/keyring",
-        "device", "map", "-o", "exclusive", "rbd/img",
+        "device", "map", "-o", "exclusive,osd_request_timeout=60,noshare", "rbd/img",
     ) in [a for a, _, _ in runner.calls]  # fmt: skip
     runner.rules = [by_substring({"device list": "[]"})]
     await ceph.unmap(10)  # not mapped: success, no unmap command
@@ -124,3 +126,41 @@ async def test_timeout_is_unreachable() -> None:
     runner = FakeRunner([by_substring({"info": CommandTimeout(["rbd", "info"], 7.0)})])
     with pytest.raises(CephUnreachable, match="no answer within 7 s"):
         await Ceph(settings(), runner).image_info()
+
+
+async def test_map_refused_by_live_lock_owner_is_lock_held() -> None:
+    """krbd's EROFS answer to a map while a live peer holds the lock is LockHeld (a MapFailed),
+    telling the operator to fence first (captured on the VM tier, tests/vm)."""
+    from harbor_ha.ceph import LockHeld, MapFailed
+
+    stderr = "rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system\n"
+    refused = CommandResult(("rbd",), 30, "", stderr, 1.8)
+    runner = FakeRunner([by_substring({"device list": "[]", "device map": refused})])
+    with pytest.raises(LockHeld, match="fence it before mapping") as info:
+        await Ceph(settings(), runner).map(10)
+    assert isinstance(info.value, MapFailed)
+
+
+def test_map_options_can_be_cleared() -> None:
+    """rbd_map_options="" maps with plain -o exclusive."""
+    assert Ceph(settings(rbd_map_options=""), FakeRunner()).map_options() == "exclusive"
+
+
+async def test_unmap_that_cannot_be_verified_is_unmap_failed() -> None:
+    """The forced unmap hung until its timeout and the last `rbd device list` finds no answer
+    either (seen on the VM tier on a node cut from Ceph): UnmapFailed naming why, so the
+    demotion ends FENCED_SELF instead of claiming a clean node."""
+    from harbor_ha.ceph import UnmapFailed
+
+    listed = (DATA / "rbd_device_list_wrapper.json").read_text().replace('"harbor"', '"img"')
+    lists: Iterator[Reply] = iter([reply(listed), CommandTimeout(["rbd", "device", "list"], 1.0)])
+
+    def rule(argv: list[str]) -> Reply | None:
+        if "list" in argv:
+            return next(lists)
+        if "unmap" in argv:
+            return CommandTimeout(argv, 5.0)
+        return None
+
+    with pytest.raises(UnmapFailed, match="cannot verify the unmap"):
+        await Ceph(settings(), FakeRunner([rule])).unmap(10)

@@ -11,6 +11,7 @@ from harbor_ha.ceph import (
     CephError,
     CephPermissionDenied,
     CephUnreachable,
+    DeviceBusy,
     ImageNotFound,
     MappedDevice,
     Watcher,
@@ -23,7 +24,7 @@ from harbor_ha.ceph import (
 from harbor_ha.ceph.argv import ceph_argv, common_args, rbd_argv
 from harbor_ha.ceph.parse import parse_image_info, parse_mapped_device
 from harbor_ha.runner import CommandResult
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 DATA = Path(__file__).parent / "data" / "ceph"
 
@@ -123,6 +124,11 @@ def test_classify_captured_stderr(stderr_file: str, rc: int, error: type[CephErr
             CephBlocklisted,
         ),
         ("rbd: sysfs write failed\nrbd: map failed: (30) Read-only file system", 30, CephError),
+        (
+            "rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy",
+            16,
+            DeviceBusy,
+        ),
     ],
 )
 def test_classify_other_errors(stderr: str, rc: int, error: type[CephError]) -> None:
@@ -148,7 +154,7 @@ def test_mapped_device_is_the_last_printed_line() -> None:
 def test_common_args_order_and_optional_parts() -> None:
     """--id always, then -m, -c and --keyring only when set, in that order; rbd/ceph argv put
     them between the executable and the subcommand."""
-    s = Settings(
+    s = example_settings(
         ceph_user="hb",
         ceph_mon_host="10.0.0.1",
         ceph_conf=Path("/e/ceph.conf"),
@@ -158,6 +164,6 @@ def test_common_args_order_and_optional_parts() -> None:
     assert common_args(s) == [
         "--id", "hb", "-m", "10.0.0.1", "-c", "/e/ceph.conf", "--keyring", "/k/kr",
     ]  # fmt: skip
-    assert common_args(Settings(ceph_user="hb")) == ["--id", "hb"]
+    assert common_args(example_settings(ceph_user="hb")) == ["--id", "hb"]
     assert rbd_argv(s, "status")[0] == "/x/rbd" and rbd_argv(s, "status")[-1] == "status"
-    assert ceph_argv(Settings(ceph_user="hb"), "osd") == ["ceph", "--id", "hb", "osd"]
+    assert ceph_argv(example_settings(ceph_user="hb"), "osd") == ["ceph", "--id", "hb", "osd"]

@@ -18,9 +18,9 @@ from harbor_ha.compose import (
 )
 from harbor_ha.runner import CommandNotFound
 from harbor_ha.settings import Settings
-from tests.fakes import FakeRunner, Reply, reply
+from tests.fakes import FakeRunner, Reply, example_settings, reply
 
-# Recorded from docker-compose 1.29.2 `config` on tests/harbor_shape (abridged).
+# Recorded from docker-compose 1.29.2 `config` on lab/harbor_shape (abridged).
 V1_CONFIG = """services:
   core:
     command:
@@ -52,7 +52,7 @@ def settings(**kw: object) -> Settings:
         "compose_stop_timeout_s": 7,
     }
     base.update(kw)
-    return Settings(**base)  # type: ignore[arg-type]
+    return example_settings(**base)
 
 
 async def test_auto_prefers_v2_and_builds_argv() -> None:
@@ -69,7 +69,7 @@ async def test_auto_prefers_v2_and_builds_argv() -> None:
          "up", "-d", "--remove-orphans"],
     ]  # fmt: skip
     assert all(env == {"DOCKER_HOST": "unix:///run/hh/docker.sock"} for _, _, env in r.calls)
-    assert r.calls[1][1] == Settings().start_timeout_s
+    assert r.calls[1][1] == example_settings().start_timeout_s
 
 
 async def test_auto_falls_back_to_v1() -> None:
@@ -103,43 +103,23 @@ async def test_configured_command_is_used_verbatim() -> None:
     ]  # fmt: skip
 
 
-async def test_stop_clean_does_not_kill() -> None:
-    """compose stop succeeds and nothing runs -> no docker kill."""
+async def test_down_clean_does_not_kill() -> None:
+    """compose down succeeds and nothing runs -> no docker kill."""
     r = FakeRunner()
-    await Compose(settings(compose_command="docker-compose"), r).stop(30)
+    await Compose(settings(compose_command="docker-compose"), r).down(30)
     argvs = r.argvs()
-    assert argvs[0][-3:] == ["stop", "-t", "7"]
+    assert argvs[0][-4:] == ["down", "-t", "7", "--remove-orphans"]
     assert ["docker", "-H", "unix:///run/hh/docker.sock", "ps", "-q", "--no-trunc", "--filter",
             "label=com.docker.compose.project=harbor"] in argvs  # fmt: skip
     assert not any("kill" in a for a in argvs)
 
 
-async def test_stop_compose_fails_kills_by_label() -> None:
-    """compose stop fails (recorded: unreadable file) while containers run -> docker kill of
-    exactly the project's running containers, then verification."""
-    state = {"running": "aaa\nbbb\n"}
-
-    def rules(a: list[str]) -> Reply | None:
-        if "stop" in a:
-            return reply(rc=1, stderr="open docker-compose.yml: permission denied")
-        if a[3:5] == ["ps", "-q"]:
-            return reply(state["running"])
-        if a[3] == "kill":
-            state["running"] = ""
-            return reply("aaa\nbbb\n")
-        return None
-
-    r = FakeRunner([rules])
-    await Compose(settings(compose_command="docker-compose"), r).stop(30)
-    assert ["docker", "-H", "unix:///run/hh/docker.sock", "kill", "aaa", "bbb"] in r.argvs()
-
-
-async def test_stop_still_running_raises() -> None:
-    """Containers that survive compose stop and docker kill until the budget ends ->
+async def test_down_still_running_raises() -> None:
+    """Containers that survive compose down and docker kill until the budget ends ->
     ComposeStillRunning naming them."""
     r = FakeRunner([lambda a: reply("ccc\n") if a[3:5] == ["ps", "-q"] else None])
     with pytest.raises(ComposeStillRunning, match="ccc"):
-        await Compose(settings(compose_command="docker-compose"), r).stop(0.3)
+        await Compose(settings(compose_command="docker-compose"), r).down(0.3)
 
 
 async def test_up_failure_raises_compose_failed() -> None:

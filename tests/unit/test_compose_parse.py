@@ -10,13 +10,12 @@ from harbor_ha.compose.argv import (
     docker_argv,
     down_args,
     ps_args,
-    stop_args,
 )
 from harbor_ha.compose.parse import detail, named_missing_images, parse_ids, parse_image_list
 from harbor_ha.runner import CommandResult
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
-S = Settings(
+S = example_settings(
     compose_file=Path("/opt/h/docker-compose.yml"),
     compose_project="hb",
     docker_bin="/x/docker",
@@ -49,9 +48,8 @@ def test_ps_filters_by_project_label() -> None:
     assert ps_args("hb", all_=True) == ["ps", "-q", "--no-trunc", "-a", "--filter", label]
 
 
-def test_stop_and_down_carry_the_grace() -> None:
-    """stop and down pass compose_stop_timeout_s; down also removes orphans."""
-    assert stop_args(S) == ["stop", "-t", "4"]
+def test_down_carries_the_grace() -> None:
+    """down passes compose_stop_timeout_s and removes orphans."""
     assert down_args(S) == ["down", "-t", "4", "--remove-orphans"]
 
 

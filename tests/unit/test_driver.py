@@ -9,6 +9,7 @@ files on disk.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.machine import Event, Node, State, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 class ScriptedSteps:
@@ -56,7 +58,7 @@ class ScriptedSteps:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
+    return example_settings(
         priority_file=tmp_path / "prio",
         fault_file=tmp_path / "fault",
         runtime_dir=tmp_path / "run",
@@ -291,3 +293,41 @@ async def test_a_live_lease_holder_is_never_fenced(h: Harness) -> None:
     await h.until(lambda: h.fault() == 1, "fault file raised")
     assert h.driver.node.state is State.BACKUP
     assert h.steps.ran == [Step.LEASE]
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels or None)
+
+
+async def test_failed_promotion_metrics_and_backoff_deadline(h: Harness) -> None:
+    """A failed promotion counts promotions_total{outcome=failed}, sets failed_promotions to the
+    node's failures, and the armed backoff shows as a future deadline that goes back to 0 when
+    the timer fires; the next promotion counts outcome=succeeded."""
+    h.steps.plan[Step.MOUNT] = "fail"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.failures == 1, "failed once")
+    m = h.metrics
+    assert _sample(m, "harbor_ha_promotions_total", outcome="failed") == 1
+    assert _sample(m, "harbor_ha_failed_promotions") == 1
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "rolled back")
+    until = _sample(m, "harbor_ha_backoff_until_timestamp_seconds")
+    assert until is not None and time.time() < until <= time.time() + 0.4
+    await h.until(lambda: not h.driver.node.fault, "backoff over")
+    assert _sample(m, "harbor_ha_backoff_until_timestamp_seconds") == 0
+    h.steps.plan[Step.MOUNT] = "ok"
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert _sample(m, "harbor_ha_promotions_total", outcome="succeeded") == 1
+    assert _sample(m, "harbor_ha_promotions_total", outcome="failed") == 1
+    await h.until(lambda: _sample(m, "harbor_ha_failed_promotions") == 0, "MASTER_STABLE")
+
+
+async def test_maintenance_gauge_follows_the_node(h: Harness) -> None:
+    """harbor_ha_maintenance is 1 exactly while the node's maintenance flag is on."""
+    h.start()
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 0, "initial 0")
+    h.driver.post(Event.MAINTENANCE_ON, "test")
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 1, "maintenance on")
+    h.driver.post(Event.MAINTENANCE_OFF, "test")
+    await h.until(lambda: _sample(h.metrics, "harbor_ha_maintenance") == 0, "maintenance off")

@@ -7,7 +7,7 @@ from pathlib import Path
 from harbor_ha.filesystem.fsck import fsck_argv
 from harbor_ha.filesystem.mountinfo import normalize, parse_mountinfo, top_mount
 from harbor_ha.filesystem.probe import parse_blkid_export, read_probe_argv
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 def test_blkid_export_parsed() -> None:
@@ -21,14 +21,14 @@ def test_blkid_export_parsed() -> None:
 
 def test_read_probe_is_one_direct_read() -> None:
     """The read probe reads exactly one 4 KiB block with O_DIRECT (never the page cache)."""
-    argv = read_probe_argv(Settings(dd_bin="/x/dd"), "/dev/rbd0")
+    argv = read_probe_argv(example_settings(dd_bin="/x/dd"), "/dev/rbd0")
     assert argv[0] == "/x/dd" and "if=/dev/rbd0" in argv
     assert {"bs=4096", "count=1", "iflag=direct"} <= set(argv)
 
 
 def test_fsck_argv_preens_the_configured_type() -> None:
     """fsck runs as `fsck -t FS_TYPE -p DEV` (preen: only what is safe unattended)."""
-    s = Settings(fsck_bin="/x/fsck", fs_type="xfs")
+    s = example_settings(fsck_bin="/x/fsck", fs_type="xfs")
     assert fsck_argv(s, "/dev/rbd0") == ["/x/fsck", "-t", "xfs", "-p", "/dev/rbd0"]
 
 

@@ -19,6 +19,7 @@ class Board:
     def __init__(self) -> None:
         self.alive = (True, "ticked 0.1 s ago")
         self.primary = (False, "state is BACKUP")
+        self.ready = (True, "BACKUP and ready to take over")
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     async def control(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -42,6 +43,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[HttpServers, Board, Metr
             registry=metrics.registry,
             alive=lambda: board.alive,
             primary=lambda: board.primary,
+            ready=lambda: board.ready,
             status=lambda: {"state": "BACKUP"},
             control=board.control,
         ),
@@ -87,6 +89,58 @@ async def test_primary_only_when_master_and_healthy(
     assert (await _get(servers.bound_port, "/primary"))[0] == 503
     board.primary = (True, "MASTER and harbor healthy")
     assert (await _get(servers.bound_port, "/primary"))[0] == 200
+
+
+async def _request(method: str, port: int, path: str) -> tuple[int, bytes]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, f"http://127.0.0.1:{port}{path}") as r,
+    ):
+        return r.status, await r.read()
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_primary_answers_load_balancer_methods(
+    served: tuple[HttpServers, Board, Metrics], method: str
+) -> None:
+    """/primary answers GET, HEAD and OPTIONS (HAProxy's httpchk default) with the verdict's
+    status code, 503 then 200; only GET carries the JSON body."""
+    servers, board, _ = served
+    assert servers.bound_port
+    code, body = await _request(method, servers.bound_port, "/primary")
+    assert code == 503
+    assert (b"state is BACKUP" in body) is (method == "GET")
+    board.primary = (True, "MASTER and harbor healthy")
+    assert (await _request(method, servers.bound_port, "/primary"))[0] == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_liveness_follows_the_loop(
+    served: tuple[HttpServers, Board, Metrics], method: str
+) -> None:
+    """/liveness (Patroni's name) is 200 while the loop ticks and 503 when it stalls, for
+    every check method; it ignores the node's role."""
+    servers, board, _ = served
+    assert servers.bound_port
+    board.ready = (False, "state is FENCED_SELF")
+    assert (await _request(method, servers.bound_port, "/liveness"))[0] == 200
+    board.alive = (False, "main loop has not ticked for 40 s")
+    assert (await _request(method, servers.bound_port, "/liveness"))[0] == 503
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_readiness_follows_the_ready_verdict(
+    served: tuple[HttpServers, Board, Metrics], method: str
+) -> None:
+    """/readiness is 200 when the node is ready for its role and 503 with the reason when not,
+    independently of liveness."""
+    servers, board, _ = served
+    assert servers.bound_port
+    assert (await _request(method, servers.bound_port, "/readiness"))[0] == 200
+    board.ready = (False, "standby not ready: docker engine not answering")
+    code, body = await _request(method, servers.bound_port, "/readiness")
+    assert code == 503
+    assert (b"docker engine" in body) is (method == "GET")
 
 
 async def test_status_json(served: tuple[HttpServers, Board, Metrics]) -> None:

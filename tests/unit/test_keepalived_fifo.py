@@ -136,7 +136,7 @@ class Collector:
         self.reopens += 1
 
     async def _run(self) -> None:
-        async for line in self.reader:
+        async for line in self.reader.lines():
             self.lines.append(line)
 
     def start(self) -> Collector:
@@ -322,7 +322,7 @@ async def test_reader_refuses_a_path_that_is_not_a_fifo(tmp_path: Path, kind: st
         path.symlink_to(target)
     reader = FifoReader(path)
     with pytest.raises(FifoError, match=f"not a FIFO \\({kind}\\)"):
-        async for _ in reader:
+        async for _ in reader.lines():
             pass
     assert path.exists() or path.is_symlink()
 

@@ -13,6 +13,7 @@ from harbor_ha.keepalived import RenderError, check_config, render_config
 from harbor_ha.keepalived.render import static_problems
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 def make_settings(tmp_path: Path, **over: Any) -> Settings:
@@ -30,7 +31,7 @@ def make_settings(tmp_path: Path, **over: Any) -> Settings:
         "keepalived_role": "MASTER",
     }
     values.update(over)
-    return Settings(**values)
+    return example_settings(**values)
 
 
 def test_rendered_config_has_every_required_piece_in_order(tmp_path: Path) -> None:

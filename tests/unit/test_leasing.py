@@ -14,7 +14,7 @@ from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 class ScriptedLease:
@@ -58,7 +58,7 @@ class ScriptedLease:
 def leasing(
     tmp_path: Path, script: list[str], *, renewing: bool = False
 ) -> tuple[Leasing, ScriptedLease]:
-    settings = Settings(
+    settings = example_settings(
         priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
         node_name="a", lease_duration_s=2, lease_renew_interval_s=0.1, lease_margin_s=0.5,
     )  # fmt: skip

@@ -36,7 +36,7 @@ from harbor_ha.machine import (
     refusal,
     transition,
 )
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 S = State
 E = Event
@@ -679,7 +679,7 @@ def test_master_stable_timer_only_after_failures(failures: int) -> None:
 
 def test_policy_defaults_are_the_settings_defaults() -> None:
     """Node() decides with the same timings as a daemon with default settings."""
-    assert Policy() == policy_of(Settings())
+    assert Policy() == policy_of(example_settings())
 
 
 # ------------------------------------------------------------ VIP mismatch

@@ -9,13 +9,14 @@ from pathlib import Path
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
 from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 def _settings(tmp_path: Path) -> Settings:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    return Settings(
+    return example_settings(
         docker_host=f"unix://{tmp_path}/no-docker.sock",
         probe_host="127.0.0.1",
         https_port=port,

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from harbor_ha.probes.containers import container_status, judge
 from harbor_ha.probes.http import health_probe, parse_health, tcp_probe
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 HEALTHY = {
     "status": "healthy",
@@ -134,7 +134,9 @@ async def test_health_probe_over_http(health_server: tuple[int, dict[str, object
     """health_probe reads status/components over HTTP and reports HTTP errors, timeouts and a
     closed port without raising."""
     port, state = health_server
-    s = Settings(probe_host="127.0.0.1", https_port=port, health_scheme="http", probe_timeout_s=0.5)
+    s = example_settings(
+        probe_host="127.0.0.1", https_port=port, health_scheme="http", probe_timeout_s=0.5
+    )
     assert (await health_probe(s)).ok
     state["body"] = json.dumps({"status": "unhealthy", "components": [
         {"name": "core", "status": "unhealthy"}]})  # fmt: skip
@@ -144,6 +146,6 @@ async def test_health_probe_over_http(health_server: tuple[int, dict[str, object
     assert (await health_probe(s)).reason == "health API: HTTP 502"
     state["status"], state["delay"] = 200, 2.0
     assert "timeout" in (await health_probe(s)).reason
-    closed = Settings(probe_host="127.0.0.1", https_port=_free_port(), health_scheme="http")
+    closed = example_settings(probe_host="127.0.0.1", https_port=_free_port(), health_scheme="http")
     r = await health_probe(closed)
     assert not r.ok and r.status == "error"

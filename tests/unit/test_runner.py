@@ -97,3 +97,34 @@ async def test_observer_sees_every_result() -> None:
     seen: list[CommandResult] = []
     await ProcessRunner(observer=seen.append).run(["true"], timeout_s=5)
     assert [r.argv for r in seen] == [("true",)]
+
+
+async def test_cancel_does_not_wait_for_a_child_that_cannot_die(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A cancelled command returns at once even when its child does not die: the runner
+    kills the group and reaps it in the background, so a step cancelled at its bound is not
+    held up (a D-state child, e.g. a force unmap on a node cut from Ceph, seen on the VM
+    tier). Here SIGKILL is withheld (os.killpg does nothing) to get a child that outlives it."""
+    import os
+    import signal
+
+    import harbor_ha.runner as runner_module
+
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: None)
+    task = asyncio.create_task(ProcessRunner().run(["sleep", "300"], timeout_s=60))
+    await asyncio.sleep(0.3)
+    before = set(runner_module._REAPING)
+    started = asyncio.get_running_loop().time()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    took = asyncio.get_running_loop().time() - started
+    reapers = list(runner_module._REAPING)
+    monkeypatch.undo()
+    for reaper in reapers:  # the child we kept alive: kill it for real, let the reaper finish
+        pid = int(reaper.get_name().removeprefix("reap-"))
+        os.killpg(pid, signal.SIGKILL)
+        await asyncio.wait_for(reaper, 5)
+    assert not before and len(reapers) == 1
+    assert took < 0.5, f"cancel waited {took:.2f} s for a child that cannot die"

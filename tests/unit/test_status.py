@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,25 +20,36 @@ from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.status import StatusView
+from harbor_ha.daemon.watchers import VipTicker
 from harbor_ha.http import ControlError
 from harbor_ha.machine import Event, Node, State, Step
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
     "failures", "step", "vip_present", "harbor_healthy", "standby_ready", "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
+    "last_failover",
 }  # fmt: skip
+
+
+async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
+    """Poll ``cond`` every 10 ms until it holds; fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
 def parts(tmp_path: Path) -> Parts:
     return build(
-        Settings(
+        example_settings(
             node_name="n1",
             priority_file=tmp_path / "prio",
             fault_file=tmp_path / "fault",
             runtime_dir=tmp_path / "run",
+            state_dir=tmp_path / "state",
         )
     )
 
@@ -132,32 +144,39 @@ class Report:
     reason: str
 
 
-async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
-    parts: Parts,
-) -> None:
-    """harbor_healthy: the monitor's debounced verdict once it probed Harbor in the current
-    state; before that (a new state) the start step's verdict; None when neither has one."""
-    p = parts
+async def _no_step(step: Step) -> None:  # the steps' effects are not under test here
+    return None
 
-    async def no_step(step: Step) -> None:  # the steps' effects are not under test here
-        return None
 
-    async def no_renewal() -> tuple[Event, str]:  # the machine never asks for one here
-        raise AssertionError("no renewal in BACKUP")
+async def _no_renewal() -> tuple[Event, str]:  # the machine never asks for one here
+    raise AssertionError("no renewal in BACKUP")
 
+
+def driver_and_monitor(p: Parts) -> tuple[Driver, Monitor]:
+    """A driver that runs no step and a monitor on the FAKE filesystem and Harbor above."""
     driver = Driver(
-        Node(), run_step=no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics,
-        renew_lease=no_renewal,
+        Node(), run_step=_no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics,
+        renew_lease=_no_renewal,
     )  # fmt: skip
     monitor = Monitor(
         p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
         containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]
         compose=p.compose, device=lambda: "/dev/rbd0", track=p.track, wake=Pulse(),
     )  # fmt: skip
+    return driver, monitor
+
+
+async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
+    parts: Parts,
+) -> None:
+    """harbor_healthy: the monitor's debounced verdict once it probed Harbor in the current
+    state; before that (a new state) the start step's verdict; None when neither has one."""
+    p = parts
+    driver, monitor = driver_and_monitor(p)
     view = StatusView("n1", driver, p.steps, monitor, p.ticker, p.fifo, lambda: True)
     task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
     try:
-        await asyncio.sleep(0.05)
+        await until(lambda: driver.node.state is State.MASTER)  # the driver adopted it
         assert view.harbor_healthy() is None, "adopted MASTER: nobody measured Harbor yet"
         await monitor.check_once()
         assert view.harbor_healthy() is True
@@ -168,3 +187,62 @@ async def test_harbor_healthy_is_the_monitors_in_this_state_else_the_steps(
     finally:
         task.cancel()
         await asyncio.wait({task})
+
+
+async def test_monitor_zeroes_the_gauges_of_the_role_it_left(parts: Parts) -> None:
+    """harbor_ha_harbor_healthy is only 1 while MASTER and harbor_ha_standby_ready only while
+    standby: once the node leaves MASTER the monitor's next check sets both to 0."""
+    p = parts
+    driver, monitor = driver_and_monitor(p)
+    sample = p.metrics.registry.get_sample_value
+    p.metrics.ready.set(1)  # what a BACKUP that was ready left behind
+    task = asyncio.create_task(driver.run((Node(state=State.MASTER, want_master=True), ()), "t"))
+    try:
+        await until(lambda: driver.node.state is State.MASTER)  # the driver adopted it
+        await monitor.check_once()
+        assert sample("harbor_ha_harbor_healthy") == 1
+        assert sample("harbor_ha_standby_ready") == 0, "a MASTER is not a ready standby"
+        driver.post(Event.MAINTENANCE_ON, "test")
+        while driver.node.state is State.MASTER:
+            await asyncio.sleep(0.01)
+        await monitor.check_once()
+        assert sample("harbor_ha_harbor_healthy") == 0
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+
+
+async def test_ticker_exports_the_vip_observation(parts: Parts) -> None:
+    """harbor_ha_vip_present is the ticker's last VIP observation."""
+    seen = [True]
+
+    async def vip() -> bool:
+        return seen[0]
+
+    ticker = VipTicker(
+        interval_s=1, driver=parts.driver, metrics=parts.metrics, vip_present=vip,
+        notifier=parts.notifier,
+    )  # fmt: skip
+    await ticker.tick()
+    assert parts.metrics.registry.get_sample_value("harbor_ha_vip_present") == 1
+    seen[0] = False
+    await ticker.tick()
+    assert parts.metrics.registry.get_sample_value("harbor_ha_vip_present") == 0
+
+
+async def test_the_driver_journals_each_transition(parts: Parts) -> None:
+    """The daemon's driver hands every transition to the history journal under state_dir, with
+    the node name, the event, the reason and the time held in the previous state."""
+    from harbor_ha.history import read_history
+
+    task = asyncio.create_task(parts.driver.run((Node(), ()), "reconciled from facts"))
+    try:
+        parts.driver.post(Event.MAINTENANCE_ON, "operator")
+        await until(lambda: parts.driver.processed >= 1)  # the event went through the machine
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    parts.history.flush()
+    records = list(read_history(parts.settings.state_dir))
+    assert records[0]["node"] == "n1" and records[0]["event"] == "RECONCILE"
+    assert records[0]["reason"] == "reconciled from facts" and "in_previous_s" in records[0]

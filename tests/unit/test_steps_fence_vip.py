@@ -17,7 +17,7 @@ from harbor_ha.daemon import steps as steps_module
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import StepError, Steps
 from harbor_ha.metrics import Metrics
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 class FakeCeph:
@@ -32,7 +32,7 @@ class FakeCeph:
 
 
 def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
-    settings = Settings(
+    settings = example_settings(
         priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
     )
 

@@ -20,7 +20,7 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import Steps
 from harbor_ha.daemon.watchers import forward_container_events
 from harbor_ha.metrics import Metrics
-from harbor_ha.settings import Settings
+from tests.fakes import example_settings
 
 
 @dataclass
@@ -63,7 +63,7 @@ class FakeCompose:
 
 
 def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: Pulse) -> Steps:
-    settings = Settings(
+    settings = example_settings(
         priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
     )
     steps = Steps(

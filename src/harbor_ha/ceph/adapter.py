@@ -20,7 +20,9 @@ from harbor_ha.ceph.access import check_access
 from harbor_ha.ceph.errors import (
     CephError,
     CephUnreachable,
+    DeviceBusy,
     FenceError,
+    LockHeld,
     MapFailed,
     UnmapFailed,
 )
@@ -29,6 +31,7 @@ from harbor_ha.ceph.parse import (
     Watcher,
     classify,
     is_client_address,
+    lock_held,
     parse_blocklist,
     parse_device_list,
     parse_image_info,
@@ -200,8 +203,15 @@ class Ceph:
             and d.snap in ("-", "")
         ]
 
+    def map_options(self) -> str:
+        """``exclusive`` plus settings.rbd_map_options (default osd_request_timeout=60,noshare)."""
+        extra = self._s.rbd_map_options.strip(",")
+        return f"exclusive,{extra}" if extra else "exclusive"
+
     async def map(self, timeout_s: float) -> str:
-        """Map the image with the exclusive lock; idempotent. Returns the /dev path."""
+        """Map the image with the exclusive lock (and rbd_map_options); idempotent.
+
+        Returns the /dev path."""
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
         existing = await self.device_for_image(timeout_s=_remaining(deadline, "map", MapFailed))
@@ -211,11 +221,16 @@ class Ceph:
         what = f"rbd device map {image}"
         try:
             out = await self._run(
-                self.rbd_argv("device", "map", "-o", "exclusive", image),
+                self.rbd_argv("device", "map", "-o", self.map_options(), image),
                 what,
                 _remaining(deadline, "map", MapFailed),
             )
         except CephError as exc:
+            if type(exc) is CephError and lock_held(str(exc)):
+                log.warning("map_lock_held", image=image, error=str(exc))
+                raise LockHeld(
+                    f"{exc} (a live peer holds the exclusive lock: fence it before mapping)"
+                ) from exc
             if type(exc) is CephError:
                 raise MapFailed(str(exc)) from exc
             raise
@@ -231,7 +246,8 @@ class Ceph:
     async def unmap(self, timeout_s: float) -> None:
         """Unmap every device of the image (then with -o force); idempotent.
 
-        Raises UnmapFailed if the image is still mapped afterwards.
+        Raises UnmapFailed if the image is still mapped afterwards, or if that cannot be
+        verified (the demotion must then end FENCED_SELF, never claim a clean node).
         """
         deadline = time.monotonic() + timeout_s
         image = self._s.image_spec
@@ -249,7 +265,13 @@ class Ceph:
                 log.info("unmapped", image=image, device=dev.device)
                 continue
             except CephError as exc:
-                log.warning("unmap_failed_forcing", image=image, device=dev.device, error=str(exc))
+                log.warning(
+                    "unmap_failed_forcing",
+                    image=image,
+                    device=dev.device,
+                    reason="busy" if isinstance(exc, DeviceBusy) else type(exc).__name__,
+                    error=str(exc),
+                )
             try:
                 await self._run(
                     self.rbd_argv("device", "unmap", "-o", "force", dev.device),
@@ -259,7 +281,10 @@ class Ceph:
                 log.warning("unmapped_forced", image=image, device=dev.device)
             except CephError as exc:
                 log.error("unmap_force_failed", image=image, device=dev.device, error=str(exc))
-        left = await self._image_devices(timeout_s=max(deadline - time.monotonic(), 1.0))
+        try:
+            left = await self._image_devices(timeout_s=max(deadline - time.monotonic(), 1.0))
+        except CephError as exc:  # e.g. the device list timed out after a forced unmap hung
+            raise UnmapFailed(f"{image}: cannot verify the unmap: {exc}") from exc
         if left:
             raise UnmapFailed(f"{image} still mapped at {[d.device for d in left]}")
 

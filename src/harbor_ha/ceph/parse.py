@@ -17,6 +17,7 @@ from harbor_ha.ceph.errors import (
     CephError,
     CephPermissionDenied,
     CephUnreachable,
+    DeviceBusy,
     ImageNotFound,
 )
 from harbor_ha.runner import CommandResult
@@ -136,6 +137,12 @@ def is_client_address(address: str) -> bool:
     return address.rsplit("/", 1)[1] != "0"
 
 
+def lock_held(message: str) -> bool:
+    """krbd's answer to a map while a live peer holds the lock: EROFS (30)."""
+    text = message.lower()
+    return "(30)" in text or "read-only file system" in text
+
+
 def classify(result: CommandResult, what: str) -> CephError:
     """Map a failed command's stderr/exit code to a named error with a clear message."""
     detail = (result.stderr.strip() or result.stdout.strip() or f"exit {result.returncode}")[-400:]
@@ -143,6 +150,8 @@ def classify(result: CommandResult, what: str) -> CephError:
     msg = f"{what} failed: {detail}"
     if "(108)" in text or "blocklisted" in text or "blacklisted" in text:
         return CephBlocklisted(msg)
+    if "(16)" in text or "device or resource busy" in text:
+        return DeviceBusy(msg)
     if "no such file or directory" in text or "(2)" in text:
         return ImageNotFound(msg)
     if (

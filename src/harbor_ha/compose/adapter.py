@@ -18,7 +18,6 @@ from harbor_ha.compose.argv import (
     docker_argv,
     down_args,
     ps_args,
-    stop_args,
 )
 from harbor_ha.compose.errors import (
     ComposeError,
@@ -154,12 +153,6 @@ class Compose:
             log.warning(failed, project=self.project, rc=res.returncode)
             raise ComposeFailed(f"{what}: exit {res.returncode}: {detail(res)}")
         log.info(done, project=self.project, duration_s=round(time.monotonic() - started, 2))
-
-    async def stop(self, timeout_s: float | None = None) -> None:
-        """``stop -t compose_stop_timeout_s``: stop WITHOUT removing, with the same kill-by-label
-        fallback and verification as :meth:`down`.  Not used for demotion (see :meth:`down`):
-        stopped ``restart: always`` containers come back when dockerd restarts."""
-        await self._halt(stop_args(self._settings), "stop", timeout_s)
 
     async def down(self, timeout_s: float | None = None) -> None:
         """``down -t compose_stop_timeout_s --remove-orphans``: stop AND remove the containers;

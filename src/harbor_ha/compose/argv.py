@@ -44,8 +44,3 @@ def ps_args(project: str, *, all_: bool) -> list[str]:
 def down_args(settings: Settings) -> list[str]:
     """``down -t compose_stop_timeout_s --remove-orphans`` (compose arguments)."""
     return ["down", "-t", str(settings.compose_stop_timeout_s), "--remove-orphans"]
-
-
-def stop_args(settings: Settings) -> list[str]:
-    """``stop -t compose_stop_timeout_s`` (compose arguments)."""
-    return ["stop", "-t", str(settings.compose_stop_timeout_s)]

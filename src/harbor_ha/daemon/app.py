@@ -161,6 +161,7 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.lease.close(), INTAKE_STOP_S)
         self.parts.notifier.close()
+        self.parts.history.close()
 
 
 async def run_daemon(settings: Settings, *, notify_socket: str | None = None) -> int:

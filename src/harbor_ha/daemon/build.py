@@ -11,12 +11,13 @@ import structlog
 from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.history import HistoryWriter
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Node, Policy
+from harbor_ha.machine import Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -28,7 +29,7 @@ from .driver import Driver
 from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
-from .sdnotify import SdNotifier
+from .sdnotify import SdNotifier, StatusReporter
 from .status import StatusView
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
@@ -49,6 +50,27 @@ def policy_of(settings: Settings) -> Policy:
         lease_renew_interval_s=settings.lease_renew_interval_s,
         lease_margin_s=settings.lease_margin_s,
     )
+
+
+Verdict = tuple[bool, str]
+
+
+def readiness(
+    node: Node, alive: Verdict, primary: Verdict, standby_ready: bool | None, problems: list[str]
+) -> Verdict:
+    """Patroni's readiness: the loop is alive and the node can serve its role now (a MASTER
+    with Harbor healthy, or a BACKUP out of maintenance whose last standby check passed)."""
+    if not alive[0]:
+        return alive
+    if node.serving:
+        return primary
+    if node.state is not State.BACKUP:
+        return False, f"state is {node.state}"
+    if node.maintenance:
+        return False, "BACKUP in maintenance"
+    if standby_ready is not True:
+        return False, "standby not ready: " + ("; ".join(problems) or "not checked yet")
+    return True, "BACKUP and ready to take over"
 
 
 @dataclass
@@ -72,6 +94,7 @@ class Parts:
     monitor: Monitor
     control: Control
     http: HttpServers
+    history: HistoryWriter
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -111,6 +134,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     track = TrackFiles(s.priority_file, s.fault_file)
     wake = Pulse()
     notifier = SdNotifier(notify_socket)
+    history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
     lease = Lease(s, runner)
     leasing = Leasing(s, lease, metrics)
@@ -126,6 +150,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         metrics=metrics,
         renew_lease=leasing.renew,
         interface=s.interface,
+        observers=(StatusReporter(notifier), history),
     )
 
     def bad_line(raw: str, reason: str) -> None:
@@ -157,11 +182,17 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             return False, "harbor not healthy"
         return True, "MASTER and harbor healthy"
 
+    def ready() -> tuple[bool, str]:
+        return readiness(
+            driver.node, parts.alive(), primary(), monitor.ready, monitor.ready_problems
+        )
+
     http = HttpServers(
         Endpoints(
             registry=metrics.registry,
             alive=lambda: parts.alive(),
             primary=primary,
+            ready=ready,
             status=status.snapshot,
             control=control.handle,
         ),
@@ -174,6 +205,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         lease=lease, fs=fs, compose=compose, containers=containers, wake=wake, steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http,
+        http=http, history=history,
     )  # fmt: skip
     return parts

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import structlog
 
 from harbor_ha.machine import (
+    PROMOTING,
     TIMER_EVENT,
     Action,
     Clock,
@@ -40,6 +42,8 @@ log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
 RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
+TransitionObserver = Callable[[dict[str, Any]], None]
+"""Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
 CANCEL_WAIT_S = 10.0
 """Bound on waiting for a cancelled step to unwind (its runner kills its process group)."""
@@ -67,6 +71,7 @@ class Driver:
         metrics: Metrics,
         renew_lease: RenewFn,
         interface: str = "",
+        observers: Sequence[TransitionObserver] = (),
     ) -> None:
         self._renew_lease = renew_lease
         self._renewal: asyncio.Task[None] | None = None
@@ -75,6 +80,7 @@ class Driver:
         self._track = track
         self._metrics = metrics
         self._interface = interface
+        self._observers = tuple(observers)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._token = 0
@@ -84,6 +90,7 @@ class Driver:
         self._node = node
         self._since = time.time()
         self.transitions = Recent()
+        self.last_failover: dict[str, Any] | None = None  # at, failover_s of the last promotion
         self.errors = Errors()
         self.exited = asyncio.Event()
         self.processed = 0  # events handled: the watchdog's proof of progress
@@ -155,6 +162,10 @@ class Driver:
     ) -> None:
         self._node = new
         now = time.time()
+        self._metrics.maintenance.set(int(new.maintenance))
+        self._metrics.failed_promotions.set(new.failures)
+        if new.failures > old.failures and old.state in PROMOTING:
+            self._metrics.promotions.labels("failed").inc()
         if new.state is not old.state or event is None:
             entry = {
                 "at": now,
@@ -178,7 +189,12 @@ class Driver:
                 actions=[str(a) for a in actions],
                 fault=new.fault_file_on,
             )
-            self._failover_clock(failover_clock(old.state, new.state), at)
+            record: dict[str, Any] = {**entry, "in_previous_s": held}
+            took = self._failover_clock(failover_clock(old.state, new.state), at)
+            if took is not None:
+                record["failover_s"] = round(took, 3)
+                self.last_failover = {"at": now, "failover_s": record["failover_s"]}
+            self._tell(record)
         elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
             log.info(
                 "decision",
@@ -192,16 +208,31 @@ class Driver:
             )
         self._write_fault(new.fault_file_on)
 
-    def _failover_clock(self, mark: Clock | None, at: float) -> None:
+    def _tell(self, record: dict[str, Any]) -> None:
+        """Hand the transition to its observers (systemd's STATUS=, the history journal); one
+        that fails is logged and counted, and the machine goes on."""
+        for observer in self._observers:
+            try:
+                observer(record)
+            except Exception as exc:
+                self._metrics.errors.labels("transition_observer").inc()
+                self.errors.record("transition_observer", f"{type(exc).__name__}: {exc}")
+                log.error("transition_observer_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _failover_clock(self, mark: Clock | None, at: float) -> float | None:
+        """Start, stop or reset the failover clock; the failover's duration when it stops."""
         if mark is Clock.START:
             self._promotion_started = at
         elif mark is Clock.STOP and self._promotion_started is not None:
             total = time.monotonic() - self._promotion_started
             self._metrics.failover_duration.observe(total)
+            self._metrics.promotions.labels("succeeded").inc()
             log.info("promotion_complete", total_s=round(total, 3))
             self._promotion_started = None
+            return total
         elif mark is Clock.RESET:
             self._promotion_started = None
+        return None
 
     def _write_fault(self, on: bool) -> None:
         try:
@@ -265,6 +296,7 @@ class Driver:
             log.warning("fenced_self", retry_in_s=delay)
         elif timer is Timer.BACKOFF:
             log.info("timer_armed", seconds=round(delay, 3), reason=reason)
+            self._metrics.backoff_until.set(time.time() + delay)
         else:
             log.debug("timer_armed", timer=str(timer), seconds=round(delay, 3), reason=reason)
         self._timers[timer] = asyncio.get_running_loop().call_later(
@@ -273,6 +305,8 @@ class Driver:
 
     def _fire(self, timer: Timer, token: int, reason: str) -> None:
         self._timers.pop(timer, None)
+        if timer is Timer.BACKOFF:
+            self._metrics.backoff_until.set(0)
         self._queue.put_nowait(Incoming(TIMER_EVENT[timer], reason, timer=(timer, token)))
 
     def _disarm(self, timer: Timer) -> None:
@@ -280,6 +314,8 @@ class Driver:
         handle = self._timers.pop(timer, None)
         if handle is not None:
             handle.cancel()
+        if timer is Timer.BACKOFF:
+            self._metrics.backoff_until.set(0)
 
     def _start_renewal(self) -> None:
         """Renew in the background; one at a time (a renewal still running is enough)."""

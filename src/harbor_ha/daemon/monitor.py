@@ -112,6 +112,11 @@ class Monitor:
             self._last_since = since
             self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
         probes = node.probes
+        # Each gauge is only true in the probes that measure it: no stale 1 from the last role.
+        if probes is not Probes.MASTER:
+            self._metrics.harbor_healthy.set(0)
+        if probes is not Probes.STANDBY:
+            self._metrics.ready.set(0)
         if probes is Probes.MASTER:
             await self._check_master(since)
         elif probes is Probes.STANDBY:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from typing import Any
 
 import structlog
 
@@ -37,3 +38,25 @@ class SdNotifier:
             with contextlib.suppress(OSError):
                 self._sock.close()
             self._sock = None
+
+
+STATUS_MAX = 200
+"""systemctl status shows STATUS= on one line: keep it short."""
+
+
+def status_line(record: dict[str, Any]) -> str:
+    """``STATUS=<state>: <reason>`` for a transition record (the driver's observer)."""
+    text = f"{record['to']}: {record['reason']}".replace("\n", " ")
+    if len(text) > STATUS_MAX:
+        text = text[: STATUS_MAX - 3] + "..."
+    return f"STATUS={text}"
+
+
+class StatusReporter:
+    """Keeps systemd's STATUS= current: one notify per transition."""
+
+    def __init__(self, notifier: SdNotifier) -> None:
+        self._notifier = notifier
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self._notifier.notify(status_line(record))

@@ -59,5 +59,6 @@ class StatusView:
             "probes": dict(self.monitor.probes),
             "last_event": self.fifo.last_event,
             "last_transitions": list(self.driver.transitions),
+            "last_failover": self.driver.last_failover,
             "last_errors": merged(errors),
         }

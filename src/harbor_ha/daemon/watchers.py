@@ -101,6 +101,7 @@ class VipTicker:
             log.warning("vip_check_failed", error=str(exc))
         else:
             self.vip_present = vip
+            self._metrics.vip_present.set(int(vip))
             event = Event.VIP_SEEN if vip else Event.VIP_ABSENT
             self._driver.post(event, "VIP tick")
         self._driver.rewrite_fault()

@@ -110,9 +110,6 @@ class FifoReader:
                 f"exists and is not a FIFO ({_file_kind(st.st_mode)}): refusing to use it",
             )
 
-    def __aiter__(self) -> AsyncIterator[FifoLine]:
-        return self.lines()
-
     def close(self) -> None:
         """Stop reading: the iterator of :meth:`lines` ends; the fd is closed."""
         self._closed = True

@@ -69,7 +69,10 @@ class ProbeSettings(BaseModel):
     )
     health_scheme: Literal["https", "http"] = Field(
         default="https",
-        description="Harbor's HTTPS port on this node, probed with a TCP connect.",
+        description=(
+            "Scheme of the health API probe, GET scheme://probe_host:https_port/health_path: "
+            "https (this node's own Harbor, certificate not verified) or http (no TLS)."
+        ),
     )
     health_path: str = Field(
         default="/api/v2.0/health",

@@ -1,56 +1,93 @@
-"""Building the settings once at the edge: one error line per bad field, naming its variable."""
+"""Building the settings once at the edge: one error line per problem, naming its variable.
+
+The sources, in order of precedence: the process environment (given by the caller: the CLI
+passes ``os.environ``), then the env file (read by :mod:`.envfile`, systemd's grammar).  Under
+systemd both hold the same values, since systemd read the same file with the same grammar.
+
+Strict on names: an unknown ``HARBOR_HA_*`` variable, in the environment or the env file, is
+an error with the nearest known name as a suggestion.  Any other variable of the environment
+(PATH, HOME, DOCKER_HOST, ...) is not ours and is ignored.  In the env file every key must be
+a setting's name (``HARBOR_HA_*`` or a predecessor's name): the file is harbor-ha's own, so
+any other key is most likely a typo (``VIP=`` for ``HARBOR_HA_VIP=``), and systemd would pass
+it on to the daemon unread.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import AliasChoices, ValidationError
+from pydantic import ValidationError
 
+from harbor_ha.settings.envfile import EnvFileError, read_env_file
 from harbor_ha.settings.model import Settings
-from harbor_ha.settings.naming import env_names
+from harbor_ha.settings.naming import ENV_PREFIX, env_names, known_names, suggestion
+from harbor_ha.settings.source import HarborHaSource
 
 
 class SettingsError(Exception):
-    """Invalid configuration: one message per bad field, naming the variable."""
+    """Invalid configuration: one message per problem, naming the variable."""
 
     def __init__(self, problems: list[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
 
 
-def _field_for(loc: tuple[int | str, ...]) -> str | None:
-    if not loc:
-        return None
-    head = str(loc[0])
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        choices = alias.choices if isinstance(alias, AliasChoices) else []
-        if head == name or any(str(c).lower() == head.lower() for c in choices):
-            return name
-    return None
+def _unknown(key: str, known: Mapping[str, str], where: str) -> str:
+    near = suggestion(key, known)
+    hint = f" (did you mean {near}?)" if near else ""
+    return f"{key}: unknown setting{hint} [{where}]"
 
 
-def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings from the environment and ``env_file``.
+def _validation_problems(exc: ValidationError) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = err["loc"]
+        field = str(loc[0]) if loc and str(loc[0]) in Settings.model_fields else None
+        msg = err["msg"].removeprefix("Value error, ")
+        if field is None:  # a rule across fields: its message names the variables
+            problems.append(msg)
+            continue
+        names = " / ".join(env_names(field))
+        if err["type"] == "missing":
+            problems.append(f"{names}: required, not set")
+            continue
+        shown = "***" if "key" in field else repr(err.get("input"))
+        problems.append(f"{names}: {msg} (got {shown})")
+    return problems
 
-    Raises SettingsError with one line per invalid field, each naming the
-    environment variable(s) that set it.
+
+def load_settings(
+    env_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from ``environ`` (none if not given) and ``env_file``.
+
+    Raises SettingsError with one line per problem: each unknown name, each line of the env
+    file systemd would ignore or misread, each invalid or missing value (naming the
+    variable(s) that set it).
     """
-    if env_file is not None and not env_file.is_file():
-        raise SettingsError([f"env file {env_file}: not found or not a regular file"])
+    known = known_names(Settings.model_fields)
+    environment = dict(environ or {})
+    problems: list[str] = []
+    file_values: dict[str, str] = {}
+    if env_file is not None:
+        try:
+            parsed = read_env_file(env_file)
+        except EnvFileError as exc:
+            raise SettingsError([str(exc)]) from None
+        problems += [f"env file {env_file}:{line}: {msg}" for line, msg in parsed.problems]
+        for key, line in parsed.lines.items():
+            if key not in known:
+                problems.append(_unknown(key, known, f"env file {env_file}:{line}"))
+        file_values = parsed.values
+    for key in environment:
+        if key.upper().startswith(ENV_PREFIX) and key not in known:
+            problems.append(_unknown(key, known, "environment"))
+    values = HarborHaSource(Settings, environment, file_values)()
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(**values)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            field = _field_for(tuple(err["loc"]))
-            msg = err["msg"].removeprefix("Value error, ")
-            if field is None:
-                problems.append(f"configuration: {msg}")
-                continue
-            names = " / ".join(env_names(field))
-            given = err.get("input")
-            shown = "***" if "key" in field else repr(given)
-            problems.append(f"{names}: {msg} (got {shown})")
-        raise SettingsError(problems) from None
+        problems += _validation_problems(exc)
+    if problems:
+        raise SettingsError(problems)
+    return settings

@@ -7,12 +7,12 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasGenerator, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
 from harbor_ha.settings.lease import LeaseSettings
-from harbor_ha.settings.naming import ENV_PREFIX, env_aliases
+from harbor_ha.settings.naming import env_name
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.service import ServiceSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
@@ -23,7 +23,6 @@ from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
 # timeouts, behaviour, lease, service (the order of config/harbor-ha.env.example).
 class Settings(
-    BaseSettings,
     ServiceSettings,
     LeaseSettings,
     BehaviourSettings,
@@ -34,17 +33,31 @@ class Settings(
     CephSettings,
     KeepalivedSettings,
     NodeSettings,
+    BaseSettings,
 ):
-    """All of harbor-ha's configuration.  Units are in the field names (``_s`` = seconds)."""
+    """All of harbor-ha's configuration.  Units are in the field names (``_s`` = seconds).
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        case_sensitive=False,
-        extra="ignore",
-        populate_by_name=True,
-        validate_default=True,
-        alias_generator=AliasGenerator(validation_alias=env_aliases),
-    )
+    A pydantic-settings model whose only source is its init arguments:
+    :func:`harbor_ha.settings.load_settings` reads the environment and the env file through
+    :class:`harbor_ha.settings.source.HarborHaSource` (systemd's env-file grammar, strict
+    names) and hands the values in.  pydantic-settings' own environment and dotenv readers
+    are switched off on purpose: they would accept names (bare field names, any case) and a
+    file grammar (inline comments) that systemd does not, so ``harbor-ha check`` and the
+    service would read one file differently.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
     # ------------------------------------------------------------ validators
     @field_validator("vip")
@@ -54,7 +67,7 @@ class Settings(
         try:
             iface = ipaddress.ip_interface(text)
         except ValueError as exc:
-            raise ValueError(f"not an IP address with optional /prefix: {value!r}") from exc
+            raise ValueError("not an IP address with optional /prefix") from exc
         return str(iface)
 
     @field_validator("vrrp_unicast_src_ip")
@@ -96,31 +109,35 @@ class Settings(
     @classmethod
     def _token(cls, value: str) -> str:
         if not value or any(c.isspace() for c in value) or any(c in value for c in "\"'{}/;"):
-            raise ValueError(
-                f"must be a non-empty name without spaces, quotes, braces or '/': {value!r}"
-            )
+            raise ValueError("must be a non-empty name without spaces, quotes, braces or '/'")
         return value
 
     @field_validator("mountpoint", "runtime_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         if not value.is_absolute() or value == Path("/"):
-            raise ValueError(f"must be an absolute path other than /: {value}")
+            raise ValueError("must be an absolute path other than /")
         return value
 
     @field_validator("health_path")
     @classmethod
     def _path(cls, value: str) -> str:
         if not value.startswith("/"):
-            raise ValueError(f"must start with '/': {value!r}")
+            raise ValueError("must start with '/'")
         return value
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
         if self.backoff_max_s < self.backoff_initial_s:
-            raise ValueError("backoff_max_s must be >= backoff_initial_s")
+            raise ValueError(
+                f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "
+                f"{env_name('backoff_initial_s')} ({self.backoff_initial_s})"
+            )
         if self.priority_file == self.fault_file:
-            raise ValueError("priority_file and fault_file must differ")
+            raise ValueError(
+                f"{env_name('priority_file')} and {env_name('fault_file')} must differ "
+                f"(both {self.priority_file})"
+            )
         return self
 
     # --------------------------------------------------------------- derived

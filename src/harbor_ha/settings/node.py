@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
-from pydantic_settings import NoDecode
 
 
 class NodeSettings(BaseModel):
@@ -18,12 +17,12 @@ class NodeSettings(BaseModel):
         description="Name of this node in logs and metrics. Default: the hostname.",
     )
     interface: str = Field(
-        default="eth0",
-        description="Network interface that carries the VIP (keepalived's `interface`).",
+        description="Required. Network interface that carries the VIP (keepalived's `interface`).",
     )
     vip: str = Field(
-        default="192.0.2.100/24",
-        description="Virtual IP with prefix length, e.g. 10.0.0.100/24. A bare address gets /32.",
+        description=(
+            "Required. Virtual IP with prefix length, e.g. 10.0.0.100/24. A bare address gets /32."
+        ),
     )
     keepalived_role: Literal["MASTER", "BACKUP"] = Field(
         default="BACKUP",
@@ -66,7 +65,7 @@ class KeepalivedSettings(BaseModel):
         default=None,
         description="Source address for unicast VRRP. Unset: multicast.",
     )
-    vrrp_unicast_peers: Annotated[list[str], NoDecode] = Field(
+    vrrp_unicast_peers: list[str] = Field(
         default_factory=list,
         description="Comma-separated peer addresses for unicast VRRP. Empty: multicast.",
     )

@@ -30,10 +30,9 @@ class CephSettings(BaseModel):
         default=None,
         description="Keyring file for the user (alternative to ceph_user_key).",
     )
-    ceph_pool: str = Field(default="rbd", description="RBD pool of Harbor's image.")
+    ceph_pool: str = Field(description="Required. RBD pool of Harbor's image.")
     ceph_image: str = Field(
-        default="harbor",
-        description="RBD image holding Harbor's data (feature exclusive-lock required).",
+        description="Required. RBD image holding Harbor's data (feature exclusive-lock required).",
     )
     rbd_bin: str = Field(
         default="rbd",
@@ -42,6 +41,22 @@ class CephSettings(BaseModel):
     ceph_bin: str = Field(
         default="ceph",
         description="ceph executable (blocklist add/ls).",
+    )
+    rbd_map_options: str = Field(
+        default="osd_request_timeout=60,noshare",
+        pattern=r"^[A-Za-z0-9_=.,]*$",
+        description=(
+            "krbd map options added after 'exclusive' (comma-separated, rbd device map -o). "
+            "osd_request_timeout (seconds) bounds every OSD request: without it a node cut "
+            "from Ceph hangs fsync and even 'rbd device unmap -o force' in D state for as "
+            "long as the cut lasts (273 s in one run on the VM tier); with it they fail with "
+            "EIO after the timeout and the demotion can finish. 60 s stays above Ceph's "
+            "osd_heartbeat_grace (20 s) plus peering, so a single OSD failure in a healthy "
+            "cluster stalls I/O but does not fail it. noshare gives each map its own Ceph "
+            "client: krbd otherwise reuses a client left from an earlier mapping, and after "
+            "this node was fenced that client is blocklisted, so the next map fails with "
+            "ESHUTDOWN (108) (seen on the VM tier after a cut and a forced unmap)."
+        ),
     )
     blocklist_expire_s: int = Field(
         default=86400,

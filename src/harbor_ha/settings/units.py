@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
-from pydantic_settings import NoDecode
 
 Seconds = Annotated[float, Field(gt=0)]
 """A duration in seconds, strictly positive (the ``_s`` suffix of a field's name)."""
-CommandLine = Annotated[list[str], NoDecode]
+CommandLine = list[str]
 """A command line: a string in the environment, split like a shell (see Settings)."""

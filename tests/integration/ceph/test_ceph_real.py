@@ -1,7 +1,7 @@
 """The Ceph adapter against a real cluster (mon + memstore OSD), as the restricted client.harbor.
 
 The "other node" is a second client on the same image: the krbd stand-in
-(tests/integration/tools/rbd: rbd-fuse + loop device) with its own state dir.
+(lab/krbd_standin.py: rbd-fuse + loop device) with its own state dir.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from harbor_ha.ceph import Ceph, CephUnreachable
 from harbor_ha.runner import CommandResult, ProcessRunner
-from tests.integration.fixtures.ceph import CephImage, random_loopback
+from lab.ceph import CephImage, random_loopback
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from harbor_ha.runner import ProcessRunner
-from tests.integration.fixtures.ceph import CephCluster
+from lab.ceph import CephCluster
 
 pytestmark = pytest.mark.integration
 

@@ -1,8 +1,9 @@
 """Compose adapter and probes against a real dockerd running the Harbor-shaped project.
 
-The dockerd lives in its own netns (fixtures/docker.py): the Docker API is its unix socket; the
-project's HTTPS port (openssl s_server, real TLS) only exists on that netns' loopback, so TCP and
-health-API probes run through ``netns_exec`` (a thread inside the netns).
+The dockerd lives in its own netns (fixtures/docker.py over lab/dockerd.py): the Docker API is
+its unix socket; the project's HTTPS port (openssl s_server, real TLS) only exists on that
+netns' loopback, so TCP and health-API probes run through ``netns_exec`` (a thread inside the
+netns).
 """
 
 from __future__ import annotations
@@ -24,15 +25,10 @@ from harbor_ha.probes.harbor import HarborHealth, HarborProbe
 from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
-from tests.integration.fixtures.docker import (
-    COMPOSE_V1,
-    CONTAINER_NAMES,
-    Dockerd,
-    HarborShape,
-    NetnsExecutor,
-    compose_v2_binary,
-    restart_dockerd,
-)
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import CONTAINER_NAMES, HarborShape
+from lab.netns import NetnsExecutor
+from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +42,7 @@ HEALTHY_DEADLINE_S = 40.0
 
 
 def make_settings(shape: HarborShape, compose_command: list[str]) -> Settings:
-    return Settings(
+    return example_settings(
         compose_file=shape.compose_file,
         compose_project=shape.project,
         compose_command=compose_command,
@@ -168,12 +164,13 @@ class EventLog:
 
 
 # ------------------------------------------------------------------------------- tests
-async def test_up_healthy_stop_down(
+async def test_up_healthy_down(
     project: HarborShape, compose_command: list[str], netns_exec: NetnsExecutor
 ) -> None:
     """up brings all nine Harbor containers (Harbor's names) to running/healthy; ContainerProbe
     and HarborProbe (containers + TLS port + health API) say healthy; data lands under the data
-    dir; stop leaves nothing running and the probes say unhealthy; down removes the containers."""
+    dir; down leaves nothing running or created and the probes say unhealthy; a second down is a
+    no-op."""
     s = make_settings(project, compose_command)
     compose = Compose(s, ProcessRunner())
     assert await compose.validate() == []
@@ -189,17 +186,15 @@ async def test_up_healthy_stop_down(
     assert len(await compose.running_containers()) == 9
 
     started = time.monotonic()
-    await compose.stop()
-    print(f"[{compose_command[0]}] stop: {time.monotonic() - started:.2f} s")
+    await compose.down()
+    print(f"[{compose_command[0]}] down: {time.monotonic() - started:.2f} s")
     assert await compose.running_containers() == []
-    assert len(project.project_containers()) == 9  # stopped, not removed
+    assert project.project_containers() == []
     after = await harbor_check(netns_exec, s)
     assert not after.healthy and after.reason.startswith("containers:")
     assert not after.tcp.ok
 
-    started = time.monotonic()
-    await compose.down()
-    print(f"[{compose_command[0]}] down: {time.monotonic() - started:.2f} s")
+    await compose.down()  # idempotent
     assert project.project_containers() == []
 
 
@@ -226,9 +221,9 @@ async def test_auto_detects_v2_plugin(project: HarborShape, tmp_path: Path) -> N
 async def test_stop_when_compose_fails_kills_by_label(
     project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor
 ) -> None:
-    """The compose file disappears while Harbor runs: compose stop fails, stop() falls back to
-    docker kill by label and verifies that nothing of the project runs; down() then falls back to
-    docker rm -f by label and no container of the project is left."""
+    """The compose file disappears while Harbor runs: compose down fails, down() falls back to
+    docker kill and docker rm -f by label and verifies that nothing of the project runs or is
+    left; a second down() finds nothing to do."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
     moved = project.compose_file.with_suffix(".gone")
@@ -236,8 +231,8 @@ async def test_stop_when_compose_fails_kills_by_label(
     try:
         assert await compose.validate() != []
         started = time.monotonic()
-        await compose.stop()
-        print(f"\nstop via kill-by-label: {time.monotonic() - started:.2f} s")
+        await compose.down()
+        print(f"\ndown via kill-by-label: {time.monotonic() - started:.2f} s")
         assert await compose.running_containers() == []
         assert await compose.kill_by_label() == []
         await compose.down()
@@ -282,7 +277,7 @@ async def test_unhealthy_component_seen_by_watch_and_check(
     finally:
         await events.close()
         await probe.close()
-        await compose.stop()
+        await compose.down()
 
 
 async def test_tcp_port_closed_is_seen(
@@ -305,7 +300,7 @@ async def test_tcp_port_closed_is_seen(
         assert "nginx exited" in combined.reason
         assert not combined.tcp.ok
     finally:
-        await compose.stop()
+        await compose.down()
 
 
 async def test_debounce_holds_under_flapping(
@@ -341,7 +336,7 @@ async def test_debounce_holds_under_flapping(
         assert deb.update(await observe(bad=False)) is None
         assert deb.update(await observe(bad=False)) is True
     finally:
-        await compose.stop()
+        await compose.down()
 
 
 async def test_missing_images_reports_removed_image(
@@ -380,11 +375,11 @@ async def test_watch_reconnects_and_restart_policy(
 ) -> None:
     """dockerd restarts under a running watch(): watch() reports the reconnection and still
     delivers the project's events afterwards.  Also pins Docker's behaviour with Harbor's
-    `restart: always`: containers stopped by compose stop come back when dockerd restarts; after
+    `restart: always`: containers stopped (docker stop) come back when dockerd restarts; after
     down() nothing exists and nothing comes back."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
-    await compose.stop()
+    dockerd.docker("stop", "-t", "2", *await compose.running_containers())  # stop, not remove
     probe = ContainerProbe(v1_settings)
     events = EventLog(probe)
     try:

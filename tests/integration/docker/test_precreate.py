@@ -14,14 +14,9 @@ import pytest
 
 from harbor_ha.compose import Compose
 from harbor_ha.runner import ProcessRunner
-from harbor_ha.settings import Settings
-from tests.integration.fixtures.docker import (
-    COMPOSE_V1,
-    Dockerd,
-    HarborShape,
-    compose_v2_binary,
-    restart_dockerd,
-)
+from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_shape import HarborShape
+from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +49,7 @@ async def test_precreated_containers_never_start_until_up(
     `restart: always` witness container is brought back (proof the restart policy ran); then
     up() starts all nine."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
-    s = Settings(
+    s = example_settings(
         compose_file=harbor_shape.compose_file,
         compose_project=harbor_shape.project,
         compose_command=compose_cmd,

@@ -28,16 +28,15 @@ from harbor_ha.filesystem import (
     read_mountinfo,
 )
 from harbor_ha.runner import ProcessRunner
-from tests.integration.fixtures.filesystem import (
+from lab.loopdev import (
     EioDevice,
     damage_fixable,
     damage_unfixable,
     destroy_superblock,
-    fs_settings,
     prepare_root_like,
-    wait_for,
     write_root_fsck_wrapper,
 )
+from tests.integration.fixtures.filesystem import fs_settings, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from harbor_ha.keepalived import TrackFiles, check_config, vip_present
-from tests.integration.fixtures.keepalived import (
-    FifoWatch,
-    KeepalivedProcess,
-    NetnsRunner,
-    Topology,
-    wait_until,
-)
+from lab.keepalived import KeepalivedProcess
+from lab.netns import NetnsRunner, Topology
+from tests.integration.fixtures.keepalived import FifoWatch, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,84 @@
+"""`python -m lab COMMAND` (from the repository top): drive the two-node lab (as root).
+
+up            bring the lab up (tears down a previous one first)
+status        both nodes' state, the VIP holder, mappings, and the client's view
+kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
+restart NODE  start NODE's harbor-ha and keepalived again (as systemd would)
+unhealthy NODE SERVICE on|off   flip a Harbor component's health on NODE
+switchover    `harbor-ha switchover` on the master
+partition     cut the nodes from each other (each keeps Ceph and the client)
+heal          undo partition
+down          tear everything down (also after a crash of the lab)
+demo          up, show both nodes, kill the master, print the failover timeline live,
+              bring the old master back, leave the lab running
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lab
+from lab.demo import demo, print_status, wait_one_master
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m lab",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dir", type=Path, default=lab.DEFAULT_LABDIR, help="lab directory")
+    p.add_argument("--advert", type=float, default=0.1, help="VRRP advert interval (s)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
+        sub.add_parser(name)
+    r = sub.add_parser("restart")
+    r.add_argument("node")
+    u = sub.add_parser("unhealthy")
+    u.add_argument("node")
+    u.add_argument("service")
+    u.add_argument("mode", choices=["on", "off"])
+    args = p.parse_args(argv)
+    if args.cmd == "demo":
+        return demo(args.dir, args.advert)
+    if args.cmd == "up":
+        st = lab.up(args.dir, advert_s=args.advert)
+        master = wait_one_master(st)
+        print(f"lab: up; master is {master}")
+        print_status(st)
+        return 0
+    if args.cmd == "down":
+        lab.down(args.dir)
+        return 0
+    with lab.lab_session(args.dir) as st:
+        if args.cmd == "status":
+            print_status(st)
+        elif args.cmd == "kill-master":
+            m = lab.masters(st)
+            if not m:
+                print("no MASTER to kill", file=sys.stderr)
+                return 1
+            lab.kill_services(st, m[0])
+            print(f"killed keepalived and harbor-ha of node {m[0]} (kill -9)")
+        elif args.cmd == "restart":
+            lab.start_services(st, args.node)
+            print(f"started harbor-ha and keepalived on node {args.node}")
+        elif args.cmd == "unhealthy":
+            lab.set_unhealthy(st, args.node, args.service, args.mode == "on")
+        elif args.cmd == "switchover":
+            m = lab.masters(st)
+            if not m:
+                print("no MASTER", file=sys.stderr)
+                return 1
+            print(lab.harbor_ha(st.nodes[m[0]], "switchover", check=False).stdout)
+        elif args.cmd == "partition":
+            lab.partition(st)
+        elif args.cmd == "heal":
+            lab.heal(st)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""One node of the lab: its env file, its harbor-ha and keepalived (started, killed and
+restarted as systemd would), and what can be asked of it (state, VIP, mapping, mount,
+containers) or done to it (a Harbor component made unhealthy).
+
+harbor-ha runs as a user runs it: ``harbor-ha --env-file NODE/harbor-ha.env run``, entered
+into the node's netns with ``nsenter --net`` (NOT ``ip netns exec``, which gives it a private
+mount namespace: its mounts would be invisible to the node's dockerd).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from lab.dockerd import start_dockerd
+from lab.harbor_shape import HarborShape, build_images
+from lab.keepalived import keepalived_argv
+from lab.mappings import KRBD_STANDIN, standin_env
+from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
+from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
+
+
+def node_env(st: LabState, node: NodeState, compose: str) -> str:
+    peer = next((n for n in st.nodes.values() if n.name != node.name), None)
+    run = node.run_dir
+    lines = {
+        "HARBOR_HA_NODE_NAME": node.name,
+        "HARBOR_HA_INTERFACE": "eth0",
+        "HARBOR_HA_VIP": st.vip,
+        "HARBOR_HA_KEEPALIVED_ROLE": "MASTER" if node.name == "a" else "BACKUP",
+        "HARBOR_HA_VRRP_ROUTER_ID": "51",
+        "HARBOR_HA_VRRP_ADVERT_INTERVAL_S": str(st.advert_s),
+        "HARBOR_HA_VRRP_UNICAST_SRC_IP": node.address if peer else "",
+        "HARBOR_HA_VRRP_UNICAST_PEERS": peer.address if peer else "",
+        "HARBOR_HA_KEEPALIVED_FIFO": str(run / "keepalived.fifo"),
+        "HARBOR_HA_PRIORITY_FILE": str(run / "priority"),
+        "HARBOR_HA_FAULT_FILE": str(run / "fault"),
+        "HARBOR_HA_KEEPALIVED_CONF": str(node.path / "keepalived.conf"),
+        "HARBOR_HA_RUNTIME_DIR": str(run),
+        "HARBOR_HA_STATE_DIR": str(node.path / "state"),
+        "HARBOR_HA_CEPH_CONF": st.ceph_conf,
+        "HARBOR_HA_CEPH_KEYRING": st.ceph_keyring,
+        "HARBOR_HA_CEPH_USER": "harbor",
+        "HARBOR_HA_CEPH_POOL": "rbd",
+        "HARBOR_HA_CEPH_IMAGE": "harbor",
+        "HARBOR_HA_RBD_BIN": str(KRBD_STANDIN),
+        "HARBOR_HA_MOUNTPOINT": str(node.mountpoint),
+        "HARBOR_HA_COMPOSE_FILE": str(node.path / "harbor" / "docker-compose.yml"),
+        "HARBOR_HA_COMPOSE_PROJECT": PROJECT,
+        "HARBOR_HA_COMPOSE_COMMAND": compose,
+        "HARBOR_HA_DOCKER_HOST": node.docker_host,
+        "HARBOR_HA_HTTPS_PORT": str(HTTPS_PORT),
+        "HARBOR_HA_HTTP_PORT": "9105",
+        "HARBOR_HA_PEER_HTTP_URL": f"http://{peer.address}:9105" if peer else "",
+        "HARBOR_HA_PROBE_INTERVAL_S": "1.0",
+        "HARBOR_HA_PROBE_FALL": "2",
+        "HARBOR_HA_BACKOFF_INITIAL_S": "5",
+        "HARBOR_HA_SWITCHOVER_HOLD_S": "5",
+        "HARBOR_HA_FENCED_SELF_RETRY_S": "5",
+        "HARBOR_HA_LEASE_OBJECT": "harbor-ha.lease",
+        "HARBOR_HA_LEASE_DURATION_S": "5",
+        "HARBOR_HA_LEASE_RENEW_INTERVAL_S": "0.5",
+        "HARBOR_HA_LOG_FORMAT": "json",
+        "HARBOR_HA_LOG_LEVEL": st.log_level,
+    }
+    return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def install_node(st: LabState, node: NodeState, compose: str) -> None:
+    """A node's containerd + dockerd (in its netns), the Harbor-shaped images and project, its
+    env file and keepalived's config (``harbor-ha render-keepalived``); every PID recorded."""
+    d = start_dockerd(node.path / "docker", node.netns)
+    assert d.proc is not None and d.containerd is not None
+    node.pids["dockerd"] = d.proc.pid
+    node.pids["containerd"] = d.containerd.pid
+    adopt(d.proc)
+    adopt(d.containerd)
+    st.save()
+    build_images(d.host)
+    shape = HarborShape.render(
+        node.path / "harbor",
+        d.host,
+        project=PROJECT,
+        data_dir=node.mountpoint,
+        https_bind="0.0.0.0",
+        https_port=HTTPS_PORT,
+    )
+    relax_healthchecks(shape.compose_file)
+    (shape.control_dir / "node-name").write_text(node.name)
+    node.env_file.write_text(node_env(st, node, compose))
+    harbor_ha(node, "render-keepalived")
+
+
+HEALTH_TIMEOUT_S = 5
+HEALTH_RETRIES = 3
+"""The lab's Docker healthchecks: the shape's 1 s timeout with 1 retry makes a master flap
+(unhealthy -> failover -> unhealthy ...) when this 2-core machine is loaded by other labs;
+Harbor's own images allow several retries.  A switched-unhealthy service still fails at once,
+so it is seen after HEALTH_RETRIES checks (interval 1 s)."""
+
+
+def relax_healthchecks(compose_file: Path) -> None:
+    text = compose_file.read_text()
+    text = text.replace("timeout: 1s", f"timeout: {HEALTH_TIMEOUT_S}s")
+    text = text.replace("retries: 1\n", f"retries: {HEALTH_RETRIES}\n")
+    compose_file.write_text(text)
+
+
+def harbor_ha(
+    node: NodeState, *args: str, check: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI, as an operator runs it on that node."""
+    env = standin_env(node.rbd_state)
+    return sh(
+        "nsenter",
+        f"--net=/run/netns/{node.netns}",
+        HARBOR_HA,
+        "--env-file",
+        str(node.env_file),
+        *args,
+        check=check,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def start_harbor_ha(node: NodeState) -> None:
+    env = standin_env(node.rbd_state)
+    sock = node.run_dir / "control.sock"
+    sock.unlink(missing_ok=True)  # left by a kill -9: wait for the new one
+    node.pids["harbor-ha"] = spawn(
+        [
+            "nsenter",
+            f"--net=/run/netns/{node.netns}",
+            HARBOR_HA,
+            "--env-file",
+            str(node.env_file),
+            "run",
+        ],
+        node.log,
+        env,
+    )
+    # harbor-ha creates the FIFO and the track files (fault set) and reconciles before
+    # keepalived starts (systemd: Before=keepalived.service, Type=notify).
+    deadline = time.monotonic() + 30
+    while not sock.exists():
+        if not alive(node.pids["harbor-ha"]) or time.monotonic() > deadline:
+            raise LabError(f"harbor-ha on {node.name} did not start; see {node.log}")
+        time.sleep(0.05)
+
+
+def start_keepalived(node: NodeState) -> None:
+    node.pids["keepalived"] = spawn(
+        keepalived_argv(node.netns, node.path / "keepalived.conf", node.path), node.ka_log
+    )
+
+
+def start_services(st: LabState, name: str) -> None:
+    """(Re)start a node's harbor-ha and keepalived, as systemd would after a crash."""
+    node = st.nodes[name]
+    start_harbor_ha(node)
+    start_keepalived(node)
+    st.save()
+
+
+def kill_services(st: LabState, name: str, sig: int = signal.SIGKILL) -> None:
+    """kill -9 (default) of a node's keepalived and harbor-ha (Harbor is left running)."""
+    node = st.nodes[name]
+    for what in ("keepalived", "harbor-ha"):
+        pid = node.pids.get(what)
+        if pid:
+            kill_pid(pid, sig, wait_s=15)
+    reap()
+
+
+def status(st: LabState, name: str) -> dict[str, Any]:
+    res = harbor_ha(st.nodes[name], "status", "--json", check=False, timeout=15)
+    if res.returncode not in (0, 1, 2):  # status exits 0/1/2 by verdict, 3 unreachable
+        return {"state": "DOWN", "error": res.stderr.strip()}
+    data: dict[str, Any] = json.loads(res.stdout)
+    return data
+
+
+def vip_holders(st: LabState) -> list[str]:
+    out = []
+    for node in st.nodes.values():
+        res = sh("ip", "-n", node.netns, "-j", "addr", "show", "dev", "eth0", check=False)
+        if st.vip_address in res.stdout:
+            out.append(node.name)
+    return out
+
+
+def mapped_here(node: NodeState) -> list[str]:
+    env = standin_env(node.rbd_state)
+    res = sh(str(KRBD_STANDIN), "device", "list", "--format", "json", check=False, env=env)
+    try:
+        return [d["device"] for d in json.loads(res.stdout or "[]")]
+    except json.JSONDecodeError:
+        return []
+
+
+def rbd_as_harbor(
+    st: LabState, node: NodeState, *args: str, state_dir: Path | None = None, timeout: float = 60
+) -> str:
+    """The krbd stand-in run in ``node``'s netns as the harbor user, with ``node``'s mapping
+    state (or ``state_dir``: a test's own mapping); returns stdout."""
+    env = standin_env(state_dir or node.rbd_state)
+    res = sh(
+        "nsenter", f"--net=/run/netns/{node.netns}", str(KRBD_STANDIN),
+        "-c", st.ceph_conf, "--id", "harbor", "--keyring", st.ceph_keyring, *args,
+        timeout=timeout, env=env,
+    )  # fmt: skip
+    return res.stdout.strip()
+
+
+def mounted_here(node: NodeState) -> bool:
+    return bool(mounts_under(str(node.mountpoint)))
+
+
+def running_containers(node: NodeState) -> list[str]:
+    res = sh(
+        "docker",
+        "-H",
+        node.docker_host,
+        "ps",
+        "-q",
+        "--filter",
+        f"label=com.docker.compose.project={PROJECT}",
+        check=False,
+    )
+    return res.stdout.split()
+
+
+def masters(st: LabState) -> list[str]:
+    return [n for n in st.nodes if status(st, n).get("state") == "MASTER"]
+
+
+# ---------------------------------------------------------------- faults
+def set_unhealthy(st: LabState, name: str, service: str, on: bool) -> None:
+    flag = st.nodes[name].control_dir / f"unhealthy-{service}"
+    if on:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)

@@ -1,0 +1,160 @@
+"""The small health component of the lab's Harbor-like stack (stdlib only: it runs on the image's
+Debian python3).
+
+``harbor_core.py serve``          Harbor core's health API on 127.0.0.1:8080: ``/api/v2.0/health``
+                                  answers ``{"status": ..., "components": [...]}`` from real checks
+                                  (PostgreSQL: pg_isready; Redis: PING; registry: GET /v2/; the
+                                  stand-ins: GET /), ``/api/v2.0/ping`` answers ``Pong``.
+``harbor_core.py standin PORT``   a light stand-in (log, portal, jobservice, registryctl): 200 on
+                                  any GET on 127.0.0.1:PORT.
+``harbor_core.py check URL``      a Docker healthcheck: exit 0 when GET URL answers 200.
+
+Like the busybox shape, a file ``/control/unhealthy-<service>`` marks that component unhealthy
+and ``/control/node-name`` is reported as ``served_by`` (the lab's client tells nodes apart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+CONTROL = Path("/control")
+CHECK_TIMEOUT_S = 1.0
+CORE_PORT = 8080
+STANDIN_PORTS = {"portal": 8081, "jobservice": 8082, "registryctl": 8083, "log": 8084}
+"""Loopback port of each light stand-in (network_mode host: they share the node's loopback)."""
+
+
+def _http_ok(url: str) -> str | None:
+    """None when GET ``url`` answers 200 (or 401 for the registry's /v2/), else the error."""
+    try:
+        with urllib.request.urlopen(url, timeout=CHECK_TIMEOUT_S) as resp:
+            return None if resp.status == 200 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except (OSError, http.client.HTTPException) as e:
+        return str(e)
+
+
+def check_database() -> str | None:
+    port = os.environ.get("PGPORT", "5432")
+    argv = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-t", "1"]
+    try:
+        res = subprocess.run(argv, capture_output=True, timeout=CHECK_TIMEOUT_S + 1, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return str(e)
+    return None if res.returncode == 0 else f"pg_isready exit {res.returncode}"
+
+
+def check_redis() -> str | None:
+    port = int(os.environ.get("REDIS_PORT", "6379"))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=CHECK_TIMEOUT_S) as s:
+            s.sendall(b"PING\r\n")
+            answer = s.recv(64)
+    except OSError as e:
+        return str(e)
+    return None if answer.startswith(b"+PONG") else f"PING answered {answer!r}"
+
+
+def check_registry() -> str | None:
+    return _http_ok("http://127.0.0.1:5000/v2/")
+
+
+def _standin(name: str) -> Callable[[], str | None]:
+    return lambda: _http_ok(f"http://127.0.0.1:{STANDIN_PORTS[name]}/")
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "core": lambda: None,
+    "database": check_database,
+    "jobservice": _standin("jobservice"),
+    "portal": _standin("portal"),
+    "redis": check_redis,
+    "registry": check_registry,
+    "registryctl": _standin("registryctl"),
+}
+"""Harbor's component names (``database`` is the postgresql service) -> check."""
+
+SWITCH_NAMES = {"database": "postgresql"}
+"""Component -> compose service, for the unhealthy switches (as in the busybox shape)."""
+
+
+def health() -> dict[str, object]:
+    """Harbor core's health document, from the checks run now."""
+    components: list[dict[str, str]] = []
+    for name, check in CHECKS.items():
+        switch = CONTROL / f"unhealthy-{SWITCH_NAMES.get(name, name)}"
+        error = f"lab: {switch.name}" if switch.exists() else check()
+        item = {"name": name, "status": "healthy" if error is None else "unhealthy"}
+        if error is not None:
+            item["error"] = error
+        components.append(item)
+    overall = all(c["status"] == "healthy" for c in components)
+    doc: dict[str, object] = {
+        "status": "healthy" if overall else "unhealthy",
+        "components": components,
+    }
+    with contextlib.suppress(OSError):
+        doc["served_by"] = (CONTROL / "node-name").read_text().strip()
+    return doc
+
+
+class CoreHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/api/v2.0/health":
+            self._answer(200, json.dumps(health()).encode(), "application/json")
+        elif self.path == "/api/v2.0/ping":
+            self._answer(200, b"Pong", "text/plain")
+        else:
+            self._answer(404, b"not found", "text/plain")
+
+    def _answer(self, code: int, body: bytes, ctype: str) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+class StandinHandler(CoreHandler):
+    def do_GET(self) -> None:
+        self._answer(200, b"ok", "text/plain")
+
+
+def serve(port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        serve(CORE_PORT, CoreHandler)
+    elif argv[:1] == ["standin"] and len(argv) == 2:
+        serve(int(argv[1]), StandinHandler)
+    elif argv[:1] == ["check"] and len(argv) == 2:
+        error = _http_ok(argv[1])
+        if error is not None:
+            print(error, file=sys.stderr)
+            return 1
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,102 @@
+"""What the CLI prints: the status verdict (monitoring-plugin exit codes), the both-nodes table
+of `harbor-ha list` and the table of `harbor-ha history`.  Pure functions of the JSON the
+daemon serves (or the history journal holds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
+"""`harbor-ha status` exit codes, as Nagios plugins and `crm_mon -s` use them."""
+
+LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+
+
+def verdict(status: dict[str, Any]) -> tuple[int, str]:
+    """The exit code and one-line summary of a node's /status.
+
+    0 OK: MASTER with Harbor healthy, or BACKUP ready to take over; 1 WARNING: maintenance,
+    backoff after failed promotions, a standby not ready, a step running, Harbor's health
+    not measured yet; 2 CRITICAL: FENCED_SELF, or MASTER with Harbor unhealthy."""
+    state = str(status.get("state"))
+    if state == "FENCED_SELF":
+        return CRITICAL, "FENCED_SELF: a demotion did not end clean; the node retries"
+    if state == "MASTER":
+        healthy = status.get("harbor_healthy")
+        if healthy is False:
+            return CRITICAL, "MASTER but Harbor is unhealthy"
+        if status.get("maintenance"):
+            return WARNING, "MASTER in maintenance (handing over)"
+        if healthy is None:
+            return WARNING, "MASTER, Harbor's health not measured yet"
+        return OK, "MASTER, Harbor healthy"
+    if state != "BACKUP":
+        return WARNING, f"{state}: step {status.get('step') or '-'} running"
+    if status.get("maintenance"):
+        return WARNING, "BACKUP in maintenance: will not take the VIP"
+    if status.get("fault") and status.get("failures"):
+        return WARNING, f"BACKUP backing off after {status.get('failures')} failed promotions"
+    if status.get("standby_ready") is not True:
+        problems = "; ".join(status.get("standby_problems") or []) or "not checked yet"
+        return WARNING, f"BACKUP not ready: {problems}"
+    return OK, "BACKUP, ready to take over"
+
+
+def stamp(at: object) -> str:
+    """A Unix time as UTC ``2026-12-01 18:30:02Z`` ('-' when there is none)."""
+    if not isinstance(at, int | float) or at <= 0:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(at))
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces."""
+    cells = [list(header)] + [["-" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def _yes_no(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
+def node_row(name: str, status: dict[str, Any] | None, error: str = "") -> list[object]:
+    """One row of `harbor-ha list`: a node's /status, or the reason it could not be read."""
+    if status is None:
+        return [name, "unreachable", "-", "-", "-", "-", "-", error]
+    failover = status.get("last_failover") or {}
+    return [
+        status.get("node", name),
+        status.get("state"),
+        _yes_no(status.get("vip_present")),
+        _yes_no(status.get("harbor_healthy")),
+        "SET" if status.get("fault") else "clear",
+        "on" if status.get("maintenance") else "off",
+        f"{stamp(failover.get('at'))} ({failover.get('failover_s')} s)" if failover else "-",
+        LABELS[verdict(status)[0]] + ": " + verdict(status)[1],
+    ]
+
+
+LIST_HEADER = ("NODE", "STATE", "VIP", "HEALTHY", "FAULT", "MAINT", "LAST FAILOVER", "VERDICT")
+
+
+def history_rows(records: Iterable[dict[str, Any]]) -> list[list[object]]:
+    return [
+        [
+            stamp(r.get("at")),
+            r.get("node"),
+            f"{r.get('from')} -> {r.get('to')}",
+            r.get("event"),
+            f"{r.get('in_previous_s')} s" if r.get("in_previous_s") is not None else None,
+            f"{r['failover_s']} s" if r.get("failover_s") is not None else None,
+            r.get("reason"),
+        ]
+        for r in records
+    ]
+
+
+HISTORY_HEADER = ("TIME", "NODE", "TRANSITION", "EVENT", "HELD", "FAILOVER", "REASON")
