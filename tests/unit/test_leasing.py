@@ -16,6 +16,8 @@ from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
 
+HOLDER_ADDR = "10.0.0.2:0/4242"
+
 
 class ScriptedLease:
     """Answers acquire() from a script: 'ok', 'busy', 'timeout' or 'slow' (ok after a delay)."""
@@ -28,6 +30,9 @@ class ScriptedLease:
         self.last_error: str | None = None
         self.calls = 0
         self.released = 0
+        self.looks = 0
+        self.free = False
+        self.broken: list[Locker] = []
 
     async def acquire(self) -> Held:
         how = self.script[min(self.calls, len(self.script) - 1)]
@@ -42,10 +47,17 @@ class ScriptedLease:
         self.held = Held(sent, time.time(), 2, 0.5)
         return self.held
 
-    async def inspect(self) -> LeaseInfo:
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        self.looks += 1
+        if self.free:
+            return LeaseInfo(())
         if self.renewing:
             self.expiry = time.time() + 2
-        return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, "x:0/1"),))
+        return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, HOLDER_ADDR),))
+
+    async def break_lock(self, holder: Locker) -> None:
+        self.broken.append(holder)
+        self.script = ["ok"]
 
     async def release(self) -> None:
         self.released += 1
@@ -66,36 +78,82 @@ def leasing(
     return Leasing(settings, lease, Metrics()), lease
 
 
-async def test_a_renewing_holder_is_refused_at_once(tmp_path: Path) -> None:
-    """The holder's expiry moves forward between two looks (it renews): the step ends with
-    LEASE_HELD_BY_PEER (not a failure) at the second look, about one interval, and /status
-    names the holder."""
+async def test_a_renewing_holder_is_refused_after_one_interval(tmp_path: Path) -> None:
+    """The holder's expiry moves forward between two looks one interval (+ the stale margin)
+    apart: the step ends with LEASE_HELD_BY_PEER (not a failure), nothing is marked for
+    fencing, and /status names the holder."""
     ls, lease = leasing(tmp_path, ["busy"], renewing=True)
     started = time.monotonic()
     with pytest.raises(StepRefused) as info:
         await ls.take()
+    took = time.monotonic() - started
     assert info.value.event is Event.LEASE_HELD_BY_PEER
-    assert time.monotonic() - started < 0.5 and lease.calls == 2
-    assert "harbor-ha:b" in str(ls.view()["holder"])
+    assert 0.1 + 0.05 <= took < 0.5 and lease.calls == 1 and lease.looks == 2
+    assert ls.stale is None and "harbor-ha:b" in str(ls.view()["holder"])
 
 
-async def test_a_lock_that_never_lapses_is_refused_after_one_duration(tmp_path: Path) -> None:
-    """A busy lock whose expiry does not move but which Ceph keeps refusing: given up one
-    duration plus one interval after the start (2.1 s here; the expiry seen is earlier)."""
+async def test_a_holder_whose_expiry_stands_still_is_marked_stale(tmp_path: Path) -> None:
+    """The expiry did not move over one interval (+ margin): LEASE_STALE, with the holder
+    (its entity, cookie and lease-client address) kept for the fence step; no break yet."""
     ls, lease = leasing(tmp_path, ["busy"])
-    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_STALE
+    assert ls.stale is not None and ls.stale.address == HOLDER_ADDR
+    assert lease.broken == [] and lease.held is None
+
+
+async def test_take_over_breaks_the_fenced_holders_lock_and_takes_it(tmp_path: Path) -> None:
+    """After the fence: the stale holder's lock is broken (that holder, by entity and
+    cookie) and the lease taken; the node holds it and nothing is marked stale any more."""
+    ls, lease = leasing(tmp_path, ["busy"])
     with pytest.raises(StepRefused):
         await ls.take()
-    assert 2.1 <= time.monotonic() - started < 3.0
-    assert lease.calls >= 10  # retried every interval
+    assert ls.stale is not None
+    await ls.take_over(ls.stale)
+    assert [(b.entity, b.cookie) for b in lease.broken] == [("client.9", "harbor-ha:b")]
+    assert ls.view()["held"] is True and ls.stale is None
 
 
-async def test_take_gets_a_lapsing_lock(tmp_path: Path) -> None:
-    """A crashed holder's lock lapses within the patience: the step succeeds on the first
-    attempt after it."""
-    ls, lease = leasing(tmp_path, ["busy"] * 5 + ["ok"])
+async def test_wait_for_lapse_retries_until_the_lock_is_free(tmp_path: Path) -> None:
+    """The fallback when the holder's fence is unconfirmed: no break, the lease is taken on
+    the first attempt after the lock lapsed (retried every interval)."""
+    ls, lease = leasing(tmp_path, ["busy"] * 4 + ["ok"])
+    holder = (await lease.inspect()).holder
+    assert holder is not None
+    await ls.wait_for_lapse(holder)
+    assert lease.calls == 5 and lease.broken == [] and ls.view()["held"] is True
+
+
+async def test_a_lease_freed_between_two_calls_is_taken(tmp_path: Path) -> None:
+    """Busy at the take, free at the look: the take is tried again at once and succeeds."""
+    ls, lease = leasing(tmp_path, ["busy", "ok"])
+    lease.free = True
     await ls.take()
-    assert lease.calls == 6 and ls.view()["held"] is True
+    assert lease.calls == 2 and ls.view()["held"] is True
+
+
+async def test_poll_keeps_waiting_while_the_holder_renews(tmp_path: Path) -> None:
+    """A refused standby's polls: LEASE_PEER_RENEWS while the expiry moves (no peer URL:
+    the heal check is skipped)."""
+    ls, _ = leasing(tmp_path, ["busy"], renewing=True)
+    for _ in range(4):
+        event, reason = await ls.poll()
+        assert event is Event.LEASE_PEER_RENEWS and "renews" in reason
+
+
+async def test_poll_claims_back_when_the_expiry_stops_or_the_lease_is_free(
+    tmp_path: Path,
+) -> None:
+    """The expiry unchanged over three looks (two intervals): LEASE_CLAIM_BACK; two looks
+    are not enough.  A free lease: LEASE_CLAIM_BACK at once."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    assert (await ls.poll())[0] is Event.LEASE_PEER_RENEWS
+    assert (await ls.poll())[0] is Event.LEASE_PEER_RENEWS
+    event, reason = await ls.poll()
+    assert event is Event.LEASE_CLAIM_BACK and "stopped renewing" in reason
+    lease.free = True
+    assert await ls.poll() == (Event.LEASE_CLAIM_BACK, "the lease is free")
 
 
 async def test_take_does_not_trust_a_slow_answer(tmp_path: Path) -> None:

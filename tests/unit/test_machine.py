@@ -122,6 +122,10 @@ def expected(state: State, event: Event) -> State | object:
             return S.STOPPING if state is S.MASTER else same
         case E.LEASE_HELD_BY_PEER:
             return S.BACKUP if state is S.LEASING else ILLEGAL
+        case E.LEASE_STALE:
+            return S.FENCING if state is S.LEASING else ILLEGAL
+        case E.LEASE_TAKEN:
+            return S.MAPPING if state is S.FENCING else ILLEGAL
         case E.LEASE_LOST | E.LEASE_DEADLINE:
             if state is S.MASTER:
                 return S.STOPPING
@@ -139,6 +143,9 @@ def expected(state: State, event: Event) -> State | object:
         case _:
             return same
 
+
+STEP_OUTCOMES = (E.LEASE_HELD_BY_PEER, E.LEASE_STALE, E.LEASE_TAKEN)
+"""The events a step ends with instead of STEP_DONE (legal only in that step's state)."""
 
 LEASED = {S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER}
 """The states that hold the lease (after the lease step): they renew it."""
@@ -173,7 +180,7 @@ def test_every_pair(state: State, event: Event) -> None:
     if (
         state in PROMOTING
         and new.state is not state
-        and event not in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT, E.LEASE_HELD_BY_PEER)
+        and event not in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT, *STEP_OUTCOMES)
     ):
         assert actions[0].kind is Kind.CANCEL_STEP, "leaving a promotion cancels its step first"
 
@@ -461,20 +468,96 @@ def test_lease_step_done_arms_renewal_and_deadline() -> None:
     ]  # fmt: skip
 
 
-def test_lease_held_by_live_peer_never_fences_and_holds_the_fault() -> None:
+def test_lease_held_by_live_peer_never_fences_and_keeps_the_fault_while_it_renews() -> None:
     """A live holder: back to BACKUP without fencing, fault file on (keepalived gives the VIP
-    back), a hold of one lease duration, no failure counted; after the hold the node may
-    promote again (and starts with the lease step, never with fencing)."""
+    up), a pending backoff cancelled (it would clear the fault), no failure counted, and a
+    poll of the lease every renewal interval.  While the holder renews, every poll re-arms
+    the next and the fault stays (a partition never flaps); a MASTER line changes nothing."""
     node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HELD_BY_PEER)
     assert node.state is S.BACKUP and node.fault_file_on and node.failures == 0
     assert [a.step for a in acts if a.kind is Kind.RUN_STEP] == []
+    poll = Action(
+        Kind.START_TIMER, timer=Timer.POLL, delay_s=POLICY.lease_renew_interval_s,
+        reason="look at the live holder's lease again",
+    )  # fmt: skip
+    assert timers(acts) == [Action(Kind.CANCEL_TIMER, timer=Timer.BACKOFF), poll]
+    for _ in range(3):
+        node, acts = transition(node, E.LEASE_POLL_DUE)
+        assert acts == (Action(Kind.POLL_LEASE, reason="is the holder alive?"),)
+        node, acts = transition(node, E.LEASE_PEER_RENEWS)
+        assert acts == (poll,) and node.fault_file_on
+        node, acts = transition(node, E.KA_MASTER)
+        assert node.state is S.BACKUP and acts == ()
+
+
+def test_claim_back_clears_the_fault_then_the_node_promotes_with_the_lease_step() -> None:
+    """The poll finds the holder stopped, the lease free or the partition healed: the fault
+    clears (normal priority back) and no poll is armed; the next MASTER line promotes,
+    starting with the lease step (never with fencing)."""
+    node, _ = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HELD_BY_PEER)
+    node, acts = transition(node, E.LEASE_CLAIM_BACK)
+    assert not node.fault_file_on and acts == ()
+    _, acts = transition(node, E.LEASE_PEER_RENEWS)
+    assert acts == (), "a late poll answer after the claim back arms nothing"
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+
+
+def test_a_stale_holder_is_fenced_then_its_lease_taken_then_mapped() -> None:
+    """The lease step finds the holder's expiry not moving (LEASE_STALE): the fence step runs
+    (it fences that holder too); its LEASE_TAKEN goes on to MAPPING and only then arms the
+    renewal and the deadline (the lease is ours from the take-over on)."""
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_STALE)
+    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+    node, acts = transition(node, E.LEASE_TAKEN)
+    assert node.state is S.MAPPING
+    assert [a.timer for a in timers(acts)] == [Timer.RENEW, Timer.DEADLINE]
+    assert timers(acts)[1].delay_s == POLICY.lease_deadline_s
+
+
+def test_failsafe_asks_the_peer_on_an_unanswered_renewal_and_its_promise_moves_the_deadline() -> (
+    None
+):
+    """With a failsafe configured, a MASTER whose renewal got no answer asks the peer; the
+    peer's promise re-arms the deadline for the promise window minus the margin and the
+    request's timeout; no confirmation changes nothing (the deadline stands).  Without a
+    failsafe nobody is asked."""
+    policy = replace(POLICY, failsafe=True)
+    node = Node(state=S.MASTER, want_master=True, policy=policy)
+    _, acts = transition(node, E.LEASE_UNREACHABLE)
+    assert acts == (Action(Kind.ASK_PEER, reason="failsafe request"),)
+    _, acts = transition(node, E.FAILSAFE_CONFIRMED)
+    want = policy.failsafe_window_s - policy.lease_margin_s - policy.failsafe_request_timeout_s
     assert timers(acts) == [
         Action(
-            Kind.START_TIMER, timer=Timer.BACKOFF, delay_s=POLICY.lease_duration_s,
-            reason="lease held by a live peer: hold over",
+            Kind.START_TIMER, timer=Timer.DEADLINE, delay_s=want,
+            reason="the peer's failsafe promise ends",
         )
     ]  # fmt: skip
-    assert_waits_for_the_timer_then_promotes(node)
+    _, acts = transition(node, E.FAILSAFE_DENIED)
+    assert acts == ()
+    _, acts = transition(replace(node, policy=POLICY), E.LEASE_UNREACHABLE)
+    assert acts == ()
+
+
+def test_a_promise_blocks_promotion_until_its_timer_then_promotes_if_wanted() -> None:
+    """A node that promised the peer not to promote ignores MASTER lines until PROMISE
+    fires; if keepalived still wants it then, it promotes at once (lease step first)."""
+    node, acts = transition(Node(), E.FAILSAFE_PROMISED)
+    assert node.promised and timers(acts) == [
+        Action(
+            Kind.START_TIMER, timer=Timer.PROMISE, delay_s=POLICY.failsafe_window_s,
+            reason="failsafe promise over",
+        )
+    ]  # fmt: skip
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and acts == ()
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert not node.promised and node.state is S.LEASING
+    assert acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    node, _ = transition(Node(), E.FAILSAFE_PROMISED)
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert node.state is S.BACKUP and not node.promised and acts == ()
 
 
 @pytest.mark.parametrize("state", sorted(LEASED))

@@ -86,6 +86,8 @@ class Daemon:
                 seen.facts, demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)
             )
             await p.http.start()
+            if p.failsafe.server is not None:
+                await p.failsafe.server.start()
         except Exception as exc:
             log.error("start_failed", error=f"{type(exc).__name__}: {exc}")
             await self._close()
@@ -154,6 +156,9 @@ class Daemon:
         log.info("shutdown_end", state=str(p.driver.node.state))
 
     async def _close(self) -> None:
+        if self.parts.failsafe.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.parts.failsafe.server.stop(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.http.stop(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):

@@ -17,7 +17,7 @@ from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Node, Policy, State
+from harbor_ha.machine import Kind, Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -26,6 +26,7 @@ from harbor_ha.settings import Settings
 
 from .control import Control
 from .driver import Driver
+from .failsafe import Failsafe
 from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
@@ -49,6 +50,9 @@ def policy_of(settings: Settings) -> Policy:
         lease_duration_s=float(settings.lease_duration_s),
         lease_renew_interval_s=settings.lease_renew_interval_s,
         lease_margin_s=settings.lease_margin_s,
+        failsafe=settings.failsafe_enabled,
+        failsafe_window_s=settings.failsafe_window_s,
+        failsafe_request_timeout_s=settings.failsafe_request_timeout_s,
     )
 
 
@@ -95,6 +99,7 @@ class Parts:
     control: Control
     http: HttpServers
     history: HistoryWriter
+    failsafe: Failsafe
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -151,7 +156,9 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         renew_lease=leasing.renew,
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
+        background={Kind.POLL_LEASE: leasing.poll, Kind.ASK_PEER: lambda: failsafe.ask()},
     )
+    failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
 
     def bad_line(raw: str, reason: str) -> None:
         metrics.fifo_bad_lines.inc()
@@ -205,6 +212,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         lease=lease, fs=fs, compose=compose, containers=containers, wake=wake, steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http, history=history,
+        http=http, history=history, failsafe=failsafe,
     )  # fmt: skip
     return parts

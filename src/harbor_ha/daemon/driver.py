@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +42,7 @@ log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
 RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
+"""A background lease I/O (renew, poll, failsafe request): the event it ends with, and why."""
 TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
@@ -72,9 +73,13 @@ class Driver:
         renew_lease: RenewFn,
         interface: str = "",
         observers: Sequence[TransitionObserver] = (),
+        background: Mapping[Kind, RenewFn] | None = None,
     ) -> None:
-        self._renew_lease = renew_lease
-        self._renewal: asyncio.Task[None] | None = None
+        self._background: dict[Kind, RenewFn] = {
+            Kind.RENEW_LEASE: renew_lease,
+            **(background or {}),
+        }
+        self._tasks: dict[Kind, asyncio.Task[None]] = {}
         self._run_step = run_step
         self._step_timeout = step_timeout
         self._track = track
@@ -261,14 +266,14 @@ class Driver:
                     self._arm(timer, delay, action.reason)
                 case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
                     self._disarm(timer)
-                case Action(kind=Kind.RENEW_LEASE):
-                    self._start_renewal()
+                case Action(kind=Kind.RENEW_LEASE | Kind.POLL_LEASE | Kind.ASK_PEER as kind):
+                    self._start_background(kind)
                 case Action(kind=Kind.POST, event=Event() as event):
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
                     await self._cancel_step()
-                    if self._renewal is not None:
-                        self._renewal.cancel()
+                    for task in self._tasks.values():
+                        task.cancel()
                     for timer in Timer:
                         self._disarm(timer)
                     self.exited.set()
@@ -317,17 +322,23 @@ class Driver:
         if timer is Timer.BACKOFF:
             self._metrics.backoff_until.set(0)
 
-    def _start_renewal(self) -> None:
-        """Renew in the background; one at a time (a renewal still running is enough)."""
-        if self._renewal is not None and not self._renewal.done():
-            log.warning("lease_renewal_still_running")
+    def _start_background(self, kind: Kind) -> None:
+        """Run a lease I/O in the background; one of a kind at a time (one still running is
+        enough: its event comes)."""
+        fn = self._background.get(kind)
+        if fn is None:
+            log.warning("no_background_io", kind=str(kind))
             return
-        self._renewal = asyncio.create_task(self._renewal_task(), name="lease-renew")
+        task = self._tasks.get(kind)
+        if task is not None and not task.done():
+            log.warning("background_io_still_running", kind=str(kind))
+            return
+        self._tasks[kind] = asyncio.create_task(self._background_task(kind, fn), name=str(kind))
 
-    async def _renewal_task(self) -> None:
-        event, reason = await self._renew_lease()
+    async def _background_task(self, kind: Kind, fn: RenewFn) -> None:
+        event, reason = await fn()
         if event is not Event.LEASE_RENEWED:
-            log.warning("lease_renewal", outcome=str(event), reason=reason)
+            log.info("lease_io", kind=str(kind), outcome=str(event), reason=reason)
         self.post(event, reason)
 
     def _start_step(self, step: Step) -> None:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
-from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
+from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger("harbor_ha.lease")
@@ -26,9 +27,19 @@ class LeasePort(Protocol):
     last_error: str | None
 
     async def acquire(self) -> Held: ...
-    async def inspect(self) -> LeaseInfo: ...
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo: ...
+    async def break_lock(self, holder: Locker) -> None: ...
     async def release(self) -> None: ...
     async def close(self) -> None: ...
+
+
+def moved(first: Locker, last: Locker) -> bool:
+    """The holder renewed between two looks: Ceph's expiry of its lock moved forward."""
+    return (
+        first.expiration is not None
+        and last.expiration is not None
+        and (last.expiration > first.expiration)
+    )
 
 
 class StepRefused(Exception):
@@ -46,7 +57,9 @@ class Leasing:
     settings: Settings
     lease: LeasePort
     metrics: Metrics
-    peer: str | None = None  # the live holder the last lease step found
+    peer: str | None = None  # the holder the last lease step found
+    stale: Locker | None = None  # a holder that stopped renewing: the fence step fences it
+    _polled: list[float | None] = field(default_factory=list)  # the holder's last expiries
 
     def __post_init__(self) -> None:
         self.metrics.lease_held.set_function(lambda: 1.0 if self.holds() else 0.0)
@@ -75,22 +88,22 @@ class Leasing:
         self.metrics.lease_expiry.set(held.expiry_wall if held is not None else 0)
 
     def timeout_s(self) -> float:
-        """The lease step's bound: a holder that does not renew has lapsed by then."""
+        """The lease step's bound: two looks one interval (+ margin) apart, and retries."""
         s = self.settings
-        return s.lease_duration_s + 2 * s.lease_renew_interval_s + 2 * (s.lease_op_timeout_s + 1)
+        return (
+            2 * s.lease_renew_interval_s + s.lease_stale_margin_s + 4 * (s.lease_op_timeout_s + 1)
+        )
 
     async def take(self) -> None:
-        """The lease step: take the lease; while another node holds it, tell a live holder
-        from a dead one by Ceph's expiry of its lock.  The expiry moved forward between two
-        looks: the holder renews -> StepRefused(LEASE_HELD_BY_PEER) at once (about one
-        interval; it is never fenced).  It does not move: the holder stopped renewing, so
-        retry every interval until its lock lapses and take it.  Bounded by one duration plus
-        one interval past the last expiry seen (and by the step's timeout).
-        A success is kept only if Ceph answered within one interval (see Policy.
-        lease_deadline_s); a slow answer is retried (it renewed our lock)."""
+        """The lease step.  Free: take it (STEP_DONE).  Held by the peer: look at Ceph's
+        expiry of its lock twice, one renewal interval (+ lease_stale_margin_s) apart.  It
+        moved: the holder renews -> StepRefused(LEASE_HELD_BY_PEER) (it is never fenced).  It
+        did not: the holder stopped renewing -> StepRefused(LEASE_STALE): the fence step
+        blocklists that holder's lease client with the image's watchers, then breaks its lock
+        and takes it (``take_over``).  A success is kept only if Ceph answered within one
+        interval (see Policy.lease_deadline_s); a slow answer is retried (it renewed our lock)."""
         s = self.settings
-        give_up = time.monotonic() + s.lease_duration_s + s.lease_renew_interval_s
-        seen: float | None = None  # the holder's expiry at the last look
+        self.stale = None
         while True:
             try:
                 held = await self.lease.acquire()
@@ -99,27 +112,88 @@ class Leasing:
                     self.peer = None
                     log.info("lease_acquired", object=s.lease_object)
                     return
-            except LeaseHeldByPeer as exc:
-                expiry = await self._holder_expiry()
-                renewing = seen is not None and expiry is not None and expiry > seen
-                if expiry is not None:
-                    seen = expiry
-                    left = expiry - time.time()
-                    give_up = max(give_up, time.monotonic() + left + s.lease_renew_interval_s)
-                if renewing or time.monotonic() >= give_up:
-                    self.peer = str(exc)
-                    why = "its expiry moved: it renews" if renewing else "it did not lapse"
-                    log.warning("lease_held_by_peer", object=s.lease_object, reason=why)
-                    raise StepRefused(Event.LEASE_HELD_BY_PEER, f"{exc} ({why})") from exc
-            await asyncio.sleep(s.lease_renew_interval_s)
+                continue
+            except LeaseHeldByPeer:
+                pass
+            first = (await self.lease.inspect()).holder
+            if first is None:
+                continue  # released between the two calls: take it
+            gap = s.lease_renew_interval_s + s.lease_stale_margin_s
+            await asyncio.sleep(gap)
+            last = (await self.lease.inspect()).holder
+            if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
+                continue  # released or taken by another locker meanwhile: look again
+            self.peer = last.cookie
+            self._polled = [last.expiration]
+            if moved(first, last):
+                log.warning("lease_held_by_peer", object=s.lease_object, holder=last.cookie,
+                            reason="its expiry moved: it renews")  # fmt: skip
+                raise StepRefused(
+                    Event.LEASE_HELD_BY_PEER, f"{last.cookie} holds the lease and renews it"
+                )
+            self.stale = last
+            log.warning(
+                "lease_holder_stopped_renewing", object=s.lease_object, holder=last.cookie,
+                entity=last.entity, address=last.address, expiration=last.expiration,
+                reason=f"expiry unchanged over {gap:g} s",
+            )  # fmt: skip
+            raise StepRefused(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
 
-    async def _holder_expiry(self) -> float | None:
-        """Ceph's expiry of the holder's lock (None: unknown, no duration, or no answer)."""
+    async def take_over(self, holder: Locker) -> None:
+        """The stopped holder's lease client is blocklisted (confirmed): it can never renew
+        again, so break its lock and take the lease at once."""
+        await self.lease.break_lock(holder)
+        await self._take_now(f"took over from {holder.cookie} (fenced)")
+
+    async def wait_for_lapse(self, holder: Locker) -> None:
+        """The holder's fence could not be confirmed: take the lease only once its lock has
+        lapsed in Ceph (bounded by the fence step's timeout)."""
+        s = self.settings
+        log.warning("lease_waiting_for_expiry", holder=holder.cookie, expiration=holder.expiration)
+        while True:
+            try:
+                await self._take_now(f"took over from {holder.cookie} (its lock lapsed)")
+                return
+            except LeaseHeldByPeer:
+                await asyncio.sleep(s.lease_renew_interval_s)
+
+    async def _take_now(self, why: str) -> None:
+        await self.lease.acquire()
+        self._export()
+        self.stale = None
+        self.peer = None
+        log.warning("lease_acquired", object=self.settings.lease_object, reason=why)
+
+    async def poll(self) -> tuple[Event, str]:
+        """A refused standby's look at the lease (every renewal interval, while it keeps its
+        fault): LEASE_CLAIM_BACK when the lease is free, or its holder's expiry did not move
+        over the last two looks (it stopped renewing), or the partition healed (the peer's
+        /status answers: MASTER holding the lease); else LEASE_PEER_RENEWS (keep waiting)."""
         try:
             holder = (await self.lease.inspect()).holder
-        except LeaseError:
-            return None
-        return holder.expiration if holder is not None else None
+        except LeaseError as exc:
+            return Event.LEASE_PEER_RENEWS, f"cannot read the lease ({exc}): keep waiting"
+        if holder is None:
+            return Event.LEASE_CLAIM_BACK, "the lease is free"
+        self._polled = [*self._polled[-2:], holder.expiration]
+        if len(self._polled) == 3 and len(set(self._polled)) == 1:
+            return Event.LEASE_CLAIM_BACK, f"{holder.cookie} stopped renewing"
+        if await self._peer_serves_holding_the_lease():
+            return Event.LEASE_CLAIM_BACK, "partition healed: the peer is MASTER with the lease"
+        return Event.LEASE_PEER_RENEWS, f"{holder.cookie} renews"
+
+    async def _peer_serves_holding_the_lease(self) -> bool:
+        s = self.settings
+        if not s.peer_http_url:
+            return False
+        timeout = min(s.peer_timeout_s, s.lease_renew_interval_s)
+        try:
+            status = await peer_status(s.peer_http_url, timeout)
+        except PeerUnreachable:
+            return False
+        lease = status.get("lease")
+        held = isinstance(lease, dict) and lease.get("held") is True
+        return status.get("state") == "MASTER" and held
 
     async def renew(self) -> tuple[Event, str]:
         """One renewal, as the event the machine gets."""

@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from harbor_ha.machine import Step
+from harbor_ha.machine import Event, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
-from .leasing import Leasing
+from .leasing import Leasing, StepRefused
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .pulse import Pulse
 
@@ -120,11 +120,33 @@ class Steps:
                 f"VIP {self._s.vip} not on {self._s.interface} after {VIP_CONFIRM_S:g} s: "
                 "refusing to fence the peer on a keepalived line alone"
             )
+        holder = self._leasing.stale
+        if holder is None:
+            self._count(await self._fenced(self._ceph.fence()))
+            return
+        # The lease step found a holder that stopped renewing: fence its lease client with
+        # the image's watchers; once that is confirmed it can never renew, so its lock is
+        # broken and the lease taken at once.  Unconfirmed: fence the watchers, wait for the
+        # holder's lock to lapse (docs/design.md, "The lease").
         try:
-            fenced = await self._ceph.fence()
+            self._count(await self._ceph.fence(also=(holder.address,)))
+        except Exception as exc:
+            self._metrics.fencing_actions.labels("failed").inc()
+            log.warning("lease_holder_fence_unconfirmed", address=holder.address, error=str(exc))
+            self._count(await self._fenced(self._ceph.fence()))
+            await self._leasing.wait_for_lapse(holder)
+        else:
+            await self._leasing.take_over(holder)
+        raise StepRefused(Event.LEASE_TAKEN, f"fenced {holder.cookie} and took its lease")
+
+    async def _fenced(self, fencing: Awaitable[list[str]]) -> list[str]:
+        try:
+            return await fencing
         except Exception:
             self._metrics.fencing_actions.labels("failed").inc()
             raise
+
+    def _count(self, fenced: list[str]) -> None:
         self._metrics.fencing_actions.labels("added").inc(len(fenced))
 
     async def _vip_confirmed(self) -> bool:

@@ -18,7 +18,7 @@ Requests (one JSON object a line, answered in order, each with its ``id``):
 - ``{"op": "unlock", "object", "name", "cookie"}``: release it (``absent`` if not held).
 
 Answers: ``{"id", "ok": true, ...}`` or ``{"id", "ok": false, "error": KIND, "message"}``
-with KIND one of busy, absent, timeout, denied, not_connected, failed.
+with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, failed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ LOCK_FLAG_MAY_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW (pacific; MAY_RENEW since qu
 
 
 def _kind(exc: Exception) -> str:
+    if isinstance(exc, rados.ConnectionShutdown):  # ESHUTDOWN: this client is blocklisted
+        return "blocklisted"
     if isinstance(exc, rados.ObjectBusy):
         return "busy"
     if isinstance(exc, rados.ObjectNotFound):

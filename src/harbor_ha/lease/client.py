@@ -122,8 +122,8 @@ class AgentClient:
                 raise
             raise LeaseError("agent", f"the lease agent failed during {op}: {exc}") from exc
         if not answer.get("ok"):
-            if answer.get("error") == "not_connected":
-                await self._kill()
+            if answer.get("error") in ("not_connected", "blocklisted"):
+                await self._kill()  # the next request starts a new client (a new address)
             raise classify(op, str(answer.get("error")), str(answer.get("message", "")))
         return answer
 

@@ -23,7 +23,7 @@ from harbor_ha.settings import Settings
 
 from .client import AgentClient, AgentConfig
 from .errors import LeaseError, LeaseHeldByPeer, LeaseTimeout
-from .view import LeaseInfo, parse_lock_info
+from .view import LeaseInfo, Locker, parse_lock_info
 
 log = structlog.get_logger("harbor_ha.lease")
 
@@ -131,6 +131,11 @@ class Lease:
             entity=holder.entity,
             instance=self.agent.instance,
         )
+        await self.break_lock(holder)
+        return True
+
+    async def break_lock(self, holder: Locker) -> None:
+        """`rados lock break` of ``holder``'s lock (a lock already gone is no error)."""
         await self._rados(
             "lock",
             "break",
@@ -140,21 +145,22 @@ class Lease:
             "--lock-cookie",
             holder.cookie,
         )
-        return True
 
     # ------------------------------------------------------------ read
-    async def inspect(self) -> LeaseInfo:
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
         """Who holds the lease and until when (Ceph's view; any client may read it)."""
-        out = await self._rados("lock", "info", self._s.lease_object, LOCK_NAME, "--format", "json")
+        out = await self._rados(
+            "lock", "info", self._s.lease_object, LOCK_NAME, "--format", "json", timeout_s=timeout_s
+        )
         try:
             return parse_lock_info(out)
         except ValueError as exc:
             raise LeaseError("failed", f"lease: unexpected lock info: {exc}") from exc
 
-    async def _rados(self, *args: str) -> str:
+    async def _rados(self, *args: str, timeout_s: float | None = None) -> str:
         s = self._s
         argv = [s.rados_bin, *common_args(s), "-p", s.ceph_pool, *args]
-        timeout = s.lease_op_timeout_s + 1.0
+        timeout = timeout_s if timeout_s is not None else s.lease_op_timeout_s + 1.0
         try:
             res = await self._runner.run(argv, timeout_s=timeout)
         except CommandTimeout:

@@ -53,6 +53,15 @@ class Event(enum.StrEnum):
     LEASE_UNREACHABLE = "LEASE_UNREACHABLE"  # a renewal got no (timely) answer from Ceph
     RENEW_DUE = "RENEW_DUE"  # timer: renew now
     LEASE_DEADLINE = "LEASE_DEADLINE"  # timer: no renewal for the deadline: stop serving
+    LEASE_STALE = "LEASE_STALE"  # the lease step: the holder's expiry stopped moving
+    LEASE_TAKEN = "LEASE_TAKEN"  # the fence step fenced the stopped holder and took its lease
+    LEASE_POLL_DUE = "LEASE_POLL_DUE"  # timer: a refused standby looks at the lease again
+    LEASE_PEER_RENEWS = "LEASE_PEER_RENEWS"  # the poll: the holder still renews, keep waiting
+    LEASE_CLAIM_BACK = "LEASE_CLAIM_BACK"  # the poll: holder stopped / lease free / healed
+    FAILSAFE_CONFIRMED = "FAILSAFE_CONFIRMED"  # the peer cannot reach Ceph and promised
+    FAILSAFE_DENIED = "FAILSAFE_DENIED"  # no confirmation from the peer
+    FAILSAFE_PROMISED = "FAILSAFE_PROMISED"  # this node promised the peer not to promote
+    PROMISE_EXPIRED = "PROMISE_EXPIRED"  # timer: that promise is over
     # operator
     SWITCHOVER = "SWITCHOVER"
     MAINTENANCE_ON = "MAINTENANCE_ON"
@@ -111,6 +120,8 @@ class Timer(enum.StrEnum):
     STABLE = "master_stable"  # MASTER held long enough to forget past failures
     RENEW = "lease_renew"  # the next renewal of the lease
     DEADLINE = "lease_deadline"  # self-demotion: the lease could be taken over soon
+    POLL = "lease_poll"  # a refused standby's next look at the lease
+    PROMISE = "failsafe_promise"  # this node promised not to promote until it fires
 
 
 TIMER_EVENT: dict[Timer, Event] = {
@@ -119,6 +130,8 @@ TIMER_EVENT: dict[Timer, Event] = {
     Timer.STABLE: Event.MASTER_STABLE,
     Timer.RENEW: Event.RENEW_DUE,
     Timer.DEADLINE: Event.LEASE_DEADLINE,
+    Timer.POLL: Event.LEASE_POLL_DUE,
+    Timer.PROMISE: Event.PROMISE_EXPIRED,
 }
 """The event a timer posts when it fires."""
 
@@ -131,6 +144,8 @@ class Kind(enum.StrEnum):
     POST = "post"  # feed ``event`` back in (the VIP tick's verdict: a keepalived line we missed)
     EXIT = "exit"  # the daemon may exit now
     RENEW_LEASE = "renew_lease"  # renew the lease; post LEASE_RENEWED / _LOST / _UNREACHABLE
+    POLL_LEASE = "poll_lease"  # look at the lease; post LEASE_PEER_RENEWS / LEASE_CLAIM_BACK
+    ASK_PEER = "ask_peer"  # failsafe request; post FAILSAFE_CONFIRMED / FAILSAFE_DENIED
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,9 @@ class Policy:
     lease_duration_s: float = 5.0
     lease_renew_interval_s: float = 0.5
     lease_margin_s: float = 1.5
+    failsafe: bool = False  # a shared secret and the peer's address are configured
+    failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
+    failsafe_request_timeout_s: float = 4.0
 
     @property
     def lease_deadline_s(self) -> float:
@@ -188,10 +206,11 @@ class Policy:
         return self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
 
     @property
-    def lease_hold_s(self) -> float:
-        """A standby that found a live holder keeps its fault this long before trying again
-        (one lease duration: the holder must have failed to renew for that long)."""
-        return self.lease_duration_s
+    def failsafe_deadline_s(self) -> float:
+        """From a FAILSAFE_CONFIRMED to the self-demotion: the peer's promise runs from its
+        receipt of the request, at most one request timeout before the answer arrived here;
+        minus the margin, as for the lease."""
+        return self.failsafe_window_s - self.lease_margin_s - self.failsafe_request_timeout_s
 
     def backoff_s(self, failures: int) -> float:
         """Doubling backoff: initial * 2**(n-1) after n consecutive failures, capped."""
@@ -213,6 +232,7 @@ class Node:
     demote_on_exit: bool = False  # settings.stop_harbor_on_exit: SHUTDOWN demotes first
     handover: bool = False  # planned demotion: keep the VIP until clean, then raise the fault
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
+    promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
     policy: Policy = field(default_factory=Policy)
 
     @property
@@ -223,6 +243,7 @@ class Node:
             and not self.maintenance
             and not self.exiting
             and not self.handover
+            and not self.promised
         )
 
     @property

@@ -1,4 +1,4 @@
-"""Every decision the node makes, as data: everything that affects the machine lives in this file.
+"""Every decision the node makes, as data: this file and the lease's rows (lease_rows.py).
 
 ``transition(node, event) -> (node', actions)`` reads the table; no I/O.
 
@@ -31,6 +31,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
+from .lease_rows import LEASE_ACTIONS, add_lease_rows
 from .rows import (
     BUMP,
     DEMOTE_ON_EXIT,
@@ -155,8 +156,6 @@ for _ev in (*OBSERVE, E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BA
     _rows(ALL, _ev, STAY)
 _rows(ALL, E.SWITCHOVER, STAY)
 _rows(ALL, E.MASTER_STABLE, STAY)
-for _ev in (E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE):
-    _rows(ALL, _ev, STAY)  # outside LEASED: a late answer or a stale timer
 
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
 _rows([S.BACKUP], E.KA_MASTER, *REST)
@@ -176,25 +175,8 @@ for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
         lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
     )
 
-# The lease (docs/design.md, "The lease").  Taken: renew every interval, and arm the
-# self-demotion deadline.  A live holder: never fence it; raise the fault (keepalived gives the
-# VIP back), hold it for a lease duration, then try again.  A renewal that finds the peer
-# holding it, or the deadline without a renewal: stop serving, as for a lost image.
-_rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
-_rows(
-    [S.LEASING],
-    E.LEASE_HELD_BY_PEER,
-    Row(S.BACKUP, changes(fault=True, rollback=True), (Do.LEASE_HOLD,)),
-)
-_rows(LEASED, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
-_rows(LEASED, E.LEASE_RENEWED, Row(do=(Do.ARM_DEADLINE,)))
-for _ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
-    _rows([S.MASTER], _ev, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
-    _each(
-        sorted(PROMOTING - {S.LEASING}),
-        _ev,
-        lambda s: (Row(ROLLBACK[s], FAILED, (Do.CANCEL, Do.BACKOFF)),),
-    )
+# The lease (docs/design.md, "The lease"): its rows are in lease_rows.
+add_lease_rows(TABLE, LEASED, ROLLBACK, FAILED)
 
 # probes: Harbor failed while MASTER: hand the VIP away and demote.
 _rows([S.MASTER], E.HARBOR_UNHEALTHY, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
@@ -313,16 +295,7 @@ ACTION_OF: dict[Do, ActionOf] = {
     ),
     Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
     Do.ARM_STABLE: lambda before, after, event: _stable(after),
-    Do.RENEW: lambda before, after, event: Action(Kind.RENEW_LEASE, reason="renew the lease"),
-    Do.ARM_RENEW: lambda before, after, event: _timer(
-        Timer.RENEW, after.policy.lease_renew_interval_s, "renew the lease"
-    ),
-    Do.ARM_DEADLINE: lambda before, after, event: _timer(
-        Timer.DEADLINE, after.policy.lease_deadline_s, "no lease renewal: stop serving"
-    ),
-    Do.LEASE_HOLD: lambda before, after, event: _timer(
-        Timer.BACKOFF, after.policy.lease_hold_s, "lease held by a live peer: hold over"
-    ),
+    **LEASE_ACTIONS,
     Do.POST_VERDICT: lambda before, after, event: Action(
         Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
     ),

@@ -35,6 +35,16 @@ class LeaseSettings(BaseModel):
             "(the standby's next attempt after the holder's lock expired), so 0.5 s."
         ),
     )
+    lease_stale_margin_s: float = Field(
+        default=0.25,
+        ge=0,
+        description=(
+            "A standby finding the lease held looks at the holder's expiry twice, "
+            "lease_renew_interval_s + this apart: unchanged means the holder stopped "
+            "renewing (it is fenced, then its lock broken); moved means it is alive (it is "
+            "never fenced). Covers a renewal's jitter (timer lateness, Ceph's answer time)."
+        ),
+    )
     lease_margin_s: float = Field(
         default=1.5,
         gt=0,
@@ -64,11 +74,42 @@ class LeaseSettings(BaseModel):
     failsafe_secret: SecretStr | None = Field(
         default=None,
         description=(
-            "Shared secret of the failsafe (both nodes): HMAC key of the peer's "
-            "'I cannot reach Ceph either' confirmation. Unset: no failsafe."
+            "Shared secret of the failsafe (the same on both nodes): HMAC-SHA256 key of the "
+            "request and of the peer's 'I cannot reach Ceph either, and will not promote' "
+            "answer. Unset: no failsafe (a master that cannot renew demotes at its deadline)."
         ),
     )
     failsafe_peer: str | None = Field(
         default=None,
-        description="The peer's failsafe endpoint host:port (harbor-ha to harbor-ha).",
+        description="The peer's failsafe listener host:port (harbor-ha to harbor-ha).",
     )
+    failsafe_listen: str | None = Field(
+        default=None,
+        description=(
+            "host:port this node's failsafe listener binds (the peer's failsafe_peer); never "
+            "the read-only HTTP port. Unset: this node answers no failsafe request."
+        ),
+    )
+    failsafe_window_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "How long a peer's promise not to promote lasts. The master that got it serves "
+            "until window - lease_margin_s - failsafe_request_timeout_s after the answer, "
+            "and asks again while Ceph stays unreachable."
+        ),
+    )
+    failsafe_request_timeout_s: float = Field(
+        default=4.0,
+        gt=0,
+        description=("Bound on one failsafe request (connect, the peer's Ceph probe, the answer)."),
+    )
+    failsafe_probe_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="The peer's Ceph probe (rados lock info of the lease) before it answers.",
+    )
+
+    @property
+    def failsafe_enabled(self) -> bool:
+        return self.failsafe_secret is not None and bool(self.failsafe_peer)
