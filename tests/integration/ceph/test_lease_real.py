@@ -15,12 +15,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
 
+from harbor_ha.ceph import Ceph
+from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
 from harbor_ha.lease.check import check_lease
-from harbor_ha.machine import Event
+from harbor_ha.machine import Event, Node
 from harbor_ha.metrics import Metrics
+from harbor_ha.peer.failsafe import ask
 from harbor_ha.runner import ProcessRunner
 from lab.ceph import CephCluster
 
@@ -236,16 +241,109 @@ async def test_the_lease_step_refuses_a_renewing_holder_quickly(
     assert holder is not None and holder.cookie == "harbor-ha:a"
 
 
-async def test_the_lease_step_takes_a_dead_holders_lock_when_it_lapses(
-    make_lease: Callable[[str], Lease],
+async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
 ) -> None:
-    """a takes the lease and stops renewing (as after a crash): b's lease step waits for the
-    lock to lapse and takes it, within the step's bound."""
+    """a takes the lease and stops renewing (as after a crash or a pause; its agent stays
+    connected): b's lease step sees the expiry standing still and ends with LEASE_STALE
+    naming a's lease client; the real fence (as client.harbor) blocklists that address,
+    confirmed in the blocklist; b breaks a's lock and holds the lease well before it would
+    have lapsed; a, blocklisted, can never renew it again."""
     a, b = make_lease("a"), make_lease("b")
     await a.acquire()
     taken = time.monotonic()
     step = Leasing(b._s, b, Metrics())
-    await asyncio.wait_for(step.take(), step.timeout_s())
-    print(f"\nlease step took a dead holder's lock {time.monotonic() - taken:.2f} s after it")
+    with pytest.raises(StepRefused) as info:
+        await asyncio.wait_for(step.take(), step.timeout_s())
+    assert info.value.event is Event.LEASE_STALE
+    stale = step.stale
+    assert stale is not None and stale.cookie == "harbor-ha:a"
+    assert stale.entity == a.agent.instance
+    ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
+    fenced = await ceph.fence(also=(stale.address,))
+    assert stale.address in fenced and stale.address in await ceph.blocklist_ls()
+    await step.take_over(stale)
+    took = time.monotonic() - taken
+    print(f"\nstopped holder detected, fenced and taken over {took:.2f} s after its last renewal")
+    assert took < DURATION_S, "taken over before the lock's duration ran out"
     holder = (await b.inspect()).holder
     assert holder is not None and holder.cookie == "harbor-ha:b"
+    with pytest.raises(LeaseError):
+        await a.acquire()  # the blocklisted client: refused (its agent is restarted)
+    with pytest.raises(LeaseHeldByPeer):
+        await a.acquire()  # the new client is not blocklisted, and the lease is b's
+
+
+async def test_a_live_holder_is_refused_and_never_fenced(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """While a renews, b's lease step (LEASE_HELD_BY_PEER) marks nothing for fencing, a's
+    lease client is not in the blocklist, and b's polls say it renews, then, once a stops
+    renewing, that it may claim the VIP back."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+
+    async def renew_forever() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            await a.acquire()
+
+    renewer = asyncio.create_task(renew_forever())
+    step = Leasing(b._s, b, Metrics())
+    try:
+        with pytest.raises(StepRefused) as info:
+            await step.take()
+        assert info.value.event is Event.LEASE_HELD_BY_PEER and step.stale is None
+        for _ in range(4):
+            await asyncio.sleep(0.5)
+            assert (await step.poll())[0] is Event.LEASE_PEER_RENEWS
+    finally:
+        renewer.cancel()
+    holder = (await a.inspect()).holder
+    assert holder is not None
+    ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
+    assert holder.address not in await ceph.blocklist_ls()
+    events = []
+    for _ in range(4):
+        await asyncio.sleep(0.5)
+        events.append((await step.poll())[0])
+    assert events[-1] is Event.LEASE_CLAIM_BACK, events
+
+
+async def test_failsafe_probe_promises_only_when_ceph_is_unreachable(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """The failsafe between two daemons' parts over loopback TCP, the peer probing the real
+    Ceph: reachable -> no promise; mon and OSD SIGSTOPped -> the peer promises (and posts
+    FAILSAFE_PROMISED); a request with a wrong secret is refused and logged and never
+    reaches the probe."""
+    peer_lease = make_lease("b")
+    posted: list[Event] = []
+    settings = peer_lease._s.model_copy(
+        update={"failsafe_secret": SecretStr("k1"), "failsafe_listen": "127.0.0.1:0"}
+    )
+    peer = Failsafe(settings, peer_lease, lambda: Node(), lambda e, r: posted.append(e))
+    assert peer.server is not None
+    await peer.server.start()
+    address = f"127.0.0.1:{peer.server.port}"
+    try:
+        promised, why, _ = await ask(address, b"k1", "a", 6.0)
+        assert not promised and "reaches Ceph" in why
+        pids = [ceph_cluster.pids["mon.a"], ceph_cluster.pids["osd.0"]]
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            promised, why, window = await ask(address, b"k1", "a", 6.0)
+            with capture_logs() as logs:
+                wrong, wrong_why, _ = await ask(address, b"k2", "a", 6.0)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+    finally:
+        await peer.server.stop()
+    assert promised and window == settings.failsafe_window_s and "cannot reach Ceph" in why
+    assert posted == [Event.FAILSAFE_PROMISED]
+    assert not wrong and "refused" in wrong_why
+    assert [e["reason"] for e in logs if e["event"] == "failsafe_request_refused"] == [
+        "wrong MAC (wrong secret)"
+    ]
