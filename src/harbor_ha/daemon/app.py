@@ -44,6 +44,7 @@ class Daemon:
         self.parts: Parts = build(settings, notify_socket=notify_socket)
         self.settings = self.parts.settings
         self.stop_requested = asyncio.Event()
+        self._warm: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -108,6 +109,7 @@ class Daemon:
             "stop-requested": self.stop_requested.wait(),
         }
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
+        self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root task
         state = p.driver.node.state
         p.notifier.notify("READY=1", f"STATUS=reconciled: {state}")
         log.info("ready", state=str(state))

@@ -100,6 +100,16 @@ class Lease:
         self.last_error = None
         return self.held
 
+    async def warm(self) -> None:
+        """Start and connect the agent ahead of the first take (a standby's promotion then
+        does not pay the interpreter's start and the Ceph connection); failures are logged,
+        the first request tries again."""
+        try:
+            await self.agent.ensure()
+        except LeaseError as exc:
+            self.last_error = str(exc)
+            log.warning("lease agent not started ahead", error=str(exc))
+
     async def release(self) -> None:
         """Give the lease up (a clean demotion: the peer need not wait for the expiry)."""
         self.held = None
