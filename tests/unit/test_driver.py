@@ -20,7 +20,7 @@ from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
-from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.machine import Event, Kind, Node, State, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
@@ -36,10 +36,16 @@ class ScriptedSteps:
         self.cancelled: list[Step] = []
         self.renewal = Event.LEASE_RENEWED
         self.renewals = 0
+        self.polls: list[Event] = []  # what each poll answers, in order (then: renews)
+        self.polled = 0
 
     async def renew(self) -> tuple[Event, str]:
         self.renewals += 1
         return self.renewal, "scripted"
+
+    async def poll(self) -> tuple[Event, str]:
+        self.polled += 1
+        return (self.polls.pop(0) if self.polls else Event.LEASE_PEER_RENEWS), "scripted"
 
     async def run(self, step: Step) -> None:
         self.ran.append(step)
@@ -89,6 +95,7 @@ class Harness:
             metrics=self.metrics,
             renew_lease=self.steps.renew,
             interface="eth9",
+            background={Kind.POLL_LEASE: self.steps.poll},
         )
         self.fault_path = settings.fault_file
         self.task: asyncio.Task[None] | None = None
@@ -285,14 +292,28 @@ async def test_no_timely_renewal_demotes_at_the_deadline(h: Harness) -> None:
 
 async def test_a_live_lease_holder_is_never_fenced(h: Harness) -> None:
     """The lease step finds a live holder: no fence step runs, the fault file goes up (the
-    VIP goes back to the holder), and the node waits in BACKUP."""
+    VIP goes to the holder) and stays up while the polls (every 0.1 s here) say the holder
+    renews; when a poll says the holder stopped, the fault clears and a MASTER line
+    promotes again, starting with the lease step."""
     h.steps.plan[Step.LEASE] = "held"
     h.start()
     await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.fault() == 1, "fault file raised")
-    assert h.driver.node.state is State.BACKUP
+    refused = h.driver.node.state
+    assert refused is State.BACKUP
     assert h.steps.ran == [Step.LEASE]
+    await h.until(lambda: h.steps.polled >= 5, "five polls")
+    assert h.fault() == 1 and h.steps.ran == [Step.LEASE]
+    h.steps.plan[Step.LEASE] = "ok"
+    h.steps.polls = [Event.LEASE_CLAIM_BACK]
+    await h.until(lambda: h.fault() == 0, "fault cleared by the claim back")
+    polled = h.steps.polled
+    await asyncio.sleep(0.3)
+    assert h.steps.polled == polled, "no poll once the fault is cleared"
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert h.steps.ran[:2] == [Step.LEASE, Step.LEASE]
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:

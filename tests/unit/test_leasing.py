@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
@@ -189,3 +190,41 @@ async def test_release_at_the_end_of_a_demotion(tmp_path: Path) -> None:
     await ls.release()
     assert lease.released == 1 and ls.view()["held"] is False
     assert ls.metrics.registry.get_sample_value("harbor_ha_lease_expiry_timestamp_seconds") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "healed"),
+    [
+        ({"state": "MASTER", "lease": {"held": True}}, True),
+        ({"state": "MASTER", "lease": {"held": False}}, False),
+        ({"state": "BACKUP", "lease": {"held": True}}, False),
+    ],
+)
+async def test_poll_claims_back_when_the_peer_answers_master_holding_the_lease(
+    tmp_path: Path, status: dict[str, object], healed: bool
+) -> None:
+    """The partition healed: the peer's /status (real HTTP on loopback) answers MASTER with
+    the lease held -> LEASE_CLAIM_BACK although the holder renews (clearing the fault makes
+    keepalived a BACKUP again); any other answer keeps the node waiting."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status)
+
+    app = web.Application()
+    app.router.add_get("/status", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = example_settings(
+            priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+            node_name="a", lease_renew_interval_s=0.5, peer_http_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
+        event, reason = await ls.poll()
+    finally:
+        await runner.cleanup()
+    assert (event is Event.LEASE_CLAIM_BACK) is healed, reason
+    assert ("partition healed" in reason) is healed
