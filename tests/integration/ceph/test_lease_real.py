@@ -212,35 +212,6 @@ async def test_check_reports_caps_without_class_write(ceph_cluster: CephCluster)
     assert "denied" in problems[0] and "object_prefix harbor-ha.lease" in problems[0]
 
 
-async def test_the_lease_step_refuses_a_renewing_holder_quickly(
-    make_lease: Callable[[str], Lease],
-) -> None:
-    """The lease step on b while a renews every 0.5 s: refused with LEASE_HELD_BY_PEER within
-    a few intervals (Ceph's expiry of a's lock moved), and a still holds the lease."""
-    a, b = make_lease("a"), make_lease("b")
-    await a.acquire()
-
-    async def renew_forever() -> None:
-        while True:
-            await asyncio.sleep(0.5)
-            await a.acquire()
-
-    renewer = asyncio.create_task(renew_forever())
-    try:
-        step = Leasing(b._s, b, Metrics())
-        started = time.monotonic()
-        with pytest.raises(StepRefused) as info:
-            await step.take()
-        took = time.monotonic() - started
-        print(f"\nlease step refused a renewing holder in {took:.2f} s")
-        assert info.value.event is Event.LEASE_HELD_BY_PEER
-        assert took < DURATION_S
-    finally:
-        renewer.cancel()
-    holder = (await a.inspect()).holder
-    assert holder is not None and holder.cookie == "harbor-ha:a"
-
-
 async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses(
     ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
 ) -> None:
@@ -291,8 +262,10 @@ async def test_a_live_holder_is_refused_and_never_fenced(
     renewer = asyncio.create_task(renew_forever())
     step = Leasing(b._s, b, Metrics())
     try:
+        started = time.monotonic()
         with pytest.raises(StepRefused) as info:
             await step.take()
+        print(f"\nlease step refused a renewing holder in {time.monotonic() - started:.2f} s")
         assert info.value.event is Event.LEASE_HELD_BY_PEER and step.stale is None
         for _ in range(4):
             await asyncio.sleep(0.5)
