@@ -23,6 +23,9 @@ from lab.mappings import KRBD_STANDIN, standin_env
 from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
+FAILSAFE_PORT = 9106
+"""Each node's failsafe listener (harbor-ha to harbor-ha), next to the HTTP port 9105."""
+
 
 def node_env(st: LabState, node: NodeState, compose: str) -> str:
     peer = next((n for n in st.nodes.values() if n.name != node.name), None)
@@ -67,6 +70,10 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_LOG_FORMAT": "json",
         "HARBOR_HA_LOG_LEVEL": st.log_level,
     }
+    if peer:  # the failsafe between the two nodes (a lab secret; deployments set their own)
+        lines["HARBOR_HA_FAILSAFE_SECRET"] = "harbor-ha-lab-failsafe"
+        lines["HARBOR_HA_FAILSAFE_PEER"] = f"{peer.address}:{FAILSAFE_PORT}"
+        lines["HARBOR_HA_FAILSAFE_LISTEN"] = f"{node.address}:{FAILSAFE_PORT}"
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 

@@ -33,7 +33,7 @@ class Failsafe:
         secret = settings.failsafe_secret
         self._secret = secret.get_secret_value().encode() if secret is not None else b""
         self.server: FailsafeServer | None = None
-        if settings.failsafe_listen and secret is not None:
+        if settings.failsafe_listen and self._secret:
             self.server = FailsafeServer(
                 settings.failsafe_listen, self._secret, settings.failsafe_window_s, self.decide,
                 node=settings.node_name,

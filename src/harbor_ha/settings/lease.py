@@ -112,4 +112,5 @@ class LeaseSettings(BaseModel):
 
     @property
     def failsafe_enabled(self) -> bool:
-        return self.failsafe_secret is not None and bool(self.failsafe_peer)
+        secret = self.failsafe_secret
+        return secret is not None and bool(secret.get_secret_value()) and bool(self.failsafe_peer)
