@@ -515,29 +515,34 @@ def test_a_stale_holder_is_fenced_then_its_lease_taken_then_mapped() -> None:
     assert timers(acts)[1].delay_s == POLICY.lease_deadline_s
 
 
-def test_failsafe_asks_the_peer_on_an_unanswered_renewal_and_its_promise_moves_the_deadline() -> (
-    None
-):
-    """With a failsafe configured, a MASTER whose renewal got no answer asks the peer; the
-    peer's promise re-arms the deadline for the promise window minus the margin and the
-    request's timeout; no confirmation changes nothing (the deadline stands).  Without a
-    failsafe nobody is asked."""
+def test_failsafe_asks_the_peer_before_the_deadline_and_its_promise_moves_it() -> None:
+    """With a failsafe configured, each renewal arms the ASK timer early enough for the
+    answer to come before the deadline; when it fires, a MASTER asks the peer.  The peer's
+    promise re-arms the deadline for the promise window minus the margin and the request's
+    timeout, and the next ask before that; no confirmation changes nothing (the deadline
+    stands).  Without a failsafe, renewals arm no ASK timer and nobody is asked."""
     policy = replace(POLICY, failsafe=True)
     node = Node(state=S.MASTER, want_master=True, policy=policy)
-    _, acts = transition(node, E.LEASE_UNREACHABLE)
+    _, acts = transition(node, E.LEASE_RENEWED)
+    ask_at = policy.lease_deadline_s - policy.failsafe_request_timeout_s
+    assert [(a.timer, a.delay_s) for a in timers(acts)] == [
+        (Timer.DEADLINE, policy.lease_deadline_s),
+        (Timer.ASK, ask_at),
+    ]
+    assert 0 < ask_at < policy.lease_deadline_s
+    _, acts = transition(node, E.FAILSAFE_DUE)
     assert acts == (Action(Kind.ASK_PEER, reason="failsafe request"),)
     _, acts = transition(node, E.FAILSAFE_CONFIRMED)
     want = policy.failsafe_window_s - policy.lease_margin_s - policy.failsafe_request_timeout_s
-    assert timers(acts) == [
-        Action(
-            Kind.START_TIMER, timer=Timer.DEADLINE, delay_s=want,
-            reason="the peer's failsafe promise ends",
-        )
-    ]  # fmt: skip
+    assert [(a.timer, a.delay_s) for a in timers(acts)] == [
+        (Timer.DEADLINE, want),
+        (Timer.ASK, want - policy.failsafe_request_timeout_s),
+    ]
     _, acts = transition(node, E.FAILSAFE_DENIED)
     assert acts == ()
-    _, acts = transition(replace(node, policy=POLICY), E.LEASE_UNREACHABLE)
-    assert acts == ()
+    plain = replace(node, policy=POLICY)
+    assert [a.timer for a in timers(transition(plain, E.LEASE_RENEWED)[1])] == [Timer.DEADLINE]
+    assert transition(plain, E.FAILSAFE_DUE)[1] == ()
 
 
 def test_a_promise_blocks_promotion_until_its_timer_then_promotes_if_wanted() -> None:

@@ -9,9 +9,11 @@
   (LEASE_CLAIM_BACK) -> clear the fault.
 - A master whose renewal finds the peer holding it (LEASE_LOST), or whose deadline passes
   without a renewal (LEASE_DEADLINE), stops serving as for a lost image.
-- Failsafe: a renewal without an answer (LEASE_UNREACHABLE) asks the peer; its promise
-  (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise, minus the margins.  The
-  node that promised (FAILSAFE_PROMISED) does not promote until the PROMISE timer fires.
+- Failsafe (configured): no renewal for ``failsafe_ask_s`` (the ASK timer, re-armed by each
+  renewal) asks the peer, early enough for its answer to come before the deadline; its
+  promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
+  margins, and asks again before that.  The node that promised (FAILSAFE_PROMISED) does not
+  promote until the PROMISE timer fires.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ E = Event
 
 EVERYWHERE = (
     E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE,
-    E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.FAILSAFE_CONFIRMED,
-    E.FAILSAFE_DENIED,
+    E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.FAILSAFE_DUE,
+    E.FAILSAFE_CONFIRMED, E.FAILSAFE_DENIED,
 )  # fmt: skip
 """Legal (and ignored) in every state: a late answer or a stale timer; the rows below say
 where they matter."""
@@ -65,9 +67,14 @@ def add_lease_rows(
     rows([S.BACKUP], E.LEASE_CLAIM_BACK, Row(set=changes(fault=False), when=FAULT), STAY)
 
     rows(leased, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
-    rows(leased, E.LEASE_RENEWED, Row(do=(Do.ARM_DEADLINE,)))
-    rows([S.MASTER], E.LEASE_UNREACHABLE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
-    rows([S.MASTER], E.FAILSAFE_CONFIRMED, Row(do=(Do.ARM_FAILSAFE,)))
+    rows(
+        leased,
+        E.LEASE_RENEWED,
+        Row(do=(Do.ARM_DEADLINE, Do.ARM_ASK), when=FAILSAFE),
+        Row(do=(Do.ARM_DEADLINE,)),
+    )
+    rows([S.MASTER], E.FAILSAFE_DUE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
+    rows([S.MASTER], E.FAILSAFE_CONFIRMED, Row(do=(Do.ARM_FAILSAFE, Do.REARM_ASK)))
     for ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
         rows([S.MASTER], ev, Row(S.STOPPING, failed, (Do.BACKOFF,)))
         for s in sorted(PROMOTING - {S.LEASING}):
@@ -103,6 +110,12 @@ LEASE_ACTIONS: dict[Do, Callable[[Node, Node, Event | None], Action]] = {
     Do.ASK_PEER: lambda before, after, event: Action(Kind.ASK_PEER, reason="failsafe request"),
     Do.ARM_FAILSAFE: lambda before, after, event: _timer(
         Timer.DEADLINE, after.policy.failsafe_deadline_s, "the peer's failsafe promise ends"
+    ),
+    Do.ARM_ASK: lambda before, after, event: _timer(
+        Timer.ASK, after.policy.failsafe_ask_s, "no renewal: ask the peer (failsafe)"
+    ),
+    Do.REARM_ASK: lambda before, after, event: _timer(
+        Timer.ASK, after.policy.failsafe_reask_s, "ask the peer again before its promise ends"
     ),
     Do.ARM_PROMISE: lambda before, after, event: _timer(
         Timer.PROMISE, after.policy.failsafe_window_s, "failsafe promise over"

@@ -32,6 +32,8 @@ class Do(enum.StrEnum):
     ASK_PEER = "ask_peer"  # failsafe: ask the peer (Kind.ASK_PEER)
     ARM_FAILSAFE = "arm_failsafe"  # arm Timer.DEADLINE for policy.failsafe_deadline_s
     ARM_PROMISE = "arm_promise"  # arm Timer.PROMISE for policy.failsafe_window_s
+    ARM_ASK = "arm_ask"  # arm Timer.ASK for policy.failsafe_ask_s
+    REARM_ASK = "rearm_ask"  # arm Timer.ASK for policy.failsafe_reask_s
     POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
     EXIT = "exit"
 

@@ -58,6 +58,7 @@ class Event(enum.StrEnum):
     LEASE_POLL_DUE = "LEASE_POLL_DUE"  # timer: a refused standby looks at the lease again
     LEASE_PEER_RENEWS = "LEASE_PEER_RENEWS"  # the poll: the holder still renews, keep waiting
     LEASE_CLAIM_BACK = "LEASE_CLAIM_BACK"  # the poll: holder stopped / lease free / healed
+    FAILSAFE_DUE = "FAILSAFE_DUE"  # timer: no renewal for a while: ask the peer in time
     FAILSAFE_CONFIRMED = "FAILSAFE_CONFIRMED"  # the peer cannot reach Ceph and promised
     FAILSAFE_DENIED = "FAILSAFE_DENIED"  # no confirmation from the peer
     FAILSAFE_PROMISED = "FAILSAFE_PROMISED"  # this node promised the peer not to promote
@@ -122,6 +123,7 @@ class Timer(enum.StrEnum):
     DEADLINE = "lease_deadline"  # self-demotion: the lease could be taken over soon
     POLL = "lease_poll"  # a refused standby's next look at the lease
     PROMISE = "failsafe_promise"  # this node promised not to promote until it fires
+    ASK = "failsafe_ask"  # ask the peer before the deadline (failsafe configured)
 
 
 TIMER_EVENT: dict[Timer, Event] = {
@@ -132,6 +134,7 @@ TIMER_EVENT: dict[Timer, Event] = {
     Timer.DEADLINE: Event.LEASE_DEADLINE,
     Timer.POLL: Event.LEASE_POLL_DUE,
     Timer.PROMISE: Event.PROMISE_EXPIRED,
+    Timer.ASK: Event.FAILSAFE_DUE,
 }
 """The event a timer posts when it fires."""
 
@@ -194,7 +197,7 @@ class Policy:
     lease_margin_s: float = 1.5
     failsafe: bool = False  # a shared secret and the peer's address are configured
     failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
-    failsafe_request_timeout_s: float = 4.0
+    failsafe_request_timeout_s: float = 1.5
 
     @property
     def lease_deadline_s(self) -> float:
@@ -204,6 +207,17 @@ class Policy:
         answer came within one interval (the lease adapter), so the deadline counted from
         the event is at most one interval later than from the sending."""
         return self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
+
+    @property
+    def failsafe_ask_s(self) -> float:
+        """From a LEASE_RENEWED to the failsafe request: its answer can still come before
+        the deadline."""
+        return max(self.lease_deadline_s - self.failsafe_request_timeout_s, 0.0)
+
+    @property
+    def failsafe_reask_s(self) -> float:
+        """From a FAILSAFE_CONFIRMED to the next request (before that promise's end)."""
+        return max(self.failsafe_deadline_s - self.failsafe_request_timeout_s, 0.0)
 
     @property
     def failsafe_deadline_s(self) -> float:

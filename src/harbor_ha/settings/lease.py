@@ -100,12 +100,16 @@ class LeaseSettings(BaseModel):
         ),
     )
     failsafe_request_timeout_s: float = Field(
-        default=4.0,
+        default=1.5,
         gt=0,
-        description=("Bound on one failsafe request (connect, the peer's Ceph probe, the answer)."),
+        description=(
+            "Bound on one failsafe request (connect, the peer's Ceph probe, the answer). "
+            "The master asks this long before its deadline (after lease_duration_s - "
+            "lease_margin_s - lease_renew_interval_s - this without a renewal)."
+        ),
     )
     failsafe_probe_timeout_s: float = Field(
-        default=2.0,
+        default=1.0,
         gt=0,
         description="The peer's Ceph probe (rados lock info of the lease) before it answers.",
     )
