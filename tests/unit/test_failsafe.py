@@ -134,3 +134,23 @@ async def test_the_peer_promises_only_when_backup_and_cut_from_ceph(
     decision = await fs.decide()
     assert decision.promise is promises
     assert posted == ([Event.FAILSAFE_PROMISED] if promises else [])
+
+
+@pytest.mark.parametrize(
+    ("fields", "names"),
+    [
+        ({"lease_duration_s": 2, "lease_margin_s": 1.0}, "HARBOR_HA_LEASE_DURATION_S"),
+        (
+            {"failsafe_secret": "k", "failsafe_peer": "10.0.0.2:9106",
+             "failsafe_request_timeout_s": 3.0},
+            "HARBOR_HA_FAILSAFE_REQUEST_TIMEOUT_S",
+        ),
+    ],
+)  # fmt: skip
+def test_incoherent_lease_timings_are_refused_naming_the_variables(
+    fields: dict[str, object], names: str
+) -> None:
+    """A deadline that one slow renewal would reach, or a failsafe request that cannot be
+    answered before the deadline, is a settings error naming the variable."""
+    with pytest.raises(ValueError, match=names):
+        example_settings(**fields)

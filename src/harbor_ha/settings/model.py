@@ -133,6 +133,20 @@ class Settings(
                 f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "
                 f"{env_name('backoff_initial_s')} ({self.backoff_initial_s})"
             )
+        deadline = self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
+        if deadline <= self.lease_renew_interval_s:
+            raise ValueError(
+                f"{env_name('lease_duration_s')} ({self.lease_duration_s}) must exceed "
+                f"{env_name('lease_margin_s')} + 2 x {env_name('lease_renew_interval_s')} "
+                f"({self.lease_margin_s} + 2 x {self.lease_renew_interval_s}): the master "
+                "must survive more than one slow renewal"
+            )
+        if self.failsafe_enabled and self.failsafe_request_timeout_s >= deadline:
+            raise ValueError(
+                f"{env_name('failsafe_request_timeout_s')} ({self.failsafe_request_timeout_s})"
+                f" must be shorter than the lease deadline ({deadline:g} s): the answer must "
+                "come before it"
+            )
         if self.priority_file == self.fault_file:
             raise ValueError(
                 f"{env_name('priority_file')} and {env_name('fault_file')} must differ "
