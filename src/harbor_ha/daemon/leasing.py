@@ -21,6 +21,9 @@ from harbor_ha.settings import Settings
 
 log = structlog.get_logger("harbor_ha.lease")
 
+LOOK_EVERY_S = 0.1
+"""While telling a live holder from a stopped one, look at its expiry this often."""
+
 
 class LeasePort(Protocol):
     held: Held | None
@@ -119,8 +122,7 @@ class Leasing:
             if first is None:
                 continue  # released between the two calls: take it
             gap = s.lease_renew_interval_s + s.lease_stale_margin_s
-            await asyncio.sleep(gap)
-            last = (await self.lease.inspect()).holder
+            last = await self._watch(first, gap)
             if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
                 continue  # released or taken by another locker meanwhile: look again
             self.peer = last.cookie
@@ -138,6 +140,19 @@ class Leasing:
                 reason=f"expiry unchanged over {gap:g} s",
             )  # fmt: skip
             raise StepRefused(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
+
+    async def _watch(self, first: Locker, gap: float) -> Locker | None:
+        """Look at the holder every LOOK_EVERY_S for ``gap``; stop at the first look where it
+        renewed or changed (a live holder is known sooner: the refused node gives the VIP up
+        sooner).  The last look (None: the lease is free)."""
+        end = time.monotonic() + gap
+        while True:
+            await asyncio.sleep(max(0.0, min(LOOK_EVERY_S, end - time.monotonic())))
+            last = (await self.lease.inspect()).holder
+            if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
+                return last
+            if moved(first, last) or time.monotonic() >= end:
+                return last
 
     async def take_over(self, holder: Locker) -> None:
         """The stopped holder's lease client is blocklisted (confirmed): it can never renew
