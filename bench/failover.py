@@ -31,6 +31,7 @@ Figures per failover (new master = the node that takes over):
             master's ``MASTER`` FIFO line as harbor-ha logs it (``fifo_line``).
 - trigger:  t0 -> that transition (switchover: the operator's CLI process + control socket;
             health: the probe debounce, probe_interval_s x probe_fall).  0 for crash.
+- lease:    the new master's lease step (issue 10: waits for a crashed holder's lock to lapse).
 - fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
             (``fsck_done``); mount is reported without the fsck.
 - start:    the start step (compose up -> Harbor healthy as the daemon sees it);
@@ -320,7 +321,7 @@ def run_ours(
         (r for r in nr if r.msg == "fifo_line" and r.at >= t0 and " MASTER " in r.f["line"]),
         None,
     )
-    promo = first(nr, "transition", after=t0, **{"from": "BACKUP", "to": "FENCING"})
+    promo = first(nr, "transition", after=t0, **{"from": "BACKUP", "to": "LEASING"})
     master = first(nr, "transition", after=t0, to="MASTER")
     assert ka and promo and master, f"{new}: incomplete promotion log"
     t1 = ka.at
@@ -342,6 +343,7 @@ def run_ours(
     f["trigger"] = t_trig - t0
     f["demote"] = t_fault - t_trig
     f["vrrp"] = t1 - t_fault
+    f["lease"] = float(steps["lease"].f["duration_s"])  # the lease's cost (issue 10)
     f["fence"] = float(steps["fence"].f["duration_s"])
     f["map"] = float(steps["map"].f["duration_s"])
     f["fsck"] = float(fsck.f["duration_s"]) if fsck else 0.0

@@ -150,7 +150,7 @@ def demo(labdir: Path, advert: float, stack: str = "registry") -> int:
         first_ok, entries = follow(st, t0, time.monotonic() + 90, client, from_node=backup)
         steps = timeline.step_durations([e for e in entries if e.node == backup])
         print(f"\n== failover summary (node {backup} took over)")
-        for step in ("fence", "map", "mount", "start"):
+        for step in ("lease", "fence", "map", "mount", "start"):
             if step in steps:
                 print(f"  {step:<6} {steps[step]:7.3f} s")
         if first_ok is not None:

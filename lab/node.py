@@ -25,6 +25,9 @@ from lab.registry_stack.images import ensure_images
 from lab.registry_stack.stack import RegistryStack
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
+FAILSAFE_PORT = 9106
+"""Each node's failsafe listener (harbor-ha to harbor-ha), next to the HTTP port 9105."""
+
 
 def node_env(st: LabState, node: NodeState, compose: str) -> str:
     peer = next((n for n in st.nodes.values() if n.name != node.name), None)
@@ -63,9 +66,16 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
         "HARBOR_HA_SWITCHOVER_HOLD_S": "5",
         "HARBOR_HA_FENCED_SELF_RETRY_S": "5",
+        "HARBOR_HA_LEASE_OBJECT": "harbor-ha.lease",
+        "HARBOR_HA_LEASE_DURATION_S": "5",
+        "HARBOR_HA_LEASE_RENEW_INTERVAL_S": "0.5",
         "HARBOR_HA_LOG_FORMAT": "json",
         "HARBOR_HA_LOG_LEVEL": st.log_level,
     }
+    if peer:  # the failsafe between the two nodes (a lab secret; deployments set their own)
+        lines["HARBOR_HA_FAILSAFE_SECRET"] = "harbor-ha-lab-failsafe"
+        lines["HARBOR_HA_FAILSAFE_PEER"] = f"{peer.address}:{FAILSAFE_PORT}"
+        lines["HARBOR_HA_FAILSAFE_LISTEN"] = f"{node.address}:{FAILSAFE_PORT}"
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 

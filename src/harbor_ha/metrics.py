@@ -73,6 +73,16 @@ class Metrics:
             "Debounced Harbor health on this node.",
             registry=r,
         )
+        self.lease_held = Gauge(
+            "harbor_ha_lease_held",
+            "1 while this node holds the leadership lease (its last renewal not yet expired).",
+            registry=r,
+        )
+        self.lease_expiry = Gauge(
+            "harbor_ha_lease_expiry_timestamp_seconds",
+            "When this node's lease expires at the latest (last renewal + duration); 0: none.",
+            registry=r,
+        )
         self.ready = Gauge(
             "harbor_ha_standby_ready",
             "1 when this node could take over now.",

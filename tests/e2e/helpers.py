@@ -205,7 +205,11 @@ def promotion_figures(st: lab.LabState, node: str, t0: float, label: str) -> Non
     to_master = [
         e.at - t0 for e in entries if e.msg == "transition" and e.fields.get("from") == "BACKUP"
     ]
-    parts = [f"{k} {v:.2f} s" for k, v in steps.items() if k in ("fence", "map", "mount", "start")]
+    parts = [
+        f"{k} {v:.2f} s"
+        for k, v in steps.items()
+        if k in ("lease", "fence", "map", "mount", "start")
+    ]
     figure(
         f"{label}: node {node} left BACKUP +{to_master[0]:.2f} s after the trigger; "
         f"steps {', '.join(parts) or '?'}; promotion total {total[-1] if total else '?'} s"

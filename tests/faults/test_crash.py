@@ -27,7 +27,7 @@ from tests.faults import faultlab as fl
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
-PROMOTING = ("FENCING", "MAPPING", "MOUNTING", "STARTING")
+PROMOTING = ("LEASING", "FENCING", "MAPPING", "MOUNTING", "STARTING")
 DEMOTING = ("STOPPING", "UNMOUNTING", "UNMAPPING")
 ATTEMPTS = 3
 

@@ -18,26 +18,42 @@ import pytest
 
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
-from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.machine import Event, Kind, Node, State, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
 
 
 class ScriptedSteps:
-    """Stand-in for the adapters: each step succeeds, fails, or hangs until cancelled."""
+    """Stand-in for the adapters: each step succeeds, fails, is refused (the lease step: a
+    live holder), or hangs until cancelled; renewals answer ``renewal``."""
 
     def __init__(self) -> None:
         self.plan: dict[Step, str] = {}
         self.ran: list[Step] = []
         self.cancelled: list[Step] = []
+        self.renewal = Event.LEASE_RENEWED
+        self.renewals = 0
+        self.polls: list[Event] = []  # what each poll answers, in order (then: renews)
+        self.polled = 0
+
+    async def renew(self) -> tuple[Event, str]:
+        self.renewals += 1
+        return self.renewal, "scripted"
+
+    async def poll(self) -> tuple[Event, str]:
+        self.polled += 1
+        return (self.polls.pop(0) if self.polls else Event.LEASE_PEER_RENEWS), "scripted"
 
     async def run(self, step: Step) -> None:
         self.ran.append(step)
         how = self.plan.get(step, "ok")
         if how == "fail":
             raise RuntimeError(f"{step} broke")
+        if how == "held":
+            raise StepRefused(Event.LEASE_HELD_BY_PEER, "held by harbor-ha:peer")
         if how == "hang":
             try:
                 await asyncio.sleep(3600)
@@ -58,6 +74,9 @@ def settings(tmp_path: Path) -> Settings:
         fenced_self_retry_s=0.2,
         master_stable_s=0.3,
         vip_mismatch_ticks=2,
+        lease_duration_s=2,
+        lease_renew_interval_s=0.1,
+        lease_margin_s=0.5,
     )
 
 
@@ -74,7 +93,9 @@ class Harness:
             step_timeout=lambda s: 0.5,
             track=self.track,
             metrics=self.metrics,
+            renew_lease=self.steps.renew,
             interface="eth9",
+            background={Kind.POLL_LEASE: self.steps.poll},
         )
         self.fault_path = settings.fault_file
         self.task: asyncio.Task[None] | None = None
@@ -107,13 +128,13 @@ async def h(settings: Settings) -> AsyncIterator[Harness]:
 
 
 async def test_promotion_runs_steps_in_order(h: Harness) -> None:
-    """A MASTER line runs fence, map, mount, start and lands in MASTER; the fault file, set
+    """A MASTER line runs lease, fence, map, mount, start and lands in MASTER; the fault file, set
     until reconcile, is cleared; the transitions are counted and recorded."""
     h.start()
     await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
     assert [t["to"] for t in h.driver.transitions][-1] == "MASTER"
     samples = next(iter(h.metrics.failover_duration.collect())).samples
     count = next(x.value for x in samples if x.name.endswith("_count"))
@@ -129,7 +150,7 @@ async def test_backup_during_promotion_cancels_and_rolls_back(h: Harness) -> Non
     h.driver.post(Event.KA_BACKUP, "test")
     await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
     assert h.steps.cancelled == [Step.MAP]
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.UNMAP]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.UNMAP]
     assert h.fault() == 0, "a cancel is not a failure: no fault"
 
 
@@ -143,7 +164,7 @@ async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness
         lambda: h.driver.node.state is State.BACKUP and h.driver.node.fault,
         "rolled back with fault",
     )
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.UNMOUNT, Step.UNMAP]
     assert h.fault() == 1
     await h.until(lambda: h.fault() == 0, "backoff expired")
 
@@ -177,7 +198,7 @@ async def test_illegal_and_stale_events_are_ignored(h: Harness) -> None:
     h.driver.post(Event.STEP_DONE, "stale", token=-1)
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    assert h.steps.ran == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
 
 
 async def test_fault_file_rewritten_if_changed_behind_our_back(h: Harness) -> None:
@@ -244,6 +265,57 @@ async def test_cancelled_timer_firing_is_dropped(h: Harness) -> None:
     assert [t["event"] for t in h.driver.transitions].count("RETRY") == 1
 
 
+async def test_master_renews_the_lease_every_interval(h: Harness) -> None:
+    """Once the lease step is done the driver renews it on the machine's timer (every 0.1 s
+    here) for as long as the node holds it, and stays MASTER while renewals succeed."""
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    await h.until(lambda: h.steps.renewals >= 5, "five renewals")
+    await asyncio.sleep(2.0)  # longer than the deadline (1.4 s): renewals keep re-arming it
+    assert h.driver.node.state is State.MASTER
+
+
+async def test_no_timely_renewal_demotes_at_the_deadline(h: Harness) -> None:
+    """Renewals that get no answer (Ceph unreachable): the master stops serving at its
+    deadline (duration 2 - margin 0.5 - interval 0.1 = 1.4 s after the last success)."""
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    h.steps.renewal = Event.LEASE_UNREACHABLE
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await h.until(lambda: Step.STOP in h.steps.ran, "demotion", within_s=5)
+    assert 1.0 <= loop.time() - started <= 2.0
+    assert h.fault() == 1
+
+
+async def test_a_live_lease_holder_is_never_fenced(h: Harness) -> None:
+    """The lease step finds a live holder: no fence step runs, the fault file goes up (the
+    VIP goes to the holder) and stays up while the polls (every 0.1 s here) say the holder
+    renews; when a poll says the holder stopped, the fault clears and a MASTER line
+    promotes again, starting with the lease step."""
+    h.steps.plan[Step.LEASE] = "held"
+    h.start()
+    await h.until(lambda: h.fault() == 0, "fault file cleared after reconcile")
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.fault() == 1, "fault file raised")
+    refused = h.driver.node.state
+    assert refused is State.BACKUP
+    assert h.steps.ran == [Step.LEASE]
+    await h.until(lambda: h.steps.polled >= 5, "five polls")
+    assert h.fault() == 1 and h.steps.ran == [Step.LEASE]
+    h.steps.plan[Step.LEASE] = "ok"
+    h.steps.polls = [Event.LEASE_CLAIM_BACK]
+    await h.until(lambda: h.fault() == 0, "fault cleared by the claim back")
+    polled = h.steps.polled
+    await asyncio.sleep(0.3)
+    assert h.steps.polled == polled, "no poll once the fault is cleared"
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    assert h.steps.ran[:2] == [Step.LEASE, Step.LEASE]
+
+
 def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels or None)
 
@@ -301,6 +373,7 @@ async def test_warm_action_runs_the_warm_callback_and_survives_its_failure(
         step_timeout=lambda s: 0.5,
         track=h.track,
         metrics=h.metrics,
+        renew_lease=h.steps.renew,
         warm=warm,
     )
     h.start()

@@ -42,12 +42,13 @@ S = State
 E = Event
 
 ROLLBACK = {
+    S.LEASING: S.BACKUP,
     S.FENCING: S.BACKUP,
     S.MAPPING: S.UNMAPPING,
     S.MOUNTING: S.UNMOUNTING,
     S.STARTING: S.STOPPING,
 }
-PROMOTION = [S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER]
+PROMOTION = [S.LEASING, S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER]
 DEMOTION = [S.STOPPING, S.UNMOUNTING, S.UNMAPPING, S.BACKUP]
 NEXT_ON_DONE = {**dict(pairwise(PROMOTION)), **dict(pairwise(DEMOTION))}
 NEXT_ON_FAIL = {
@@ -71,6 +72,17 @@ def backoff(failures: int) -> Action:
         Kind.START_TIMER, timer=Timer.BACKOFF, delay_s=delay,
         reason=f"backoff after {failures} failure(s)",
     )  # fmt: skip
+
+
+def assert_waits_for_the_timer_then_promotes(node: Node) -> None:
+    """In BACKUP with the fault flag: a MASTER line does nothing until BACKOFF_EXPIRED, then it
+    starts a promotion (with the lease step)."""
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and acts == ()
+    node, _ = transition(node, E.BACKOFF_EXPIRED)
+    assert not node.fault_file_on
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
 
 
 def timers(acts: tuple[Action, ...]) -> list[Action]:
@@ -97,7 +109,7 @@ def expected(state: State, event: Event) -> State | object:
     same = state
     match event:
         case E.KA_MASTER:
-            return S.FENCING if state is S.BACKUP else same
+            return S.LEASING if state is S.BACKUP else same
         case E.KA_BACKUP | E.KA_FAULT | E.KA_STOP:
             if state is S.MASTER:
                 return S.STOPPING
@@ -108,6 +120,16 @@ def expected(state: State, event: Event) -> State | object:
             return NEXT_ON_FAIL.get(state, ILLEGAL)
         case E.HARBOR_UNHEALTHY:
             return S.STOPPING if state is S.MASTER else same
+        case E.LEASE_HELD_BY_PEER:
+            return S.BACKUP if state is S.LEASING else ILLEGAL
+        case E.LEASE_STALE:
+            return S.FENCING if state is S.LEASING else ILLEGAL
+        case E.LEASE_TAKEN:
+            return S.MAPPING if state is S.FENCING else ILLEGAL
+        case E.LEASE_LOST | E.LEASE_DEADLINE:
+            if state is S.MASTER:
+                return S.STOPPING
+            return ROLLBACK.get(state, same) if state in LEASED else same
         case E.STORAGE_LOST:
             return S.STOPPING if state in {S.MASTER, S.MAPPING, S.MOUNTING, S.STARTING} else same
         case E.RETRY:
@@ -120,6 +142,13 @@ def expected(state: State, event: Event) -> State | object:
             return same  # one tick only counts; the machine acts on the later one (POST)
         case _:
             return same
+
+
+STEP_OUTCOMES = (E.LEASE_HELD_BY_PEER, E.LEASE_STALE, E.LEASE_TAKEN)
+"""The events a step ends with instead of STEP_DONE (legal only in that step's state)."""
+
+LEASED = {S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER}
+"""The states that hold the lease (after the lease step): they renew it."""
 
 
 def canonical(state: State) -> Node:
@@ -151,7 +180,7 @@ def test_every_pair(state: State, event: Event) -> None:
     if (
         state in PROMOTING
         and new.state is not state
-        and event not in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT)
+        and event not in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT, *STEP_OUTCOMES)
     ):
         assert actions[0].kind is Kind.CANCEL_STEP, "leaving a promotion cancels its step first"
 
@@ -165,7 +194,7 @@ def test_promotion_happy_path_and_failover_flags() -> None:
     while node.state is not S.MASTER:
         steps += [a.step for a in acts if a.kind is Kind.RUN_STEP]
         node, acts = transition(node, E.STEP_DONE)
-    assert steps == [Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
+    assert steps == [Step.LEASE, Step.FENCE, Step.MAP, Step.MOUNT, Step.START]
     assert node.failures == 2 and not node.fault_file_on
     node, _ = transition(node, E.MASTER_STABLE)
     assert node.failures == 0, "failures are forgotten once MASTER held"
@@ -184,6 +213,7 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
         undo += [a.step for a in acts if a.kind is Kind.RUN_STEP]
         node, acts = transition(node, E.STEP_DONE)
     order = {
+        S.LEASING: [],
         S.FENCING: [],
         S.MAPPING: [Step.UNMAP],
         S.MOUNTING: [Step.UNMOUNT, Step.UNMAP],
@@ -191,12 +221,7 @@ def test_failed_promotion_rolls_back_with_fault_and_backoff(failing: State) -> N
     }
     assert undo == order[failing]
     assert node.fault, "the rollback keeps the fault flag until the backoff expires"
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.BACKUP and acts == ()
-    node, _ = transition(node, E.BACKOFF_EXPIRED)
-    assert not node.fault_file_on
-    node, acts = transition(node, E.KA_MASTER)
-    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+    assert_waits_for_the_timer_then_promotes(node)
 
 
 def test_backoff_expiring_during_rollback_clears_fault_at_the_end() -> None:
@@ -216,7 +241,7 @@ def test_partition_ping_pong_backs_off_longer() -> None:
     node = Node(want_master=True)
     for n in (1, 2, 3):
         node, _ = transition(node, E.KA_MASTER)
-        for _ in range(4):
+        for _ in range(5):
             node, _ = transition(node, E.STEP_DONE)
         assert node.state is S.MASTER
         node, acts = transition(node, E.STORAGE_LOST)
@@ -232,7 +257,7 @@ def test_failures_count_up_across_attempts() -> None:
     node = Node(want_master=True)
     for n in (1, 2, 3):
         node, _ = transition(node, E.KA_MASTER)
-        node, _ = transition(node, E.STEP_FAILED)  # fencing failed: straight back to BACKUP
+        node, _ = transition(node, E.STEP_FAILED)  # the lease step failed: back to BACKUP
         assert node.state is S.BACKUP and node.failures == n
         node, _ = transition(node, E.BACKOFF_EXPIRED)
 
@@ -253,7 +278,7 @@ def test_demotion_that_cannot_finish_fences_self(state: State) -> None:
     for _ in range(3):
         node, acts = transition(node, E.STEP_DONE)
     assert not node.fault, "a successful retry clears FENCED_SELF's fault"
-    assert node.state is S.FENCING, "and keepalived's last word (MASTER) is followed"
+    assert node.state is S.LEASING, "and keepalived's last word (MASTER) is followed"
 
 
 def test_stop_failure_still_unmounts() -> None:
@@ -264,14 +289,14 @@ def test_stop_failure_still_unmounts() -> None:
 
 def test_master_line_during_demotion_repromotes_after_it() -> None:
     """Flapping: MASTER while demoting is remembered; the demotion finishes, then a fresh promotion
-    starts with fencing (never a second mount on top of the first)."""
+    starts with the lease step (never a second mount on top of the first)."""
     node, _ = transition(Node(state=S.MASTER, want_master=True), E.KA_BACKUP)
     node, acts = transition(node, E.KA_MASTER)
     assert node.state is S.STOPPING and acts == ()
     node, _ = transition(node, E.STEP_DONE)
     node, _ = transition(node, E.STEP_DONE)
     node, acts = transition(node, E.STEP_DONE)
-    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
 
 
 def test_unhealthy_master_gives_vip_away() -> None:
@@ -384,7 +409,7 @@ def test_exit_even_when_demotion_fails() -> None:
 # ------------------------------------------------------------------ reconcile
 FACT_CASES = [
     (Facts(vip=False, mapped=False, mounted=False, harbor_running=False), S.BACKUP),
-    (Facts(vip=True, mapped=False, mounted=False, harbor_running=False), S.FENCING),
+    (Facts(vip=True, mapped=False, mounted=False, harbor_running=False), S.LEASING),
     (Facts(vip=True, mapped=True, mounted=False, harbor_running=False), S.MOUNTING),
     (Facts(vip=True, mapped=True, mounted=True, harbor_running=False), S.STARTING),
     (Facts(vip=True, mapped=True, mounted=True, harbor_running=True), S.MASTER),
@@ -407,7 +432,182 @@ def test_state_derived_from_facts(facts: Facts, state: State) -> None:
     assert node.state is state
     assert node.want_master is facts.vip
     step = STEP_OF.get(state)
-    assert acts == ((Action(Kind.RUN_STEP, step),) if step else ())
+    resume = (
+        (
+            Action(Kind.RENEW_LEASE, reason="renew the lease"),
+            Action(
+                Kind.START_TIMER, timer=Timer.RENEW, delay_s=POLICY.lease_renew_interval_s,
+                reason="renew the lease",
+            ),
+            Action(
+                Kind.START_TIMER, timer=Timer.DEADLINE,
+                delay_s=POLICY.lease_duration_s - POLICY.lease_margin_s
+                - POLICY.lease_renew_interval_s,
+                reason="no lease renewal: stop serving",
+            ),
+        )
+        if state in LEASED
+        else ()
+    )  # fmt: skip
+    assert acts == ((Action(Kind.RUN_STEP, step),) if step else ()) + resume, (
+        "resuming past the lease step renews it at once and arms renewal and deadline"
+    )
+
+
+def test_lease_step_done_arms_renewal_and_deadline() -> None:
+    """The lease taken: on to FENCING, with the renewal (every interval) and the self-demotion
+    deadline (duration - margin - one interval) armed."""
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.STEP_DONE)
+    assert node.state is S.FENCING
+    assert timers(acts) == [
+        Action(Kind.START_TIMER, timer=Timer.RENEW, delay_s=0.5, reason="renew the lease"),
+        Action(
+            Kind.START_TIMER, timer=Timer.DEADLINE, delay_s=3.0,
+            reason="no lease renewal: stop serving",
+        ),
+    ]  # fmt: skip
+
+
+def test_lease_held_by_live_peer_never_fences_and_keeps_the_fault_while_it_renews() -> None:
+    """A live holder: back to BACKUP without fencing, fault file on (keepalived gives the VIP
+    up), a pending backoff cancelled (it would clear the fault), no failure counted, and a
+    poll of the lease every renewal interval.  While the holder renews, every poll re-arms
+    the next and the fault stays (a partition never flaps); a MASTER line changes nothing."""
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HELD_BY_PEER)
+    assert node.state is S.BACKUP and node.fault_file_on and node.failures == 0
+    assert [a.step for a in acts if a.kind is Kind.RUN_STEP] == []
+    poll = Action(
+        Kind.START_TIMER, timer=Timer.POLL, delay_s=POLICY.lease_renew_interval_s,
+        reason="look at the live holder's lease again",
+    )  # fmt: skip
+    assert timers(acts) == [Action(Kind.CANCEL_TIMER, timer=Timer.BACKOFF), poll]
+    for _ in range(3):
+        node, acts = transition(node, E.LEASE_POLL_DUE)
+        assert acts == (Action(Kind.POLL_LEASE, reason="is the holder alive?"),)
+        node, acts = transition(node, E.LEASE_PEER_RENEWS)
+        assert acts == (poll,) and node.fault_file_on
+        node, acts = transition(node, E.KA_MASTER)
+        assert node.state is S.BACKUP and acts == ()
+
+
+def test_claim_back_clears_the_fault_then_the_node_promotes_with_the_lease_step() -> None:
+    """The poll finds the holder stopped, the lease free or the partition healed: the fault
+    clears (normal priority back) and no poll is armed; the next MASTER line promotes,
+    starting with the lease step (never with fencing)."""
+    node, _ = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HELD_BY_PEER)
+    node, acts = transition(node, E.LEASE_CLAIM_BACK)
+    assert not node.fault_file_on and acts == ()
+    _, acts = transition(node, E.LEASE_PEER_RENEWS)
+    assert acts == (), "a late poll answer after the claim back arms nothing"
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+
+
+def test_a_stale_holder_is_fenced_then_its_lease_taken_then_mapped() -> None:
+    """The lease step finds the holder's expiry not moving (LEASE_STALE): the fence step runs
+    (it fences that holder too); its LEASE_TAKEN goes on to MAPPING and only then arms the
+    renewal and the deadline (the lease is ours from the take-over on)."""
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_STALE)
+    assert node.state is S.FENCING and acts == (Action(Kind.RUN_STEP, Step.FENCE),)
+    node, acts = transition(node, E.LEASE_TAKEN)
+    assert node.state is S.MAPPING
+    assert [a.timer for a in timers(acts)] == [Timer.RENEW, Timer.DEADLINE]
+    assert timers(acts)[1].delay_s == POLICY.lease_deadline_s
+
+
+def test_failsafe_asks_the_peer_before_the_deadline_and_its_promise_moves_it() -> None:
+    """With a failsafe configured, each renewal arms the ASK timer early enough for the
+    answer to come before the deadline; when it fires, a MASTER asks the peer.  The peer's
+    promise re-arms the deadline for the promise window minus the margin and the request's
+    timeout, and the next ask before that; no confirmation changes nothing (the deadline
+    stands).  Without a failsafe, renewals arm no ASK timer and nobody is asked."""
+    policy = replace(POLICY, failsafe=True)
+    node = Node(state=S.MASTER, want_master=True, policy=policy)
+    _, acts = transition(node, E.LEASE_RENEWED)
+    ask_at = policy.lease_deadline_s - policy.failsafe_request_timeout_s
+    assert [(a.timer, a.delay_s) for a in timers(acts)] == [
+        (Timer.DEADLINE, policy.lease_deadline_s),
+        (Timer.ASK, ask_at),
+    ]
+    assert 0 < ask_at < policy.lease_deadline_s
+    _, acts = transition(node, E.FAILSAFE_DUE)
+    assert acts == (Action(Kind.ASK_PEER, reason="failsafe request"),)
+    _, acts = transition(node, E.FAILSAFE_CONFIRMED)
+    want = policy.failsafe_window_s - policy.lease_margin_s - policy.failsafe_request_timeout_s
+    assert [(a.timer, a.delay_s) for a in timers(acts)] == [
+        (Timer.DEADLINE, want),
+        (Timer.ASK, want - policy.failsafe_request_timeout_s),
+    ]
+    _, acts = transition(node, E.FAILSAFE_DENIED)
+    assert acts == ()
+    plain = replace(node, policy=POLICY)
+    assert [a.timer for a in timers(transition(plain, E.LEASE_RENEWED)[1])] == [Timer.DEADLINE]
+    assert transition(plain, E.FAILSAFE_DUE)[1] == ()
+
+
+def test_a_promise_blocks_promotion_until_its_timer_then_promotes_if_wanted() -> None:
+    """A node that promised the peer not to promote ignores MASTER lines until PROMISE
+    fires; if keepalived still wants it then, it promotes at once (lease step first)."""
+    node, acts = transition(Node(), E.FAILSAFE_PROMISED)
+    assert node.promised and timers(acts) == [
+        Action(
+            Kind.START_TIMER, timer=Timer.PROMISE, delay_s=POLICY.failsafe_window_s,
+            reason="failsafe promise over",
+        )
+    ]  # fmt: skip
+    node, acts = transition(node, E.KA_MASTER)
+    assert node.state is S.BACKUP and acts == ()
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert not node.promised and node.state is S.LEASING
+    assert acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    node, _ = transition(Node(), E.FAILSAFE_PROMISED)
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert node.state is S.BACKUP and not node.promised and acts == ()
+
+
+@pytest.mark.parametrize("state", sorted(LEASED))
+def test_renewal_due_renews_and_rearms(state: State) -> None:
+    """While holding the lease, each RENEW_DUE renews it and arms the next renewal; a
+    successful renewal re-arms the deadline."""
+    node = Node(state=state, want_master=True)
+    _, acts = transition(node, E.RENEW_DUE)
+    assert acts == (
+        Action(Kind.RENEW_LEASE, reason="renew the lease"),
+        Action(Kind.START_TIMER, timer=Timer.RENEW, delay_s=0.5, reason="renew the lease"),
+    )
+    _, acts = transition(node, E.LEASE_RENEWED)
+    assert [a.timer for a in timers(acts)] == [Timer.DEADLINE]
+
+
+@pytest.mark.parametrize("state", [S.BACKUP, S.LEASING, *DEMOTING, S.FENCED_SELF])
+def test_no_renewal_outside_the_leased_states(state: State) -> None:
+    """A stale renewal timer or a late answer outside the leased states does nothing (the
+    renewal stops by itself when the node leaves them)."""
+    node = canonical(state)
+    for event in (E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_UNREACHABLE, E.LEASE_DEADLINE):
+        assert transition(node, event) == (node, ())
+
+
+@pytest.mark.parametrize("event", [E.LEASE_LOST, E.LEASE_DEADLINE])
+def test_master_stops_serving_when_the_lease_is_lost_or_due(event: Event) -> None:
+    """The peer holds the lease, or no renewal came for the deadline: the master demotes as
+    for a lost image (fault, failure counted, backoff)."""
+    node, acts = transition(Node(state=S.MASTER, want_master=True), event)
+    assert node.state is S.STOPPING and node.fault_file_on and node.failures == 1
+    assert backoff(1) in acts
+
+
+def test_an_unreachable_lease_alone_does_not_demote() -> None:
+    """One renewal without a (timely) answer changes nothing: only the deadline demotes."""
+    node = Node(state=S.MASTER, want_master=True)
+    assert transition(node, E.LEASE_UNREACHABLE) == (node, ())
+
+
+def test_lease_deadline_is_before_the_lease_can_be_taken() -> None:
+    """The deadline from a renewal's event is shorter than the lease by the margin and one
+    interval (the renewal is reported only when answered within one interval)."""
+    p = Policy(lease_duration_s=5, lease_renew_interval_s=0.5, lease_margin_s=1.5)
+    assert p.lease_deadline_s + p.lease_renew_interval_s + p.lease_margin_s == 5
 
 
 # ------------------------------------------------------------- random walks
@@ -643,7 +843,7 @@ def test_probes_by_state() -> None:
 
 def test_failover_clock_marks() -> None:
     """The failover duration runs from BACKUP -> FENCING to MASTER; back at BACKUP it resets."""
-    assert failover_clock(S.BACKUP, S.FENCING) is Clock.START
+    assert failover_clock(S.BACKUP, S.LEASING) is Clock.START
     assert failover_clock(S.STARTING, S.MASTER) is Clock.STOP
     assert failover_clock(S.UNMAPPING, S.BACKUP) is Clock.RESET
     assert failover_clock(S.FENCING, S.MAPPING) is None

@@ -57,9 +57,9 @@ def test_warm_with_a_fault_flag_still_warms() -> None:
 
 
 def test_warm_never_comes_with_a_step() -> None:
-    """From BACKUP, the promotion (KA_MASTER) runs the fence step and does not warm; WARM only
+    """From BACKUP, the promotion (KA_MASTER) runs the lease step and does not warm; WARM only
     ever comes alone, from STANDBY_READY."""
     node = Node()
     new, actions = transition(replace(node), E.KA_MASTER)
-    assert new.state is S.FENCING
+    assert new.state is S.LEASING
     assert all(a.kind is not Kind.WARM for a in actions)

@@ -14,7 +14,7 @@ from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.keepalived.trackfile import TrackFiles
-from harbor_ha.machine import Node, Step
+from harbor_ha.machine import Event, Node, Step
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
 
@@ -49,6 +49,10 @@ class Project:
         return ["c1"]
 
 
+async def _no_renew() -> tuple[Event, str]:
+    raise AssertionError("this test holds no lease")
+
+
 async def _no_step(step: Step) -> None:
     return None
 
@@ -75,7 +79,7 @@ async def test_standby_ready_posted_once_per_period_and_on_recovery(tmp_path: Pa
 
     metrics = Metrics()
     driver = Driver(Node(), run_step=_no_step, step_timeout=lambda st: 60, track=track,
-                    metrics=metrics, warm=warm)  # fmt: skip
+                    metrics=metrics, renew_lease=_no_renew, warm=warm)  # fmt: skip
     engine = Engine()
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=None,  # type: ignore[arg-type]

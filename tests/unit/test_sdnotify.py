@@ -67,11 +67,14 @@ async def test_status_follows_every_transition(tmp_path: Path) -> None:
     async def step_ok(step: Step) -> None:
         return None
 
+    async def no_renewal() -> tuple[Event, str]:  # the lease is not under test here
+        return Event.LEASE_RENEWED, "test"
+
     track = TrackFiles(tmp_path / "prio", tmp_path / "fault")
     track.ensure()
     driver = Driver(
         Node(), run_step=step_ok, step_timeout=lambda s: 5, track=track, metrics=Metrics(),
-        observers=(StatusReporter(notifier),),
+        renew_lease=no_renewal, observers=(StatusReporter(notifier),),
     )  # fmt: skip
     task = asyncio.create_task(driver.run((Node(), ()), "reconciled from facts"))
     try:
@@ -93,7 +96,8 @@ async def test_status_follows_every_transition(tmp_path: Path) -> None:
         server.close()
     assert got == [
         "STATUS=BACKUP: reconciled from facts",
-        "STATUS=FENCING: keepalived: INSTANCE VI_1 MASTER",
+        "STATUS=LEASING: keepalived: INSTANCE VI_1 MASTER",
+        "STATUS=FENCING: lease done",
         "STATUS=MAPPING: fence done",
         "STATUS=MOUNTING: map done",
         "STATUS=STARTING: mount done",

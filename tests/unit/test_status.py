@@ -28,7 +28,7 @@ from tests.fakes import example_settings
 KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
     "failures", "step", "vip_present", "harbor_healthy", "standby_ready", "standby_problems",
-    "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors",
+    "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
     "last_failover",
 }  # fmt: skip
 
@@ -69,6 +69,30 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     status = (await parts.control.handle("status", {}))["status"]
     assert status["device"] == "/dev/rbd0" and status["reconciled"] is True
     assert [e["error"] for e in status["last_errors"]] == ["first", "second"]
+
+
+async def test_status_and_metrics_show_the_lease_of_its_owner(parts: Parts) -> None:
+    """The lease in /status and the metrics come from the lease's owner: not held at start;
+    after a renewal (the owner's record of it) held by this node with expiry = renewal +
+    duration, the gauges say the same; an expired renewal reads as not held."""
+    from harbor_ha.lease import Held
+
+    status = (await parts.control.handle("status", {}))["status"]
+    assert status["lease"]["held"] is False and status["lease"]["expiry"] is None
+    now_wall, now_mono = time.time(), time.monotonic()
+    parts.lease.held = Held(now_mono, now_wall, 5, 1.5)
+    parts.steps._leasing._export()
+    lease = (await parts.control.handle("status", {}))["status"]["lease"]
+    assert lease["held"] is True and lease["holder"] == "n1"
+    assert lease["expiry"] == pytest.approx(now_wall + 5)
+    assert 3.0 < lease["deadline_in_s"] <= 3.5
+    reg = parts.metrics.registry
+    assert reg.get_sample_value("harbor_ha_lease_held") == 1
+    assert reg.get_sample_value("harbor_ha_lease_expiry_timestamp_seconds") == pytest.approx(
+        now_wall + 5
+    )
+    parts.lease.held = Held(now_mono - 10, now_wall - 10, 5, 1.5)
+    assert reg.get_sample_value("harbor_ha_lease_held") == 0
 
 
 @pytest.mark.parametrize(
@@ -124,11 +148,16 @@ async def _no_step(step: Step) -> None:  # the steps' effects are not under test
     return None
 
 
+async def _no_renewal() -> tuple[Event, str]:  # the machine never asks for one here
+    raise AssertionError("no renewal in BACKUP")
+
+
 def driver_and_monitor(p: Parts) -> tuple[Driver, Monitor]:
     """A driver that runs no step and a monitor on the FAKE filesystem and Harbor above."""
     driver = Driver(
-        Node(), run_step=_no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics
-    )
+        Node(), run_step=_no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics,
+        renew_lease=_no_renewal,
+    )  # fmt: skip
     monitor = Monitor(
         p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),
         containers=p.containers, ceph=p.ceph, fs=FakeFs(),  # type: ignore[arg-type]

@@ -13,25 +13,38 @@ from pathlib import Path
 
 import pytest
 
+from harbor_ha.ceph import FenceError
 from harbor_ha.daemon import steps as steps_module
+from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import StepError, Steps
+from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
+from tests.unit.test_leasing import HOLDER_ADDR, ScriptedLease
 
 
 class FakeCeph:
     """FAKE Ceph: records fence calls (the real fence is tested against a real cluster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, refuse_also: bool = False) -> None:
         self.fenced = 0
+        self.also: list[tuple[str, ...]] = []
+        self.refuse_also = refuse_also
 
-    async def fence(self, *, exclude: Collection[str] = ()) -> list[str]:
+    async def fence(
+        self, *, exclude: Collection[str] = (), also: Collection[str] = ()
+    ) -> list[str]:
         self.fenced += 1
-        return ["10.0.0.1:0/1"]
+        self.also.append(tuple(also))
+        if also and self.refuse_also:
+            raise FenceError(f"blocklisted {list(also)} not in the blocklist")
+        return ["10.0.0.1:0/1", *also]
 
 
-def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
+def make(
+    tmp_path: Path, ceph: FakeCeph, answers: list[bool], lease: ScriptedLease | None = None
+) -> Steps:
     settings = example_settings(
         priority_file=tmp_path / "prio", fault_file=tmp_path / "fault", runtime_dir=tmp_path
     )
@@ -47,6 +60,7 @@ def make(tmp_path: Path, ceph: FakeCeph, answers: list[bool]) -> Steps:
         harbor=None,  # type: ignore[arg-type]
         metrics=Metrics(),
         wake=Pulse(),
+        leasing=Leasing(settings, lease or ScriptedLease(["ok"]), Metrics()),
         vip_present=vip,
     )
 
@@ -72,3 +86,36 @@ async def test_fence_waits_for_vip_within_grace(tmp_path: Path) -> None:
     ceph = FakeCeph()
     await make(tmp_path, ceph, [False, True]).fence()
     assert ceph.fenced == 1
+
+
+async def _stale(steps: Steps) -> None:
+    """Run the lease step against a holder whose expiry stands still (LEASE_STALE)."""
+    with pytest.raises(StepRefused) as info:
+        await steps._leasing.take()
+    assert info.value.event is Event.LEASE_STALE
+
+
+async def test_fence_blocklists_a_stale_holder_then_takes_its_lease(tmp_path: Path) -> None:
+    """After LEASE_STALE the fence step fences the holder's lease client with the watchers
+    (one fence call, confirmed), then breaks that holder's lock and takes the lease: it ends
+    with LEASE_TAKEN."""
+    ceph, lease = FakeCeph(), ScriptedLease(["busy"])
+    steps = make(tmp_path, ceph, [True], lease)
+    await _stale(steps)
+    with pytest.raises(StepRefused) as info:
+        await steps.fence()
+    assert info.value.event is Event.LEASE_TAKEN
+    assert ceph.also == [(HOLDER_ADDR,)]
+    assert [b.address for b in lease.broken] == [HOLDER_ADDR] and lease.held is not None
+
+
+async def test_an_unconfirmed_holder_fence_waits_for_the_lock_to_lapse(tmp_path: Path) -> None:
+    """The holder's blocklist cannot be confirmed: the watchers are fenced alone, the lock
+    is never broken, and the lease is taken only once Ceph lets it go (LEASE_TAKEN)."""
+    ceph, lease = FakeCeph(refuse_also=True), ScriptedLease(["busy"] * 4 + ["ok"])
+    steps = make(tmp_path, ceph, [True], lease)
+    await _stale(steps)
+    with pytest.raises(StepRefused) as info:
+        await steps.fence()
+    assert info.value.event is Event.LEASE_TAKEN
+    assert ceph.also == [(HOLDER_ADDR,), ()] and lease.broken == [] and lease.calls == 5

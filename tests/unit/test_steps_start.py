@@ -74,6 +74,7 @@ def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: Pulse) -> Steps:
         harbor=harbor,
         metrics=Metrics(),
         wake=wake,
+        leasing=None,  # type: ignore[arg-type]
     )
     steps.adopt("/dev/loop7")
     return steps

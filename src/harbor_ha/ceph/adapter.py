@@ -123,9 +123,15 @@ class Ceph:
         return parse_blocklist(out)
 
     async def fence(
-        self, *, exclude: Collection[str] = (), timeout_s: float | None = None
+        self,
+        *,
+        exclude: Collection[str] = (),
+        also: Collection[str] = (),
+        timeout_s: float | None = None,
     ) -> list[str]:
         """Blocklist every watcher of the image not in ``exclude``; wait until they are gone.
+        ``also``: more client addresses to blocklist (a stopped lease holder's client), each
+        confirmed in ``ceph osd blocklist ls`` before this returns.
 
         Returns the fenced addresses (empty: nobody else watched the image).
         Bounded by ``timeout_s`` (default settings.fence_timeout_s) in total;
@@ -144,25 +150,36 @@ class Ceph:
                 raise FenceError(f"watcher address {w.address!r} of {image} is not IP:PORT/NONCE")
             if w.address not in targets:
                 targets.append(w.address)
-        if not targets:
+        extra = [a for a in also if a not in targets]
+        for address in extra:
+            if not is_client_address(address):
+                raise FenceError(f"lease holder address {address!r} is not IP:PORT/NONCE")
+        if not targets and not extra:
             log.info("fence_nothing", image=image, watchers=len(current))
             return []
-        for address in targets:
-            await self.blocklist_add(
-                address, self._s.blocklist_expire_s, timeout_s=self._left(deadline)
+        # One blocklist entry costs a monitor commit (~0.8 s measured): add them all at once.
+        await asyncio.gather(
+            *(
+                self.blocklist_add(a, self._s.blocklist_expire_s, timeout_s=self._left(deadline))
+                for a in (*targets, *extra)
             )
+        )
+        for address in (*targets, *extra):
             log.warning(
-                "fenced",
-                image=image,
-                address=address,
-                expire_s=self._s.blocklist_expire_s,
-            )
+                "fenced", image=image, address=address, expire_s=self._s.blocklist_expire_s,
+                what="watcher" if address in targets else "lease holder",
+            )  # fmt: skip
+        if extra:
+            listed = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
+            missing = [a for a in extra if a not in listed]
+            if missing:
+                raise FenceError(f"blocklisted {missing} not in the blocklist")
         while True:
             remaining = {w.address for w in await self.watchers(timeout_s=self._left(deadline))}
             still = [a for a in targets if a in remaining]
             if not still:
-                log.info("fence_done", image=image, fenced=targets)
-                return targets
+                log.info("fence_done", image=image, fenced=[*targets, *extra])
+                return [*targets, *extra]
             if time.monotonic() + FENCE_POLL_S >= deadline:
                 raise FenceError(
                     f"blocklisted watchers {still} of {image} still present after {total:g} s"

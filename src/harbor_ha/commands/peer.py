@@ -7,29 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
+from harbor_ha.peer import PeerUnreachable, peer_status
 
-
-class PeerUnreachable(Exception):
-    """The peer's /status could not be read (the message says why)."""
-
-
-async def peer_status(url: str, timeout_s: float) -> dict[str, Any]:
-    """GET <url>/status as JSON within ``timeout_s``."""
-    target = url.rstrip("/") + "/status"
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(target) as resp,
-        ):
-            if resp.status != 200:
-                raise PeerUnreachable(f"{target}: HTTP {resp.status}")
-            data = await resp.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise PeerUnreachable(f"{target}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
-    if not isinstance(data, dict):
-        raise PeerUnreachable(f"{target}: not a JSON object")
-    return data
+__all__ = ["PeerUnreachable", "peer_status", "serves", "wait_until_serving"]
 
 
 def serves(status: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 from harbor_ha.ceph import Ceph
 from harbor_ha.compose import Compose
 from harbor_ha.keepalived.render import check_config
+from harbor_ha.lease.check import check_lease
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
@@ -21,6 +22,7 @@ def _binaries(s: Settings) -> list[Finding]:
     for what, name in [
         ("rbd", s.rbd_bin),
         ("ceph", s.ceph_bin),
+        ("rados", s.rados_bin),
         ("keepalived", s.keepalived_bin),
         ("mount", s.mount_bin),
         ("umount", s.umount_bin),
@@ -62,6 +64,8 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings += [("FAIL", f"ceph: {p}") for p in await ceph.check_access()]
     except Exception as exc:
         findings.append(("FAIL", f"ceph: {exc}"))
+    problems, notes = await check_lease(settings, runner)
+    findings += [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
     conf: Path = settings.keepalived_conf
     if conf.is_file():
         try:

@@ -44,6 +44,7 @@ class Daemon:
         self.parts: Parts = build(settings, notify_socket=notify_socket)
         self.settings = self.parts.settings
         self.stop_requested = asyncio.Event()
+        self._warm: asyncio.Task[None] | None = None
 
     async def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -86,6 +87,8 @@ class Daemon:
                 seen.facts, demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)
             )
             await p.http.start()
+            if p.failsafe.server is not None:
+                await p.failsafe.server.start()
         except Exception as exc:
             log.error("start_failed", error=f"{type(exc).__name__}: {exc}")
             await self._close()
@@ -106,6 +109,7 @@ class Daemon:
             "stop-requested": self.stop_requested.wait(),
         }
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
+        self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root task
         state = p.driver.node.state
         p.notifier.notify("READY=1", f"STATUS=reconciled: {state}")
         log.info("ready", state=str(state))
@@ -154,10 +158,15 @@ class Daemon:
         log.info("shutdown_end", state=str(p.driver.node.state))
 
     async def _close(self) -> None:
+        if self.parts.failsafe.server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.parts.failsafe.server.stop(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.http.stop(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.containers.close(), INTAKE_STOP_S)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.parts.lease.close(), INTAKE_STOP_S)
         self.parts.notifier.close()
         self.parts.history.close()
 

@@ -16,7 +16,8 @@ from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
-from harbor_ha.machine import Node, Policy, State
+from harbor_ha.lease import Lease
+from harbor_ha.machine import Kind, Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -25,6 +26,8 @@ from harbor_ha.settings import Settings
 
 from .control import Control
 from .driver import Driver
+from .failsafe import Failsafe
+from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
 from .sdnotify import SdNotifier, StatusReporter
@@ -45,6 +48,12 @@ def policy_of(settings: Settings) -> Policy:
         master_stable_s=settings.master_stable_s,
         vip_mismatch_ticks=settings.vip_mismatch_ticks,
         warm_standby=settings.warm_standby,
+        lease_duration_s=float(settings.lease_duration_s),
+        lease_renew_interval_s=settings.lease_renew_interval_s,
+        lease_margin_s=settings.lease_margin_s,
+        failsafe=settings.failsafe_enabled,
+        failsafe_window_s=settings.failsafe_window_s,
+        failsafe_request_timeout_s=settings.failsafe_request_timeout_s,
     )
 
 
@@ -77,6 +86,7 @@ class Parts:
     notifier: SdNotifier
     track: TrackFiles
     ceph: Ceph
+    lease: Lease
     fs: Filesystem
     compose: Compose
     containers: ContainerProbe
@@ -90,6 +100,7 @@ class Parts:
     control: Control
     http: HttpServers
     history: HistoryWriter
+    failsafe: Failsafe
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -131,9 +142,11 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     notifier = SdNotifier(notify_socket)
     history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
+    lease = Lease(s, runner)
+    leasing = Leasing(s, lease, metrics)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
-        vip_present=vip,
+        leasing=leasing, vip_present=vip,
     )  # fmt: skip
     driver = Driver(
         Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
@@ -141,10 +154,13 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         step_timeout=steps.timeout,
         track=track,
         metrics=metrics,
+        renew_lease=leasing.renew,
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
         warm=lambda: compose.warm(s.start_timeout_s),
+        background={Kind.POLL_LEASE: leasing.poll, Kind.ASK_PEER: lambda: failsafe.ask()},
     )
+    failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
 
     def bad_line(raw: str, reason: str) -> None:
         metrics.fifo_bad_lines.inc()
@@ -195,8 +211,9 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )
     parts = Parts(
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
-        fs=fs, compose=compose, containers=containers, wake=wake, steps=steps, driver=driver,
+        lease=lease, fs=fs, compose=compose, containers=containers, wake=wake, steps=steps,
+        driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http, history=history,
+        http=http, history=history, failsafe=failsafe,
     )  # fmt: skip
     return parts

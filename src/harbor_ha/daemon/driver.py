@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +34,7 @@ from harbor_ha.machine import (
 )
 from harbor_ha.metrics import Metrics
 
+from .leasing import StepRefused
 from .ports import TrackFilesPort
 from .recent import Errors, Recent
 
@@ -41,6 +42,8 @@ log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
 WarmFn = Callable[[], Awaitable[object]]
+RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
+"""A background lease I/O (renew, poll, failsafe request): the event it ends with, and why."""
 TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
@@ -68,10 +71,17 @@ class Driver:
         step_timeout: Callable[[Step], float],
         track: TrackFilesPort,
         metrics: Metrics,
+        renew_lease: RenewFn,
         interface: str = "",
         observers: Sequence[TransitionObserver] = (),
         warm: WarmFn | None = None,
+        background: Mapping[Kind, RenewFn] | None = None,
     ) -> None:
+        self._background: dict[Kind, RenewFn] = {
+            Kind.RENEW_LEASE: renew_lease,
+            **(background or {}),
+        }
+        self._tasks: dict[Kind, asyncio.Task[None]] = {}
         self._run_step = run_step
         self._warm = warm
         self._warm_task: asyncio.Task[None] | None = None
@@ -262,10 +272,14 @@ class Driver:
                     self._disarm(timer)
                 case Action(kind=Kind.WARM):
                     self._start_warm()
+                case Action(kind=Kind.RENEW_LEASE | Kind.POLL_LEASE | Kind.ASK_PEER as kind):
+                    self._start_background(kind)
                 case Action(kind=Kind.POST, event=Event() as event):
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
                     await self._cancel_step()
+                    for task in self._tasks.values():
+                        task.cancel()
                     for timer in Timer:
                         self._disarm(timer)
                     self.exited.set()
@@ -329,6 +343,25 @@ class Driver:
         if timer is Timer.BACKOFF:
             self._metrics.backoff_until.set(0)
 
+    def _start_background(self, kind: Kind) -> None:
+        """Run a lease I/O in the background; one of a kind at a time (one still running is
+        enough: its event comes)."""
+        fn = self._background.get(kind)
+        if fn is None:
+            log.warning("no_background_io", kind=str(kind))
+            return
+        task = self._tasks.get(kind)
+        if task is not None and not task.done():
+            log.warning("background_io_still_running", kind=str(kind))
+            return
+        self._tasks[kind] = asyncio.create_task(self._background_task(kind, fn), name=str(kind))
+
+    async def _background_task(self, kind: Kind, fn: RenewFn) -> None:
+        event, reason = await fn()
+        if event is not Event.LEASE_RENEWED:
+            log.info("lease_io", kind=str(kind), outcome=str(event), reason=reason)
+        self.post(event, reason)
+
     def _start_step(self, step: Step) -> None:
         assert not self.busy, f"step {step} started while another runs"
         self._token += 1
@@ -348,6 +381,9 @@ class Driver:
         except asyncio.CancelledError:
             self._step_end(step, "cancelled", started, "superseded")
             raise
+        except StepRefused as exc:
+            self._step_end(step, "refused", started, str(exc))
+            self.post(exc.event, f"{step}: {exc}", token=token)
         except Exception as exc:
             self._step_end(step, "failed", started, f"{type(exc).__name__}: {exc}")
             self.errors.record(str(step), f"{type(exc).__name__}: {exc}")

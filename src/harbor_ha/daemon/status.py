@@ -54,6 +54,7 @@ class StatusView:
             "standby_ready": self.monitor.ready,
             "standby_problems": list(self.monitor.ready_problems),
             "device": self.steps.device,
+            "lease": self.steps.lease_view(),
             "reconciled": self.reconciled(),
             "probes": dict(self.monitor.probes),
             "last_event": self.fifo.last_event,

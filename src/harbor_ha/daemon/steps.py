@@ -1,4 +1,4 @@
-"""The seven steps, each a short sequence of adapter calls.  The driver bounds each by its timeout.
+"""The eight steps, each a short sequence of adapter calls.  The driver bounds each by its timeout.
 
 Every step is idempotent: run again after a crash or a cancel, it finds what
 is already done and goes on (safety rule 8).
@@ -12,10 +12,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from harbor_ha.machine import Step
+from harbor_ha.machine import Event, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
+from .leasing import Leasing, StepRefused
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .pulse import Pulse
 
@@ -49,6 +50,7 @@ class Steps:
         harbor: HarborProbePort,
         metrics: Metrics,
         wake: Pulse,
+        leasing: Leasing,
         vip_present: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._vip_present = vip_present
@@ -59,6 +61,7 @@ class Steps:
         self._harbor = harbor
         self._metrics = metrics
         self._wake = wake
+        self._leasing = leasing
         self._device: str | None = None
         self._harbor_healthy: bool | None = None
 
@@ -72,6 +75,10 @@ class Steps:
     def harbor_healthy(self) -> bool | None:
         return self._harbor_healthy
 
+    def lease_view(self) -> dict[str, object]:
+        """The lease as this node knows it (the lease step's and the renewals' owner)."""
+        return self._leasing.view()
+
     def adopt(self, device: str | None) -> None:
         """Reconcile found the image mapped at ``device`` (or not mapped)."""
         self._device = device
@@ -79,6 +86,7 @@ class Steps:
     def timeout(self, step: Step) -> float:
         s = self._s
         return {
+            Step.LEASE: self._leasing.timeout_s(),
             Step.FENCE: s.fence_timeout_s,
             Step.MAP: s.map_timeout_s,
             Step.MOUNT: s.fsck_timeout_s + s.mount_timeout_s,
@@ -90,6 +98,7 @@ class Steps:
 
     async def run(self, step: Step) -> None:
         await {
+            Step.LEASE: self._leasing.take,
             Step.FENCE: self.fence,
             Step.MAP: self.map,
             Step.MOUNT: self.mount,
@@ -111,11 +120,33 @@ class Steps:
                 f"VIP {self._s.vip} not on {self._s.interface} after {VIP_CONFIRM_S:g} s: "
                 "refusing to fence the peer on a keepalived line alone"
             )
+        holder = self._leasing.stale
+        if holder is None:
+            self._count(await self._fenced(self._ceph.fence()))
+            return
+        # The lease step found a holder that stopped renewing: fence its lease client with
+        # the image's watchers; once that is confirmed it can never renew, so its lock is
+        # broken and the lease taken at once.  Unconfirmed: fence the watchers, wait for the
+        # holder's lock to lapse (docs/design.md, "The lease").
         try:
-            fenced = await self._ceph.fence()
+            self._count(await self._ceph.fence(also=(holder.address,)))
+        except Exception as exc:
+            self._metrics.fencing_actions.labels("failed").inc()
+            log.warning("lease_holder_fence_unconfirmed", address=holder.address, error=str(exc))
+            self._count(await self._fenced(self._ceph.fence()))
+            await self._leasing.wait_for_lapse(holder)
+        else:
+            await self._leasing.take_over(holder)
+        raise StepRefused(Event.LEASE_TAKEN, f"fenced {holder.cookie} and took its lease")
+
+    async def _fenced(self, fencing: Awaitable[list[str]]) -> list[str]:
+        try:
+            return await fencing
         except Exception:
             self._metrics.fencing_actions.labels("failed").inc()
             raise
+
+    def _count(self, fenced: list[str]) -> None:
         self._metrics.fencing_actions.labels("added").inc(len(fenced))
 
     async def _vip_confirmed(self) -> bool:
@@ -198,3 +229,4 @@ class Steps:
         await self._ceph.unmap(self._s.unmap_timeout_s)
         self._device = None
         log.info("unmapped", image=self._s.image_spec)
+        await self._leasing.release()

@@ -115,6 +115,10 @@ def render_config(settings: Settings) -> str:
         f"    priority {settings.base_priority}",
         f"    advert_int {_advert(settings.vrrp_advert_interval_s)}",
         "    notify_priority_changes true",
+        # A refused standby's keepalived may hold the VIP for a moment in a partition (it
+        # cannot hear the master): the master's periodic gratuitous ARP points the clients
+        # back at it within a second, not after their ARP cache expires.
+        "    garp_master_refresh 1",
     ]
     if settings.vrrp_unicast_peers:
         if settings.vrrp_unicast_src_ip:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .rows import Do
 from .states import Node, Policy, Result, State
-from .table import enter
+from .table import ACTION_OF, enter
+
+RESUME_LEASED: tuple[Do, ...] = (Do.RENEW, Do.ARM_RENEW, Do.ARM_DEADLINE)
+"""Resuming a promotion past the lease step (or adopting MASTER): renew the lease at once
+(a restarted agent takes back this node's own lock; a peer's lock -> LEASE_LOST -> demote)
+and arm the renewal and the deadline, as the lease step's success does."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,8 @@ def from_facts(
     - VIP, mapped, mounted, Harbor up: adopt as MASTER (a daemon restart is hitless).
     - VIP and a partial promotion: resume it at the first step not yet done
       (every step is idempotent; Ceph fences us if the peer took the image).
-    - VIP and nothing: promote from the start.
+    - VIP and nothing: promote from the start (the lease step).
+    - Resuming past the lease step: renew it at once (``RESUME_LEASED``).
     - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
     - Nothing held, no VIP: BACKUP.
     """
@@ -45,5 +52,8 @@ def from_facts(
     elif facts.mapped:
         state = State.MOUNTING
     else:
-        state = State.FENCING
-    return enter(replace(base, state=state))
+        state = State.LEASING
+    node, actions = enter(replace(base, state=state))
+    if state in (State.MAPPING, State.MOUNTING, State.STARTING, State.MASTER):
+        actions += tuple(ACTION_OF[d](node, node, None) for d in RESUME_LEASED)
+    return node, actions

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 from .states import Node, State
@@ -24,6 +24,17 @@ class Do(enum.StrEnum):
     CANCEL_RETRY = "cancel_retry"
     ARM_STABLE = "arm_stable"  # arm Timer.STABLE for policy.master_stable_s
     WARM = "warm"  # start the stateless services (Kind.WARM)
+    RENEW = "renew"  # renew the lease (Kind.RENEW_LEASE)
+    ARM_RENEW = "arm_renew"  # arm Timer.RENEW for policy.lease_renew_interval_s
+    ARM_DEADLINE = "arm_deadline"  # arm Timer.DEADLINE for policy.lease_deadline_s
+    CANCEL_BACKOFF = "cancel_backoff"  # a pending backoff must not clear the fault
+    ARM_POLL = "arm_poll"  # arm Timer.POLL for policy.lease_renew_interval_s
+    POLL = "poll_lease"  # look at the lease (Kind.POLL_LEASE)
+    ASK_PEER = "ask_peer"  # failsafe: ask the peer (Kind.ASK_PEER)
+    ARM_FAILSAFE = "arm_failsafe"  # arm Timer.DEADLINE for policy.failsafe_deadline_s
+    ARM_PROMISE = "arm_promise"  # arm Timer.PROMISE for policy.failsafe_window_s
+    ARM_ASK = "arm_ask"  # arm Timer.ASK for policy.failsafe_ask_s
+    REARM_ASK = "rearm_ask"  # arm Timer.ASK for policy.failsafe_reask_s
     POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
     EXIT = "exit"
 
@@ -68,6 +79,11 @@ WARM_STANDBY = Guard(
 )
 """A ready standby keeps Harbor's stateless services running (settings.warm_standby)."""
 HAS_FAILURES = Guard("failures > 0", lambda n: n.failures > 0)
+FAILSAFE = Guard("failsafe configured", lambda n: n.policy.failsafe)
+PROMISE_ONLY = Guard(
+    "may_promote but for the promise",
+    lambda n: n.promised and replace(n, promised=False).may_promote,
+)
 MISMATCH_DUE = Guard(
     "vip_mismatch_ticks reached", lambda n: n.vip_mismatch + 1 >= n.policy.vip_mismatch_ticks
 )

@@ -20,6 +20,8 @@ class State(enum.StrEnum):
     UNMOUNTING = "UNMOUNTING"
     UNMAPPING = "UNMAPPING"
     FENCED_SELF = "FENCED_SELF"
+    # Last, so the metric's state codes (deploy/) of the older states stay what they were.
+    LEASING = "LEASING"  # taking the leadership lease in Ceph (issue 10) before fencing
 
 
 class Event(enum.StrEnum):
@@ -46,6 +48,23 @@ class Event(enum.StrEnum):
     BACKOFF_EXPIRED = "BACKOFF_EXPIRED"
     RETRY = "RETRY"  # FENCED_SELF: try the demotion again (timer or operator)
     MASTER_STABLE = "MASTER_STABLE"  # MASTER for master_stable_s: forget past failures
+    # the leadership lease (docs/design.md, "The lease")
+    LEASE_HELD_BY_PEER = "LEASE_HELD_BY_PEER"  # the lease step: a live peer renews it
+    LEASE_RENEWED = "LEASE_RENEWED"  # a renewal succeeded (within the renewal interval)
+    LEASE_LOST = "LEASE_LOST"  # a renewal found the peer holding it
+    LEASE_UNREACHABLE = "LEASE_UNREACHABLE"  # a renewal got no (timely) answer from Ceph
+    RENEW_DUE = "RENEW_DUE"  # timer: renew now
+    LEASE_DEADLINE = "LEASE_DEADLINE"  # timer: no renewal for the deadline: stop serving
+    LEASE_STALE = "LEASE_STALE"  # the lease step: the holder's expiry stopped moving
+    LEASE_TAKEN = "LEASE_TAKEN"  # the fence step fenced the stopped holder and took its lease
+    LEASE_POLL_DUE = "LEASE_POLL_DUE"  # timer: a refused standby looks at the lease again
+    LEASE_PEER_RENEWS = "LEASE_PEER_RENEWS"  # the poll: the holder still renews, keep waiting
+    LEASE_CLAIM_BACK = "LEASE_CLAIM_BACK"  # the poll: holder stopped / lease free / healed
+    FAILSAFE_DUE = "FAILSAFE_DUE"  # timer: no renewal for a while: ask the peer in time
+    FAILSAFE_CONFIRMED = "FAILSAFE_CONFIRMED"  # the peer cannot reach Ceph and promised
+    FAILSAFE_DENIED = "FAILSAFE_DENIED"  # no confirmation from the peer
+    FAILSAFE_PROMISED = "FAILSAFE_PROMISED"  # this node promised the peer not to promote
+    PROMISE_EXPIRED = "PROMISE_EXPIRED"  # timer: that promise is over
     # operator
     SWITCHOVER = "SWITCHOVER"
     MAINTENANCE_ON = "MAINTENANCE_ON"
@@ -56,6 +75,7 @@ class Event(enum.StrEnum):
 class Step(enum.StrEnum):
     """The long-running, cancellable actions, in promotion order then demotion order."""
 
+    LEASE = "lease"
     FENCE = "fence"
     MAP = "map"
     MOUNT = "mount"
@@ -66,6 +86,7 @@ class Step(enum.StrEnum):
 
 
 STEP_OF: dict[State, Step] = {
+    State.LEASING: Step.LEASE,
     State.FENCING: Step.FENCE,
     State.MAPPING: Step.MAP,
     State.MOUNTING: Step.MOUNT,
@@ -76,7 +97,7 @@ STEP_OF: dict[State, Step] = {
 }
 """The step that runs while the node is in a state (the other states run none)."""
 
-PROMOTING = frozenset({State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
+PROMOTING = frozenset({State.LEASING, State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
 DEMOTING = frozenset({State.STOPPING, State.UNMOUNTING, State.UNMAPPING})
 
 
@@ -100,12 +121,22 @@ class Timer(enum.StrEnum):
     BACKOFF = "backoff"  # failed-promotion backoff and switchover hold (one timer, last wins)
     RETRY = "retry"  # FENCED_SELF's periodic retry of the demotion
     STABLE = "master_stable"  # MASTER held long enough to forget past failures
+    RENEW = "lease_renew"  # the next renewal of the lease
+    DEADLINE = "lease_deadline"  # self-demotion: the lease could be taken over soon
+    POLL = "lease_poll"  # a refused standby's next look at the lease
+    PROMISE = "failsafe_promise"  # this node promised not to promote until it fires
+    ASK = "failsafe_ask"  # ask the peer before the deadline (failsafe configured)
 
 
 TIMER_EVENT: dict[Timer, Event] = {
     Timer.BACKOFF: Event.BACKOFF_EXPIRED,
     Timer.RETRY: Event.RETRY,
     Timer.STABLE: Event.MASTER_STABLE,
+    Timer.RENEW: Event.RENEW_DUE,
+    Timer.DEADLINE: Event.LEASE_DEADLINE,
+    Timer.POLL: Event.LEASE_POLL_DUE,
+    Timer.PROMISE: Event.PROMISE_EXPIRED,
+    Timer.ASK: Event.FAILSAFE_DUE,
 }
 """The event a timer posts when it fires."""
 
@@ -118,6 +149,9 @@ class Kind(enum.StrEnum):
     WARM = "warm"  # start Harbor's stateless services (never the data-bearing ones), no step
     POST = "post"  # feed ``event`` back in (the VIP tick's verdict: a keepalived line we missed)
     EXIT = "exit"  # the daemon may exit now
+    RENEW_LEASE = "renew_lease"  # renew the lease; post LEASE_RENEWED / _LOST / _UNREACHABLE
+    POLL_LEASE = "poll_lease"  # look at the lease; post LEASE_PEER_RENEWS / LEASE_CLAIM_BACK
+    ASK_PEER = "ask_peer"  # failsafe request; post FAILSAFE_CONFIRMED / FAILSAFE_DENIED
 
 
 @dataclass(frozen=True)
@@ -163,6 +197,39 @@ class Policy:
     master_stable_s: float = 60.0
     vip_mismatch_ticks: int = 2
     warm_standby: bool = True
+    lease_duration_s: float = 5.0
+    lease_renew_interval_s: float = 0.5
+    lease_margin_s: float = 1.5
+    failsafe: bool = False  # a shared secret and the peer's address are configured
+    failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
+    failsafe_request_timeout_s: float = 1.5
+
+    @property
+    def lease_deadline_s(self) -> float:
+        """From a LEASE_RENEWED to the self-demotion: duration - margin - one interval.
+
+        The event arrives after the renewal was sent; a renewal is reported only when its
+        answer came within one interval (the lease adapter), so the deadline counted from
+        the event is at most one interval later than from the sending."""
+        return self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
+
+    @property
+    def failsafe_ask_s(self) -> float:
+        """From a LEASE_RENEWED to the failsafe request: its answer can still come before
+        the deadline."""
+        return max(self.lease_deadline_s - self.failsafe_request_timeout_s, 0.0)
+
+    @property
+    def failsafe_reask_s(self) -> float:
+        """From a FAILSAFE_CONFIRMED to the next request (before that promise's end)."""
+        return max(self.failsafe_deadline_s - self.failsafe_request_timeout_s, 0.0)
+
+    @property
+    def failsafe_deadline_s(self) -> float:
+        """From a FAILSAFE_CONFIRMED to the self-demotion: the peer's promise runs from its
+        receipt of the request, at most one request timeout before the answer arrived here;
+        minus the margin, as for the lease."""
+        return self.failsafe_window_s - self.lease_margin_s - self.failsafe_request_timeout_s
 
     def backoff_s(self, failures: int) -> float:
         """Doubling backoff: initial * 2**(n-1) after n consecutive failures, capped."""
@@ -184,6 +251,7 @@ class Node:
     demote_on_exit: bool = False  # settings.stop_harbor_on_exit: SHUTDOWN demotes first
     handover: bool = False  # planned demotion: keep the VIP until clean, then raise the fault
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
+    promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
     policy: Policy = field(default_factory=Policy)
 
     @property
@@ -194,6 +262,7 @@ class Node:
             and not self.maintenance
             and not self.exiting
             and not self.handover
+            and not self.promised
         )
 
     @property

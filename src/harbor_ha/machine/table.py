@@ -1,4 +1,4 @@
-"""Every decision the node makes, as data: everything that affects the machine lives in this file.
+"""Every decision the node makes, as data: this file and the lease's rows (lease_rows.py).
 
 ``transition(node, event) -> (node', actions)`` reads the table; no I/O.
 
@@ -19,7 +19,7 @@ the driver performs.
 
 Shape of the machine::
 
-    BACKUP -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER
+    BACKUP -> LEASING -> FENCING -> MAPPING -> MOUNTING -> STARTING -> MASTER
     MASTER / any promotion state -> STOPPING -> UNMOUNTING -> UNMAPPING -> BACKUP
     promotion step fails / times out -> roll back in reverse -> BACKUP + fault flag + backoff
     demotion cannot end unmounted and unmapped -> FENCED_SELF (fault flag, periodic retry)
@@ -31,6 +31,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
+from .lease_rows import LEASE_ACTIONS, add_lease_rows
 from .rows import (
     BUMP,
     DEMOTE_ON_EXIT,
@@ -73,6 +74,7 @@ E = Event
 
 # ------------------------------------------------------------ next-state tables
 NEXT_ON_DONE: dict[State, State] = {
+    S.LEASING: S.FENCING,
     S.FENCING: S.MAPPING,
     S.MAPPING: S.MOUNTING,
     S.MOUNTING: S.STARTING,
@@ -84,6 +86,7 @@ NEXT_ON_DONE: dict[State, State] = {
 """Where a step's success takes the node."""
 
 ROLLBACK: dict[State, State] = {
+    S.LEASING: S.BACKUP,  # the lease taken is released by the next clean demotion or lapses
     S.FENCING: S.BACKUP,  # fencing changes nothing on this node
     S.MAPPING: S.UNMAPPING,  # a map may have half-happened
     S.MOUNTING: S.UNMOUNTING,
@@ -128,13 +131,14 @@ FAILED = changes(fault=True, rollback=True, failures=BUMP)
 """A failure of this node (promotion failed, Harbor unhealthy, storage lost)."""
 HANDING_OVER = changes(fault=True, handover=True)
 
-REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.FENCING, when=MAY_PROMOTE), STAY)
+REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.LEASING, when=MAY_PROMOTE), STAY)
 """BACKUP holding nothing: exit if asked to, promote if keepalived wants us and nothing stops
 us (fault, maintenance, hand-over, exiting)."""
 
 TABLE: dict[tuple[State, Event], Rows] = {}
 ALL = tuple(State)
 HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
+LEASED = (S.MASTER, *sorted(PROMOTING - {S.LEASING}))  # holds the lease (after the lease step)
 
 
 def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
@@ -173,12 +177,15 @@ for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
         lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
     )
 
+# The lease (docs/design.md, "The lease"): its rows are in lease_rows.
+add_lease_rows(TABLE, LEASED, ROLLBACK, FAILED)
+
 # probes: Harbor failed while MASTER: hand the VIP away and demote.
 _rows([S.MASTER], E.HARBOR_UNHEALTHY, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 # Blocklisted / I/O errors / lock lost (safety rule 2): stop and unmap before mapping again.
 _rows([S.MASTER], E.STORAGE_LOST, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 _rows(
-    sorted(PROMOTING - {S.FENCING}),
+    sorted(PROMOTING - {S.LEASING, S.FENCING}),
     E.STORAGE_LOST,
     Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
 )
@@ -297,6 +304,7 @@ ACTION_OF: dict[Do, ActionOf] = {
     Do.CANCEL_RETRY: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.RETRY),
     Do.ARM_STABLE: lambda before, after, event: _stable(after),
     Do.WARM: lambda before, after, event: Action(Kind.WARM, reason="standby ready"),
+    **LEASE_ACTIONS,
     Do.POST_VERDICT: lambda before, after, event: Action(
         Kind.POST, event=VIP_VERDICT[event] if event else None, ticks=before.vip_mismatch + 1
     ),
@@ -361,8 +369,8 @@ class Clock(enum.StrEnum):
 
 
 def failover_clock(old: State, new: State) -> Clock | None:
-    """The failover-duration metric: from BACKUP -> FENCING to MASTER (reset at BACKUP)."""
-    if old is S.BACKUP and new is S.FENCING:
+    """The failover-duration metric: from BACKUP -> LEASING to MASTER (reset at BACKUP)."""
+    if old is S.BACKUP and new is S.LEASING:
         return Clock.START
     if new is S.MASTER and old is not S.MASTER:
         return Clock.STOP

@@ -11,6 +11,7 @@ from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
+from harbor_ha.settings.lease import LeaseSettings
 from harbor_ha.settings.naming import env_name
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.service import ServiceSettings
@@ -20,9 +21,10 @@ from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
-# timeouts, behaviour, service (the order of config/harbor-ha.env.example).
+# timeouts, behaviour, lease, service (the order of config/harbor-ha.env.example).
 class Settings(
     ServiceSettings,
+    LeaseSettings,
     BehaviourSettings,
     TimeoutSettings,
     ProbeSettings,
@@ -137,6 +139,20 @@ class Settings(
             raise ValueError(
                 f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "
                 f"{env_name('backoff_initial_s')} ({self.backoff_initial_s})"
+            )
+        deadline = self.lease_duration_s - self.lease_margin_s - self.lease_renew_interval_s
+        if deadline <= self.lease_renew_interval_s:
+            raise ValueError(
+                f"{env_name('lease_duration_s')} ({self.lease_duration_s}) must exceed "
+                f"{env_name('lease_margin_s')} + 2 x {env_name('lease_renew_interval_s')} "
+                f"({self.lease_margin_s} + 2 x {self.lease_renew_interval_s}): the master "
+                "must survive more than one slow renewal"
+            )
+        if self.failsafe_enabled and self.failsafe_request_timeout_s >= deadline:
+            raise ValueError(
+                f"{env_name('failsafe_request_timeout_s')} ({self.failsafe_request_timeout_s})"
+                f" must be shorter than the lease deadline ({deadline:g} s): the answer must "
+                "come before it"
             )
         if self.priority_file == self.fault_file:
             raise ValueError(

@@ -1,0 +1,121 @@
+"""The lease agent: one long-lived Ceph client, run by ``/usr/bin/python3`` (not the venv).
+
+A cls_lock locker is the client *instance* (``client.<global id>``, new per connection)
+plus the cookie, so only a client that lives as long as the daemon can renew the lock it
+took.  Debian's librados binding (python3-rados) exists only for the system Python, so
+the daemon runs this file as a child process (:mod:`harbor_ha.lease.client`) and talks
+to it in JSON lines over stdin/stdout.  Standard library and ``rados`` only: this file
+is executed by path and imports nothing from harbor_ha.
+
+Requests (one JSON object a line, answered in order, each with its ``id``):
+
+- ``{"op": "connect", "conf", "keyring", "user", "pool", "op_timeout_s"}``: connect
+  with ``rados_osd_op_timeout``/``rados_mon_op_timeout`` set, so no call blocks longer;
+  answers ``{"instance": "client.4123"}``.
+- ``{"op": "lock", "object", "name", "cookie", "description", "duration_s"}``: take or
+  renew the exclusive lock (flag MAY_RENEW: the same locker renews, a free lock is
+  taken, another locker's live lock answers ``busy``).
+- ``{"op": "unlock", "object", "name", "cookie"}``: release it (``absent`` if not held).
+
+Answers: ``{"id", "ok": true, ...}`` or ``{"id", "ok": false, "error": KIND, "message"}``
+with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import rados  # type: ignore[import-not-found,unused-ignore]
+
+LOCK_FLAG_MAY_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW (pacific; MAY_RENEW since quincy)
+
+
+def _kind(exc: Exception) -> str:
+    if isinstance(exc, rados.ConnectionShutdown):  # ESHUTDOWN: this client is blocklisted
+        return "blocklisted"
+    if isinstance(exc, rados.ObjectBusy):
+        return "busy"
+    if isinstance(exc, rados.ObjectNotFound):
+        return "absent"
+    if isinstance(exc, (rados.TimedOut, rados.InterruptedOrTimeoutError)):
+        return "timeout"
+    if isinstance(exc, (rados.PermissionError, rados.PermissionDeniedError)):
+        return "denied"
+    return "failed"
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.cluster: Any = None
+        self.ioctx: Any = None
+
+    def connect(self, req: dict[str, Any]) -> dict[str, Any]:
+        timeout = str(int(req["op_timeout_s"]))
+        conf = {
+            "rados_osd_op_timeout": timeout,
+            "rados_mon_op_timeout": timeout,
+            "client_mount_timeout": timeout,
+        }
+        if req.get("keyring"):
+            conf["keyring"] = req["keyring"]
+        if req.get("mon_host"):
+            conf["mon_host"] = req["mon_host"]
+        cluster = rados.Rados(conffile=req.get("conf") or "", rados_id=req["user"], conf=conf)
+        cluster.connect(timeout=int(req["op_timeout_s"]))
+        self.ioctx = cluster.open_ioctx(req["pool"])
+        self.cluster = cluster
+        return {"instance": f"client.{cluster.get_instance_id()}"}
+
+    def lock(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.ioctx.lock_exclusive(
+            req["object"],
+            req["name"],
+            req["cookie"],
+            desc=req.get("description", ""),
+            duration=int(req["duration_s"]),
+            flags=LOCK_FLAG_MAY_RENEW,
+        )
+        return {}
+
+    def unlock(self, req: dict[str, Any]) -> dict[str, Any]:
+        self.ioctx.unlock(req["object"], req["name"], req["cookie"])
+        return {}
+
+    def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "connect":
+            return self.connect(req)
+        if self.ioctx is None:
+            raise RuntimeError("not connected")
+        if op == "lock":
+            return self.lock(req)
+        if op == "unlock":
+            return self.unlock(req)
+        raise ValueError(f"unknown op {op!r}")
+
+
+def main() -> None:
+    agent = Agent()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req: dict[str, Any] = {}
+        try:
+            req = json.loads(line)
+            answer = {"id": req.get("id"), "ok": True, **agent.handle(req)}
+        except Exception as exc:  # every failure is an answer; the agent keeps serving
+            kind = "not_connected" if agent.ioctx is None and req.get("op") != "connect" else None
+            answer = {
+                "id": req.get("id"),
+                "ok": False,
+                "error": kind or _kind(exc),
+                "message": f"{type(exc).__name__}: {exc}",
+            }
+        sys.stdout.write(json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The leadership lease: take or renew it through the agent, read its holder through the CLI.
+
+Taking and renewing need the one long-lived Ceph client (the agent: a locker is the client
+instance plus the cookie).  Reading the holder and breaking a lock do not, so they use the
+``rados`` CLI through the runner, with a timeout each, like every other Ceph command.
+
+The cookie names the node (``harbor-ha:<node_name>``).  When the agent was restarted (it
+died, or a request timed out and it was killed) the lock may still be held by *our* cookie
+on the dead instance: that is this node's own lease, so it is broken and taken again at
+once; a lock under another cookie is the peer's and is never broken here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from harbor_ha.ceph.argv import common_args
+from harbor_ha.runner import CommandError, CommandTimeout, Runner
+from harbor_ha.settings import Settings
+
+from .client import AgentClient, AgentConfig
+from .errors import LeaseError, LeaseHeldByPeer, LeaseTimeout
+from .view import LeaseInfo, Locker, parse_lock_info
+
+log = structlog.get_logger("harbor_ha.lease")
+
+LOCK_NAME = "harbor-ha"
+"""The cls_lock name on the lease object (one lock per object)."""
+
+
+@dataclass(frozen=True)
+class Held:
+    """This node's lease after a successful take/renew (monotonic times of this process)."""
+
+    renewed_at: float  # monotonic: when the successful call was sent
+    renewed_wall: float  # wall clock of the same instant (for status/metrics)
+    duration_s: int
+    margin_s: float
+
+    @property
+    def deadline(self) -> float:
+        """Monotonic instant by which the master must have stopped serving."""
+        return self.renewed_at + self.duration_s - self.margin_s
+
+    @property
+    def expiry_wall(self) -> float:
+        """Wall-clock instant Ceph's lock expires at the latest (from our side)."""
+        return self.renewed_wall + self.duration_s
+
+
+class Lease:
+    """The lease object ``settings.lease_object`` in ``settings.ceph_pool``."""
+
+    def __init__(self, settings: Settings, runner: Runner) -> None:
+        self._s = settings
+        self._runner = runner
+        self.cookie = f"harbor-ha:{settings.node_name}"
+        self.agent = AgentClient(
+            AgentConfig(
+                conf=settings.ceph_conf,
+                mon_host=settings.ceph_mon_host,
+                keyring=settings.ceph_keyring,
+                user=settings.ceph_user,
+                pool=settings.ceph_pool,
+                op_timeout_s=settings.lease_op_timeout_s,
+                request_timeout_s=settings.lease_op_timeout_s + 1.0,
+                python=settings.lease_agent_python,
+            )
+        )
+        self.held: Held | None = None  # the last successful take/renew
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------ take / renew
+    async def acquire(self) -> Held:
+        """Take the lease, or renew it if this agent holds it.
+
+        Raises LeaseHeldByPeer (another node's cookie holds it and renews), LeaseTimeout
+        (Ceph did not answer in time) or LeaseError."""
+        try:
+            await self.agent.ensure()
+        except LeaseError as exc:
+            self.last_error = str(exc)
+            raise
+        sent, wall = time.monotonic(), time.time()
+        try:
+            try:
+                await self._lock()
+            except LeaseHeldByPeer:
+                if not await self._break_own_stale():
+                    raise
+                await self._lock()
+        except LeaseError as exc:
+            self.last_error = str(exc)
+            raise
+        s = self._s
+        self.held = Held(sent, wall, s.lease_duration_s, s.lease_margin_s)
+        self.last_error = None
+        return self.held
+
+    async def warm(self) -> None:
+        """Start and connect the agent ahead of the first take (a standby's promotion then
+        does not pay the interpreter's start and the Ceph connection); failures are logged,
+        the first request tries again."""
+        try:
+            await self.agent.ensure()
+        except LeaseError as exc:
+            self.last_error = str(exc)
+            log.warning("lease agent not started ahead", error=str(exc))
+
+    async def release(self) -> None:
+        """Give the lease up (a clean demotion: the peer need not wait for the expiry)."""
+        self.held = None
+        try:
+            await self.agent.request("unlock", **self._ids())
+        except LeaseError as exc:
+            if exc.kind != "absent":
+                raise
+
+    async def _lock(self) -> None:
+        await self.agent.request(
+            "lock",
+            **self._ids(),
+            description=f"{self._s.node_name} {self.agent.instance or ''}".strip(),
+            duration_s=self._s.lease_duration_s,
+        )
+
+    def _ids(self) -> dict[str, str]:
+        return {"object": self._s.lease_object, "name": LOCK_NAME, "cookie": self.cookie}
+
+    async def _break_own_stale(self) -> bool:
+        """Break the lock if our cookie holds it from an earlier agent instance."""
+        info = await self.inspect()
+        holder = info.holder
+        if holder is None or holder.cookie != self.cookie or holder.entity == self.agent.instance:
+            return False
+        log.info(
+            "lease: breaking this node's lock from an earlier agent",
+            entity=holder.entity,
+            instance=self.agent.instance,
+        )
+        await self.break_lock(holder)
+        return True
+
+    async def break_lock(self, holder: Locker) -> None:
+        """`rados lock break` of ``holder``'s lock (a lock already gone is no error)."""
+        await self._rados(
+            "lock",
+            "break",
+            self._s.lease_object,
+            LOCK_NAME,
+            holder.entity,
+            "--lock-cookie",
+            holder.cookie,
+        )
+
+    # ------------------------------------------------------------ read
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        """Who holds the lease and until when (Ceph's view; any client may read it)."""
+        out = await self._rados(
+            "lock", "info", self._s.lease_object, LOCK_NAME, "--format", "json", timeout_s=timeout_s
+        )
+        try:
+            return parse_lock_info(out)
+        except ValueError as exc:
+            raise LeaseError("failed", f"lease: unexpected lock info: {exc}") from exc
+
+    async def _rados(self, *args: str, timeout_s: float | None = None) -> str:
+        s = self._s
+        argv = [s.rados_bin, *common_args(s), "-p", s.ceph_pool, *args]
+        timeout = timeout_s if timeout_s is not None else s.lease_op_timeout_s + 1.0
+        try:
+            res = await self._runner.run(argv, timeout_s=timeout)
+        except CommandTimeout:
+            raise LeaseTimeout(args[0] + " " + args[1], timeout) from None
+        except CommandError as exc:
+            raise LeaseError("failed", str(exc)) from exc
+        if not res.ok and "No such file or directory" in res.stderr:  # no object (yet): free
+            return '{"lockers": []}'
+        if not res.ok:
+            kind = "denied" if "Permission denied" in res.stderr else "failed"
+            raise LeaseError(kind, f"rados {' '.join(args)}: {res.output_tail(400)}")
+        return res.stdout
+
+    async def close(self) -> None:
+        await self.agent.close()

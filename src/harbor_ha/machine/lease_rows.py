@@ -1,0 +1,124 @@
+"""The lease's rows of the table (docs/design.md, "The lease"), and their actions.
+
+- The lease step takes a free lease (STEP_DONE: renew every interval, arm the deadline).
+- It finds a holder whose expiry does not move (LEASE_STALE): FENCING fences that holder's
+  lease client with the image's watchers, then breaks its lock and takes it (LEASE_TAKEN).
+- It finds a live holder (LEASE_HELD_BY_PEER): never fence it.  Back to BACKUP keeping the
+  fault (keepalived gives the VIP up), and poll the lease every interval: the holder renews
+  (LEASE_PEER_RENEWS) -> keep waiting; it stopped, the lease is free, or the partition healed
+  (LEASE_CLAIM_BACK) -> clear the fault.
+- A master whose renewal finds the peer holding it (LEASE_LOST), or whose deadline passes
+  without a renewal (LEASE_DEADLINE), stops serving as for a lost image.
+- Failsafe (configured): no renewal for ``failsafe_ask_s`` (the ASK timer, re-armed by each
+  renewal) asks the peer, early enough for its answer to come before the deadline; its
+  promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
+  margins, and asks again before that.  The node that promised (FAILSAFE_PROMISED) does not
+  promote until the PROMISE timer fires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from .rows import FAILSAFE, FAULT, PROMISE_ONLY, STAY, Do, Row, Rows, changes
+from .states import PROMOTING, Action, Event, Kind, Node, State, Timer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+S = State
+E = Event
+
+EVERYWHERE = (
+    E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE,
+    E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.FAILSAFE_DUE,
+    E.FAILSAFE_CONFIRMED, E.FAILSAFE_DENIED,
+)  # fmt: skip
+"""Legal (and ignored) in every state: a late answer or a stale timer; the rows below say
+where they matter."""
+
+
+def add_lease_rows(
+    table: dict[tuple[State, Event], Rows],
+    leased: Iterable[State],
+    rollback: Mapping[State, State],
+    failed: Mapping[str, object],
+) -> None:
+    """Put the lease's rows into ``table`` (later rows for a pair replace earlier ones)."""
+
+    def rows(states: Iterable[State], event: Event, *rs: Row) -> None:
+        for s in states:
+            table[(s, event)] = rs
+
+    leased = tuple(leased)
+    for ev in EVERYWHERE:
+        rows(State, ev, STAY)
+    rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
+    rows([S.LEASING], E.LEASE_STALE, Row(S.FENCING))
+    rows([S.FENCING], E.LEASE_TAKEN, Row(S.MAPPING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
+    rows(
+        [S.LEASING],
+        E.LEASE_HELD_BY_PEER,
+        Row(S.BACKUP, changes(fault=True, rollback=True), (Do.CANCEL_BACKOFF, Do.ARM_POLL)),
+    )
+    rows([S.BACKUP], E.LEASE_POLL_DUE, Row(do=(Do.POLL,), when=FAULT), STAY)
+    rows([S.BACKUP], E.LEASE_PEER_RENEWS, Row(do=(Do.ARM_POLL,), when=FAULT), STAY)
+    rows([S.BACKUP], E.LEASE_CLAIM_BACK, Row(set=changes(fault=False), when=FAULT), STAY)
+
+    rows(leased, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
+    rows(
+        leased,
+        E.LEASE_RENEWED,
+        Row(do=(Do.ARM_DEADLINE, Do.ARM_ASK), when=FAILSAFE),
+        Row(do=(Do.ARM_DEADLINE,)),
+    )
+    rows([S.MASTER], E.FAILSAFE_DUE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
+    rows([S.MASTER], E.FAILSAFE_CONFIRMED, Row(do=(Do.ARM_FAILSAFE, Do.REARM_ASK)))
+    for ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
+        rows([S.MASTER], ev, Row(S.STOPPING, failed, (Do.BACKOFF,)))
+        for s in sorted(PROMOTING - {S.LEASING}):
+            rows([s], ev, Row(rollback[s], failed, (Do.CANCEL, Do.BACKOFF)))
+
+    rows(State, E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
+    rows(State, E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
+    rows(
+        [S.BACKUP],
+        E.PROMISE_EXPIRED,
+        Row(S.LEASING, changes(promised=False), when=PROMISE_ONLY),
+        Row(set=changes(promised=False)),
+    )
+
+
+def _timer(timer: Timer, delay_s: float, reason: str) -> Action:
+    return Action(Kind.START_TIMER, timer=timer, delay_s=float(delay_s), reason=reason)
+
+
+LEASE_ACTIONS: dict[Do, Callable[[Node, Node, Event | None], Action]] = {
+    Do.RENEW: lambda before, after, event: Action(Kind.RENEW_LEASE, reason="renew the lease"),
+    Do.ARM_RENEW: lambda before, after, event: _timer(
+        Timer.RENEW, after.policy.lease_renew_interval_s, "renew the lease"
+    ),
+    Do.ARM_DEADLINE: lambda before, after, event: _timer(
+        Timer.DEADLINE, after.policy.lease_deadline_s, "no lease renewal: stop serving"
+    ),
+    Do.CANCEL_BACKOFF: lambda before, after, event: Action(Kind.CANCEL_TIMER, timer=Timer.BACKOFF),
+    Do.ARM_POLL: lambda before, after, event: _timer(
+        Timer.POLL, after.policy.lease_renew_interval_s, "look at the live holder's lease again"
+    ),
+    Do.POLL: lambda before, after, event: Action(Kind.POLL_LEASE, reason="is the holder alive?"),
+    Do.ASK_PEER: lambda before, after, event: Action(Kind.ASK_PEER, reason="failsafe request"),
+    Do.ARM_FAILSAFE: lambda before, after, event: _timer(
+        Timer.DEADLINE, after.policy.failsafe_deadline_s, "the peer's failsafe promise ends"
+    ),
+    Do.ARM_ASK: lambda before, after, event: _timer(
+        Timer.ASK, after.policy.failsafe_ask_s, "no renewal: ask the peer (failsafe)"
+    ),
+    Do.REARM_ASK: lambda before, after, event: _timer(
+        Timer.ASK, after.policy.failsafe_reask_s, "ask the peer again before its promise ends"
+    ),
+    Do.ARM_PROMISE: lambda before, after, event: _timer(
+        Timer.PROMISE, after.policy.failsafe_window_s, "failsafe promise over"
+    ),
+}
+"""What each of the lease's row actions is (delays from the node's policy)."""

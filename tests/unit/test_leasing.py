@@ -1,0 +1,233 @@
+"""The daemon's use of the lease (daemon/leasing.py): the lease step's patience with a holder,
+the renewal's verdicts.  The lease itself is a scripted stand-in here (the real one is proven
+against Ceph in tests/integration/ceph/test_lease_real.py); under test is the decision logic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from harbor_ha.daemon.leasing import Leasing, StepRefused
+from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
+from harbor_ha.machine import Event
+from harbor_ha.metrics import Metrics
+from tests.fakes import example_settings
+
+HOLDER_ADDR = "10.0.0.2:0/4242"
+
+
+class ScriptedLease:
+    """Answers acquire() from a script: 'ok', 'busy', 'timeout' or 'slow' (ok after a delay)."""
+
+    def __init__(self, script: list[str], *, renewing: bool = False) -> None:
+        self.script = script
+        self.renewing = renewing  # the holder's expiry moves forward at each look
+        self.expiry = time.time() + 0.3
+        self.held: Held | None = None
+        self.last_error: str | None = None
+        self.calls = 0
+        self.released = 0
+        self.looks = 0
+        self.free = False
+        self.broken: list[Locker] = []
+
+    async def acquire(self) -> Held:
+        how = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if how == "busy":
+            raise LeaseHeldByPeer("lease lock: busy: held by harbor-ha:b")
+        if how == "timeout":
+            raise LeaseTimeout("lock", 3.0)
+        sent = time.monotonic()
+        if how == "slow":
+            await asyncio.sleep(0.3)
+        self.held = Held(sent, time.time(), 2, 0.5)
+        return self.held
+
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        self.looks += 1
+        if self.free:
+            return LeaseInfo(())
+        if self.renewing:
+            self.expiry = time.time() + 2
+        return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, HOLDER_ADDR),))
+
+    async def break_lock(self, holder: Locker) -> None:
+        self.broken.append(holder)
+        self.script = ["ok"]
+
+    async def release(self) -> None:
+        self.released += 1
+        self.held = None
+
+    async def close(self) -> None:
+        return None
+
+
+def leasing(
+    tmp_path: Path, script: list[str], *, renewing: bool = False
+) -> tuple[Leasing, ScriptedLease]:
+    settings = example_settings(
+        priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+        node_name="a", lease_duration_s=2, lease_renew_interval_s=0.1, lease_margin_s=0.5,
+    )  # fmt: skip
+    lease = ScriptedLease(script, renewing=renewing)
+    return Leasing(settings, lease, Metrics()), lease
+
+
+async def test_a_renewing_holder_is_refused_after_one_interval(tmp_path: Path) -> None:
+    """The holder's expiry moves forward (looked at every 0.1 s, for at most one interval +
+    the stale margin): the step ends with LEASE_HELD_BY_PEER at the first look that shows it
+    (not a failure), nothing is marked for fencing, and /status names the holder."""
+    ls, lease = leasing(tmp_path, ["busy"], renewing=True)
+    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    took = time.monotonic() - started
+    assert info.value.event is Event.LEASE_HELD_BY_PEER
+    assert 0.05 <= took < 0.3 and lease.calls == 1 and lease.looks == 2
+    assert ls.stale is None and "harbor-ha:b" in str(ls.view()["holder"])
+
+
+async def test_a_holder_whose_expiry_stands_still_is_marked_stale(tmp_path: Path) -> None:
+    """The expiry did not move over one interval (+ margin, looked at every 0.1 s): LEASE_STALE,
+    with the holder
+    (its entity, cookie and lease-client address) kept for the fence step; no break yet."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert time.monotonic() - started >= 0.1 + 0.25, "the whole interval + margin watched"
+    assert info.value.event is Event.LEASE_STALE
+    assert ls.stale is not None and ls.stale.address == HOLDER_ADDR
+    assert lease.broken == [] and lease.held is None
+
+
+async def test_take_over_breaks_the_fenced_holders_lock_and_takes_it(tmp_path: Path) -> None:
+    """After the fence: the stale holder's lock is broken (that holder, by entity and
+    cookie) and the lease taken; the node holds it and nothing is marked stale any more."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    with pytest.raises(StepRefused):
+        await ls.take()
+    assert ls.stale is not None
+    await ls.take_over(ls.stale)
+    assert [(b.entity, b.cookie) for b in lease.broken] == [("client.9", "harbor-ha:b")]
+    assert ls.view()["held"] is True and ls.stale is None
+
+
+async def test_wait_for_lapse_retries_until_the_lock_is_free(tmp_path: Path) -> None:
+    """The fallback when the holder's fence is unconfirmed: no break, the lease is taken on
+    the first attempt after the lock lapsed (retried every interval)."""
+    ls, lease = leasing(tmp_path, ["busy"] * 4 + ["ok"])
+    holder = (await lease.inspect()).holder
+    assert holder is not None
+    await ls.wait_for_lapse(holder)
+    assert lease.calls == 5 and lease.broken == [] and ls.view()["held"] is True
+
+
+async def test_a_lease_freed_between_two_calls_is_taken(tmp_path: Path) -> None:
+    """Busy at the take, free at the look: the take is tried again at once and succeeds."""
+    ls, lease = leasing(tmp_path, ["busy", "ok"])
+    lease.free = True
+    await ls.take()
+    assert lease.calls == 2 and ls.view()["held"] is True
+
+
+async def test_poll_keeps_waiting_while_the_holder_renews(tmp_path: Path) -> None:
+    """A refused standby's polls: LEASE_PEER_RENEWS while the expiry moves (no peer URL:
+    the heal check is skipped)."""
+    ls, _ = leasing(tmp_path, ["busy"], renewing=True)
+    for _ in range(4):
+        event, reason = await ls.poll()
+        assert event is Event.LEASE_PEER_RENEWS and "renews" in reason
+
+
+async def test_poll_claims_back_when_the_expiry_stops_or_the_lease_is_free(
+    tmp_path: Path,
+) -> None:
+    """The expiry unchanged over three looks (two intervals): LEASE_CLAIM_BACK; two looks
+    are not enough.  A free lease: LEASE_CLAIM_BACK at once."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    assert (await ls.poll())[0] is Event.LEASE_PEER_RENEWS
+    assert (await ls.poll())[0] is Event.LEASE_PEER_RENEWS
+    event, reason = await ls.poll()
+    assert event is Event.LEASE_CLAIM_BACK and "stopped renewing" in reason
+    lease.free = True
+    assert await ls.poll() == (Event.LEASE_CLAIM_BACK, "the lease is free")
+
+
+async def test_take_does_not_trust_a_slow_answer(tmp_path: Path) -> None:
+    """A success that took longer than one interval is retried (the deadline assumes
+    answers within one interval)."""
+    ls, lease = leasing(tmp_path, ["slow", "ok"])
+    await ls.take()
+    assert lease.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("how", "event"),
+    [
+        ("ok", Event.LEASE_RENEWED),
+        ("busy", Event.LEASE_LOST),
+        ("timeout", Event.LEASE_UNREACHABLE),
+        ("slow", Event.LEASE_UNREACHABLE),
+    ],
+)
+async def test_renewal_verdicts(tmp_path: Path, how: str, event: Event) -> None:
+    """A renewal's outcome as the machine's event: renewed in time, the peer holds it, no
+    answer, or an answer too late to count."""
+    ls, _ = leasing(tmp_path, [how])
+    got, reason = await ls.renew()
+    assert got is event and reason
+
+
+async def test_release_at_the_end_of_a_demotion(tmp_path: Path) -> None:
+    """Release gives the lease up and the expiry gauge goes back to 0."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    await ls.take()
+    assert ls.metrics.registry.get_sample_value("harbor_ha_lease_expiry_timestamp_seconds")
+    await ls.release()
+    assert lease.released == 1 and ls.view()["held"] is False
+    assert ls.metrics.registry.get_sample_value("harbor_ha_lease_expiry_timestamp_seconds") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "healed"),
+    [
+        ({"state": "MASTER", "lease": {"held": True}}, True),
+        ({"state": "MASTER", "lease": {"held": False}}, False),
+        ({"state": "BACKUP", "lease": {"held": True}}, False),
+    ],
+)
+async def test_poll_claims_back_when_the_peer_answers_master_holding_the_lease(
+    tmp_path: Path, status: dict[str, object], healed: bool
+) -> None:
+    """The partition healed: the peer's /status (real HTTP on loopback) answers MASTER with
+    the lease held -> LEASE_CLAIM_BACK although the holder renews (clearing the fault makes
+    keepalived a BACKUP again); any other answer keeps the node waiting."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status)
+
+    app = web.Application()
+    app.router.add_get("/status", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = example_settings(
+            priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+            node_name="a", lease_renew_interval_s=0.5, peer_http_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
+        event, reason = await ls.poll()
+    finally:
+        await runner.cleanup()
+    assert (event is Event.LEASE_CLAIM_BACK) is healed, reason
+    assert ("partition healed" in reason) is healed
