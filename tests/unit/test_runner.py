@@ -128,3 +128,25 @@ async def test_cancel_does_not_wait_for_a_child_that_cannot_die(
         await asyncio.wait_for(reaper, 5)
     assert not before and len(reapers) == 1
     assert took < 0.5, f"cancel waited {took:.2f} s for a child that cannot die"
+
+
+def test_process_state_reads_proc_stat() -> None:
+    """process_state gives the state letter of a live process (this one runs: R) and None
+    for a pid that does not exist."""
+    from harbor_ha.runner import process_state
+
+    assert process_state(os.getpid()) == "R"
+    assert process_state(2**22 + 12345) is None
+
+
+async def test_uninterruptible_lists_only_commands_in_d_state() -> None:
+    """uninterruptible() names the running commands in D state only: a command sleeping
+    normally (S) is not listed, and a finished one is forgotten. (A real D-state command is
+    pinned on the VM tier: umount on a node cut from Ceph.)"""
+    runner = ProcessRunner()
+    task = asyncio.create_task(runner.run(["sleep", "0.6"], timeout_s=10))
+    await asyncio.sleep(0.3)
+    assert runner.uninterruptible() == []
+    assert len(runner._running) == 1
+    await task
+    assert runner._running == {}

@@ -142,6 +142,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         metrics=metrics,
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
+        stuck=runner.uninterruptible,
     )
 
     def bad_line(raw: str, reason: str) -> None:

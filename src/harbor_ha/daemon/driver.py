@@ -69,7 +69,9 @@ class Driver:
         metrics: Metrics,
         interface: str = "",
         observers: Sequence[TransitionObserver] = (),
+        stuck: Callable[[], list[str]] = list,
     ) -> None:
+        self._stuck = stuck
         self._run_step = run_step
         self._step_timeout = step_timeout
         self._track = track
@@ -322,8 +324,16 @@ class Driver:
             async with asyncio.timeout(limit):
                 await self._run_step(step)
         except TimeoutError:
-            self._step_end(step, "timeout", started, f"no result within {limit:g} s")
-            self.post(Event.STEP_TIMEOUT, f"{step} timed out after {limit:g} s", token=token)
+            reason = f"{step} timed out after {limit:g} s"
+            # The step's commands were just killed; one still in D state cannot die until its
+            # I/O returns (a node cut from Ceph): the reason names it (FENCED_SELF says why).
+            stuck = self._stuck()
+            if stuck:
+                reason += ": in D state (uninterruptible I/O, SIGKILL cannot end it): " + (
+                    "; ".join(stuck)
+                )
+            self._step_end(step, "timeout", started, reason)
+            self.post(Event.STEP_TIMEOUT, reason, token=token)
         except asyncio.CancelledError:
             self._step_end(step, "cancelled", started, "superseded")
             raise
