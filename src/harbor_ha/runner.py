@@ -136,18 +136,28 @@ class ProcessRunner:
     ) -> None:
         self._base_env = dict(base_env) if base_env is not None else None
         self._observer = observer
-        self._running: dict[int, tuple[str, ...]] = {}
-        """pid -> argv of every command not reaped yet (a killed one until its reaper ends)."""
+        self._running: dict[int, tuple[tuple[str, ...], asyncio.Task[object] | None]] = {}
+        """pid -> (argv, the task that ran it) of every command not reaped yet (a killed one
+        until its background reaper ends)."""
 
-    def uninterruptible(self) -> list[str]:
-        """The commands still running in D state (uninterruptible sleep: SIGKILL cannot end
-        them until their I/O returns), as ``ARGV [pid N]``: what a step that timed out is stuck
-        on, for its reason (a node cut from Ceph: umount, rbd device unmap)."""
-        return [
-            f"{' '.join(argv)} [pid {pid}]"
-            for pid, argv in list(self._running.items())
-            if process_state(pid) == "D"
-        ]
+    def unfinished_here(self) -> list[str]:
+        """The commands of the current task that were killed but not reaped yet, as
+        ``ARGV [pid N, state S]`` ("killed at the bound" once it died); one in D state
+        (uninterruptible sleep: SIGKILL cannot end it until its I/O returns, e.g. umount or
+        rbd device unmap on a node cut from Ceph) says so.  What a step that timed out did
+        not get back from, for its reason."""
+        here = asyncio.current_task()
+        out = []
+        for pid, (argv, task) in list(self._running.items()):
+            state = process_state(pid)
+            if task is not here or state is None:
+                continue
+            what = {
+                "D": "D state: uninterruptible I/O, SIGKILL cannot end it",
+                "Z": "killed at the bound",
+            }.get(state, f"state {state}")
+            out.append(f"{' '.join(argv)} [pid {pid}, {what}]")
+        return out
 
     async def run(
         self,
@@ -179,7 +189,7 @@ class ProcessRunner:
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             raise CommandNotFound(argv, f"cannot execute: {exc.strerror or exc}") from exc
         pid = proc.pid
-        self._running[pid] = tuple(argv)
+        self._running[pid] = (tuple(argv), asyncio.current_task())
         try:
             out, err = await asyncio.wait_for(proc.communicate(input_data), timeout_s)
         except TimeoutError:

@@ -164,11 +164,11 @@ async def test_failed_demotion_fences_self_and_retries(h: Harness) -> None:
 async def test_demotion_step_stuck_in_d_state_fences_self_with_that_reason(
     settings: Settings,
 ) -> None:
-    """An unmount past its bound whose command is still in D state after the kill (the
-    runner's uninterruptible() names it) ends FENCED_SELF with a reason that says so: the
-    step, its bound, "D state" and the stuck command."""
+    """An unmount past its bound whose command did not end after the kill (the runner's
+    unfinished_here() names it, in D state) ends FENCED_SELF with a reason that says so: the
+    step, its bound, the command that did not return and its D state."""
     h = Harness(settings)
-    stuck = ["umount /data/harbor [pid 4242]"]
+    stuck = ["umount /data/harbor [pid 4242, D state: uninterruptible I/O, SIGKILL cannot end it]"]
     h.driver = Driver(
         Node(policy=h.policy), run_step=h.steps.run, step_timeout=lambda s: 0.3,
         track=h.track, metrics=h.metrics, interface="eth9", stuck=lambda: stuck,
@@ -179,8 +179,8 @@ async def test_demotion_step_stuck_in_d_state_fences_self_with_that_reason(
         h.driver.post(Event.KA_BACKUP, "test")
         await h.until(lambda: h.driver.node.state is State.FENCED_SELF, "FENCED_SELF")
         reason = [t for t in h.driver.transitions if t["to"] == "FENCED_SELF"][-1]["reason"]
-        assert reason.startswith("unmount timed out after 0.3 s: in D state"), reason
-        assert "umount /data/harbor [pid 4242]" in reason, reason
+        assert reason.startswith("unmount timed out after 0.3 s; did not return: umount"), reason
+        assert "[pid 4242, D state" in reason, reason
     finally:
         assert h.task is not None
         h.task.cancel()

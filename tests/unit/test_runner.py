@@ -139,14 +139,38 @@ def test_process_state_reads_proc_stat() -> None:
     assert process_state(2**22 + 12345) is None
 
 
-async def test_uninterruptible_lists_only_commands_in_d_state() -> None:
-    """uninterruptible() names the running commands in D state only: a command sleeping
-    normally (S) is not listed, and a finished one is forgotten. (A real D-state command is
-    pinned on the VM tier: umount on a node cut from Ceph.)"""
+async def test_unfinished_here_names_the_current_tasks_killed_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """unfinished_here() names the commands of the calling task that were killed but have
+    not ended yet, with their state (a D-state one says so; pinned for real on the VM tier:
+    umount on a node cut from Ceph); other tasks' commands and finished ones are not named.
+    SIGKILL is withheld here (os.killpg does nothing) to get a command that outlives it."""
+    import signal
+
     runner = ProcessRunner()
-    task = asyncio.create_task(runner.run(["sleep", "0.6"], timeout_s=10))
-    await asyncio.sleep(0.3)
-    assert runner.uninterruptible() == []
-    assert len(runner._running) == 1
-    await task
+    other = asyncio.create_task(runner.run(["sleep", "0.8"], timeout_s=10))
+    seen: list[str] = []
+
+    async def step() -> None:
+        try:
+            async with asyncio.timeout(0.3):
+                await runner.run(["sleep", "300"], timeout_s=60)
+        except TimeoutError:
+            seen.extend(runner.unfinished_here())
+
+    real_killpg = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: None)
+    await step()
+    monkeypatch.undo()
+    assert len(seen) == 1 and seen[0].startswith("sleep 300 [pid "), seen
+    assert "state S" in seen[0], seen
+    for pid, (argv, _task) in list(runner._running.items()):
+        if argv == ("sleep", "300"):
+            real_killpg(pid, signal.SIGKILL)
+    await other
+    for _ in range(100):
+        if not runner._running:
+            break
+        await asyncio.sleep(0.05)
     assert runner._running == {}

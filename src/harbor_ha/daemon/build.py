@@ -142,7 +142,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         metrics=metrics,
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
-        stuck=runner.uninterruptible,
+        stuck=runner.unfinished_here,
     )
 
     def bad_line(raw: str, reason: str) -> None:

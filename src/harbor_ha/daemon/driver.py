@@ -325,13 +325,12 @@ class Driver:
                 await self._run_step(step)
         except TimeoutError:
             reason = f"{step} timed out after {limit:g} s"
-            # The step's commands were just killed; one still in D state cannot die until its
-            # I/O returns (a node cut from Ceph): the reason names it (FENCED_SELF says why).
+            # The step's commands were just killed: name the ones that have not ended (one in
+            # D state cannot die until its I/O returns: a node cut from Ceph), so FENCED_SELF
+            # says what the demotion could not get back from.
             stuck = self._stuck()
             if stuck:
-                reason += ": in D state (uninterruptible I/O, SIGKILL cannot end it): " + (
-                    "; ".join(stuck)
-                )
+                reason += "; did not return: " + "; ".join(stuck)
             self._step_end(step, "timeout", started, reason)
             self.post(Event.STEP_TIMEOUT, reason, token=token)
         except asyncio.CancelledError:
