@@ -212,8 +212,8 @@ def test_crash_of_master_with_live_ceph_client(cluster: Cluster) -> None:
 @pytest.mark.timeout(900)
 def test_paused_master_writes_are_not_acknowledged(cluster: Cluster) -> None:
     """The master VM frozen (QMP stop): the peer takes over while it is frozen; after QMP cont
-    the old master's writes are not acknowledged, the cluster settles with one MASTER, and
-    every acknowledged record is on it."""
+    the old master's writes are not acknowledged, the cluster settles with one MASTER, every
+    acknowledged record is on it, and its filesystem is clean."""
     master, taker = cluster.wait_settled()
     acked = cluster.write("pause-pre", 2)
     assert len(acked) == 2, acked
@@ -235,5 +235,6 @@ def test_paused_master_writes_are_not_acknowledged(cluster: Cluster) -> None:
     assert [r for r in recs if r.startswith("pause-") and "old" not in r] == (
         acked + during + after
     ), recs
+    _taker_fsck_clean(cluster.nodes[final_master])
     transitions = [(t["from"], t["to"], t["reason"]) for t in cluster.nodes[master].transitions()]
     print(f"{master} after the resume: {transitions[-5:]}")
