@@ -149,12 +149,15 @@ class ProcessRunner:
         here = asyncio.current_task()
         out = []
         for pid, (argv, task) in list(self._running.items()):
-            state = process_state(pid)
-            if task is not here or state is None:
+            if task is not here:
                 continue
+            # None: already reaped by asyncio's child watcher (it died on the kill), but our
+            # background reaper has not forgotten it yet.
+            state = process_state(pid)
             what = {
                 "D": "D state: uninterruptible I/O, SIGKILL cannot end it",
                 "Z": "killed at the bound",
+                None: "killed at the bound",
             }.get(state, f"state {state}")
             out.append(f"{' '.join(argv)} [pid {pid}, {what}]")
         return out

@@ -174,3 +174,23 @@ async def test_unfinished_here_names_the_current_tasks_killed_commands(
             break
         await asyncio.sleep(0.05)
     assert runner._running == {}
+
+
+async def test_unfinished_here_names_a_command_killed_at_the_bound() -> None:
+    """A command cancelled at a step's bound and killed for real is still named (as "killed
+    at the bound") by the task that ran it, until the background reaper forgets it: a step's
+    timeout reason says what it was waiting for even when that command could die."""
+    runner = ProcessRunner()
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(0.3):
+            await runner.run(["sleep", "300"], timeout_s=60)
+    except TimeoutError:
+        seen.extend(runner.unfinished_here())
+    assert len(seen) == 1 and seen[0].startswith("sleep 300 [pid "), seen
+    assert seen[0].endswith(("killed at the bound]", "state S]", "state R]")), seen
+    for _ in range(100):
+        if not runner._running:
+            break
+        await asyncio.sleep(0.05)
+    assert runner._running == {}
