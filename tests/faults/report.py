@@ -93,11 +93,11 @@ Known divergences of the stand-in from krbd (each measured on the VM tier, kerne
 ### VM tier (real krbd)
 
 Command: `flock /tmp/harbor-ha-heavy.lock env HARBOR_HA_LEAK_CHECK=0 .venv/bin/pytest tests/vm
--p no:cacheprovider -v -s --durations=0` (part of `scripts/test`).  Runs 2026-12-01 20:30-21:18 UTC: the
-tier in 637 s (10.6 min, 9 tests; the last full run, 21:08 UTC, 8 passed and K6 failed on its
-reason check, fixed since: see finding 9); the daemon module alone in 462 s (3 passed, 20:31
-UTC); other helpers' test runs shared the 2 cores.  Two 512 MB TCG
-guests; TCG is 10-20x slower than native, so the times are not absolute figures.
+-p no:cacheprovider -v -s --durations=0` (part of `scripts/test`).  Runs 2026-12-01 20:30-21:18
+UTC: the tier in 637 s (10.6 min, 9 tests; the last full run, 21:08 UTC, 8 passed and K6
+failed on its reason check, fixed since: see finding 9); the daemon module alone in 462 s (3
+passed, 20:31 UTC); other helpers' test runs shared the 2 cores.  Two 512 MB TCG guests; TCG
+is 10-20x slower than native, so the times are not absolute figures.
 
 Rows K6-K8 run the daemon itself on two VM nodes (tests/vm/test_daemon_failover.py,
 lab/vm/daemon_node.py): in each VM the real keepalived (VRRP between the VMs on the lab
