@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,20 +87,24 @@ class VmLab:
         return records
 
 
-def _boot(vms: dict[str, qemu.Vm], errors: list[BaseException], name: str, host: int,
-          bridge_ns: str, prefix: str, workdir: Path) -> None:  # fmt: skip
-    try:
-        vms[name] = qemu.launch(
-            ensure_kernel(),
-            name=name,
-            address=f"{SUBNET}.{host}/24",
-            mac=f"52:54:00:98:00:{host:02x}",
-            bridge_ns=bridge_ns,
-            tap=f"{prefix}-t{name[-1]}",
-            workdir=workdir / name,
-        )
-    except BaseException as exc:
-        errors.append(exc)
+def on_each(names: Iterable[str], fn: Callable[[str], None]) -> None:
+    """Run ``fn(name)`` for every name at once, one thread each (a guest is slow under TCG);
+    the first error is raised once all have ended."""
+    errors: list[BaseException] = []
+
+    def one(name: str) -> None:
+        try:
+            fn(name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 @contextlib.contextmanager
@@ -121,17 +125,20 @@ def running_vm_lab() -> Iterator[VmLab]:
         # The Ceph files (conf, keyrings) must exist before the VMs boot: the guests see the
         # host's root through 9p with cache=loose, which does not notice files created later.
         cluster = start_cluster(workdir / "ceph", ceph_ns, CEPH_IP)
-        errors: list[BaseException] = []
-        threads = [
-            threading.Thread(target=_boot, args=(vms, errors, n, h, bridge_ns, prefix, workdir))
-            for n, h in NODES.items()
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+
+        def boot(name: str) -> None:
+            host = NODES[name]
+            vms[name] = qemu.launch(
+                ensure_kernel(),
+                name=name,
+                address=f"{SUBNET}.{host}/24",
+                mac=f"52:54:00:98:00:{host:02x}",
+                bridge_ns=bridge_ns,
+                tap=f"{prefix}-t{name[-1]}",
+                workdir=workdir / name,
+            )
+
+        on_each(NODES, boot)
         print(
             f"\nvm_lab ready in {time.monotonic() - started:.1f} s (ceph {cluster.startup_s:.1f} s,"
             f" boots {', '.join(f'{n} {v.boot_s:.1f} s' for n, v in vms.items())})"

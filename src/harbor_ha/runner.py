@@ -14,6 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -51,9 +52,18 @@ class CommandError(Exception):
 class CommandTimeout(CommandError):
     """The command ran past its timeout; its process group was killed."""
 
-    def __init__(self, argv: Sequence[str], timeout_s: float) -> None:
-        super().__init__(argv, f"timed out after {timeout_s:g} s (process group killed)")
+    def __init__(
+        self, argv: Sequence[str], timeout_s: float, *, uninterruptible: bool = False
+    ) -> None:
+        what = (
+            "still in D state after SIGKILL (uninterruptible I/O: it cannot return until the "
+            "I/O does)"
+            if uninterruptible
+            else "process group killed"
+        )
+        super().__init__(argv, f"timed out after {timeout_s:g} s ({what})")
         self.timeout_s = timeout_s
+        self.uninterruptible = uninterruptible
 
 
 class CommandNotFound(CommandError):
@@ -99,10 +109,23 @@ _REAPING: set[asyncio.Task[int]] = set()
 """Background reapers of cancelled commands (a reference keeps each task alive)."""
 
 
-def _reap_later(proc: asyncio.subprocess.Process) -> None:
+def _reap_later(proc: asyncio.subprocess.Process, done: Callable[[], object]) -> None:
     task = asyncio.get_running_loop().create_task(proc.wait(), name=f"reap-{proc.pid}")
     _REAPING.add(task)
     task.add_done_callback(_REAPING.discard)
+    task.add_done_callback(lambda _t: done())
+
+
+def process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` from /proc/PID/stat (``D`` = uninterruptible sleep), or
+    None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "PID (COMM) S ...": COMM may hold spaces and parentheses; the state follows the last ")".
+    rest = stat.rpartition(")")[2].split()
+    return rest[0] if rest else None
 
 
 class ProcessRunner:
@@ -113,6 +136,31 @@ class ProcessRunner:
     ) -> None:
         self._base_env = dict(base_env) if base_env is not None else None
         self._observer = observer
+        self._running: dict[int, tuple[tuple[str, ...], asyncio.Task[object] | None]] = {}
+        """pid -> (argv, the task that ran it) of every command not reaped yet (a killed one
+        until its background reaper ends)."""
+
+    def unfinished_here(self) -> list[str]:
+        """The commands of the current task that were killed but not reaped yet, as
+        ``ARGV [pid N, state S]`` ("killed at the bound" once it died); one in D state
+        (uninterruptible sleep: SIGKILL cannot end it until its I/O returns, e.g. umount or
+        rbd device unmap on a node cut from Ceph) says so.  What a step that timed out did
+        not get back from, for its reason."""
+        here = asyncio.current_task()
+        out = []
+        for pid, (argv, task) in list(self._running.items()):
+            if task is not here:
+                continue
+            # None: already reaped by asyncio's child watcher (it died on the kill), but our
+            # background reaper has not forgotten it yet.
+            state = process_state(pid)
+            what = {
+                "D": "D state: uninterruptible I/O, SIGKILL cannot end it",
+                "Z": "killed at the bound",
+                None: "killed at the bound",
+            }.get(state, f"state {state}")
+            out.append(f"{' '.join(argv)} [pid {pid}, {what}]")
+        return out
 
     async def run(
         self,
@@ -143,19 +191,27 @@ class ProcessRunner:
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             raise CommandNotFound(argv, f"cannot execute: {exc.strerror or exc}") from exc
+        pid = proc.pid
+        self._running[pid] = (tuple(argv), asyncio.current_task())
         try:
             out, err = await asyncio.wait_for(proc.communicate(input_data), timeout_s)
         except TimeoutError:
             await self._kill(proc)
-            log.warning("command_timeout", argv=list(argv), timeout_s=timeout_s)
-            raise CommandTimeout(argv, timeout_s) from None
+            stuck = proc.returncode is None and process_state(pid) == "D"
+            if proc.returncode is None:
+                _reap_later(proc, lambda: self._running.pop(pid, None))
+            else:
+                self._running.pop(pid, None)
+            log.warning("command_timeout", argv=list(argv), timeout_s=timeout_s, d_state=stuck)
+            raise CommandTimeout(argv, timeout_s, uninterruptible=stuck) from None
         except asyncio.CancelledError:
             # No wait here: the canceller (a step at its bound) must not be held up by a
             # child that cannot die (D state on a node cut from Ceph); reap it in the background.
             _killpg(proc.pid)
-            _reap_later(proc)
+            _reap_later(proc, lambda: self._running.pop(pid, None))
             log.info("command_cancelled", argv=list(argv))
             raise
+        self._running.pop(pid, None)
         result = CommandResult(
             argv=tuple(argv),
             returncode=proc.returncode if proc.returncode is not None else -1,

@@ -182,6 +182,33 @@ async def test_failed_demotion_fences_self_and_retries(h: Harness) -> None:
     assert h.fault() == 0
 
 
+async def test_demotion_step_stuck_in_d_state_fences_self_with_that_reason(
+    settings: Settings,
+) -> None:
+    """An unmount past its bound whose command did not end after the kill (the runner's
+    unfinished_here() names it, in D state) ends FENCED_SELF with a reason that says so: the
+    step, its bound, the command that did not return and its D state."""
+    h = Harness(settings)
+    stuck = ["umount /data/harbor [pid 4242, D state: uninterruptible I/O, SIGKILL cannot end it]"]
+    h.driver = Driver(
+        Node(policy=h.policy), run_step=h.steps.run, step_timeout=lambda s: 0.3,
+        track=h.track, metrics=h.metrics, renew_lease=h.steps.renew, interface="eth9",
+        stuck=lambda: stuck,
+    )  # fmt: skip
+    h.steps.plan[Step.UNMOUNT] = "hang"
+    h.start(Node(state=State.MASTER, want_master=True))
+    try:
+        h.driver.post(Event.KA_BACKUP, "test")
+        await h.until(lambda: h.driver.node.state is State.FENCED_SELF, "FENCED_SELF")
+        reason = [t for t in h.driver.transitions if t["to"] == "FENCED_SELF"][-1]["reason"]
+        assert reason.startswith("unmount timed out after 0.3 s; did not return: umount"), reason
+        assert "[pid 4242, D state" in reason, reason
+    finally:
+        assert h.task is not None
+        h.task.cancel()
+        await asyncio.wait({h.task})
+
+
 async def test_shutdown_exits(h: Harness) -> None:
     """SHUTDOWN on MASTER (no demote-on-exit) ends the driver without running a step."""
     h.start(Node(state=State.MASTER, want_master=True))

@@ -128,3 +128,69 @@ async def test_cancel_does_not_wait_for_a_child_that_cannot_die(
         await asyncio.wait_for(reaper, 5)
     assert not before and len(reapers) == 1
     assert took < 0.5, f"cancel waited {took:.2f} s for a child that cannot die"
+
+
+def test_process_state_reads_proc_stat() -> None:
+    """process_state gives the state letter of a live process (this one runs: R) and None
+    for a pid that does not exist."""
+    from harbor_ha.runner import process_state
+
+    assert process_state(os.getpid()) == "R"
+    assert process_state(2**22 + 12345) is None
+
+
+async def test_unfinished_here_names_the_current_tasks_killed_commands(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """unfinished_here() names the commands of the calling task that were killed but have
+    not ended yet, with their state (a D-state one says so; pinned for real on the VM tier:
+    umount on a node cut from Ceph); other tasks' commands and finished ones are not named.
+    SIGKILL is withheld here (os.killpg does nothing) to get a command that outlives it."""
+    import signal
+
+    runner = ProcessRunner()
+    other = asyncio.create_task(runner.run(["sleep", "0.8"], timeout_s=10))
+    seen: list[str] = []
+
+    async def step() -> None:
+        try:
+            async with asyncio.timeout(0.3):
+                await runner.run(["sleep", "300"], timeout_s=60)
+        except TimeoutError:
+            seen.extend(runner.unfinished_here())
+
+    real_killpg = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda pid, sig: None)
+    await step()
+    monkeypatch.undo()
+    assert len(seen) == 1 and seen[0].startswith("sleep 300 [pid "), seen
+    assert "state S" in seen[0], seen
+    for pid, (argv, _task) in list(runner._running.items()):
+        if argv == ("sleep", "300"):
+            real_killpg(pid, signal.SIGKILL)
+    await other
+    for _ in range(100):
+        if not runner._running:
+            break
+        await asyncio.sleep(0.05)
+    assert runner._running == {}
+
+
+async def test_unfinished_here_names_a_command_killed_at_the_bound() -> None:
+    """A command cancelled at a step's bound and killed for real is still named (as "killed
+    at the bound") by the task that ran it, until the background reaper forgets it: a step's
+    timeout reason says what it was waiting for even when that command could die."""
+    runner = ProcessRunner()
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(0.3):
+            await runner.run(["sleep", "300"], timeout_s=60)
+    except TimeoutError:
+        seen.extend(runner.unfinished_here())
+    assert len(seen) == 1 and seen[0].startswith("sleep 300 [pid "), seen
+    assert seen[0].endswith(("killed at the bound]", "state S]", "state R]")), seen
+    for _ in range(100):
+        if not runner._running:
+            break
+        await asyncio.sleep(0.05)
+    assert runner._running == {}

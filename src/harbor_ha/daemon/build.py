@@ -159,6 +159,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         observers=(StatusReporter(notifier), history),
         warm=lambda: compose.warm(s.start_timeout_s),
         background={Kind.POLL_LEASE: leasing.poll, Kind.ASK_PEER: lambda: failsafe.ask()},
+        stuck=runner.unfinished_here,
     )
     failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
 

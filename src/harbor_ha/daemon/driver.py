@@ -76,7 +76,9 @@ class Driver:
         observers: Sequence[TransitionObserver] = (),
         warm: WarmFn | None = None,
         background: Mapping[Kind, RenewFn] | None = None,
+        stuck: Callable[[], list[str]] = list,
     ) -> None:
+        self._stuck = stuck
         self._background: dict[Kind, RenewFn] = {
             Kind.RENEW_LEASE: renew_lease,
             **(background or {}),
@@ -376,8 +378,15 @@ class Driver:
             async with asyncio.timeout(limit):
                 await self._run_step(step)
         except TimeoutError:
-            self._step_end(step, "timeout", started, f"no result within {limit:g} s")
-            self.post(Event.STEP_TIMEOUT, f"{step} timed out after {limit:g} s", token=token)
+            reason = f"{step} timed out after {limit:g} s"
+            # The step's commands were just killed: name the ones that have not ended (one in
+            # D state cannot die until its I/O returns: a node cut from Ceph), so FENCED_SELF
+            # says what the demotion could not get back from.
+            stuck = self._stuck()
+            if stuck:
+                reason += "; did not return: " + "; ".join(stuck)
+            self._step_end(step, "timeout", started, reason)
+            self.post(Event.STEP_TIMEOUT, reason, token=token)
         except asyncio.CancelledError:
             self._step_end(step, "cancelled", started, "superseded")
             raise
