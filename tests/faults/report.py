@@ -217,9 +217,9 @@ FINDINGS = """
 10. **Product behaviour found on the VM tier, not fixed (availability, not safety)**: a
    frozen master resumed (QMP cont) after the takeover is, for a moment, a second keepalived
    MASTER with the same priority; VRRP then prefers the higher address. Once in five runs
-   (the first, by hand, before the test) the taker (lower address) lost that election and demoted, the resumed node's daemon found
-   its storage fenced and demoted too, and the taker promoted again: about one more minute
-   without Harbor under TCG. Never two writers (the resumed node's writes were refused), and
+   (the first, by hand, before the test) the taker (lower address) lost that election and
+   demoted, the resumed node's daemon found its storage fenced and demoted too, and the taker
+   promoted again: about one more minute without Harbor under TCG. Never two writers (the resumed node's writes were refused), and
    no acknowledged record was lost. In the other runs the resumed node went BACKUP at once.
 """
 
