@@ -62,6 +62,13 @@ NODE_SETTINGS: dict[str, str] = {
     "STANDBY_CHECK_INTERVAL_S": "60",
     "BACKOFF_INITIAL_S": "5",
     "FENCED_SELF_RETRY_S": "30",
+    # The lease under TCG: the agent's renewal and the rados CLI's lock info take seconds
+    # here, so the tier scales the lease like the other timeouts (deadline 30-8-2 = 20 s).
+    "LEASE_DURATION_S": "30",
+    "LEASE_RENEW_INTERVAL_S": "2",
+    "LEASE_STALE_MARGIN_S": "3",
+    "LEASE_MARGIN_S": "8",
+    "LEASE_OP_TIMEOUT_S": "10",
     "HARBOR_EXPECTED_CONTAINERS": "1",
     "HTTPS_PORT": str(PORT),
     "HEALTH_SCHEME": "http",
@@ -109,6 +116,7 @@ def node_env(lab: VmLab, name: str, image: str) -> str:
         "CEPH_USER": "harbor",
         "CEPH_POOL": c.pool,
         "CEPH_IMAGE": image,
+        "LEASE_OBJECT": f"harbor-ha.lease.{image}",
         "MOUNTPOINT": MOUNTPOINT,
         "COMPOSE_FILE": str(RUN / "harbor" / "docker-compose.yml"),
         "COMPOSE_PROJECT": "harbor",
