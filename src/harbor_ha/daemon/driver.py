@@ -44,6 +44,12 @@ StepFn = Callable[[Step], Awaitable[None]]
 WarmFn = Callable[[], Awaitable[object]]
 RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
 """A background lease I/O (renew, poll, failsafe request): the event it ends with, and why."""
+ROUTINE = frozenset(
+    {Event.RENEW_DUE, Event.LEASE_RENEWED, Event.LEASE_POLL_DUE, Event.LEASE_PEER_RENEWS}
+)
+"""Events that repeat every renewal interval while nothing changes: their decisions are
+logged at debug (at info they would be four lines a second on the master); a renewal that
+fails, a refused standby's first refusal and every transition stay at info."""
 TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
@@ -207,7 +213,7 @@ class Driver:
                 self.last_failover = {"at": now, "failover_s": record["failover_s"]}
             self._tell(record)
         elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
-            log.info(
+            (log.debug if event in ROUTINE else log.info)(
                 "decision",
                 state=str(new.state),
                 _event=str(event),
