@@ -31,8 +31,11 @@ REPO = "lab/traffic"
 TABLE = "lab_writes"
 
 
-def run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``argv``; on timeout kill its process group.  Returns (rc, stdout+stderr tail)."""
+def run(
+    argv: list[str], timeout: float, env: dict[str, str] | None = None, tail: int = 2000
+) -> tuple[int, str]:
+    """Run ``argv``; on timeout kill its process group.  Returns (rc, the last ``tail``
+    characters of stdout+stderr; 0: all)."""
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, env={**os.environ, **(env or {})},
@@ -44,7 +47,7 @@ def run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> t
             os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         return 124, f"timeout after {timeout:g} s: {(out or '')[-300:]}"
-    return proc.returncode, (out or "")[-2000:]
+    return proc.returncode, (out or "")[-tail:] if tail else (out or "")
 
 
 def _sha(data: bytes) -> str:
@@ -171,6 +174,7 @@ class Load:
     def __init__(self, traffic: Traffic, *, first: int = 1, every_s: float = 0.2) -> None:
         self.t, self.every_s = traffic, every_s
         self.pushes, self.pulls, self.writes = Log(), Log(), Log()
+        self.pull_starts: list[float] = []  # when each pull of self.pulls.attempts began
         self._next = first  # numbering of pushes and rows (unique across Loads on one lab)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -217,8 +221,10 @@ class Load:
 
     def _pull_loop(self) -> None:
         while not self._stop.is_set():
+            began = time.time()
             digest = self.t.pull(self.base)
             self.pulls.attempts.append((time.time(), digest == self.base_digest))
+            self.pull_starts.append(began)
             self._stop.wait(self.every_s)
 
     def _write_loop(self) -> None:
@@ -261,9 +267,10 @@ class Load:
         return sorted(n for n in self.writes.acked if n not in rows)
 
     def first_pull(self, t_fault: float) -> tuple[float | None, int]:
-        """Seconds from ``t_fault`` to the first successful pull after it (None: none), and
-        how many pulls failed in between."""
-        after = [(at, ok) for at, ok in list(self.pulls.attempts) if at >= t_fault]
+        """Seconds from ``t_fault`` to the end of the first successful pull that began after
+        it (None: none), and how many pulls failed in between."""
+        pulls = list(zip(self.pull_starts, self.pulls.attempts, strict=False))
+        after = [(at, ok) for began, (at, ok) in pulls if began >= t_fault]
         first_ok = next((at for at, ok in after if ok), None)
         failed = [at for at, ok in after if not ok and (first_ok is None or at <= first_ok)]
         return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
@@ -289,7 +296,7 @@ def pg_recovery(docker_host: str) -> dict[str, Any]:
     """PostgreSQL's last start in harbor-db on that node, from its log (``docker logs -t``):
     whether it ran crash recovery, and the seconds from "starting PostgreSQL" to "ready to
     accept connections"."""
-    rc, out = run(["docker", "-H", docker_host, "logs", "-t", "harbor-db"], 30)
+    rc, out = run(["docker", "-H", docker_host, "logs", "-t", "harbor-db"], 30, tail=0)
     if rc != 0:
         return {"recovery": None, "start_to_ready_s": None, "error": out[-200:]}
     lines = out.splitlines()

@@ -4,6 +4,9 @@
 #   shape.sh health SERVICE  the service's Docker healthcheck
 # Unhealthy switch: a file /control/unhealthy-SERVICE makes SERVICE's healthcheck fail and
 # (for the services Harbor's /api/v2.0/health reports on) marks its component unhealthy there.
+# Each reported service answers HTTP on a loopback port while it runs (busybox httpd), and the
+# proxy's health API reports a component healthy only when its service answers, as Harbor's
+# core checks its components (a warm standby's proxy must not claim a healthy Harbor).
 CONTROL=/control
 cmd=$1
 svc=$2
@@ -16,7 +19,15 @@ component() {  # Harbor health component name of a compose service ("" = not rep
     esac
 }
 
-health_json() {
+port() {  # the loopback port a reported service answers on while it runs ("" = none)
+    case "$1" in
+        core) echo 18080 ;; portal) echo 18081 ;; jobservice) echo 18082 ;;
+        registryctl) echo 18083 ;; postgresql) echo 18432 ;; redis) echo 18379 ;;
+        registry) echo 18500 ;; *) echo "" ;;
+    esac
+}
+
+health_json() {  # a component is healthy when not switched off AND its service answers
     overall=healthy
     body=""
     for s in core jobservice portal postgresql redis registry registryctl; do
@@ -24,6 +35,9 @@ health_json() {
         if [ -e "$CONTROL/unhealthy-$s" ]; then
             overall=unhealthy
             item="{\"name\":\"$name\",\"status\":\"unhealthy\",\"error\":\"shape: $s switched unhealthy\"}"
+        elif ! nc -w 1 127.0.0.1 "$(port "$s")" </dev/null >/dev/null 2>&1; then
+            overall=unhealthy
+            item="{\"name\":\"$name\",\"status\":\"unhealthy\",\"error\":\"shape: $s not answering\"}"
         else
             item="{\"name\":\"$name\",\"status\":\"healthy\"}"
         fi
@@ -48,7 +62,10 @@ run)
         echo "$(date -u) $svc started" >>"$SHAPE_DATA/shape-$svc.log"
     fi
     if [ "$svc" != proxy ]; then
-        exec sleep 2147483647
+        p=$(port "$svc")
+        [ -n "$p" ] || exec sleep 2147483647
+        mkdir -p "/tmp/www-$svc" && echo "$svc" >"/tmp/www-$svc/index.html"
+        exec httpd -f -p "127.0.0.1:$p" -h "/tmp/www-$svc"
     fi
     mkdir -p /tmp/www/api/v2.0
     cd /tmp/www || exit 1

@@ -10,6 +10,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     runuser -u postgres -- initdb -D "$PGDATA" --auth=trust --username=postgres -E UTF8 >/dev/null
     runuser -u postgres -- sh -c "echo \"listen_addresses = '*'\" >> $PGDATA/postgresql.conf"
     runuser -u postgres -- sh -c "echo 'host all all 0.0.0.0/0 trust' >> $PGDATA/pg_hba.conf"
+    # initdb fsyncs its files, these appends must be too: a crash failover (the node fenced
+    # with dirty pages) lost them once (the taker's PostgreSQL: "syntax error ... line 816").
+    sync "$PGDATA/postgresql.conf" "$PGDATA/pg_hba.conf" "$PGDATA"
 fi
 mkdir -p /run/postgresql
 chown postgres:postgres /run/postgresql
