@@ -257,6 +257,11 @@ def inject(st: lab.LabState, kind: str, master: str) -> None:
         raise ValueError(kind)
 
 
+STEP_ENDED = ("done", "refused")
+"""A step's normal end: done, or refused with an outcome event (a crash failover's lease step
+ends LEASE_STALE and its fence step LEASE_TAKEN)."""
+
+
 def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool = False) -> Run:
     old = wait_stable(st)
     new = next(n for n in st.nodes if n != old)
@@ -310,7 +315,7 @@ def run_ours(st: lab.LabState, client: Client, kind: str, *, drop_created: bool 
     steps = {
         r.f["step"]: r
         for r in nr
-        if r.msg == "step_end" and r.at >= promo.at and r.f.get("outcome") == "done"
+        if r.msg == "step_end" and r.at >= promo.at and r.f.get("outcome") in STEP_ENDED
     }
     fsck = first(nr, "fsck_done", after=promo.at)
     cmds = [

@@ -185,6 +185,17 @@ FINDINGS = """
    4th deliberate failure), so at the switchover nobody could take the VIP and the old master
    was elected again after its hold. `settle` now restarts a standby still faulted between
    tests (as an operator would); both rows (rerun) passed after it.
+9. **Lease (issue 10), run of 2026-12-01 21:21 UTC, open**: the 20 s partition passed twice
+   (0 promotions, 0 fences, the standby refused the renewing master, 40/40 answered in the
+   second run) and the whole Ceph frozen 60 s passed (0 failovers, 0 fences, 120/120
+   answered, 6 failsafe promises). Finding 2 is NOT closed: in the 120 s partition the
+   standby's lease step saw the master's expiry unchanged for its whole 0.95 s watch while
+   the master's log shows a successful renewal every 0.5 s in that window, so it fenced the
+   live master and took over (1 promotion, 2 fences; never two writers, the blocklist held).
+   Why Ceph's `lock info` showed no new expiry is not found yet. The master cut from Ceph
+   now stops Harbor at +4.7 s (its deadline; 15.7 s before), but the peer's fence step hung
+   in `rbd status` (the krbd stand-in) for 30 s, three times, so the peer did not serve
+   within 180 s.
 """
 
 
