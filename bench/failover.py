@@ -267,6 +267,11 @@ def inject(st: lab.LabState, kind: str, master: str) -> None:
         raise ValueError(kind)
 
 
+STEP_ENDED = ("done", "refused")
+"""A step's normal end: done, or refused with an outcome event (a crash failover's lease step
+ends LEASE_STALE and its fence step LEASE_TAKEN)."""
+
+
 def run_ours(
     st: lab.LabState, client: Client, kind: str, *, drop_created: bool = False,
     traffic: Traffic | None = None,
@@ -328,7 +333,7 @@ def run_ours(
     steps = {
         r.f["step"]: r
         for r in nr
-        if r.msg == "step_end" and r.at >= promo.at and r.f.get("outcome") == "done"
+        if r.msg == "step_end" and r.at >= promo.at and r.f.get("outcome") in STEP_ENDED
     }
     fsck = first(nr, "fsck_done", after=promo.at)
     cmds = [

@@ -82,9 +82,10 @@ def read(log: Path, node: str, since: float = 0.0) -> list[Entry]:
 
 
 def step_durations(entries: list[Entry]) -> dict[str, float]:
-    """step -> seconds, for the steps that ended 'done' (last one wins)."""
+    """step -> seconds, for the steps that ended 'done' or 'refused' with an outcome event
+    (the lease step's LEASE_STALE, the fence step's LEASE_TAKEN; last one wins)."""
     return {
         e.fields["step"]: float(e.fields["duration_s"])
         for e in entries
-        if e.msg == "step_end" and e.fields.get("outcome") == "done"
+        if e.msg == "step_end" and e.fields.get("outcome") in ("done", "refused")
     }

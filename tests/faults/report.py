@@ -221,6 +221,22 @@ FINDINGS = """
    demoted, the resumed node's daemon found its storage fenced and demoted too, and the taker
    promoted again: about one more minute without Harbor under TCG. Never two writers (the resumed node's writes were refused), and
    no acknowledged record was lost. In the other runs the resumed node went BACKUP at once.
+11. **Lease (issue 10), run of 2026-12-01 21:21 UTC, open**: the 20 s partition passed twice
+    (0 promotions, 0 fences, the standby refused the renewing master, 40/40 answered in the
+    second run) and the whole Ceph frozen 60 s passed (0 failovers, 0 fences, 120/120
+    answered, 6 failsafe promises). Finding 2 is NOT closed: in the 120 s partition the
+    standby's lease step saw the master's expiry unchanged for its whole 0.95 s watch while
+    the master's log shows a successful renewal every 0.5 s in that window, so it fenced the
+    live master and took over (1 promotion, 2 fences; never two writers, the blocklist held).
+    Likely cause, fixed after the run (not yet rerun in the lab): the watch stopped at the
+    first look that *answered* 0.75 s after the first one, but a `rados` process reads Ceph
+    before it shuts down, so under load the two reads could be less than one renewal apart;
+    the watch now goes on until a look that *started* 0.75 s after the first ended
+    (tests/unit/test_leasing.py, test_slow_looks_never_make_a_renewing_holder_stale, fails
+    on the old condition). The master cut from Ceph
+    now stops Harbor at +4.7 s (its deadline; 15.7 s before), but the peer's fence step hung
+    in `rbd status` (the krbd stand-in) for 30 s, three times, so the peer did not serve
+    within 180 s.
 """
 
 

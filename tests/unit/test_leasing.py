@@ -231,3 +231,39 @@ async def test_poll_claims_back_when_the_peer_answers_master_holding_the_lease(
         await runner.cleanup()
     assert (event is Event.LEASE_CLAIM_BACK) is healed, reason
     assert ("partition healed" in reason) is healed
+
+
+class SlowLooks(ScriptedLease):
+    """Each look reads Ceph at its start; the first answers at once, the others 0.55 s after
+    their read (a `rados` process that shuts down slowly).  The holder renews every 0.5 s,
+    just before the first read; its expiry is the renewal time + 2 s."""
+
+    def __init__(self) -> None:
+        super().__init__(["busy"])
+        self.t0 = time.monotonic()
+        self.read_at: list[float] = []
+
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        now = time.monotonic() - self.t0
+        self.read_at.append(round(now, 3))
+        renewed = ((now + 0.01) // 0.5) * 0.5 - 0.01
+        if len(self.read_at) > 1:
+            await asyncio.sleep(0.55)
+        return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", renewed + 2, HOLDER_ADDR),))
+
+
+async def test_slow_looks_never_make_a_renewing_holder_stale(tmp_path: Path) -> None:
+    """A look that answers long after its read must not count as a late read: the watch goes
+    on until a look that *started* one interval + margin after the first one ended, so two
+    reads are that far apart and a holder renewing every interval is seen renewing (never
+    LEASE_STALE, which would fence a live master)."""
+    settings = example_settings(
+        priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+        node_name="a", lease_renew_interval_s=0.5, lease_stale_margin_s=0.1,
+    )  # fmt: skip
+    lease = SlowLooks()
+    ls = Leasing(settings, lease, Metrics())
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_HELD_BY_PEER, lease.read_at
+    assert lease.read_at[-1] - lease.read_at[0] >= 0.6

@@ -142,16 +142,20 @@ class Leasing:
             raise StepRefused(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
 
     async def _watch(self, first: Locker, gap: float) -> Locker | None:
-        """Look at the holder every LOOK_EVERY_S for ``gap``; stop at the first look where it
-        renewed or changed (a live holder is known sooner: the refused node gives the VIP up
-        sooner).  The last look (None: the lease is free)."""
+        """Look at the holder every LOOK_EVERY_S; stop at the first look where it renewed or
+        changed (a live holder is known sooner: the refused node gives the VIP up sooner), or
+        at the first look *started* ``gap`` after the first look *ended*: a look reads Ceph
+        somewhere between its start and its end (a `rados` process connects, reads, shuts
+        down), so only that spacing guarantees two reads ``gap`` apart.  The last look (None:
+        the lease is free)."""
         end = time.monotonic() + gap
         while True:
             await asyncio.sleep(max(0.0, min(LOOK_EVERY_S, end - time.monotonic())))
+            started = time.monotonic()
             last = (await self.lease.inspect()).holder
             if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
                 return last
-            if moved(first, last) or time.monotonic() >= end:
+            if moved(first, last) or started >= end:
                 return last
 
     async def take_over(self, holder: Locker) -> None:
