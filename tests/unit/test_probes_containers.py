@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from harbor_ha.probes.containers import ContainerProbe
+import pytest
+
+from harbor_ha.probes.containers import ContainerProbe, DockerApiError
 from harbor_ha.probes.harbor import HarborProbe
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
@@ -33,6 +35,20 @@ async def test_docker_absent_is_reported(tmp_path: Path) -> None:
         assert not report.healthy
         assert report.reason.startswith("docker API:")
         assert report.containers == {}
+    finally:
+        await probe.close()
+
+
+async def test_docker_absent_readiness_questions_raise(tmp_path: Path) -> None:
+    """No Docker socket: the standby's questions (project containers, missing images) raise
+    DockerApiError naming the question, never answer "none" (which would read as ready)."""
+    probe = ContainerProbe(_settings(tmp_path))
+    try:
+        with pytest.raises(DockerApiError, match="docker API containers"):
+            await probe.project_containers()
+        with pytest.raises(DockerApiError, match="docker API image inspect"):
+            await probe.missing_images(["goharbor/harbor-core:v1"])
+        assert await probe.missing_images([]) == []
     finally:
         await probe.close()
 
