@@ -58,9 +58,11 @@ async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
     and the TCP and health parts carry their own errors."""
     s = _settings(tmp_path)
     cp = ContainerProbe(s)
+    hp = HarborProbe(s, cp)
     try:
-        result = await HarborProbe(s, cp).check()
+        result = await hp.check()
     finally:
+        await hp.close()
         await cp.close()
     assert not result.healthy
     assert result.reason.startswith("containers: docker API:")

@@ -94,9 +94,11 @@ async def harbor_check(ex: NetnsExecutor, settings: Settings) -> HarborHealth:
 
     async def go() -> HarborHealth:
         cp = ContainerProbe(settings)
+        hp = HarborProbe(settings, cp)
         try:
-            return await HarborProbe(settings, cp).check()
+            return await hp.check()
         finally:
+            await hp.close()
             await cp.close()
 
     return await ex.run(go)
