@@ -15,7 +15,6 @@ from harbor_ha.compose.argv import (
 )
 from harbor_ha.compose.parse import (
     detail,
-    named_missing_images,
     parse_ids,
     parse_image_list,
     parse_service_ids,
@@ -69,11 +68,9 @@ def test_image_list_dedupes_in_order() -> None:
     assert parse_image_list("") == []
 
 
-def test_ids_and_missing_images() -> None:
-    """IDs are whitespace-separated; only "No such image:" lines name missing images."""
+def test_ids_are_whitespace_separated() -> None:
+    """IDs are whitespace-separated (``docker ps -q``, ``kill``, ``rm`` output)."""
     assert parse_ids("aaa\nbbb\n") == ["aaa", "bbb"]
-    stderr = "Error: No such image: goharbor/x:1\nsomething else\nError: No such image: y\n"
-    assert named_missing_images(stderr) == {"goharbor/x:1", "y"}
 
 
 def test_detail_prefers_stderr() -> None:

@@ -6,7 +6,7 @@ machine's WARM action then reaches the driver's warm callback.  The adapters are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.machine import Event, Node, Step
 from harbor_ha.metrics import Metrics
+from harbor_ha.probes.containers import DockerApiError
+from harbor_ha.settings import Settings
 from tests.fakes import example_settings
 
 
@@ -30,23 +32,30 @@ class StandbyCeph:
 
 
 class Engine:
-    """FAKE Docker engine: answers when ``up``."""
+    """FAKE Docker engine: answers when ``up``; every image present, the project's containers
+    already created."""
 
     def __init__(self) -> None:
         self.up = True
+        self.missing: list[str] | Exception = []
 
     async def ping(self) -> bool:
         return self.up
 
-
-class Project:
-    """FAKE compose project: images present, containers already created."""
-
-    async def missing_images(self) -> list[str]:
-        return []
+    async def missing_images(self, images: list[str]) -> list[str]:
+        if isinstance(self.missing, Exception):
+            raise self.missing
+        return [i for i in images if i in self.missing]
 
     async def project_containers(self) -> list[str]:
         return ["c1"]
+
+
+class Project:
+    """FAKE compose project: the file names one image."""
+
+    async def images(self) -> list[str]:
+        return ["goharbor/harbor-core:v1"]
 
 
 async def _no_renew() -> tuple[Event, str]:
@@ -54,6 +63,10 @@ async def _no_renew() -> tuple[Event, str]:
 
 
 async def _no_step(step: Step) -> None:
+    return None
+
+
+async def _no_warm() -> None:
     return None
 
 
@@ -65,18 +78,14 @@ async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_standby_ready_posted_once_per_period_and_on_recovery(tmp_path: Path) -> None:
-    """Three passing checks in one BACKUP period warm once; a failing check (Docker down) then
-    a passing one warms again; the node stays BACKUP and runs no step."""
+def standby(
+    tmp_path: Path, warm: Callable[[], Awaitable[None]], **fields: Any
+) -> tuple[Settings, Driver, Monitor, Engine]:
+    """The real driver and monitor of a BACKUP node over the stand-ins above."""
     s = example_settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
-                         runtime_dir=tmp_path / "run")  # fmt: skip
+                         runtime_dir=tmp_path / "run", **fields)  # fmt: skip
     track = TrackFiles(s.priority_file, s.fault_file)
     track.ensure()
-    warmed: list[int] = []
-
-    async def warm() -> None:
-        warmed.append(1)
-
     metrics = Metrics()
     driver = Driver(Node(), run_step=_no_step, step_timeout=lambda st: 60, track=track,
                     metrics=metrics, renew_lease=_no_renew, warm=warm)  # fmt: skip
@@ -86,6 +95,18 @@ async def test_standby_ready_posted_once_per_period_and_on_recovery(tmp_path: Pa
         containers=engine, ceph=StandbyCeph(), fs=None,  # type: ignore[arg-type]
         compose=Project(), device=lambda: None, track=track, wake=Pulse(),  # type: ignore[arg-type]
     )  # fmt: skip
+    return s, driver, monitor, engine
+
+
+async def test_standby_ready_posted_once_per_period_and_on_recovery(tmp_path: Path) -> None:
+    """Three passing checks in one BACKUP period warm once; a failing check (Docker down) then
+    a passing one warms again; the node stays BACKUP and runs no step."""
+    warmed: list[int] = []
+
+    async def warm() -> None:
+        warmed.append(1)
+
+    _s, driver, monitor, engine = standby(tmp_path, warm)
     task = asyncio.create_task(driver.run((Node(), ()), "test"))
     try:
         for _ in range(3):
@@ -102,3 +123,21 @@ async def test_standby_ready_posted_once_per_period_and_on_recovery(tmp_path: Pa
     finally:
         task.cancel()
         await asyncio.wait({task})
+
+
+async def test_standby_not_ready_when_images_missing_or_unknown(tmp_path: Path) -> None:
+    """The file's images asked of the Docker API: one missing -> not ready naming it, priority
+    file 0; the API failing -> not ready with an "images:" problem; all there -> ready, 1."""
+    s, _driver, monitor, engine = standby(tmp_path, _no_warm, precreate_containers=False)
+    engine.missing = ["goharbor/harbor-core:v1"]
+    await monitor._check_standby()
+    assert monitor.ready is False
+    assert monitor.ready_problems == ["harbor images missing: goharbor/harbor-core:v1"]
+    assert s.priority_file.read_text().strip() == "0"
+    engine.missing = DockerApiError("docker API image inspect: timeout after 15 s")
+    await monitor._check_standby()
+    assert monitor.ready_problems == ["images: docker API image inspect: timeout after 15 s"]
+    engine.missing = []
+    await monitor._check_standby()
+    assert monitor.ready is True and monitor.ready_problems == []
+    assert s.priority_file.read_text().strip() == "1"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from harbor_ha.probes.containers import ContainerProbe
+import pytest
+
+from harbor_ha.probes.containers import ContainerProbe, DockerApiError
 from harbor_ha.probes.harbor import HarborProbe
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
@@ -37,14 +39,30 @@ async def test_docker_absent_is_reported(tmp_path: Path) -> None:
         await probe.close()
 
 
+async def test_docker_absent_readiness_questions_raise(tmp_path: Path) -> None:
+    """No Docker socket: the standby's questions (project containers, missing images) raise
+    DockerApiError naming the question, never answer "none" (which would read as ready)."""
+    probe = ContainerProbe(_settings(tmp_path))
+    try:
+        with pytest.raises(DockerApiError, match="docker API containers"):
+            await probe.project_containers()
+        with pytest.raises(DockerApiError, match="docker API image inspect"):
+            await probe.missing_images(["goharbor/harbor-core:v1"])
+        assert await probe.missing_images([]) == []
+    finally:
+        await probe.close()
+
+
 async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
     """Everything down: HarborProbe is unhealthy, its reason names the containers (first part),
     and the TCP and health parts carry their own errors."""
     s = _settings(tmp_path)
     cp = ContainerProbe(s)
+    hp = HarborProbe(s, cp)
     try:
-        result = await HarborProbe(s, cp).check()
+        result = await hp.check()
     finally:
+        await hp.close()
         await cp.close()
     assert not result.healthy
     assert result.reason.startswith("containers: docker API:")

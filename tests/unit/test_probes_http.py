@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from harbor_ha.probes.containers import container_status, judge
-from harbor_ha.probes.http import health_probe, parse_health, tcp_probe
+from harbor_ha.probes.http import HealthProbe, health_probe, parse_health, tcp_probe
 from tests.fakes import example_settings
 
 HEALTHY = {
@@ -112,8 +112,11 @@ async def test_tcp_probe_open_and_closed() -> None:
 async def health_server() -> AsyncIterator[tuple[int, dict[str, object]]]:
     """A real HTTP server whose /api/v2.0/health answers with a mutable body/status."""
     state: dict[str, object] = {"body": json.dumps(HEALTHY), "status": 200, "delay": 0.0}
+    peers: list[object] = []
+    state["peers"] = peers
 
-    async def handler(_req: web.Request) -> web.Response:
+    async def handler(req: web.Request) -> web.Response:
+        peers.append(req.transport.get_extra_info("peername") if req.transport else None)
         await asyncio.sleep(float(state["delay"]))  # type: ignore[arg-type]
         return web.Response(text=str(state["body"]), status=int(state["status"]))  # type: ignore[call-overload]
 
@@ -149,3 +152,71 @@ async def test_health_probe_over_http(health_server: tuple[int, dict[str, object
     closed = example_settings(probe_host="127.0.0.1", https_port=_free_port(), health_scheme="http")
     r = await health_probe(closed)
     assert not r.ok and r.status == "error"
+
+
+async def test_health_probe_keeps_its_connection(
+    health_server: tuple[int, dict[str, object]],
+) -> None:
+    """One HealthProbe answers three probes over ONE kept-alive connection (same client port);
+    after an error (timeout) it reconnects, and the verdicts are those of health_probe."""
+    port, state = health_server
+    s = example_settings(
+        probe_host="127.0.0.1", https_port=port, health_scheme="http", probe_timeout_s=0.5
+    )
+    probe = HealthProbe(s)
+    try:
+        assert all([(await probe.check()).ok for _ in range(3)])
+        peers = state["peers"]
+        assert isinstance(peers, list) and len(peers) == 3 and len(set(peers)) == 1
+        state["delay"] = 2.0
+        assert "timeout" in (await probe.check()).reason
+        state["delay"] = 0.0
+        assert (await probe.check()).ok
+        assert peers[-1] != peers[0]
+    finally:
+        await probe.close()
+
+
+async def test_health_probe_retries_a_stale_kept_connection() -> None:
+    """A server that answers only the first request of each connection and closes on the next
+    (as when its keep-alive timer fires): the kept connection fails, the request is retried on a
+    new one (aiohttp's retry of an idempotent request), the verdict is healthy; a refused fresh
+    connection is an error report, not an exception."""
+    connections: list[int] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        body = json.dumps(HEALTHY).encode()
+        answered = False
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                if answered:
+                    break
+                answered = True
+                head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n"
+                writer.write(head.encode() + b"Content-Type: application/json\r\n\r\n" + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    s = example_settings(
+        probe_host="127.0.0.1", https_port=port, health_scheme="http", probe_timeout_s=1.0
+    )
+    probe = HealthProbe(s)
+    try:
+        async with server:
+            assert (await probe.check()).ok
+            assert (await probe.check()).ok
+            assert len(connections) == 2
+    finally:
+        await probe.close()
+    fresh = HealthProbe(example_settings(probe_host="127.0.0.1", https_port=_free_port(),
+                                         health_scheme="http", probe_timeout_s=1.0))  # fmt: skip
+    try:
+        r = await fresh.check()
+        assert not r.ok and r.status == "error" and "health API:" in r.reason
+    finally:
+        await fresh.close()

@@ -82,7 +82,7 @@ async def preflight(settings: Settings) -> list[Finding]:
         elif settings.compose_file.is_file():
             compose = Compose(settings, runner)
             findings += [("FAIL", f"compose: {p}") for p in await compose.validate()]
-            missing = await compose.missing_images()
+            missing = await probe.missing_images(await compose.images())
             if missing:
                 findings.append(("FAIL", "harbor images missing: " + ", ".join(missing)))
     except Exception as exc:

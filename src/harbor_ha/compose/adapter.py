@@ -29,7 +29,6 @@ from harbor_ha.compose.errors import (
 )
 from harbor_ha.compose.parse import (
     detail,
-    named_missing_images,
     parse_config_images,
     parse_ids,
     parse_image_list,
@@ -376,24 +375,3 @@ class Compose:
         if not res.ok:
             raise ComposeFailed(f"compose config: exit {res.returncode}: {detail(res)}")
         return parse_config_images(res.stdout)
-
-    async def missing_images(self) -> list[str]:
-        """Images the compose file needs that are not present in the local Docker (the standby's
-        readiness check: a standby without Harbor's images cannot take over)."""
-        images = await self.images()
-        if not images:
-            return []
-        # One call for all: exit 0 when every image exists (the usual case).
-        res = await self._docker("image", "inspect", "--format", "{{.Id}}", *images)
-        if res.ok:
-            return []
-        named = named_missing_images(res.stderr)
-        missing = [image for image in images if image in named]
-        if not missing:  # an error that names no image: check one by one
-            for image in images:
-                one = await self._docker("image", "inspect", "--format", "{{.Id}}", image)
-                if not one.ok:
-                    missing.append(image)
-        if missing:
-            log.warning("images_missing", project=self.project, images=missing)
-        return missing

@@ -47,15 +47,6 @@ def parse_ids(text: str) -> list[str]:
     return text.split()
 
 
-def named_missing_images(stderr: str) -> set[str]:
-    """The images ``docker image inspect`` says do not exist ("No such image: REF" lines)."""
-    return {
-        line.split("No such image:", 1)[1].strip()
-        for line in stderr.splitlines()
-        if "No such image:" in line
-    }
-
-
 _SERVICE_LINE = re.compile(r"^ {2}(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*):\s*$")
 
 

@@ -166,6 +166,8 @@ class Daemon:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.containers.close(), INTAKE_STOP_S)
         with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.parts.harbor.close(), INTAKE_STOP_S)
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self.parts.lease.close(), INTAKE_STOP_S)
         self.parts.notifier.close()
         self.parts.history.close()

@@ -90,6 +90,7 @@ class Parts:
     fs: Filesystem
     compose: Compose
     containers: ContainerProbe
+    harbor: HarborProbe
     wake: Pulse  # container events: wakes the monitor and the start step
     steps: Steps
     driver: Driver
@@ -212,7 +213,8 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )
     parts = Parts(
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
-        lease=lease, fs=fs, compose=compose, containers=containers, wake=wake, steps=steps,
+        lease=lease, fs=fs, compose=compose, containers=containers, harbor=harbor, wake=wake,
+        steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http, history=history, failsafe=failsafe,

@@ -189,12 +189,12 @@ class Monitor:
         if not await self._containers.ping():
             problems.append("docker engine not answering")
         else:
-            try:
-                missing = await self._compose.missing_images()
+            try:  # the file's images (cached), then the Docker API: no docker CLI run
+                missing = await self._containers.missing_images(await self._compose.images())
                 if missing:
                     problems.append("harbor images missing: " + ", ".join(missing))
             except Exception as exc:
-                problems.append(f"compose: {exc}")
+                problems.append(f"images: {exc}")
         ready = not problems
         self._probe("standby", ready)
         first = self._standby_since != self._last_since
@@ -216,7 +216,7 @@ class Monitor:
         `up -d` then only starts them.  Only when the project has no container at all, so a
         standby never touches containers it did not make; a failure only costs speed."""
         try:
-            if await self._compose.project_containers():
+            if await self._containers.project_containers():
                 return
             await self._compose.create(self._s.command_timeout_s)
         except Exception as exc:

@@ -3,14 +3,16 @@
 Healthy = at least ``harbor_expected_containers`` containers labelled
 ``com.docker.compose.project=PROJECT``, each with State.Status ``running`` and, if it has a
 healthcheck, State.Health.Status ``healthy`` (a stopped container keeps its last health value,
-so both are checked).  The event stream (container start/die/stop/health_status of the project
-only: unfiltered, healthchecks flood exec_* events) lets the daemon react at once; the periodic
-check() stays the backstop.
+so both are checked).  The standby's readiness questions (the project's containers, the images
+present) are answered through the same client: no ``docker`` CLI run per check.  The event
+stream (container start/die/stop/health_status of the project only: unfiltered, healthchecks
+flood exec_* events) lets the daemon react at once; the periodic check() stays the backstop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,6 +30,10 @@ log = structlog.get_logger(__name__)
 PROJECT_LABEL = "com.docker.compose.project"
 WATCH_EVENTS = ("start", "die", "stop", "health_status")
 BACKOFF_INITIAL_S = 0.1
+
+
+class DockerApiError(Exception):
+    """The Docker API did not answer a question (error, refused, timeout)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,49 @@ class ContainerProbe:
             log.info("docker_ping_failed", error=f"{type(exc).__name__}: {exc}")
             return False
         return True
+
+    async def project_containers(self) -> list[str]:
+        """IDs of all the project's containers, running or not (what ``docker ps -a -q
+        --filter label=...`` prints), bounded by command_timeout_s; DockerApiError if the API
+        does not answer."""
+        filters = json.dumps({"label": [self._label]})
+        async with self._asking("containers"):
+            listed = await self._client().containers.list(all=True, filters=filters)
+        return [c.id for c in listed]
+
+    async def missing_images(self, images: list[str]) -> list[str]:
+        """Those of ``images`` the local Docker does not have (image inspect answers 404), in
+        order, bounded by command_timeout_s for all; DockerApiError for any other failure."""
+        if not images:
+            return []
+
+        async def absent(image: str) -> bool:
+            try:
+                await self._client().images.inspect(image)
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return True
+                raise
+            return False
+
+        async with self._asking("image inspect"):
+            gone = await asyncio.gather(*(absent(image) for image in images))
+        missing = [image for image, no in zip(images, gone, strict=True) if no]
+        if missing:
+            log.warning("images_missing", project=self._settings.compose_project, images=missing)
+        return missing
+
+    @contextlib.asynccontextmanager
+    async def _asking(self, what: str) -> AsyncIterator[None]:
+        """Bound a Docker API question by command_timeout_s; its failures as DockerApiError."""
+        timeout = self._settings.command_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                yield
+        except TimeoutError as exc:
+            raise DockerApiError(f"docker API {what}: timeout after {timeout:g} s") from exc
+        except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
+            raise DockerApiError(f"docker API {what}: {type(exc).__name__}: {exc}") from exc
 
     async def check(self) -> ContainerReport:
         """The project's containers, inspected when their list entry (state, status text) changed

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from harbor_ha.probes.containers import ContainerProbe, ContainerReport
-from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, tcp_probe
+from harbor_ha.probes.http import HealthProbe, HealthReport, ProbeResult, tcp_probe
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,6 +33,11 @@ class HarborProbe:
     def __init__(self, settings: Settings, container_probe: ContainerProbe) -> None:
         self._settings = settings
         self._containers = container_probe
+        self._health = HealthProbe(settings)
+
+    async def close(self) -> None:
+        """Drop the health probe's kept-alive connection."""
+        await self._health.close()
 
     async def check(self) -> HarborHealth:
         s = self._settings
@@ -40,7 +45,7 @@ class HarborProbe:
         containers, tcp, health = await asyncio.gather(
             self._containers.check(),
             tcp_probe(s.probe_host, s.https_port, s.probe_timeout_s),
-            health_probe(s),
+            self._health.check(),
         )
         if not containers.healthy:
             ok, reason = False, f"containers: {containers.reason}"

@@ -110,21 +110,58 @@ def health_url(settings: Settings) -> str:
 
 
 async def health_probe(settings: Settings) -> HealthReport:
-    """``GET {scheme}://{probe_host}:{https_port}{health_path}`` within probe_timeout_s."""
-    url = health_url(settings)
-    timeout = aiohttp.ClientTimeout(total=settings.probe_timeout_s)
+    """``GET {scheme}://{probe_host}:{https_port}{health_path}`` within probe_timeout_s, on a
+    connection of its own (one-shot callers; the daemon keeps one: :class:`HealthProbe`)."""
+    probe = HealthProbe(settings)
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(url, ssl=False, allow_redirects=False) as resp,
-        ):
+        return await probe.check()
+    finally:
+        await probe.close()
+
+
+class HealthProbe:
+    """The health API probe on a kept-alive connection: the daemon probes every
+    probe_interval_s, and a new TLS handshake each time was most of the master's idle CPU.
+    Any error drops the session (the next probe connects afresh).  A kept connection the server
+    closed in between is retried once on a new one by aiohttp itself (GET is idempotent), within
+    the same probe_timeout_s: the verdict is the one a fresh connection gives (pinned by a test)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            keep = max(15.0, 3 * self._settings.probe_interval_s)
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(keepalive_timeout=keep, ssl=False)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def check(self) -> HealthReport:
+        """``GET {scheme}://{probe_host}:{https_port}{health_path}`` within probe_timeout_s."""
+        timeout = self._settings.probe_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._get()
+        except TimeoutError:
+            await self.close()
+            return HealthReport(False, "error", {}, f"health API: timeout after {timeout:g} s")
+        except (aiohttp.ClientError, OSError) as exc:
+            await self.close()
+            return HealthReport(False, "error", {}, f"health API: {type(exc).__name__}: {exc}")
+
+    async def _get(self) -> HealthReport:
+        session = self._client()
+        url = health_url(self._settings)
+        async with session.get(url, allow_redirects=False) as resp:
             body = await resp.content.read(MAX_BODY_BYTES)
-            if resp.status != 200:
-                return HealthReport(False, "error", {}, f"health API: HTTP {resp.status}")
-    except TimeoutError:
-        return HealthReport(
-            False, "error", {}, f"health API: timeout after {settings.probe_timeout_s:g} s"
-        )
-    except (aiohttp.ClientError, OSError) as exc:
-        return HealthReport(False, "error", {}, f"health API: {type(exc).__name__}: {exc}")
-    return parse_health(body)
+            status = resp.status
+        if status != 200:
+            return HealthReport(False, "error", {}, f"health API: HTTP {status}")
+        return parse_health(body)

@@ -94,9 +94,11 @@ async def harbor_check(ex: NetnsExecutor, settings: Settings) -> HarborHealth:
 
     async def go() -> HarborHealth:
         cp = ContainerProbe(settings)
+        hp = HarborProbe(settings, cp)
         try:
-            return await HarborProbe(settings, cp).check()
+            return await hp.check()
         finally:
+            await hp.close()
             await cp.close()
 
     return await ex.run(go)
@@ -345,19 +347,25 @@ async def test_debounce_holds_under_flapping(
 async def test_missing_images_reports_removed_image(
     project: HarborShape, compose_command: list[str], dockerd: Dockerd
 ) -> None:
-    """missing_images() is empty with every image present and names an image once it is removed
-    (the standby readiness check), with both compose flavours."""
+    """The Docker API's missing_images() of the file's images is empty with every image present
+    and names an image once it is removed (the standby readiness check), with both compose
+    flavours listing the images."""
     s = make_settings(project, compose_command)
     compose = Compose(s, ProcessRunner())
-    assert sorted(await compose.images()) == sorted(project.image(svc) for svc in CONTAINER_NAMES)
-    assert await compose.missing_images() == []
-    redis = project.image("redis")
-    dockerd.docker("rmi", redis)
+    probe = ContainerProbe(s)
     try:
-        assert await compose.missing_images() == [redis]
+        images = await compose.images()
+        assert sorted(images) == sorted(project.image(svc) for svc in CONTAINER_NAMES)
+        assert await probe.missing_images(images) == []
+        redis = project.image("redis")
+        dockerd.docker("rmi", redis)
+        try:
+            assert await probe.missing_images(images) == [redis]
+        finally:
+            dockerd.docker("tag", f"harbor-shape/base:{project.tag}", redis)
+        assert await probe.missing_images(images) == []
     finally:
-        dockerd.docker("tag", f"harbor-shape/base:{project.tag}", redis)
-    assert await compose.missing_images() == []
+        await probe.close()
 
 
 async def test_validate_reports_invalid_file(project: HarborShape, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from harbor_ha.compose import Compose
+from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
 from lab.harbor_shape import HarborShape
@@ -47,7 +48,8 @@ async def test_precreated_containers_never_start_until_up(
     """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
     there, runs nothing; after a dockerd restart they are still only created while a stopped
     `restart: always` witness container is brought back (proof the restart policy ran); then
-    up() starts all nine."""
+    up() starts all nine.  The Docker API's project_containers() (what the standby asks before
+    creating) lists the created, never-started containers, and none after down."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
     s = example_settings(
         compose_file=harbor_shape.compose_file,
@@ -57,6 +59,7 @@ async def test_precreated_containers_never_start_until_up(
         start_timeout_s=120,
     )
     compose = Compose(s, ProcessRunner())
+    probe = ContainerProbe(s)
     data = harbor_shape.data_dir
     for p in data.iterdir():  # earlier tests leave files and dirs (e.g. shape-core.log)
         if p.is_dir() and not p.is_symlink():
@@ -67,7 +70,10 @@ async def test_precreated_containers_never_start_until_up(
     witness = "hhpc-witness-" + secrets.token_hex(3)
     try:
         await compose.create(60)
-        assert len(created_ids(dockerd, harbor_shape.project)) == 9
+        created = created_ids(dockerd, harbor_shape.project)
+        assert len(created) == 9
+        # `ps -aq` prints short IDs, the API full ones
+        assert sorted(i[:12] for i in await probe.project_containers()) == sorted(created)
         assert await compose.running_containers() == []
         assert list(data.iterdir()) == []
         dockerd.docker(
@@ -90,3 +96,5 @@ async def test_precreated_containers_never_start_until_up(
         chattr("-i", data, check=False)
         dockerd.docker("rm", "-f", witness, check=False)
         await compose.down()
+        assert await probe.project_containers() == []
+        await probe.close()
