@@ -183,7 +183,8 @@ def test_master_cut_from_ceph_ends_within_its_bound(cluster: Cluster) -> None:
 @pytest.mark.timeout(900)
 def test_crash_of_master_with_live_ceph_client(cluster: Cluster) -> None:
     """kill -9 of the master's harbor-ha and keepalived (its krbd mapping, mount and Harbor
-    stay): the peer's daemon takes over at its first attempt (fence, map, fsck, mount, start;
+    stay): the peer's daemon takes over at its first attempt (the lease: the dead holder
+    stopped renewing; fence, map, fsck, mount, start;
     after the cut scenario that peer is the node that was fenced: noshare); the old side's writes
     are not acknowledged; every acknowledged record is on the taker, in order; the taker's
     filesystem is clean. The old node, restarted as systemd would, demotes what it had left
@@ -195,8 +196,8 @@ def test_crash_of_master_with_live_ceph_client(cluster: Cluster) -> None:
     cluster.nodes[master].kill()
     took = cluster.wait_master(taker)
     promotion = cluster.nodes[taker].transitions()[before:]
-    assert [t["to"] for t in promotion] == ["FENCING", "MAPPING", "MOUNTING", "STARTING",
-                                            "MASTER"], promotion  # fmt: skip
+    path = ["LEASING", "FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER"]
+    assert [t["to"] for t in promotion] == path, promotion
     print(f"\ncrash: {taker} MASTER {took:.1f} s after the kill of {master}'s services")
     old = dn.client_get(cluster.lab, cluster.lab.vms[master].ip, "/cgi-bin/write?r=crash-old")
     assert old != "ok crash-old", old
