@@ -24,9 +24,10 @@ from tests.fakes import REQUIRED_ENV
 
 MASTER = {"node": "b", "state": "MASTER", "harbor_healthy": True, "vip_present": True,
           "fault": False, "maintenance": False, "last_failover": {"at": 1_700_000_000,
-          "failover_s": 7.25}}  # fmt: skip
+          "failover_s": 7.25}, "lease": {"held": True, "holder": "b"}}  # fmt: skip
 BACKUP = {"node": "a", "state": "BACKUP", "standby_ready": True, "vip_present": False,
-          "fault": False, "maintenance": False, "failures": 0}  # fmt: skip
+          "fault": False, "maintenance": False, "failures": 0,
+          "lease": {"held": False, "holder": None}}  # fmt: skip
 
 
 class FakeNode:
@@ -139,8 +140,9 @@ async def test_status_exit_code_follows_the_served_state(nodes: Nodes) -> None:
 
 # ------------------------------------------------------------------- list
 async def test_list_shows_both_nodes(nodes: Nodes) -> None:
-    """`list` shows this node and the peer (read over HTTP) with state, VIP, health, fault and
-    the last failover with its timestamp; --json carries both statuses."""
+    """`list` shows this node and the peer (read over HTTP) with state, VIP, health, fault, the
+    lease holder each node sees and the last failover with its timestamp; --json carries both
+    statuses."""
     _, _, env = nodes
     code, out, err = await cli("list", env=env)
     assert code == 0, err
@@ -149,6 +151,8 @@ async def test_list_shows_both_nodes(nodes: Nodes) -> None:
     assert row_a.split()[:3] == ["a", "BACKUP", "no"] and "-" in row_a
     assert row_b.split()[:4] == ["b", "MASTER", "yes", "yes"]
     assert "2023-11-14 22:13:20Z (7.25 s)" in row_b
+    lease = header.split().index("LEASE")
+    assert row_b.split()[lease] == "b" and row_a.split()[lease] == "-"
     code, out, _ = await cli("list", "--json", env=env)
     data = json.loads(out)
     assert [d["node"] for d in data] == ["a", "b"] and data[1]["status"]["state"] == "MASTER"

@@ -67,7 +67,7 @@ def _yes_no(value: object) -> str:
 def node_row(name: str, status: dict[str, Any] | None, error: str = "") -> list[object]:
     """One row of `harbor-ha list`: a node's /status, or the reason it could not be read."""
     if status is None:
-        return [name, "unreachable", "-", "-", "-", "-", "-", error]
+        return [name, "unreachable", "-", "-", "-", "-", "-", "-", error]
     failover = status.get("last_failover") or {}
     return [
         status.get("node", name),
@@ -76,12 +76,23 @@ def node_row(name: str, status: dict[str, Any] | None, error: str = "") -> list[
         _yes_no(status.get("harbor_healthy")),
         "SET" if status.get("fault") else "clear",
         "on" if status.get("maintenance") else "off",
+        lease_holder(status.get("lease")),
         f"{stamp(failover.get('at'))} ({failover.get('failover_s')} s)" if failover else "-",
         LABELS[verdict(status)[0]] + ": " + verdict(status)[1],
     ]
 
 
-LIST_HEADER = ("NODE", "STATE", "VIP", "HEALTHY", "FAULT", "MAINT", "LAST FAILOVER", "VERDICT")
+def lease_holder(lease: object) -> str:
+    """The lease holder as this node last saw it (a node name), or "-": not reported, or a
+    standby that has not looked at the lease since it started (it reads Ceph only when it
+    promotes or was refused)."""
+    holder = lease.get("holder") if isinstance(lease, dict) else None
+    return str(holder) if holder else "-"
+
+
+LIST_HEADER = (
+    "NODE", "STATE", "VIP", "HEALTHY", "FAULT", "MAINT", "LEASE", "LAST FAILOVER", "VERDICT",
+)  # fmt: skip
 
 
 def history_rows(records: Iterable[dict[str, Any]]) -> list[list[object]]:
