@@ -79,26 +79,39 @@ class Lease:
 
         Raises LeaseHeldByPeer (another node's cookie holds it and renews), LeaseTimeout
         (Ceph did not answer in time) or LeaseError."""
+        taking = self.held is None
         try:
-            await self.agent.ensure()
+            sent, wall = await self._try_lock()
         except LeaseError as exc:
-            self.last_error = str(exc)
-            raise
-        sent, wall = time.monotonic(), time.time()
-        try:
+            if not (taking and exc.kind == "blocklisted"):
+                self.last_error = str(exc)
+                raise
+            # A peer fenced this node's earlier lease client (e.g. while this node demoted):
+            # the agent was stopped on that answer, so this attempt connects a new client.
+            # Only when taking: a holder's renewal that finds itself blocklisted was fenced
+            # and must lose the lease, not take it again.
+            log.info("lease_client_blocklisted", reason="taking the lease with a new client")
             try:
-                await self._lock()
-            except LeaseHeldByPeer:
-                if not await self._break_own_stale():
-                    raise
-                await self._lock()
-        except LeaseError as exc:
-            self.last_error = str(exc)
-            raise
+                sent, wall = await self._try_lock()
+            except LeaseError as again:
+                self.last_error = str(again)
+                raise
         s = self._s
         self.held = Held(sent, wall, s.lease_duration_s, s.lease_margin_s)
         self.last_error = None
         return self.held
+
+    async def _try_lock(self) -> tuple[float, float]:
+        """Connect (if needed), then lock; the monotonic and wall time the lock was sent."""
+        await self.agent.ensure()
+        sent, wall = time.monotonic(), time.time()
+        try:
+            await self._lock()
+        except LeaseHeldByPeer:
+            if not await self._break_own_stale():
+                raise
+            await self._lock()
+        return sent, wall
 
     async def warm(self) -> None:
         """Start and connect the agent ahead of the first take (a standby's promotion then

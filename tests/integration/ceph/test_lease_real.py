@@ -245,6 +245,30 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
         await a.acquire()  # the new client is not blocklisted, and the lease is b's
 
 
+async def test_a_node_fenced_after_its_clean_demotion_takes_the_lease_with_a_new_client(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """a held the lease and released it (a clean demotion), and its lease client was then
+    blocklisted (the peer's fence step named it while a was demoting); once the lease is free
+    again, a's next take does not fail on its blocklisted client: the agent that got
+    ESHUTDOWN is replaced and the take succeeds at once with a new client (the e2e switchover
+    after an unhealthy handover failed its first promotion on exactly that)."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    old_client = (await a.inspect()).holder
+    assert old_client is not None
+    await a.release()
+    ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
+    await ceph.fence(also=(old_client.address,))
+    assert old_client.address in await ceph.blocklist_ls()
+    await b.acquire()
+    await b.release()
+    await a.acquire()  # the first attempt meets ESHUTDOWN; the second is a new client
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:a"
+    assert holder.address != old_client.address
+
+
 async def test_a_live_holder_is_refused_and_never_fenced(
     ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
 ) -> None:
