@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,17 +88,23 @@ class Harness:
         self.track.ensure()
         self.metrics = Metrics()
         self.policy = policy_of(settings)
-        self.driver = Driver(
+        self.driver = self.make_driver()
+        self.fault_path = settings.fault_file
+
+    def make_driver(self, step_timeout_s: float = 0.5, **extra: Any) -> Driver:
+        """A driver on this harness's steps, track files and metrics (``extra``: more of
+        Driver's keyword arguments, e.g. ``warm`` or ``stuck``)."""
+        return Driver(
             Node(policy=self.policy),
             run_step=self.steps.run,
-            step_timeout=lambda s: 0.5,
+            step_timeout=lambda s: step_timeout_s,
             track=self.track,
             metrics=self.metrics,
             renew_lease=self.steps.renew,
             interface="eth9",
             background={Kind.POLL_LEASE: self.steps.poll},
+            **extra,
         )
-        self.fault_path = settings.fault_file
         self.task: asyncio.Task[None] | None = None
 
     def start(self, node: Node | None = None) -> None:
@@ -190,11 +197,7 @@ async def test_demotion_step_stuck_in_d_state_fences_self_with_that_reason(
     step, its bound, the command that did not return and its D state."""
     h = Harness(settings)
     stuck = ["umount /data/harbor [pid 4242, D state: uninterruptible I/O, SIGKILL cannot end it]"]
-    h.driver = Driver(
-        Node(policy=h.policy), run_step=h.steps.run, step_timeout=lambda s: 0.3,
-        track=h.track, metrics=h.metrics, renew_lease=h.steps.renew, interface="eth9",
-        stuck=lambda: stuck,
-    )  # fmt: skip
+    h.driver = h.make_driver(step_timeout_s=0.3, stuck=lambda: stuck)
     h.steps.plan[Step.UNMOUNT] = "hang"
     h.start(Node(state=State.MASTER, want_master=True))
     try:
@@ -394,15 +397,7 @@ async def test_warm_action_runs_the_warm_callback_and_survives_its_failure(
         raise RuntimeError("compose broke")
 
     h = Harness(settings)
-    h.driver = Driver(
-        Node(policy=h.policy),
-        run_step=h.steps.run,
-        step_timeout=lambda s: 0.5,
-        track=h.track,
-        metrics=h.metrics,
-        renew_lease=h.steps.renew,
-        warm=warm,
-    )
+    h.driver = h.make_driver(warm=warm)
     h.start()
     try:
         h.driver.post(Event.STANDBY_READY, "test")
