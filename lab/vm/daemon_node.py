@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from lab.dockerd import compose_v2_binary
 from lab.vm.guest import GuestError, GuestResult
 from lab.vm.twonode import REPO, SUBNET, VmLab
+from lab.waiting import poll
 
 HARBOR_HA = str(REPO / ".venv" / "bin" / "harbor-ha")
 VIP = f"{SUBNET}.100"
@@ -274,12 +274,5 @@ def write_record(lab: VmLab, host: str, record: str, timeout_s: float = 20.0) ->
 
 
 def wait_for(what: str, check: Any, timeout_s: float, poll_s: float = 2.0) -> Any:
-    """Poll ``check()`` until it returns a truthy value; that value (AssertionError after)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:g} s")
-        time.sleep(poll_s)
+    """Poll ``check()`` until it returns a truthy value; that value (a Timeout after)."""
+    return poll(check, timeout_s, what, every_s=poll_s)

@@ -23,30 +23,15 @@ import lab
 from lab import LabState, NodeState
 from lab.client import Client
 from lab.mappings import teardown_mappings
+from lab.waiting import Timeout as Timeout
+from lab.waiting import poll as poll
 
 SERVING_STATES = ("MASTER",)
-
-
-class Timeout(AssertionError):
-    """A condition did not come true within its deadline (the message says which)."""
 
 
 def backup_unmapped(st: LabState, name: str) -> bool:
     """The node is BACKUP and maps nothing (what maintenance on converges to)."""
     return lab.status(st, name).get("state") == "BACKUP" and not lab.mapped_here(st.nodes[name])
-
-
-def poll(cond: Callable[[], Any], within_s: float, what: str, every_s: float = 0.2) -> Any:
-    """Poll ``cond`` until it returns a truthy value; raise Timeout after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    last: Any = None
-    while True:
-        last = cond()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise Timeout(f"{what}: not true within {within_s:g} s (last: {last!r})")
-        time.sleep(every_s)
 
 
 # ------------------------------------------------------------------ log tail

@@ -93,16 +93,19 @@ class Harness:
 
     def make_driver(self, step_timeout_s: float = 0.5, **extra: Any) -> Driver:
         """A driver on this harness's steps, track files and metrics (``extra``: more of
-        Driver's keyword arguments, e.g. ``warm`` or ``stuck``)."""
+        Driver's keyword arguments, e.g. ``stuck``; ``background`` adds to the lease's)."""
         return Driver(
             Node(policy=self.policy),
             run_step=self.steps.run,
             step_timeout=lambda s: step_timeout_s,
             track=self.track,
             metrics=self.metrics,
-            renew_lease=self.steps.renew,
+            background={
+                Kind.RENEW_LEASE: self.steps.renew,
+                Kind.POLL_LEASE: self.steps.poll,
+                **extra.pop("background", {}),
+            },
             interface="eth9",
-            background={Kind.POLL_LEASE: self.steps.poll},
             **extra,
         )
         self.task: asyncio.Task[None] | None = None
@@ -397,7 +400,7 @@ async def test_warm_action_runs_the_warm_callback_and_survives_its_failure(
         raise RuntimeError("compose broke")
 
     h = Harness(settings)
-    h.driver = h.make_driver(warm=warm)
+    h.driver = h.make_driver(background={Kind.WARM: warm})
     h.start()
     try:
         h.driver.post(Event.STANDBY_READY, "test")

@@ -14,7 +14,7 @@ from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.keepalived.trackfile import TrackFiles
-from harbor_ha.machine import Event, Node, Step
+from harbor_ha.machine import Event, Kind, Node, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import DockerApiError
 from harbor_ha.settings import Settings
@@ -88,7 +88,8 @@ def standby(
     track.ensure()
     metrics = Metrics()
     driver = Driver(Node(), run_step=_no_step, step_timeout=lambda st: 60, track=track,
-                    metrics=metrics, renew_lease=_no_renew, warm=warm)  # fmt: skip
+                    metrics=metrics,
+                    background={Kind.RENEW_LEASE: _no_renew, Kind.WARM: warm})  # fmt: skip
     engine = Engine()
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=None,  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from pathlib import Path
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.sdnotify import STATUS_MAX, SdNotifier, StatusReporter, status_line
 from harbor_ha.keepalived.trackfile import TrackFiles
-from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.machine import Event, Kind, Node, State, Step
 from harbor_ha.metrics import Metrics
 
 
@@ -74,7 +74,7 @@ async def test_status_follows_every_transition(tmp_path: Path) -> None:
     track.ensure()
     driver = Driver(
         Node(), run_step=step_ok, step_timeout=lambda s: 5, track=track, metrics=Metrics(),
-        renew_lease=no_renewal, observers=(StatusReporter(notifier),),
+        background={Kind.RENEW_LEASE: no_renewal}, observers=(StatusReporter(notifier),),
     )  # fmt: skip
     task = asyncio.create_task(driver.run((Node(), ()), "reconciled from facts"))
     try:

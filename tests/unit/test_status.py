@@ -22,7 +22,7 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.status import StatusView
 from harbor_ha.daemon.watchers import VipTicker
 from harbor_ha.http import ControlError
-from harbor_ha.machine import Event, Node, State, Step
+from harbor_ha.machine import Event, Kind, Node, State, Step
 from tests.fakes import example_settings
 
 KEYS = {
@@ -156,7 +156,7 @@ def driver_and_monitor(p: Parts) -> tuple[Driver, Monitor]:
     """A driver that runs no step and a monitor on the FAKE filesystem and Harbor above."""
     driver = Driver(
         Node(), run_step=_no_step, step_timeout=lambda s: 60, track=p.track, metrics=p.metrics,
-        renew_lease=_no_renewal,
+        background={Kind.RENEW_LEASE: _no_renewal},
     )  # fmt: skip
     monitor = Monitor(
         p.settings, driver=driver, metrics=p.metrics, harbor=FakeHarbor(),

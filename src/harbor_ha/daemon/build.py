@@ -149,17 +149,24 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
         leasing=leasing, vip_present=vip,
     )  # fmt: skip
+
+    async def warm() -> None:
+        await compose.warm(s.start_timeout_s)
+
     driver = Driver(
         Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
         run_step=steps.run,
         step_timeout=steps.timeout,
         track=track,
         metrics=metrics,
-        renew_lease=leasing.renew,
+        background={
+            Kind.RENEW_LEASE: leasing.renew,
+            Kind.POLL_LEASE: leasing.poll,
+            Kind.ASK_PEER: lambda: failsafe.ask(),
+            Kind.WARM: warm,
+        },
         interface=s.interface,
         observers=(StatusReporter(notifier), history),
-        warm=lambda: compose.warm(s.start_timeout_s),
-        background={Kind.POLL_LEASE: leasing.poll, Kind.ASK_PEER: lambda: failsafe.ask()},
         stuck=runner.unfinished_here,
     )
     failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)

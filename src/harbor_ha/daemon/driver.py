@@ -19,6 +19,7 @@ import structlog
 
 from harbor_ha.machine import (
     PROMOTING,
+    ROUTINE_EVENTS,
     TIMER_EVENT,
     Action,
     Clock,
@@ -37,19 +38,14 @@ from harbor_ha.metrics import Metrics
 from .leasing import StepRefused
 from .ports import TrackFilesPort
 from .recent import Errors, Recent
+from .timers import Timers
 
 log = structlog.get_logger("harbor_ha.driver")
 
 StepFn = Callable[[Step], Awaitable[None]]
-WarmFn = Callable[[], Awaitable[object]]
-RenewFn = Callable[[], Awaitable[tuple[Event, str]]]
-"""A background lease I/O (renew, poll, failsafe request): the event it ends with, and why."""
-ROUTINE = frozenset(
-    {Event.RENEW_DUE, Event.LEASE_RENEWED, Event.LEASE_POLL_DUE, Event.LEASE_PEER_RENEWS}
-)
-"""Events that repeat every renewal interval while nothing changes: their decisions are
-logged at debug (at info they would be four lines a second on the master); a renewal that
-fails, a refused standby's first refusal and every transition stay at info."""
+BackgroundFn = Callable[[], Awaitable[tuple[Event, str] | None]]
+"""A background I/O (lease renew or poll, failsafe request, warming the standby): the event it
+ends with and why, or None when it has nothing to tell the machine."""
 TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
@@ -77,22 +73,15 @@ class Driver:
         step_timeout: Callable[[Step], float],
         track: TrackFilesPort,
         metrics: Metrics,
-        renew_lease: RenewFn,
+        background: Mapping[Kind, BackgroundFn],
         interface: str = "",
         observers: Sequence[TransitionObserver] = (),
-        warm: WarmFn | None = None,
-        background: Mapping[Kind, RenewFn] | None = None,
         stuck: Callable[[], list[str]] = list,
     ) -> None:
         self._stuck = stuck
-        self._background: dict[Kind, RenewFn] = {
-            Kind.RENEW_LEASE: renew_lease,
-            **(background or {}),
-        }
+        self._background = dict(background)
         self._tasks: dict[Kind, asyncio.Task[None]] = {}
         self._run_step = run_step
-        self._warm = warm
-        self._warm_task: asyncio.Task[None] | None = None
         self._step_timeout = step_timeout
         self._track = track
         self._metrics = metrics
@@ -101,8 +90,7 @@ class Driver:
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._token = 0
-        self._timers: dict[Timer, asyncio.TimerHandle] = {}
-        self._timer_token: dict[Timer, int] = dict.fromkeys(Timer, 0)
+        self._timers = Timers(metrics, self._fire)
         self._promotion_started: float | None = None
         self._node = node
         self._since = time.time()
@@ -137,7 +125,7 @@ class Driver:
     def _stale(self, item: Incoming) -> bool:
         if item.token is not None and item.token != self._token:
             return True
-        return item.timer is not None and item.timer[1] != self._timer_token[item.timer[0]]
+        return item.timer is not None and self._timers.stale(*item.timer)
 
     # --------------------------------------------------------------- loop
     async def run(self, initial: Result, reason: str) -> None:
@@ -213,7 +201,7 @@ class Driver:
                 self.last_failover = {"at": now, "failover_s": record["failover_s"]}
             self._tell(record)
         elif actions or replace(new, vip_mismatch=0) != replace(old, vip_mismatch=0):
-            (log.debug if event in ROUTINE else log.info)(
+            (log.debug if event in ROUTINE_EVENTS else log.info)(
                 "decision",
                 state=str(new.state),
                 _event=str(event),
@@ -275,12 +263,12 @@ class Driver:
                 case Action(kind=Kind.RUN_STEP, step=Step() as step):
                     self._start_step(step)
                 case Action(kind=Kind.START_TIMER, timer=Timer() as timer, delay_s=float(delay)):
-                    self._arm(timer, delay, action.reason)
+                    self._timers.arm(timer, delay, action.reason)
                 case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
-                    self._disarm(timer)
-                case Action(kind=Kind.WARM):
-                    self._start_warm()
-                case Action(kind=Kind.RENEW_LEASE | Kind.POLL_LEASE | Kind.ASK_PEER as kind):
+                    self._timers.disarm(timer)
+                case Action(
+                    kind=Kind.WARM | Kind.RENEW_LEASE | Kind.POLL_LEASE | Kind.ASK_PEER as kind
+                ):
                     self._start_background(kind)
                 case Action(kind=Kind.POST, event=Event() as event):
                     self._post_verdict(event, action.ticks)
@@ -289,27 +277,12 @@ class Driver:
                     for task in self._tasks.values():
                         task.cancel()
                     for timer in Timer:
-                        self._disarm(timer)
+                        self._timers.disarm(timer)
                     self.exited.set()
                     return True
                 case _:  # pragma: no cover - the machine builds only the shapes above
                     raise AssertionError(f"malformed action {action!r}")
         return False
-
-    def _start_warm(self) -> None:
-        """Start the stateless services in the background (not a step: the machine waits for
-        nothing, a failure only costs speed).  One at a time."""
-        if self._warm is None or (self._warm_task is not None and not self._warm_task.done()):
-            return
-        self._warm_task = asyncio.create_task(self._warm_once(self._warm), name="warm")
-
-    async def _warm_once(self, warm: WarmFn) -> None:
-        try:
-            await warm()
-        except Exception as exc:
-            self._metrics.errors.labels("warm").inc()
-            self.errors.record("warm", f"{type(exc).__name__}: {exc}")
-            log.warning("warm_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _post_verdict(self, event: Event, ticks: int) -> None:
         """The machine judged a VIP mismatch persistent: act as keepalived's missed line."""
@@ -323,37 +296,12 @@ class Driver:
             f"{why} on {self._interface} for {ticks} ticks without a matching keepalived line",
         )
 
-    def _arm(self, timer: Timer, delay: float, reason: str) -> None:
-        self._disarm(timer)
-        token = self._timer_token[timer]
-        if timer is Timer.RETRY:
-            log.warning("fenced_self", retry_in_s=delay)
-        elif timer is Timer.BACKOFF:
-            log.info("timer_armed", seconds=round(delay, 3), reason=reason)
-            self._metrics.backoff_until.set(time.time() + delay)
-        else:
-            log.debug("timer_armed", timer=str(timer), seconds=round(delay, 3), reason=reason)
-        self._timers[timer] = asyncio.get_running_loop().call_later(
-            delay, self._fire, timer, token, reason
-        )
-
     def _fire(self, timer: Timer, token: int, reason: str) -> None:
-        self._timers.pop(timer, None)
-        if timer is Timer.BACKOFF:
-            self._metrics.backoff_until.set(0)
         self._queue.put_nowait(Incoming(TIMER_EVENT[timer], reason, timer=(timer, token)))
 
-    def _disarm(self, timer: Timer) -> None:
-        self._timer_token[timer] += 1  # a firing already queued is stale
-        handle = self._timers.pop(timer, None)
-        if handle is not None:
-            handle.cancel()
-        if timer is Timer.BACKOFF:
-            self._metrics.backoff_until.set(0)
-
     def _start_background(self, kind: Kind) -> None:
-        """Run a lease I/O in the background; one of a kind at a time (one still running is
-        enough: its event comes)."""
+        """Run a background I/O (not a step: the machine does not wait for it); one of a kind
+        at a time (one still running is enough: its event comes)."""
         fn = self._background.get(kind)
         if fn is None:
             log.warning("no_background_io", kind=str(kind))
@@ -364,10 +312,21 @@ class Driver:
             return
         self._tasks[kind] = asyncio.create_task(self._background_task(kind, fn), name=str(kind))
 
-    async def _background_task(self, kind: Kind, fn: RenewFn) -> None:
-        event, reason = await fn()
-        if event is not Event.LEASE_RENEWED:
-            log.info("lease_io", kind=str(kind), outcome=str(event), reason=reason)
+    async def _background_task(self, kind: Kind, fn: BackgroundFn) -> None:
+        try:
+            told = await fn()
+        except Exception as exc:  # a failure costs what the I/O was for; the machine goes on
+            self._metrics.errors.labels(str(kind)).inc()
+            self.errors.record(str(kind), f"{type(exc).__name__}: {exc}")
+            log.warning(
+                "background_io_failed", kind=str(kind), error=f"{type(exc).__name__}: {exc}"
+            )
+            return
+        if told is None:
+            return
+        event, reason = told
+        if event not in ROUTINE_EVENTS:
+            log.info("background_io", kind=str(kind), outcome=str(event), reason=reason)
         self.post(event, reason)
 
     def _start_step(self, step: Step) -> None:

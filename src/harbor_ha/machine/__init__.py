@@ -14,6 +14,7 @@ cancel a timer, post an event, exit) and feeds the results back as events.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
 
+from .lease_rows import ROUTINE_EVENTS
 from .reconcile import Facts, from_facts
 from .rows import Do, Guard, Row
 from .states import (
@@ -65,6 +66,7 @@ __all__ = [
     "PROMOTING",
     "REQUIRES",
     "ROLLBACK",
+    "ROUTINE_EVENTS",
     "STEP_OF",
     "TABLE",
     "TIMER_EVENT",

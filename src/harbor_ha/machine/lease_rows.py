@@ -38,6 +38,11 @@ EVERYWHERE = (
 """Legal (and ignored) in every state: a late answer or a stale timer; the rows below say
 where they matter."""
 
+ROUTINE_EVENTS = frozenset({E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS})
+"""Events that repeat every renewal interval while nothing changes.  Their decisions are
+logged at debug (at info they would be four lines a second on the master); a renewal that
+fails, a refused standby's first refusal and every transition stay at info."""
+
 
 def add_lease_rows(
     table: dict[tuple[State, Event], Rows],
