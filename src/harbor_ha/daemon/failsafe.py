@@ -9,7 +9,7 @@ from collections.abc import Callable
 import structlog
 
 from harbor_ha.lease import LeaseError
-from harbor_ha.machine import Event, Node, State
+from harbor_ha.machine import Event, Node, promise_refusal
 from harbor_ha.peer.failsafe import Decision, FailsafeServer, ask
 from harbor_ha.settings import Settings
 
@@ -56,9 +56,9 @@ class Failsafe:
 
     async def decide(self) -> Decision:
         """The peer's side: promise only while BACKUP and unable to reach Ceph."""
-        state = self._node().state
-        if state is not State.BACKUP:
-            return Decision(False, f"this node is {state}")
+        refusal = promise_refusal(self._node())
+        if refusal is not None:
+            return Decision(False, refusal)
         try:
             await self._lease.inspect(timeout_s=self._s.failsafe_probe_timeout_s)
         except LeaseError as exc:

@@ -95,6 +95,15 @@ def add_lease_rows(
     )
 
 
+def promise_refusal(node: Node) -> str | None:
+    """Why this node may not promise the failsafe now; None: it may.  Only a BACKUP promises
+    not to promote (a node in a promotion already acts on its own claim; a master answers for
+    itself).  The promise itself is the FAILSAFE_PROMISED row above."""
+    if node.state is not S.BACKUP:
+        return f"this node is {node.state}"
+    return None
+
+
 def _timer(timer: Timer, delay_s: float, reason: str) -> Action:
     return Action(Kind.START_TIMER, timer=timer, delay_s=float(delay_s), reason=reason)
 
