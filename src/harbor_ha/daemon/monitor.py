@@ -72,6 +72,7 @@ class Monitor:
         self._wake = wake
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
+        self._held = False  # the machine's failsafe_held at the last storage probe
         self._last_since = 0.0
         self._next_standby_check = 0.0
         self._standby_since = -1.0  # the BACKUP period (driver.since) last checked
@@ -143,6 +144,11 @@ class Monitor:
     async def _check_master(self, since: float) -> None:
         storage_ok, why, event = await self._storage_ok()
         self._probe("storage", storage_ok)
+        held, self._held = self._held, self._driver.node.failsafe_held
+        if held and not self._held:
+            # The failsafe hold ended (Ceph answers the lease again): judge the storage
+            # afresh, so a read that began in the outage (no answer) does not demote alone.
+            self._storage = Debouncer(1, 2, initial=True)
         self._storage.update(storage_ok)
         if not storage_ok and self._storage.value is False:
             # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
