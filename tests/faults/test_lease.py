@@ -5,7 +5,7 @@
   the client answered throughout, nothing moves after the heal (20 s in CI, 120 s full);
 - the whole Ceph cluster frozen (mon and OSD SIGSTOPped) for 60 s: no failover, no fence;
 - the master cut from Ceph: it stops Harbor (its lease deadline) before the peer starts it,
-  from both nodes' log timestamps.
+  from both nodes' log timestamps, and the peer serves within 24 s of the cut.
 """
 
 from __future__ import annotations
@@ -163,13 +163,25 @@ def first_at(node: NodeState, since: float, match: Any) -> float | None:
     return None
 
 
+DEADLINE_S = 5 - 1.5 + 0.5
+"""The cut master's lease deadline at the defaults: lease_duration_s - lease_margin_s after
+its last renewal, which was at most one renewal interval before the cut."""
+TAKEOVER_S = 20.0
+"""The peer's takeover once the old master's fault let keepalived move the VIP: the lease
+step's two looks (0.75 s), the fence, map, fsck, mount and Harbor's start: 4.5 s median in
+bench/failover.py (crash, the lease included); 20 s leaves room for the shared 2 cores."""
+CUT_BOUND_S = DEADLINE_S + TAKEOVER_S
+"""Issue 10 test 2's bound: the peer serves within this of the cut (24 s)."""
+
+
 @pytest.mark.full
 def test_master_cut_from_ceph_stops_before_the_peer_starts(
     fault_lab: LabState, record: Any
 ) -> None:
     """Issue 10 test 2: the master cut from Ceph stops Harbor (its lease deadline) before the
-    peer starts it (the step_end of its stop step precedes the peer's start step, both from
-    the nodes' log timestamps), and the peer serves within the lease's bound."""
+    peer starts it (the step_end of its stop step precedes the peer's entry into STARTING,
+    both from the nodes' log timestamps), and the peer serves within CUT_BOUND_S (24 s) of
+    the cut."""
     st = fault_lab
     master = fl.serving(st)
     standby = fl.other(st, master)
@@ -179,7 +191,7 @@ def test_master_cut_from_ceph_stops_before_the_peer_starts(
         try:
             fl.poll(
                 lambda: (a := client.check()).ok and a.served_by == standby,
-                180,
+                CUT_BOUND_S + 150,
                 f"served by {standby}",
             )
             served = time.time() - t0
@@ -195,10 +207,14 @@ def test_master_cut_from_ceph_stops_before_the_peer_starts(
     )
     record(
         injected="master cut from Ceph (iptables DROP to the mon/OSD)",
-        expected="old master stops Harbor before the peer starts it; peer serves",
+        expected="old master stops Harbor (lease deadline) before the peer starts it; the "
+        f"peer serves within {CUT_BOUND_S:g} s (deadline {DEADLINE_S:g} s + takeover "
+        f"{TAKEOVER_S:g} s)",
         observed=f"old master's stop step ended at +{(stopped or t0) - t0:.2f} s, the peer "
-        f"entered STARTING at +{(started or t0) - t0:.2f} s",
+        f"entered STARTING at +{(started or t0) - t0:.2f} s (from the nodes' logs); the peer "
+        f"served at +{served:.1f} s",
         figures=f"isolation -> peer serves {served:.1f} s; heal -> converged {conv:.1f} s",
     )
     assert stopped is not None and started is not None and stopped < started
+    assert served <= CUT_BOUND_S, f"peer served after {served:.1f} s"
     assert not watch.violations

@@ -130,7 +130,7 @@ def expected(state: State, event: Event) -> State | object:
             if state is S.MASTER:
                 return S.STOPPING
             return ROLLBACK.get(state, same) if state in LEASED else same
-        case E.STORAGE_LOST:
+        case E.STORAGE_LOST | E.STORAGE_STUCK:
             return S.STOPPING if state in {S.MASTER, S.MAPPING, S.MOUNTING, S.STARTING} else same
         case E.RETRY:
             return S.STOPPING if state is S.FENCED_SELF else ILLEGAL
@@ -618,6 +618,7 @@ OTHER = [
     E.HARBOR_HEALTHY,
     E.HARBOR_UNHEALTHY,
     E.STORAGE_LOST,
+    E.STORAGE_STUCK,
     E.BACKOFF_EXPIRED,
     E.SWITCHOVER,
     E.MAINTENANCE_ON,

@@ -2,7 +2,8 @@
 
 - MASTER: Harbor (containers + port + health API), debounced; and the storage
   (still mounted from our device, still read-write, device still readable).
-  Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST at once.
+  Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST (2 probes in a row;
+  STORAGE_STUCK when the read got no answer: Ceph does not answer this node).
 - BACKUP: readiness to take over (Ceph reachable, image there, no stale local
   mapping, Docker up, Harbor's images present).  Not ready -> priority file 0,
   so a broken standby never wins an election (safety rule 9).
@@ -71,6 +72,7 @@ class Monitor:
         self._wake = wake
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
+        self._held = False  # the machine's failsafe_held at the last storage probe
         self._last_since = 0.0
         self._next_standby_check = 0.0
         self._standby_since = -1.0  # the BACKUP period (driver.since) last checked
@@ -140,10 +142,18 @@ class Monitor:
 
     # ----------------------------------------------------------- master
     async def _check_master(self, since: float) -> None:
-        storage_ok, why = await self._storage_ok()
+        storage_ok, why, event = await self._storage_ok()
         self._probe("storage", storage_ok)
-        if self._storage.update(storage_ok) is False:
-            self._driver.post(Event.STORAGE_LOST, why)
+        held, self._held = self._held, self._driver.node.failsafe_held
+        if held and not self._held:
+            # The failsafe hold ended (Ceph answers the lease again): judge the storage
+            # afresh, so a read that began in the outage (no answer) does not demote alone.
+            self._storage = Debouncer(1, 2, initial=True)
+        self._storage.update(storage_ok)
+        if not storage_ok and self._storage.value is False:
+            # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
+            # the failsafe holds) hears it again, and an error after that still demotes.
+            self._driver.post(event, why)
         report = await self._harbor.check()
         ok = bool(report.healthy)
         self._probe("harbor", ok)
@@ -157,17 +167,24 @@ class Monitor:
         elif flipped is True:
             self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy again")
 
-    async def _storage_ok(self) -> tuple[bool, str]:
+    async def _storage_ok(self) -> tuple[bool, str, Event]:
+        """(ok, why not, the event a failure means): STORAGE_STUCK when the read got no
+        answer in time (Ceph does not answer), STORAGE_LOST for every error."""
+        lost = Event.STORAGE_LOST
         device = self._device()
         if device is None:
-            return False, "no mapped device recorded"
+            return False, "no mapped device recorded", lost
         if not self._fs.is_mounted_from(device):
-            return False, f"{self._s.mountpoint} no longer mounted from {device}"
+            return False, f"{self._s.mountpoint} no longer mounted from {device}", lost
         if self._fs.is_read_only():
-            return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)"
-        if not await self._fs.read_probe(device, self._s.probe_timeout_s):
-            return False, f"{device} is not readable (blocklisted or lock lost)"
-        return True, ""
+            return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)", lost
+        readable = await self._fs.read_probe(device, self._s.probe_timeout_s)
+        if readable is None:
+            why = f"no answer from a read of {device} within {self._s.probe_timeout_s:g} s"
+            return False, why, Event.STORAGE_STUCK
+        if not readable:
+            return False, f"{device} is not readable (blocklisted or lock lost)", lost
+        return True, "", lost
 
     # ---------------------------------------------------------- standby
     async def _check_standby(self) -> None:

@@ -52,8 +52,8 @@ class Filesystem:
         return guard_module.is_guarded(self.mountpoint)
 
     # ------------------------------------------------------------ probes
-    async def read_probe(self, device: str, timeout_s: float) -> bool:
-        """One O_DIRECT read of the first 4 KiB; False on any error or timeout."""
+    async def read_probe(self, device: str, timeout_s: float) -> bool | None:
+        """One O_DIRECT read of the first 4 KiB; False on an error, None on no answer."""
         return await probe.read_probe(self._runner, self._settings, device, timeout_s)
 
     async def probe_filesystem(self, device: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 
 from harbor_ha.filesystem.errors import DeviceIOError, ProbeError
-from harbor_ha.runner import CommandError, Runner
+from harbor_ha.runner import CommandError, CommandTimeout, Runner
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger("harbor_ha.filesystem")
@@ -34,10 +34,17 @@ def parse_blkid_export(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-async def read_probe(runner: Runner, settings: Settings, device: str, timeout_s: float) -> bool:
-    """One O_DIRECT read of the first 4 KiB; False on any error or timeout."""
+async def read_probe(
+    runner: Runner, settings: Settings, device: str, timeout_s: float
+) -> bool | None:
+    """One O_DIRECT read of the first 4 KiB: True read, False an error, None no answer within
+    ``timeout_s`` (the read waits on Ceph: it does not answer this node; a fenced krbd client
+    gets an error at once instead)."""
     try:
         result = await runner.run(read_probe_argv(settings, device), timeout_s=timeout_s)
+    except CommandTimeout as exc:
+        log.warning("read_probe_failed", device=device, error=str(exc), answered=False)
+        return None
     except CommandError as exc:
         log.warning("read_probe_failed", device=device, error=str(exc))
         return False

@@ -12,8 +12,9 @@
 - Failsafe (configured): no renewal for ``failsafe_ask_s`` (the ASK timer, re-armed by each
   renewal) asks the peer, early enough for its answer to come before the deadline; its
   promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
-  margins, and asks again before that.  The node that promised (FAILSAFE_PROMISED) does not
-  promote until the PROMISE timer fires.
+  margins, and asks again before that (``failsafe_held`` until the next renewal: a storage
+  probe without an answer, STORAGE_STUCK, then does not demote).  The node that promised
+  (FAILSAFE_PROMISED) does not promote until the PROMISE timer fires.
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def add_lease_rows(
     leased = tuple(leased)
     for ev in EVERYWHERE:
         rows(State, ev, STAY)
-    rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
+    fresh = changes(failsafe_held=False)  # a new lease (or a renewal): no promise needed
+    rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, fresh, (Do.ARM_RENEW, Do.ARM_DEADLINE)))
     rows([S.LEASING], E.LEASE_STALE, Row(S.FENCING))
-    rows([S.FENCING], E.LEASE_TAKEN, Row(S.MAPPING, do=(Do.ARM_RENEW, Do.ARM_DEADLINE)))
+    rows([S.FENCING], E.LEASE_TAKEN, Row(S.MAPPING, fresh, (Do.ARM_RENEW, Do.ARM_DEADLINE)))
     rows(
         [S.LEASING],
         E.LEASE_HELD_BY_PEER,
@@ -75,11 +77,15 @@ def add_lease_rows(
     rows(
         leased,
         E.LEASE_RENEWED,
-        Row(do=(Do.ARM_DEADLINE, Do.ARM_ASK), when=FAILSAFE),
-        Row(do=(Do.ARM_DEADLINE,)),
+        Row(set=fresh, do=(Do.ARM_DEADLINE, Do.ARM_ASK), when=FAILSAFE),
+        Row(set=fresh, do=(Do.ARM_DEADLINE,)),
     )
     rows([S.MASTER], E.FAILSAFE_DUE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
-    rows([S.MASTER], E.FAILSAFE_CONFIRMED, Row(do=(Do.ARM_FAILSAFE, Do.REARM_ASK)))
+    rows(
+        [S.MASTER],
+        E.FAILSAFE_CONFIRMED,
+        Row(set=changes(failsafe_held=True), do=(Do.ARM_FAILSAFE, Do.REARM_ASK)),
+    )
     for ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
         rows([S.MASTER], ev, Row(S.STOPPING, failed, (Do.BACKOFF,)))
         for s in sorted(PROMOTING - {S.LEASING}):

@@ -80,6 +80,8 @@ WARM_STANDBY = Guard(
 """A ready standby keeps Harbor's stateless services running (settings.warm_standby)."""
 HAS_FAILURES = Guard("failures > 0", lambda n: n.failures > 0)
 FAILSAFE = Guard("failsafe configured", lambda n: n.policy.failsafe)
+FAILSAFE_HELD = Guard("failsafe_held", lambda n: n.failsafe_held)
+"""The peer's failsafe promise holds (no renewal since): nobody can take the image over."""
 PROMISE_ONLY = Guard(
     "may_promote but for the promise",
     lambda n: n.promised and replace(n, promised=False).may_promote,

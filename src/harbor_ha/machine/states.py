@@ -39,6 +39,8 @@ class Event(enum.StrEnum):
     HARBOR_UNHEALTHY = "HARBOR_UNHEALTHY"
     # this node lost the image: blocklisted, I/O errors, lock lost (safety rule 2)
     STORAGE_LOST = "STORAGE_LOST"
+    # the storage probe got no answer in time, twice (no error: Ceph does not answer)
+    STORAGE_STUCK = "STORAGE_STUCK"
     # the standby's readiness check passed (first pass in BACKUP, or ready again)
     STANDBY_READY = "STANDBY_READY"
     # the VIP tick's observation, once per tick: is the VIP on our interface
@@ -252,6 +254,7 @@ class Node:
     handover: bool = False  # planned demotion: keep the VIP until clean, then raise the fault
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
     promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
+    failsafe_held: bool = False  # MASTER: the peer confirmed it cannot reach Ceph either
     policy: Policy = field(default_factory=Policy)
 
     @property

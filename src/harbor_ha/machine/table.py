@@ -36,6 +36,7 @@ from .rows import (
     BUMP,
     DEMOTE_ON_EXIT,
     EXITING,
+    FAILSAFE_HELD,
     FAULT,
     HANDOVER,
     HAS_FAILURES,
@@ -153,7 +154,14 @@ def _each(states: Iterable[State], event: Event, rows: Callable[[State], Rows]) 
 
 # Every event has a row in every state, except step results where no step runs and RETRY
 # outside FENCED_SELF: those are illegal.  Later rows for a pair replace earlier ones.
-for _ev in (*OBSERVE, E.HARBOR_HEALTHY, E.HARBOR_UNHEALTHY, E.STORAGE_LOST, E.BACKOFF_EXPIRED):
+for _ev in (
+    *OBSERVE,
+    E.HARBOR_HEALTHY,
+    E.HARBOR_UNHEALTHY,
+    E.STORAGE_LOST,
+    E.STORAGE_STUCK,
+    E.BACKOFF_EXPIRED,
+):
     _rows(ALL, _ev, STAY)
 _rows(ALL, E.SWITCHOVER, STAY)
 _rows(ALL, E.STANDBY_READY, STAY)
@@ -187,6 +195,21 @@ _rows([S.MASTER], E.STORAGE_LOST, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 _rows(
     sorted(PROMOTING - {S.LEASING, S.FENCING}),
     E.STORAGE_LOST,
+    Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
+)
+# The storage probe got no answer (no error): Ceph does not answer this node.  While the
+# peer's failsafe promise holds, nobody can take the image over, and demoting would only drop
+# Harbor (and hang in the unmap): keep serving; the lease deadline still bounds it.  Else as
+# a lost image: a fenced client gets errors, but an unanswered one is no better a master.
+_rows(
+    [S.MASTER],
+    E.STORAGE_STUCK,
+    Row(when=FAILSAFE_HELD),
+    Row(S.STOPPING, FAILED, (Do.BACKOFF,)),
+)
+_rows(
+    sorted(PROMOTING - {S.LEASING, S.FENCING}),
+    E.STORAGE_STUCK,
     Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
 )
 
