@@ -40,6 +40,7 @@ import lab
 import lab.node as lab_node
 from bench import pacct
 from bench.failover import say, wait_stable
+from lab.mappings import KRBD_STANDIN, standin_env
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 GOAL_CPU_PCT = 0.5
@@ -259,6 +260,50 @@ def report(figures: dict[str, NodeFigures], window_s: float) -> None:
             + ", ".join(f"{k} {v:.0f}" for k, v in f.metrics_per_min.items()))  # fmt: skip
 
 
+def cli_cost(st: lab.LabState, name: str, runs: int) -> dict[str, tuple[float, float]]:
+    """CPU ms and wall ms per call of the standby's Ceph CLIs in node ``name``'s netns against
+    the lab's Ceph: through the krbd stand-in (a Python script; ``info`` and ``status`` it
+    execs into the real rbd) and with the real /usr/bin/rbd (C++).  Sequential calls from
+    this process, CPU = its reaped children's (resource.RUSAGE_CHILDREN), minus an
+    ``nsenter ... true`` baseline."""
+    import resource
+
+    node = st.nodes[name]
+    common = ["--id", "harbor", "-c", st.ceph_conf, "--keyring", st.ceph_keyring]
+    enter = ["nsenter", f"--net=/run/netns/{node.netns}"]
+    env = standin_env(node.rbd_state)
+    cases = {
+        "nsenter true (baseline)": [*enter, "true"],
+        "stand-in rbd device list": [*enter, str(KRBD_STANDIN), *common, "device", "list",
+                                     "--format", "json"],
+        "real rbd device list": [*enter, "/usr/bin/rbd", *common, "device", "list",
+                                 "--format", "json"],
+        "stand-in rbd info": [*enter, str(KRBD_STANDIN), *common, "info", "rbd/harbor",
+                              "--format", "json"],
+        "real rbd info": [*enter, "/usr/bin/rbd", *common, "info", "rbd/harbor", "--format",
+                          "json"],
+        "real rbd status": [*enter, "/usr/bin/rbd", *common, "status", "rbd/harbor",
+                            "--format", "json"],
+    }  # fmt: skip
+
+    def cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
+    out: dict[str, tuple[float, float]] = {}
+    for what, argv in cases.items():
+        start_cpu, start = cpu(), time.monotonic()
+        for _ in range(runs):
+            subprocess.run(argv, env=env, capture_output=True, timeout=60, check=True)
+        out[what] = (
+            (cpu() - start_cpu) / runs * 1e3,
+            (time.monotonic() - start) / runs * 1e3,
+        )
+    base = out["nsenter true (baseline)"][0]
+    return {k: (v[0] - base if k != "nsenter true (baseline)" else v[0], v[1])
+            for k, v in out.items()}  # fmt: skip
+
+
 def vip_check_cost(calls: int = 300) -> tuple[float, float]:
     """CPU ms per VIP check (self + reaped children) of the way before (``ip -j addr show``
     through the daemon's ProcessRunner) and now (rtnetlink), on this host's lo."""
@@ -303,6 +348,10 @@ def main() -> int:
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
     )
+    ap.add_argument(
+        "--cli-cost", type=int, default=20, metavar="N",
+        help="also time N calls of each Ceph CLI the standby runs, stand-in and real (0: no)",
+    )  # fmt: skip
     ap.add_argument("--ref", default=None, help="measure this git commit's daemon instead")
     ap.add_argument(
         "--dev-venv", action="store_true", help="run the development venv's harbor-ha instead"
@@ -334,6 +383,8 @@ def main() -> int:
         time.sleep(args.settle)
         acct_file = args.dir.parent / f"{args.dir.name}-pacct"
         figures = measure(st, master, args.window, acct_file, args.py_spy)
+        standby = next(name for name in st.nodes if name != master)
+        costs = cli_cost(st, standby, args.cli_cost) if args.cli_cost else {}
     finally:
         lab.down(args.dir, say=say)
     say(f"uptime after: {lab.sh('uptime').stdout.strip()}")
@@ -343,6 +394,11 @@ def main() -> int:
     say(f"window {args.window:.0f} s, probe interval: {interval}, stack: {args.stack}, "
         "lease on")  # fmt: skip
     report(figures, args.window)
+    if costs:
+        say(f"Ceph CLI cost per call in the standby's netns ({args.cli_cost} calls each, "
+            "CPU without nsenter's):")  # fmt: skip
+        for what, (cpu_ms, wall_ms) in costs.items():
+            say(f"    {what:<26} CPU {cpu_ms:6.1f} ms  wall {wall_ms:6.1f} ms")
     worst_cpu = max(f.cpu_total for f in figures.values())
     worst_own = max(f.cpu_self for f in figures.values())
     worst_rss = max(f.rss_mib for f in figures.values())

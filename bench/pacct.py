@@ -36,7 +36,12 @@ class Exited:
     ppid: int
     comm: str
     cpu_s: float
+    started: int  # wall clock, whole seconds
     elapsed_s: float
+
+    def alive_at(self, when: int) -> bool:
+        """Did this process run at second ``when`` (1 s of slack for the rounding)?"""
+        return self.started - 1 <= when <= self.started + self.elapsed_s + 1
 
 
 def _comp(value: int) -> int:
@@ -52,22 +57,32 @@ def parse(data: bytes) -> list[Exited]:
             raise ValueError(f"acct record version {f[1]} (expected 3) at offset {off}")
         comm = f[18].split(b"\0", 1)[0].decode(errors="replace")
         cpu = (_comp(f[10]) + _comp(f[11])) / AHZ
-        out.append(Exited(pid=f[6], ppid=f[7], comm=comm, cpu_s=cpu, elapsed_s=f[9] / AHZ))
+        out.append(
+            Exited(pid=f[6], ppid=f[7], comm=comm, cpu_s=cpu, started=f[8], elapsed_s=f[9] / AHZ)
+        )
     return out
 
 
 def descendants(records: list[Exited], roots: Collection[int]) -> dict[int, list[Exited]]:
-    """root PID -> the records of its descendants (children, grandchildren, ...)."""
-    parent = {r.pid: r.ppid for r in records}
-    out: dict[int, list[Exited]] = {root: [] for root in roots}
+    """root PID -> the records of its descendants (children, grandchildren, ...).  The roots
+    live all along (their PIDs are never reused meanwhile); an exited parent is the record
+    with that PID that ran when the child started (PIDs are reused quickly on a busy machine).
+    """
+    by_pid: dict[int, list[Exited]] = {}
     for r in records:
-        seen: set[int] = set()
-        pid = r.ppid
-        while pid not in out and pid in parent and pid not in seen:
-            seen.add(pid)
-            pid = parent[pid]
-        if pid in out:
-            out[pid].append(r)
+        by_pid.setdefault(r.pid, []).append(r)
+    out: dict[int, list[Exited]] = {root: [] for root in roots}
+
+    def root_of(r: Exited, depth: int = 0) -> int | None:
+        if r.ppid in out:
+            return r.ppid
+        parent = next((p for p in by_pid.get(r.ppid, ()) if p.alive_at(r.started)), None)
+        return None if parent is None or depth > 50 else root_of(parent, depth + 1)
+
+    for r in records:
+        root = root_of(r)
+        if root is not None:
+            out[root].append(r)
     return out
 
 

@@ -125,6 +125,7 @@ class Monitor:
             self._metrics.harbor_healthy.set(0)
         if probes is not Probes.STANDBY:
             self._metrics.ready.set(0)
+            self.probes.pop("standby_ceph_age_s", None)
         if probes is Probes.MASTER:
             await self._check_master(since)
         elif probes is Probes.STANDBY:

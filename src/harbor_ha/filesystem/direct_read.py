@@ -5,11 +5,10 @@ client's uncached reads fail with EIO), so it runs no process (``dd iflag=direct
 same read, at a fork and exec each second).  O_DIRECT bypasses the page cache: the answer
 comes from the device (for krbd: from the OSDs), never from cached pages.
 
-The read runs in a daemon thread and the caller waits at most ``timeout_s``.  A read the
+The read runs in a worker thread and the caller waits at most ``timeout_s``.  A read the
 kernel never answers (a device stuck in D state) cannot be interrupted, by a thread or by
-killing a ``dd``; its thread is left behind, and until it returns every later read answers
-"not readable" at once instead of stacking more blocked threads.  Daemon threads never hold
-up the process's exit.
+killing a ``dd``; until it returns, every later read answers "not readable" at once (no
+reads pile up behind it).  The worker is a daemon thread: it never holds up the exit.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import asyncio
 import contextlib
 import mmap
 import os
+import queue
 import threading
 
 BLOCK_BYTES = 4096
@@ -39,42 +39,47 @@ def read_first_block(device: str) -> int:
 
 
 class DirectReader:
-    """Bounded O_DIRECT reads; owns the thread of a read that did not return in time."""
+    """Bounded O_DIRECT reads, one at a time, in one long-lived worker thread (started at the
+    first read); owns the device of the read in flight."""
 
     def __init__(self) -> None:
-        self._blocked: threading.Thread | None = None
-        self._blocked_device = ""
+        self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._in_flight: str | None = None  # set by the loop, cleared by the worker
 
     async def read(self, device: str, timeout_s: float) -> tuple[bool, str]:
         """(readable, why not): one read of ``device`` within ``timeout_s``; never raises."""
-        if self._blocked is not None:
-            if self._blocked.is_alive():
-                return False, f"an earlier read of {self._blocked_device} is still blocked"
-            self._blocked = None
+        if self._in_flight is not None:
+            return False, f"an earlier read of {self._in_flight} is still blocked"
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._work, name="read-probe", daemon=True)
+            self._worker.start()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[bool, str]] = loop.create_future()
+        self._in_flight = device
+        self._requests.put((device, loop, done))
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(done)
+        except TimeoutError:
+            return False, f"{device}: no answer within {timeout_s:g} s"
 
-        def answer(result: tuple[bool, str]) -> None:
-            if not done.done():
-                done.set_result(result)
-
-        def work() -> None:
+    def _work(self) -> None:
+        while True:
+            device, loop, done = self._requests.get()
             try:
                 read_first_block(device)
                 result = (True, "")
             except OSError as exc:
                 result = (False, f"{device}: {os.strerror(exc.errno) if exc.errno else exc}")
+            self._in_flight = None
             with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-                loop.call_soon_threadsafe(answer, result)
+                loop.call_soon_threadsafe(_answer, done, result)
 
-        thread = threading.Thread(target=work, name="read-probe", daemon=True)
-        thread.start()
-        try:
-            async with asyncio.timeout(timeout_s):
-                return await asyncio.shield(done)
-        except TimeoutError:
-            self._blocked, self._blocked_device = thread, device
-            return False, f"{device}: no answer within {timeout_s:g} s"
-        except asyncio.CancelledError:  # the thread may still be reading: never start a second
-            self._blocked, self._blocked_device = thread, device
-            raise
+
+_Request = tuple[str, asyncio.AbstractEventLoop, "asyncio.Future[tuple[bool, str]]"]
+
+
+def _answer(done: asyncio.Future[tuple[bool, str]], result: tuple[bool, str]) -> None:
+    if not done.done():
+        done.set_result(result)
