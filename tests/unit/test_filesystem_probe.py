@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harbor_ha.filesystem.fsck import fsck_argv
 from harbor_ha.filesystem.mountinfo import normalize, parse_mountinfo, top_mount
-from harbor_ha.filesystem.probe import parse_blkid_export, read_probe_argv
+from harbor_ha.filesystem.probe import parse_blkid_export
 from tests.fakes import example_settings
 
 
@@ -17,13 +17,6 @@ def test_blkid_export_parsed() -> None:
         "DEVNAME": "/dev/rbd0", "UUID": "ab=cd", "TYPE": "ext4", "USAGE": "filesystem",
     }  # fmt: skip
     assert parse_blkid_export("") == {}
-
-
-def test_read_probe_is_one_direct_read() -> None:
-    """The read probe reads exactly one 4 KiB block with O_DIRECT (never the page cache)."""
-    argv = read_probe_argv(example_settings(dd_bin="/x/dd"), "/dev/rbd0")
-    assert argv[0] == "/x/dd" and "if=/dev/rbd0" in argv
-    assert {"bs=4096", "count=1", "iflag=direct"} <= set(argv)
 
 
 def test_fsck_argv_preens_the_configured_type() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.probes.containers import ContainerProbe, DockerApiError
+from harbor_ha.probes.containers import ContainerProbe, DockerApiError, list_key
 from harbor_ha.probes.harbor import HarborProbe
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
@@ -68,3 +68,18 @@ async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
     assert result.reason.startswith("containers: docker API:")
     assert not result.tcp.ok and "refused" in result.tcp.reason.lower()
     assert not result.health.ok and result.health.status == "error"
+
+
+def test_list_key_ignores_the_uptime() -> None:
+    """A container is inspected again when its list State or the health in its Status text
+    changes, not when only the uptime in that text moves on."""
+    assert list_key("running", "Up 5 seconds (healthy)") == list_key(
+        "running", "Up 2 hours (healthy)"
+    )
+    assert list_key("running", "Up 3 seconds (health: starting)") == ("running", "health: starting")
+    assert list_key("running", "Up 1 minute (unhealthy)") == ("running", "unhealthy")
+    assert list_key("running", "Up 4 minutes") == ("running", "")
+    assert list_key("exited", "Exited (137) 2 seconds ago") == ("exited", "")
+    assert list_key("running", "Up 5 seconds (healthy)") != list_key(
+        "running", "Up 1 s (unhealthy)"
+    )

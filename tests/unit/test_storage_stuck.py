@@ -6,16 +6,17 @@ two apart: an answer that is an error, or no answer within its timeout."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
+from harbor_ha.filesystem.direct_read import DirectReader
 from harbor_ha.filesystem.probe import read_probe
 from harbor_ha.keepalived.trackfile import TrackFiles
-from harbor_ha.machine import Event, Node, Policy, State, Step, transition
+from harbor_ha.machine import Event, Kind, Node, Policy, State, Step, transition
 from harbor_ha.metrics import Metrics
-from harbor_ha.runner import ProcessRunner
 from tests.fakes import example_settings
 from tests.unit.test_monitor_warm import until
 
@@ -67,25 +68,20 @@ def test_a_new_lease_starts_without_a_hold() -> None:
     assert node.state is S.FENCING and not node.failsafe_held
 
 
-def _dd(tmp_path: Path, body: str) -> str:
-    script = tmp_path / "dd"
-    script.write_text(f"#!/bin/sh\n{body}\n")
-    script.chmod(0o755)
-    return str(script)
-
-
 async def test_read_probe_tells_no_answer_from_an_error(tmp_path: Path) -> None:
-    """The probe is True on a read, False on an error exit, None when the read does not return
-    within its timeout (its process group is killed): a real command each time."""
-    runner = ProcessRunner()
-
-    async def probe(body: str) -> bool | None:
-        s = example_settings(dd_bin=_dd(tmp_path, body))
-        return await read_probe(runner, s, "/dev/loop99", 0.3)
-
-    assert await probe("exit 0") is True
-    assert await probe("echo 'dd: error reading: Input/output error' >&2; exit 1") is False
-    assert await probe("exec sleep 5") is None
+    """The probe is True on a read, False on an error (a missing device), None when the read
+    does not return within its timeout (a FIFO's open blocks like a read waiting on Ceph):
+    real O_DIRECT reads in the probe's worker thread each time."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"x" * 8192)
+    fifo = tmp_path / "stuck"
+    os.mkfifo(fifo)
+    assert await read_probe(DirectReader(), str(disk), 5) is True
+    assert await read_probe(DirectReader(), str(tmp_path / "gone"), 5) is False
+    stuck = DirectReader()
+    assert await read_probe(stuck, str(fifo), 0.3) is None
+    assert await read_probe(stuck, str(disk), 5) is None  # the earlier read is still blocked
+    os.close(os.open(fifo, os.O_WRONLY))  # let the blocked open return
 
 
 # ----------------------------------------------------------------- the monitor
@@ -137,7 +133,7 @@ async def test_monitor_judges_the_storage_afresh_when_the_hold_ends(tmp_path: Pa
     metrics = Metrics()
     node = Node(state=S.MASTER, want_master=True, policy=Policy(failsafe=True), failsafe_held=True)
     driver = Driver(node, run_step=_step, step_timeout=lambda st: 60, track=track,
-                    metrics=metrics, renew_lease=_renewed)  # fmt: skip
+                    metrics=metrics, background={Kind.RENEW_LEASE: _renewed})  # fmt: skip
     fs = Storage()
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=Harbor(), containers=None,  # type: ignore[arg-type]

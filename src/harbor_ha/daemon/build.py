@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from harbor_ha.ceph import Ceph, write_keyring
+from harbor_ha.ceph.monitors import monitor_addresses
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
 from harbor_ha.history import HistoryWriter
@@ -184,6 +185,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=harbor, containers=containers, ceph=ceph,
         fs=fs, compose=compose, device=lambda: steps.device, track=track, wake=wake,
+        ceph_monitors=monitor_addresses(s.ceph_mon_host, s.ceph_conf, s.ceph_user),
     )  # fmt: skip
     parts: Parts
 

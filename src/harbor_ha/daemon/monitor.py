@@ -5,15 +5,16 @@
   Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST (2 probes in a row;
   STORAGE_STUCK when the read got no answer: Ceph does not answer this node).
 - BACKUP: readiness to take over (Ceph reachable, image there, no stale local
-  mapping, Docker up, Harbor's images present).  Not ready -> priority file 0,
-  so a broken standby never wins an election (safety rule 9).
+  mapping, Docker up, Harbor's images present: :mod:`.standby_readiness`, each fact at its own
+  cadence).  Not ready -> priority file 0, so a broken standby never wins an election
+  (safety rule 9).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -35,6 +36,7 @@ from .ports import (
 )
 from .pulse import Pulse
 from .recent import Errors
+from .standby_readiness import StandbyReadiness
 
 log = structlog.get_logger("harbor_ha.monitor")
 
@@ -58,18 +60,22 @@ class Monitor:
         device: Callable[[], str | None],
         track: TrackFilesPort,
         wake: Pulse,
+        ceph_monitors: Sequence[tuple[str, int]] = (),
     ) -> None:
         self._s = settings
         self._driver = driver
         self._metrics = metrics
         self._harbor = harbor
         self._containers = containers
-        self._ceph = ceph
         self._fs = fs
         self._compose = compose
         self._device = device
         self._track = track
         self._wake = wake
+        self._readiness = StandbyReadiness(
+            settings, ceph=ceph, containers=containers, compose=compose,
+            monitors=list(ceph_monitors),
+        )  # fmt: skip
         self._health = Debouncer(settings.probe_rise, settings.probe_fall, initial=True)
         self._storage = Debouncer(1, 2, initial=True)
         self._held = False  # the machine's failsafe_held at the last storage probe
@@ -114,12 +120,14 @@ class Monitor:
             self._storage = Debouncer(1, 2, initial=True)
             self._last_since = since
             self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
+            self._readiness.reset()  # ... every fact of it
         probes = node.probes
         # Each gauge is only true in the probes that measure it: no stale 1 from the last role.
         if probes is not Probes.MASTER:
             self._metrics.harbor_healthy.set(0)
         if probes is not Probes.STANDBY:
             self._metrics.ready.set(0)
+            self.probes.pop("standby_ceph_age_s", None)
         if probes is Probes.MASTER:
             await self._check_master(since)
         elif probes is Probes.STANDBY:
@@ -188,30 +196,8 @@ class Monitor:
 
     # ---------------------------------------------------------- standby
     async def _check_standby(self) -> None:
-        problems: list[str] = []
-        try:
-            info = await self._ceph.image_info()
-            features = info.get("features", [])
-            if not isinstance(features, list) or "exclusive-lock" not in features:
-                problems.append(f"image {self._s.image_spec} lacks the exclusive-lock feature")
-        except Exception as exc:
-            problems.append(f"ceph: {exc}")
-        else:
-            try:
-                stale = await self._ceph.device_for_image()
-                if stale is not None:
-                    problems.append(f"stale local mapping {stale} while BACKUP")
-            except Exception as exc:
-                problems.append(f"rbd device list: {exc}")
-        if not await self._containers.ping():
-            problems.append("docker engine not answering")
-        else:
-            try:  # the file's images (cached), then the Docker API: no docker CLI run
-                missing = await self._containers.missing_images(await self._compose.images())
-                if missing:
-                    problems.append("harbor images missing: " + ", ".join(missing))
-            except Exception as exc:
-                problems.append(f"images: {exc}")
+        problems = await self._readiness.problems()
+        self.probes["standby_ceph_age_s"] = _rounded(self._readiness.ceph_age_s)
         ready = not problems
         self._probe("standby", ready)
         first = self._standby_since != self._last_since
@@ -243,6 +229,10 @@ class Monitor:
     def _probe(self, name: str, ok: bool) -> None:
         self._metrics.probe_results.labels(name, "ok" if ok else "fail").inc()
         self._metrics.probe_ok.labels(name).set(1 if ok else 0)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def _describe(report: HarborReport) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from harbor_ha.filesystem import fsck as fsck_module
 from harbor_ha.filesystem import guard as guard_module
 from harbor_ha.filesystem import mkfs, probe
 from harbor_ha.filesystem import unmount as unmount_module
+from harbor_ha.filesystem.direct_read import DirectReader
 from harbor_ha.filesystem.errors import FilesystemError, MountError
 from harbor_ha.filesystem.fsck import FsckOutcome
 from harbor_ha.filesystem.mounted import (
@@ -37,6 +38,7 @@ class Filesystem:
     def __init__(self, settings: Settings, runner: Runner) -> None:
         self._settings = settings
         self._runner = runner
+        self._reader = DirectReader()
         self.mountpoint = Path(normalize(settings.mountpoint))
 
     # ----------------------------------------------------------- queries
@@ -54,11 +56,11 @@ class Filesystem:
     # ------------------------------------------------------------ probes
     async def read_probe(self, device: str, timeout_s: float) -> bool | None:
         """One O_DIRECT read of the first 4 KiB; False on an error, None on no answer."""
-        return await probe.read_probe(self._runner, self._settings, device, timeout_s)
+        return await probe.read_probe(self._reader, device, timeout_s)
 
     async def probe_filesystem(self, device: str) -> str | None:
         """The filesystem type on ``device`` (see :func:`probe.probe_filesystem`)."""
-        return await probe.probe_filesystem(self._runner, self._settings, device)
+        return await probe.probe_filesystem(self._runner, self._settings, device, self._reader)
 
     # ------------------------------------------------------- format, fsck
     async def format_new(self, device: str, *, confirm: bool) -> None:

@@ -9,24 +9,12 @@ from __future__ import annotations
 
 import structlog
 
+from harbor_ha.filesystem.direct_read import DirectReader
 from harbor_ha.filesystem.errors import DeviceIOError, ProbeError
-from harbor_ha.runner import CommandError, CommandTimeout, Runner
+from harbor_ha.runner import CommandError, Runner
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger("harbor_ha.filesystem")
-
-
-def read_probe_argv(settings: Settings, device: str) -> list[str]:
-    """One O_DIRECT read of the device's first 4 KiB with dd."""
-    return [
-        settings.dd_bin,
-        f"if={device}",
-        "of=/dev/null",
-        "bs=4096",
-        "count=1",
-        "iflag=direct",
-        "status=none",
-    ]
 
 
 def parse_blkid_export(text: str) -> dict[str, str]:
@@ -34,32 +22,21 @@ def parse_blkid_export(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
-async def read_probe(
-    runner: Runner, settings: Settings, device: str, timeout_s: float
-) -> bool | None:
+async def read_probe(reader: DirectReader, device: str, timeout_s: float) -> bool | None:
     """One O_DIRECT read of the first 4 KiB: True read, False an error, None no answer within
     ``timeout_s`` (the read waits on Ceph: it does not answer this node; a fenced krbd client
-    gets an error at once instead)."""
-    try:
-        result = await runner.run(read_probe_argv(settings, device), timeout_s=timeout_s)
-    except CommandTimeout as exc:
-        log.warning("read_probe_failed", device=device, error=str(exc), answered=False)
-        return None
-    except CommandError as exc:
-        log.warning("read_probe_failed", device=device, error=str(exc))
-        return False
-    if not result.ok:
-        log.warning(
-            "read_probe_failed",
-            device=device,
-            rc=result.returncode,
-            error=result.stderr.strip()[-200:],
-        )
-        return False
-    return True
+    gets an error at once instead), or an earlier read still blocked."""
+    ok, why = await reader.read(device, timeout_s)
+    if ok is None:
+        log.warning("read_probe_failed", device=device, error=why, answered=False)
+    elif not ok:
+        log.warning("read_probe_failed", device=device, error=why)
+    return ok
 
 
-async def probe_filesystem(runner: Runner, settings: Settings, device: str) -> str | None:
+async def probe_filesystem(
+    runner: Runner, settings: Settings, device: str, reader: DirectReader | None = None
+) -> str | None:
     """The filesystem type on ``device``; None only when blkid finds nothing AND it reads fine.
 
     Raises DeviceIOError when the device cannot be read (blkid exits 2 on I/O
@@ -78,7 +55,7 @@ async def probe_filesystem(runner: Runner, settings: Settings, device: str) -> s
             log.info("probe_filesystem", device=device, fstype=fstype)
             return fstype
         raise ProbeError(f"{device} holds no filesystem but is not empty: {values}")
-    readable = await read_probe(runner, settings, device, timeout_s)
+    readable = await read_probe(reader or DirectReader(), device, timeout_s)
     if not readable:
         log.error("probe_device_unreadable", device=device, blkid_rc=result.returncode)
         raise DeviceIOError(f"{device} cannot be read (blkid exit {result.returncode})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,17 @@ def container_status(state: dict[str, Any]) -> tuple[str, bool]:
     text = f"{status}/{health_status}" if health_status else status
     good = status == "running" and (health_status is None or health_status == "healthy")
     return text, good
+
+
+_HEALTH_IN_STATUS = re.compile(r"\((healthy|unhealthy|health: [a-z]+)\)")
+
+
+def list_key(state: object, status: object) -> tuple[str, str]:
+    """What of a container's list entry tells it changed (pure): its State ("running") and the
+    health its Status text carries ("healthy", "unhealthy", "health: starting"; "" without a
+    healthcheck).  The rest of the text, the uptime ("Up 5 seconds"), changes by itself."""
+    m = _HEALTH_IN_STATUS.search(str(status))
+    return str(state), m.group(1) if m else ""
 
 
 def judge(containers: dict[str, tuple[str, bool]], expected: int) -> ContainerReport:
@@ -164,9 +176,10 @@ class ContainerProbe:
                 listed = await docker.containers.list(
                     all=True, filters=json.dumps({"label": [self._label]})
                 )
-                # Inspect only what changed since the last look: the list's State and Status
-                # ("Up 3 minutes (healthy)") change with every state or health change.
-                keys = {c.id: (str(c["State"]), str(c["Status"])) for c in listed}
+                # Inspect only what changed since the last look: the list's State, and the
+                # health in its Status ("Up 3 minutes (healthy)"), change with every state or
+                # health change (the uptime in it, every second in the first minute: ignored).
+                keys = {c.id: list_key(c["State"], c["Status"]) for c in listed}
                 stale = [
                     c for c in listed if c.id not in self._seen or self._seen[c.id][0] != keys[c.id]
                 ]

@@ -116,8 +116,22 @@ class ProbeSettings(BaseModel):
     standby_check_interval_s: Seconds = Field(
         default=5.0,
         description=(
-            "Period of the standby's readiness check (Ceph, image, stale mapping, Docker, "
-            "images): a dozen commands, so less often than the master's probe."
+            "Period of the standby's readiness check, the facts asked in process: a Ceph "
+            "monitor accepts TCP (a standby cut from Ceph shows within this), the Docker "
+            "engine answers and has Harbor's images (Docker API). 5 s: an election a few "
+            "seconds after a fault sees it; each check costs well under a millisecond."
+        ),
+    )
+    standby_ceph_check_interval_s: Seconds = Field(
+        default=60.0,
+        description=(
+            "Period of the standby's readiness facts that need a Ceph CLI process each: "
+            "`rbd info` (Ceph answers our key, the image has exclusive-lock) and `rbd "
+            "device list` (no stale local mapping). Re-asked at the next check after a "
+            "failure and when a BACKUP period begins. 60 s: they change only by an "
+            "operator's action or by this node's failed unmap (which starts a new period), "
+            "every promotion step asks Ceph again before it acts, and two processes every "
+            "5 s cost a standby more CPU than all its other work (docs/benchmark.md)."
         ),
     )
     probe_timeout_s: Seconds = Field(

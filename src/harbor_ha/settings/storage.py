@@ -108,10 +108,3 @@ class FilesystemSettings(BaseModel):
             "device that reads fine and holds no filesystem. No automatic step ever formats."
         ),
     )
-    dd_bin: str = Field(
-        default="dd",
-        description=(
-            "Bounded read probe: one O_DIRECT read of the device's first 4 KiB "
-            "(tells 'no filesystem' from 'I/O error', and detects lost storage)."
-        ),
-    )
