@@ -169,17 +169,34 @@ class Ceph:
                 "fenced", image=image, address=address, expire_s=self._s.blocklist_expire_s,
                 what="watcher" if address in targets else "lease holder",
             )  # fmt: skip
-        if extra:
-            listed = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
-            missing = [a for a in extra if a not in listed]
-            if missing:
-                raise FenceError(f"blocklisted {missing} not in the blocklist")
+        # The extra addresses' confirmation runs beside the wait for the watchers to go (two
+        # CLI processes at once instead of one after the other, ~0.3 s less on a failover).
+        confirm = asyncio.create_task(self._confirm_blocklisted(extra, deadline))
+        try:
+            await self._watchers_gone(targets, deadline, total)
+        except BaseException:
+            confirm.cancel()
+            await asyncio.wait({confirm})
+            raise
+        await confirm  # its FenceError, if the holder's address is not in the blocklist
+        log.info("fence_done", image=image, fenced=[*targets, *extra])
+        return [*targets, *extra]
+
+    async def _confirm_blocklisted(self, addresses: list[str], deadline: float) -> None:
+        if not addresses:
+            return
+        listed = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
+        missing = [a for a in addresses if a not in listed]
+        if missing:
+            raise FenceError(f"blocklisted {missing} not in the blocklist")
+
+    async def _watchers_gone(self, targets: list[str], deadline: float, total: float) -> None:
+        image = self._s.image_spec
         while True:
             remaining = {w.address for w in await self.watchers(timeout_s=self._left(deadline))}
             still = [a for a in targets if a in remaining]
             if not still:
-                log.info("fence_done", image=image, fenced=[*targets, *extra])
-                return [*targets, *extra]
+                return
             if time.monotonic() + FENCE_POLL_S >= deadline:
                 raise FenceError(
                     f"blocklisted watchers {still} of {image} still present after {total:g} s"

@@ -54,6 +54,9 @@ def policy_of(settings: Settings) -> Policy:
         failsafe=settings.failsafe_enabled,
         failsafe_window_s=settings.failsafe_window_s,
         failsafe_request_timeout_s=settings.failsafe_request_timeout_s,
+        demotion_bound_s=(
+            settings.stop_timeout_s + settings.unmount_timeout_s + settings.unmap_timeout_s
+        ),
     )
 
 
@@ -143,7 +146,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     notifier = SdNotifier(notify_socket)
     history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
-    lease = Lease(s, runner)
+    lease = Lease(s)
     leasing = Leasing(s, lease, metrics)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
@@ -162,6 +165,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         background={
             Kind.RENEW_LEASE: leasing.renew,
             Kind.POLL_LEASE: leasing.poll,
+            Kind.WATCH_LEASE: leasing.watch,
             Kind.ASK_PEER: lambda: failsafe.ask(),
             Kind.WARM: warm,
         },

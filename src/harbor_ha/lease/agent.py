@@ -16,6 +16,9 @@ Requests (one JSON object a line, answered in order, each with its ``id``):
   renew the exclusive lock (flag MAY_RENEW: the same locker renews, a free lock is
   taken, another locker's live lock answers ``busy``).
 - ``{"op": "unlock", "object", "name", "cookie"}``: release it (``absent`` if not held).
+- ``{"op": "exec", "object", "cls", "method", "input"}``: a class call (cls_lock's
+  ``get_info`` or ``break_lock``: read the holder, break a locker), input and answer
+  ``{"output"}`` in base64 (the encoding is :mod:`harbor_ha.lease.wire`'s).
 
 Answers: ``{"id", "ok": true, ...}`` or ``{"id", "ok": false, "error": KIND, "message"}``
 with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, failed.
@@ -23,6 +26,7 @@ with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, fail
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from typing import Any
@@ -83,6 +87,11 @@ class Agent:
         self.ioctx.unlock(req["object"], req["name"], req["cookie"])
         return {}
 
+    def exec(self, req: dict[str, Any]) -> dict[str, Any]:
+        data = base64.b64decode(req["input"])
+        _ret, out = self.ioctx.execute(req["object"], req["cls"], req["method"], data, 65536)
+        return {"output": base64.b64encode(bytes(out or b"")).decode()}
+
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "connect":
@@ -93,6 +102,8 @@ class Agent:
             return self.lock(req)
         if op == "unlock":
             return self.unlock(req)
+        if op == "exec":
+            return self.exec(req)
         raise ValueError(f"unknown op {op!r}")
 
 
