@@ -447,15 +447,20 @@ async def test_a_standby_watches_the_lease_every_interval(h: Harness) -> None:
     await h.until(lambda: h.steps.watches >= watched + 2, "watching again in BACKUP")
 
 
-async def test_a_clean_demotion_keeps_renewing_until_the_release(h: Harness) -> None:
-    """keepalived takes the VIP away (a clean demotion): renewals go on through STOPPING (its
-    step takes 0.5 s here, five intervals), so the peer never sees a held, unrenewed lease
-    and fences a node whose unmount has not flushed; back in BACKUP they stop."""
+async def demote_slowly(h: Harness, event: Event) -> None:
+    """Promote to MASTER, then post ``event`` with a stop step that takes 0.5 s."""
     h.steps.plan[Step.STOP] = "slow"
     h.start()
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    h.driver.post(Event.KA_BACKUP, "test")
+    h.driver.post(event, "test")
+
+
+async def test_a_clean_demotion_keeps_renewing_until_the_release(h: Harness) -> None:
+    """keepalived takes the VIP away (a clean demotion): renewals go on through STOPPING (its
+    step takes 0.5 s here, five intervals), so the peer never sees a held, unrenewed lease
+    and fences a node whose unmount has not flushed; back in BACKUP they stop."""
+    await demote_slowly(h, Event.KA_BACKUP)
     await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
     assert h.steps.renewed_in.count(State.STOPPING) >= 3, h.steps.renewed_in
     renewals = h.steps.renewals
@@ -466,11 +471,7 @@ async def test_a_clean_demotion_keeps_renewing_until_the_release(h: Harness) -> 
 async def test_a_demotion_for_a_lost_lease_stops_renewing(h: Harness) -> None:
     """The renewal found the peer holding the lease (LEASE_LOST): the demotion does not renew
     (it lost the lease; renewing would only try to take it back)."""
-    h.steps.plan[Step.STOP] = "slow"
-    h.start()
-    h.driver.post(Event.KA_MASTER, "test")
-    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
-    h.driver.post(Event.LEASE_LOST, "test: the peer holds it")
+    await demote_slowly(h, Event.LEASE_LOST)
     await h.until(lambda: h.driver.node.state is State.STOPPING, "STOPPING")
     await h.until(lambda: any(t["to"] == "BACKUP" for t in h.driver.transitions), "BACKUP")
     # One renewal may have been due in the same instant as the event; none after it.

@@ -329,16 +329,7 @@ async def test_poll_claims_back_when_the_peer_answers_master_holding_the_lease(
     """The partition healed: the peer's /status (real HTTP on loopback) answers MASTER with
     the lease held -> LEASE_CLAIM_BACK although the holder renews (clearing the fault makes
     keepalived a BACKUP again); any other answer keeps the node waiting."""
-
-    async def handler(request: web.Request) -> web.Response:
-        return web.json_response(status)
-
-    app = web.Application()
-    app.router.add_get("/status", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await status_server(status)
     port = runner.addresses[0][1]
     try:
         settings = example_settings(
