@@ -23,8 +23,6 @@ from .view import LeaseInfo, Locker
 
 ENTITY_TYPES = {1: "mon", 2: "mds", 4: "osd", 8: "client", 16: "mgr"}
 _ENTITY_CODE = {name: code for code, name in ENTITY_TYPES.items()}
-ADDR_TYPE_PREFIX = {1: "v1:", 2: "v2:", 3: ""}
-"""entity_addr_t's type as Ceph prints it (TYPE_ANY, a client's, without a prefix)."""
 AF_INET, AF_INET6 = 2, 10
 
 
@@ -91,25 +89,27 @@ class _Reader:
         return f"{ENTITY_TYPES.get(kind, f'type{kind}')}.{num}"
 
     def address(self) -> str:
-        """entity_addr_t, printed as Ceph prints it (``IP:PORT/NONCE``)."""
+        """entity_addr_t in its legacy form ``IP:PORT/NONCE``, without the type (``v1:``):
+        what ``rados lock info`` prints (``get_legacy_str``) and ``ceph osd blocklist``
+        takes and lists."""
         if self.u8() == 0:  # legacy: u32 type (its first byte was the marker), nonce, 128 bytes
             self.take(3)
             nonce = self.u32()
             storage = self.take(128)
             family = struct.unpack(">H", storage[:2])[0]
-            return _sockaddr(family, storage[2:], nonce, prefix="")
+            return _sockaddr(family, storage[2:], nonce)
         end = self.begin()
-        kind, nonce, length = self.unpack("<III")
+        _kind, nonce, length = self.unpack("<III")
         if length == 0:
             self.at = end
             return "-"
         family = self.unpack("<H")[0]
         data = self.take(length - 2)
         self.at = end
-        return _sockaddr(family, data, nonce, prefix=ADDR_TYPE_PREFIX.get(kind, f"type{kind}:"))
+        return _sockaddr(family, data, nonce)
 
 
-def _sockaddr(family: int, data: bytes, nonce: int, *, prefix: str) -> str:
+def _sockaddr(family: int, data: bytes, nonce: int) -> str:
     port = struct.unpack(">H", data[:2])[0]
     if family == AF_INET:
         host = str(ipaddress.IPv4Address(data[2:6]))
@@ -117,7 +117,7 @@ def _sockaddr(family: int, data: bytes, nonce: int, *, prefix: str) -> str:
         host = f"[{ipaddress.IPv6Address(data[6:22])}]"
     else:
         raise ValueError(f"address family {family} is not IPv4 or IPv6")
-    return f"{prefix}{host}:{port}/{nonce}"
+    return f"{host}:{port}/{nonce}"
 
 
 def decode_get_info(answer: bytes) -> LeaseInfo:
@@ -136,7 +136,8 @@ def decode_get_info(answer: bytes) -> LeaseInfo:
         address = r.address()
         description = r.string()
         r.at = info_end
-        expiration = None if sec == 0 and nsec == 0 else sec + nsec / 1e9
+        # Microseconds, as the CLI prints utime_t (the same value for the same lock).
+        expiration = None if sec == 0 and nsec == 0 else sec + (nsec // 1000) / 1e6
         lockers.append(Locker(entity, cookie, description, expiration, address))
     r.at = end
     return LeaseInfo(tuple(lockers))
