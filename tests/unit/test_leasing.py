@@ -32,6 +32,7 @@ class ScriptedLease:
         self.calls = 0
         self.released = 0
         self.gone = False  # released since the last acquire (as the real Lease tracks it)
+        self.blocklist: list[str] = []  # what Ceph's blocklist would list
         self.looks = 0
         self.free = False
         self.broken: list[Locker] = []
@@ -62,6 +63,9 @@ class ScriptedLease:
         if self.renewing:
             self.expiry = time.time() + 2
         return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, HOLDER_ADDR),))
+
+    async def blocklisted(self) -> list[str]:
+        return list(self.blocklist)
 
     async def break_lock(self, holder: Locker) -> None:
         self.broken.append(holder)

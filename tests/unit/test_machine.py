@@ -60,7 +60,7 @@ NEXT_ON_FAIL = {
 ILLEGAL = object()
 POLICY = Policy()
 WATCH = Action(
-    Kind.START_TIMER, timer=Timer.WATCH, delay_s=POLICY.lease_renew_interval_s,
+    Kind.START_TIMER, timer=Timer.WATCH, delay_s=POLICY.lease_watch_s,
     reason="look at the lease (standby)",
 )  # fmt: skip
 """Entering BACKUP arms the standby's watch of the lease."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import structlog
@@ -127,11 +127,13 @@ class Ceph:
         *,
         exclude: Collection[str] = (),
         also: Collection[str] = (),
+        listed: Callable[[], Awaitable[list[str]]] | None = None,
         timeout_s: float | None = None,
     ) -> list[str]:
         """Blocklist every watcher of the image not in ``exclude``; wait until they are gone.
         ``also``: more client addresses to blocklist (a stopped lease holder's client), each
-        confirmed in ``ceph osd blocklist ls`` before this returns.
+        confirmed in the blocklist before this returns (``listed``: what lists it, by
+        default ``ceph osd blocklist ls``; the lease step passes its agent's monitor call).
 
         Returns the fenced addresses (empty: nobody else watched the image).
         Bounded by ``timeout_s`` (default settings.fence_timeout_s) in total;
@@ -171,7 +173,7 @@ class Ceph:
             )  # fmt: skip
         # The extra addresses' confirmation runs beside the wait for the watchers to go (two
         # CLI processes at once instead of one after the other, ~0.3 s less on a failover).
-        confirm = asyncio.create_task(self._confirm_blocklisted(extra, deadline))
+        confirm = asyncio.create_task(self._confirm_blocklisted(extra, deadline, listed))
         try:
             await self._watchers_gone(targets, deadline, total)
         except BaseException:
@@ -182,11 +184,20 @@ class Ceph:
         log.info("fence_done", image=image, fenced=[*targets, *extra])
         return [*targets, *extra]
 
-    async def _confirm_blocklisted(self, addresses: list[str], deadline: float) -> None:
+    async def _confirm_blocklisted(
+        self,
+        addresses: list[str],
+        deadline: float,
+        listed: Callable[[], Awaitable[list[str]]] | None,
+    ) -> None:
         if not addresses:
             return
-        listed = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
-        missing = [a for a in addresses if a not in listed]
+        if listed is None:
+            seen = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
+        else:
+            async with asyncio.timeout(self._left(deadline)):
+                seen = set(await listed())
+        missing = [a for a in addresses if a not in seen]
         if missing:
             raise FenceError(f"blocklisted {missing} not in the blocklist")
 

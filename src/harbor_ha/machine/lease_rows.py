@@ -165,7 +165,7 @@ LEASE_ACTIONS: dict[Do, Callable[[Node, Node, Event | None], Action]] = {
     Do.POLL: lambda before, after, event: Action(Kind.POLL_LEASE, reason="is the holder alive?"),
     Do.ASK_PEER: lambda before, after, event: Action(Kind.ASK_PEER, reason="failsafe request"),
     Do.ARM_WATCH: lambda before, after, event: _timer(
-        Timer.WATCH, after.policy.lease_renew_interval_s, "look at the lease (standby)"
+        Timer.WATCH, after.policy.lease_watch_s, "look at the lease (standby)"
     ),
     Do.WATCH: lambda before, after, event: Action(Kind.WATCH_LEASE, reason="remember a look"),
     Do.ARM_HANDOFF: lambda before, after, event: _timer(

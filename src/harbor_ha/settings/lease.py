@@ -37,6 +37,17 @@ class LeaseSettings(BaseModel):
             "usually made by the watch before the promotion, so 0.5 s."
         ),
     )
+    lease_watch_interval_s: float = Field(
+        default=0.1,
+        gt=0,
+        description=(
+            "How often a standby looks at the lease while BACKUP (one agent round trip "
+            "each). A crash failover's lease step counts from the standby's first look at "
+            "the dead holder's last expiry, which comes up to this long after that last "
+            "renewal; the watch and the renewals run at unrelated phases, so a watch as slow "
+            "as the renewals could miss every renewal by almost an interval."
+        ),
+    )
     lease_stale_margin_s: float = Field(
         default=0.25,
         ge=0,

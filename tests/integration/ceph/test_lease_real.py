@@ -242,8 +242,9 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     """a takes the lease and stops renewing (as after a crash or a pause; its agent stays
     connected): b's lease step sees the expiry standing still and ends with LEASE_STALE
     naming a's lease client; the real fence (as client.harbor) blocklists that address,
-    confirmed in the blocklist; b breaks a's lock and holds the lease well before it would
-    have lapsed; a, blocklisted, can never renew it again."""
+    confirmed in the blocklist (the agent's monitor call lists what the CLI lists); b
+    breaks a's lock and holds the lease well before it would have lapsed; a, blocklisted,
+    can never renew it again."""
     a, b = make_lease("a"), make_lease("b")
     await a.acquire()
     taken = time.monotonic()
@@ -255,8 +256,9 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     assert stale is not None and stale.cookie == "harbor-ha:a"
     assert stale.entity == a.agent.instance
     ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
-    fenced = await ceph.fence(also=(stale.address,))
+    fenced = await ceph.fence(also=(stale.address,), listed=b.blocklisted)
     assert stale.address in fenced and stale.address in await ceph.blocklist_ls()
+    assert set(await b.blocklisted()) == set(await ceph.blocklist_ls()), "agent == CLI"
     await step.take_over(stale)
     took = time.monotonic() - taken
     print(f"\nstopped holder detected, fenced and taken over {took:.2f} s after its last renewal")
