@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
-from harbor_ha.machine import Event, Kind, Node, State, Step
+from harbor_ha.machine import Event, Facts, Kind, Node, State, Step, from_facts
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 from tests.fakes import example_settings
@@ -39,9 +39,17 @@ class ScriptedSteps:
         self.renewals = 0
         self.polls: list[Event] = []  # what each poll answers, in order (then: renews)
         self.polled = 0
+        self.watches = 0
+        self.renewed_in: list[State] = []  # the node's state at each renewal
+        self.node: Callable[[], Node] | None = None
+
+    async def watch(self) -> None:
+        self.watches += 1
 
     async def renew(self) -> tuple[Event, str]:
         self.renewals += 1
+        if self.node is not None:
+            self.renewed_in.append(self.node().state)
         return self.renewal, "scripted"
 
     async def poll(self) -> tuple[Event, str]:
@@ -55,6 +63,8 @@ class ScriptedSteps:
             raise RuntimeError(f"{step} broke")
         if how == "held":
             raise StepRefused(Event.LEASE_HELD_BY_PEER, "held by harbor-ha:peer")
+        if how == "slow":
+            await asyncio.sleep(0.5)
         if how == "hang":
             try:
                 await asyncio.sleep(3600)
@@ -89,6 +99,7 @@ class Harness:
         self.metrics = Metrics()
         self.policy = policy_of(settings)
         self.driver = self.make_driver()
+        self.steps.node = lambda: self.driver.node
         self.fault_path = settings.fault_file
 
     def make_driver(self, step_timeout_s: float = 0.5, **extra: Any) -> Driver:
@@ -103,6 +114,7 @@ class Harness:
             background={
                 Kind.RENEW_LEASE: self.steps.renew,
                 Kind.POLL_LEASE: self.steps.poll,
+                Kind.WATCH_LEASE: self.steps.watch,
                 **extra.pop("background", {}),
             },
             interface="eth9",
@@ -292,9 +304,10 @@ async def test_cancelled_timer_firing_is_dropped(h: Harness) -> None:
     h.steps.plan[Step.UNMOUNT] = "ok"
     h.driver.post(Event.RETRY, "operator")
     await h.until(lambda: h.driver.node.state is State.BACKUP, "retry succeeded")
-    handled = h.driver.processed
+    handled, watched = h.driver.processed, h.steps.watches
     await asyncio.sleep(0.5)
-    assert h.driver.processed == handled, "the cancelled timer fired"
+    # In BACKUP only the standby's lease watch fires (each firing is one watch).
+    assert h.driver.processed - handled == h.steps.watches - watched, "the cancelled timer fired"
     assert [t["event"] for t in h.driver.transitions].count("RETRY") == 1
 
 
@@ -415,3 +428,51 @@ async def test_warm_action_runs_the_warm_callback_and_survives_its_failure(
         assert h.task is not None
         h.task.cancel()
         await asyncio.wait({h.task})
+
+
+async def test_a_standby_watches_the_lease_every_interval(h: Harness) -> None:
+    """Reconciled as BACKUP, the node looks at the lease on the machine's WATCH timer (every
+    0.1 s here) and keeps doing so; promoting stops the watch (the timer is not re-armed
+    outside BACKUP), and the next BACKUP starts it again."""
+    first = from_facts(Facts(False, False, False, False), policy=h.policy)
+    h.task = asyncio.create_task(h.driver.run(first, "test start"))
+    await h.until(lambda: h.steps.watches >= 3, "three watches")
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    await asyncio.sleep(0.15)
+    watched = h.steps.watches
+    await asyncio.sleep(0.3)
+    assert h.steps.watches == watched, "a MASTER does not watch"
+    h.driver.post(Event.KA_BACKUP, "test")
+    await h.until(lambda: h.steps.watches >= watched + 2, "watching again in BACKUP")
+
+
+async def demote_slowly(h: Harness, event: Event) -> None:
+    """Promote to MASTER, then post ``event`` with a stop step that takes 0.5 s."""
+    h.steps.plan[Step.STOP] = "slow"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    h.driver.post(event, "test")
+
+
+async def test_a_clean_demotion_keeps_renewing_until_the_release(h: Harness) -> None:
+    """keepalived takes the VIP away (a clean demotion): renewals go on through STOPPING (its
+    step takes 0.5 s here, five intervals), so the peer never sees a held, unrenewed lease
+    and fences a node whose unmount has not flushed; back in BACKUP they stop."""
+    await demote_slowly(h, Event.KA_BACKUP)
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
+    assert h.steps.renewed_in.count(State.STOPPING) >= 3, h.steps.renewed_in
+    renewals = h.steps.renewals
+    await asyncio.sleep(0.3)
+    assert h.steps.renewals == renewals, "renewing after the release"
+
+
+async def test_a_demotion_for_a_lost_lease_stops_renewing(h: Harness) -> None:
+    """The renewal found the peer holding the lease (LEASE_LOST): the demotion does not renew
+    (it lost the lease; renewing would only try to take it back)."""
+    await demote_slowly(h, Event.LEASE_LOST)
+    await h.until(lambda: h.driver.node.state is State.STOPPING, "STOPPING")
+    await h.until(lambda: any(t["to"] == "BACKUP" for t in h.driver.transitions), "BACKUP")
+    # One renewal may have been due in the same instant as the event; none after it.
+    assert h.steps.renewed_in.count(State.STOPPING) <= 1, h.steps.renewed_in

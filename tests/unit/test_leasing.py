@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from harbor_ha.daemon.leasing import Leasing, StepRefused
-from harbor_ha.lease import Held, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
@@ -31,11 +31,14 @@ class ScriptedLease:
         self.last_error: str | None = None
         self.calls = 0
         self.released = 0
+        self.gone = False  # released since the last acquire (as the real Lease tracks it)
+        self.blocklist: list[str] = []  # what Ceph's blocklist would list
         self.looks = 0
         self.free = False
         self.broken: list[Locker] = []
 
     async def acquire(self) -> Held:
+        self.gone = False
         how = self.script[min(self.calls, len(self.script) - 1)]
         self.calls += 1
         if how == "busy":
@@ -48,6 +51,11 @@ class ScriptedLease:
         self.held = Held(sent, time.time(), 2, 0.5)
         return self.held
 
+    async def renew(self) -> Held:
+        if self.gone:
+            raise LeaseError("released", "lease renew: released")
+        return await self.acquire()
+
     async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
         self.looks += 1
         if self.free:
@@ -56,12 +64,16 @@ class ScriptedLease:
             self.expiry = time.time() + 2
         return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, HOLDER_ADDR),))
 
+    async def blocklisted(self) -> list[str]:
+        return list(self.blocklist)
+
     async def break_lock(self, holder: Locker) -> None:
         self.broken.append(holder)
         self.script = ["ok"]
 
     async def release(self) -> None:
         self.released += 1
+        self.gone = True
         self.held = None
 
     async def close(self) -> None:
@@ -181,7 +193,9 @@ async def test_renewal_verdicts(tmp_path: Path, how: str, event: Event) -> None:
     """A renewal's outcome as the machine's event: renewed in time, the peer holds it, no
     answer, or an answer too late to count."""
     ls, _ = leasing(tmp_path, [how])
-    got, reason = await ls.renew()
+    told = await ls.renew()
+    assert told is not None
+    got, reason = told
     assert got is event and reason
 
 
@@ -193,6 +207,116 @@ async def test_release_at_the_end_of_a_demotion(tmp_path: Path) -> None:
     await ls.release()
     assert lease.released == 1 and ls.view()["held"] is False
     assert ls.metrics.registry.get_sample_value("harbor_ha_lease_expiry_timestamp_seconds") == 0
+
+
+async def test_a_renewal_after_the_release_tells_nothing(tmp_path: Path) -> None:
+    """A renewal still due when the demotion released the lease neither takes it back nor
+    reports a failure (None: the machine is told nothing)."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    await ls.take()
+    await ls.release()
+    assert await ls.renew() is None and lease.calls == 1
+
+
+async def test_looks_made_while_backup_shorten_the_lease_step(tmp_path: Path) -> None:
+    """The standby's watch saw the holder's expiry long enough ago (more than one interval +
+    margin): the lease step judges it stopped from one fresh look, without the watch's wait
+    (LEASE_STALE at once), and counts from the earliest look that saw that expiry."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    await ls.watch()
+    await ls.watch()
+    await asyncio.sleep(0.1 + 0.25)
+    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_STALE
+    assert time.monotonic() - started < 0.05 and lease.looks == 3
+
+
+async def test_a_recent_watch_only_shortens_the_wait(tmp_path: Path) -> None:
+    """The watch saw the expiry less than one interval + margin ago: the step waits only for
+    the rest of that gap (from the end of that look), then judges the holder stopped."""
+    ls, _ = leasing(tmp_path, ["busy"])
+    await ls.watch()
+    watched = time.monotonic()
+    await asyncio.sleep(0.2)
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_STALE
+    took = time.monotonic() - watched
+    assert 0.35 <= took < 0.5, took
+
+
+async def test_a_renewal_since_a_recent_watch_refuses_at_once(tmp_path: Path) -> None:
+    """The expiry moved between the watch's last look (less than a gap ago) and the step's
+    first look: the holder renews, LEASE_HELD_BY_PEER without waiting; nothing to fence."""
+    ls, lease = leasing(tmp_path, ["busy"], renewing=True)
+    await ls.watch()
+    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_HELD_BY_PEER and ls.stale is None
+    assert time.monotonic() - started < 0.05 and lease.looks == 2
+
+
+async def test_a_watch_that_saw_another_expiry_is_no_evidence(tmp_path: Path) -> None:
+    """The watch saw an older expiry long ago; the holder renewed once since then and then
+    stopped: the old look proves nothing about now, so the step watches a whole gap from its
+    own first look (never judging stale from a look of another expiry)."""
+    ls, lease = leasing(tmp_path, ["busy"])
+    lease.expiry -= 5
+    await ls.watch()
+    await asyncio.sleep(0.4)
+    lease.expiry += 5
+    started = time.monotonic()
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_STALE
+    assert time.monotonic() - started >= 0.1 + 0.25
+
+
+async def status_server(status: dict[str, object]) -> web.AppRunner:
+    """A peer's /status on loopback answering ``status``."""
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response(status)
+
+    app = web.Application()
+    app.router.add_get("/status", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [
+        ("STOPPING", Event.LEASE_HOLDER_DEMOTING),
+        ("UNMOUNTING", Event.LEASE_HOLDER_DEMOTING),
+        ("UNMAPPING", Event.LEASE_HOLDER_DEMOTING),
+        ("MASTER", Event.LEASE_HELD_BY_PEER),
+    ],
+)
+async def test_a_live_holder_that_demotes_is_told_apart(
+    tmp_path: Path, state: str, event: Event
+) -> None:
+    """A live holder whose /status (real HTTP on loopback) says it is demoting and holds the
+    lease: LEASE_HOLDER_DEMOTING (the machine waits in LEASING for its release); serving:
+    LEASE_HELD_BY_PEER.  Never LEASE_STALE: a renewing holder is never fenced."""
+    runner = await status_server({"state": state, "lease": {"held": True}})
+    port = runner.addresses[0][1]
+    try:
+        settings = example_settings(
+            priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+            node_name="a", lease_renew_interval_s=0.1, peer_http_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
+        with pytest.raises(StepRefused) as info:
+            await ls.take()
+    finally:
+        await runner.cleanup()
+    assert info.value.event is event and ls.stale is None
 
 
 @pytest.mark.parametrize(
@@ -209,16 +333,7 @@ async def test_poll_claims_back_when_the_peer_answers_master_holding_the_lease(
     """The partition healed: the peer's /status (real HTTP on loopback) answers MASTER with
     the lease held -> LEASE_CLAIM_BACK although the holder renews (clearing the fault makes
     keepalived a BACKUP again); any other answer keeps the node waiting."""
-
-    async def handler(request: web.Request) -> web.Response:
-        return web.json_response(status)
-
-    app = web.Application()
-    app.router.add_get("/status", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner = await status_server(status)
     port = runner.addresses[0][1]
     try:
         settings = example_settings(

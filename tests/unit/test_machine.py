@@ -59,6 +59,11 @@ NEXT_ON_FAIL = {
 }
 ILLEGAL = object()
 POLICY = Policy()
+WATCH = Action(
+    Kind.START_TIMER, timer=Timer.WATCH, delay_s=POLICY.lease_watch_s,
+    reason="look at the lease (standby)",
+)  # fmt: skip
+"""Entering BACKUP arms the standby's watch of the lease."""
 HOLD = Action(
     Kind.START_TIMER, timer=Timer.BACKOFF, delay_s=POLICY.switchover_hold_s,
     reason="switchover hold over",
@@ -122,6 +127,8 @@ def expected(state: State, event: Event) -> State | object:
             return S.STOPPING if state is S.MASTER else same
         case E.LEASE_HELD_BY_PEER:
             return S.BACKUP if state is S.LEASING else ILLEGAL
+        case E.LEASE_HOLDER_DEMOTING:
+            return S.LEASING if state is S.LEASING else ILLEGAL
         case E.LEASE_STALE:
             return S.FENCING if state is S.LEASING else ILLEGAL
         case E.LEASE_TAKEN:
@@ -144,7 +151,7 @@ def expected(state: State, event: Event) -> State | object:
             return same
 
 
-STEP_OUTCOMES = (E.LEASE_HELD_BY_PEER, E.LEASE_STALE, E.LEASE_TAKEN)
+STEP_OUTCOMES = (E.LEASE_HELD_BY_PEER, E.LEASE_STALE, E.LEASE_TAKEN, E.LEASE_HOLDER_DEMOTING)
 """The events a step ends with instead of STEP_DONE (legal only in that step's state)."""
 
 LEASED = {S.FENCING, S.MAPPING, S.MOUNTING, S.STARTING, S.MASTER}
@@ -163,7 +170,8 @@ PAIRS = [(s, e) for s in State for e in Event]
 @pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s}-{e}" for s, e in PAIRS])
 def test_every_pair(state: State, event: Event) -> None:
     """Each (state, event) pair goes where the spec says, or raises IllegalTransition naming both;
-    a state with a step is entered together with exactly one RUN_STEP of that step."""
+    a state with a step is entered together with exactly one RUN_STEP of that step (and the
+    lease step runs again while its holder demotes)."""
     want = expected(state, event)
     if want is ILLEGAL:
         with pytest.raises(IllegalTransition) as info:
@@ -175,6 +183,8 @@ def test_every_pair(state: State, event: Event) -> None:
     runs = [a for a in actions if a.kind is Kind.RUN_STEP]
     if new.state is not state and new.state in STEP_OF:
         assert runs == [Action(Kind.RUN_STEP, STEP_OF[new.state])]
+    elif event is E.LEASE_HOLDER_DEMOTING:
+        assert runs == [Action(Kind.RUN_STEP, Step.LEASE)], "the lease step runs again"
     else:
         assert runs == []
     if (
@@ -296,7 +306,7 @@ def test_master_line_during_demotion_repromotes_after_it() -> None:
     node, _ = transition(node, E.STEP_DONE)
     node, _ = transition(node, E.STEP_DONE)
     node, acts = transition(node, E.STEP_DONE)
-    assert node.state is S.LEASING and acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    assert node.state is S.LEASING and acts == (WATCH, Action(Kind.RUN_STEP, Step.LEASE))
 
 
 def test_unhealthy_master_gives_vip_away() -> None:
@@ -328,7 +338,7 @@ def test_switchover_hands_over_only_when_clean() -> None:
         assert not node.fault_file_on
     node, acts = transition(node, E.STEP_DONE)
     assert node.state is S.BACKUP and node.fault_file_on
-    assert acts == (HOLD,), "no re-promotion, hold armed at hand-over"
+    assert acts == (HOLD, WATCH), "no re-promotion, hold armed at hand-over"
     node, _ = transition(node, E.KA_FAULT)
     node, _ = transition(node, E.BACKOFF_EXPIRED)
     assert not node.fault_file_on
@@ -388,7 +398,7 @@ def test_shutdown_with_demotion_demotes_then_exits() -> None:
     for _ in range(2):
         node, acts = transition(node, E.STEP_DONE)
     node, acts = transition(node, E.STEP_DONE)
-    assert node.state is S.BACKUP and acts == (Action(Kind.EXIT),) and node.fault_file_on
+    assert node.state is S.BACKUP and acts == (WATCH, Action(Kind.EXIT)) and node.fault_file_on
 
 
 def test_shutdown_during_demotion_finishes_it() -> None:
@@ -397,7 +407,7 @@ def test_shutdown_during_demotion_finishes_it() -> None:
     assert acts == ()
     node, _ = transition(node, E.STEP_DONE)
     node, acts = transition(node, E.STEP_DONE)
-    assert acts == (Action(Kind.EXIT),)
+    assert acts == (WATCH, Action(Kind.EXIT))
 
 
 def test_exit_even_when_demotion_fails() -> None:
@@ -447,6 +457,7 @@ def test_state_derived_from_facts(facts: Facts, state: State) -> None:
             ),
         )
         if state in LEASED
+        else (WATCH,) if state is S.BACKUP
         else ()
     )  # fmt: skip
     assert acts == ((Action(Kind.RUN_STEP, step),) if step else ()) + resume, (
@@ -480,7 +491,7 @@ def test_lease_held_by_live_peer_never_fences_and_keeps_the_fault_while_it_renew
         Kind.START_TIMER, timer=Timer.POLL, delay_s=POLICY.lease_renew_interval_s,
         reason="look at the live holder's lease again",
     )  # fmt: skip
-    assert timers(acts) == [Action(Kind.CANCEL_TIMER, timer=Timer.BACKOFF), poll]
+    assert timers(acts) == [Action(Kind.CANCEL_TIMER, timer=Timer.BACKOFF), poll, WATCH]
     for _ in range(3):
         node, acts = transition(node, E.LEASE_POLL_DUE)
         assert acts == (Action(Kind.POLL_LEASE, reason="is the holder alive?"),)
@@ -579,10 +590,10 @@ def test_renewal_due_renews_and_rearms(state: State) -> None:
     assert [a.timer for a in timers(acts)] == [Timer.DEADLINE]
 
 
-@pytest.mark.parametrize("state", [S.BACKUP, S.LEASING, *DEMOTING, S.FENCED_SELF])
+@pytest.mark.parametrize("state", [S.BACKUP, S.LEASING, S.FENCED_SELF])
 def test_no_renewal_outside_the_leased_states(state: State) -> None:
-    """A stale renewal timer or a late answer outside the leased states does nothing (the
-    renewal stops by itself when the node leaves them)."""
+    """A stale renewal timer or a late answer outside the leased and demoting states does
+    nothing (the renewal stops by itself when the node leaves them)."""
     node = canonical(state)
     for event in (E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_UNREACHABLE, E.LEASE_DEADLINE):
         assert transition(node, event) == (node, ())
@@ -848,3 +859,126 @@ def test_failover_clock_marks() -> None:
     assert failover_clock(S.STARTING, S.MASTER) is Clock.STOP
     assert failover_clock(S.UNMAPPING, S.BACKUP) is Clock.RESET
     assert failover_clock(S.FENCING, S.MAPPING) is None
+
+
+# ------------------------------------------------------------------ lease: issue 10 rows
+def test_a_standby_watches_the_lease_every_interval_but_in_maintenance() -> None:
+    """BACKUP: each WATCH firing looks at the lease (remembered for a later lease step) and
+    arms the next; in maintenance it only keeps the timer going (no look); in every other
+    state a firing does nothing, so the watch stops outside BACKUP."""
+    node = canonical(S.BACKUP)
+    look = Action(Kind.WATCH_LEASE, reason="remember a look")
+    assert transition(node, E.LEASE_WATCH_DUE) == (node, (look, WATCH))
+    resting = replace(node, maintenance=True)
+    assert transition(resting, E.LEASE_WATCH_DUE) == (resting, (WATCH,))
+    for state in set(State) - {S.BACKUP}:
+        assert transition(canonical(state), E.LEASE_WATCH_DUE) == (canonical(state), ())
+
+
+def test_every_way_into_backup_starts_the_watch() -> None:
+    """A clean demotion, a refused lease step and a failed promotion all end in BACKUP with
+    the WATCH timer armed."""
+    node, acts = transition(Node(state=S.UNMAPPING), E.STEP_DONE)
+    assert WATCH in acts
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HELD_BY_PEER)
+    assert WATCH in acts
+    node, acts = transition(Node(state=S.FENCING, want_master=True), E.STEP_FAILED)
+    assert node.state is S.BACKUP and WATCH in acts
+
+
+def test_a_demoting_holder_is_awaited_in_leasing_within_its_bound() -> None:
+    """The lease step found a live holder that demotes cleanly: stay in LEASING and run the
+    step again; the first time arms HANDOFF for the holder's demotion bound (+ a duration),
+    later times do not re-arm it (the bound counts from the first)."""
+    handoff = Action(
+        Kind.START_TIMER, timer=Timer.HANDOFF, delay_s=POLICY.demotion_bound_s
+        + POLICY.lease_duration_s, reason="the demoting holder's bound is over",
+    )  # fmt: skip
+    node, acts = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HOLDER_DEMOTING)
+    assert node.state is S.LEASING and node.awaiting_release and not node.fault_file_on
+    assert acts == (Action(Kind.RUN_STEP, Step.LEASE), handoff)
+    node, acts = transition(node, E.LEASE_HOLDER_DEMOTING)
+    assert acts == (Action(Kind.RUN_STEP, Step.LEASE),)
+    node, acts = transition(node, E.STEP_DONE)  # the holder released: taken, no fence of it
+    assert node.state is S.FENCING
+
+
+def test_the_handoff_bound_over_gives_up_as_for_a_live_holder() -> None:
+    """The demoting holder still renews after its bound: cancel the step, back to BACKUP
+    keeping the fault and polling (as LEASE_HELD_BY_PEER); never a fence.  A HANDOFF left
+    from an earlier attempt (awaiting_release false: entering LEASING clears it) does
+    nothing."""
+    node, _ = transition(Node(state=S.LEASING, want_master=True), E.LEASE_HOLDER_DEMOTING)
+    node, acts = transition(node, E.LEASE_HANDOFF_OVER)
+    assert node.state is S.BACKUP and node.fault_file_on and not node.awaiting_release
+    assert acts[0] == Action(Kind.CANCEL_STEP)
+    assert [a.timer for a in timers(acts)] == [Timer.BACKOFF, Timer.POLL, Timer.WATCH]
+    fresh = Node(state=S.LEASING, want_master=True)
+    assert transition(fresh, E.LEASE_HANDOFF_OVER) == (fresh, ())
+    node, _ = transition(replace(node, fault=False, rollback=False), E.KA_MASTER)
+    assert node.state is S.LEASING and not node.awaiting_release
+
+
+RENEW = (
+    Action(Kind.RENEW_LEASE, reason="renew the lease"),
+    Action(Kind.START_TIMER, timer=Timer.RENEW, delay_s=0.5, reason="renew the lease"),
+)
+
+
+@pytest.mark.parametrize("event", [E.KA_BACKUP, E.HARBOR_UNHEALTHY, E.SWITCHOVER, E.STORAGE_LOST])
+def test_a_clean_demotion_renews_until_the_release(event: Event) -> None:
+    """A demotion not caused by the lease keeps renewing in STOPPING, UNMOUNTING and
+    UNMAPPING (the unmap step releases the lease), so the peer never judges the demoting
+    node stopped and fences it before its unmount flushed."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), event)
+    for state in (S.STOPPING, S.UNMOUNTING, S.UNMAPPING):
+        assert node.state is state
+        assert transition(node, E.RENEW_DUE) == (node, RENEW)
+        node, _ = transition(node, E.STEP_DONE)
+    assert node.state is S.BACKUP
+    assert transition(node, E.RENEW_DUE) == (node, ())
+
+
+@pytest.mark.parametrize("start", [S.MASTER, S.STARTING, S.MOUNTING, S.MAPPING])
+@pytest.mark.parametrize("event", [E.LEASE_LOST, E.LEASE_DEADLINE])
+def test_a_demotion_for_the_lease_does_not_renew(start: State, event: Event) -> None:
+    """LEASE_LOST or LEASE_DEADLINE: the demotion it starts does not renew (the lease is
+    lost or could be taken over); the next demotion, after BACKUP, renews again."""
+    node, _ = transition(Node(state=start, want_master=True), event)
+    assert node.state in DEMOTING and node.lease_lost
+    while node.state is not S.BACKUP:
+        assert transition(node, E.RENEW_DUE) == (node, ())
+        node, _ = transition(node, E.STEP_DONE)
+    assert not node.lease_lost
+
+
+def test_a_renewal_that_finds_the_peer_holding_it_stops_the_demotions_renewals() -> None:
+    """A clean demotion's renewal answers LEASE_LOST (the peer holds the lease): it stops
+    renewing there and then, and goes on demoting."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.KA_BACKUP)
+    node, acts = transition(node, E.LEASE_LOST)
+    assert node.state is S.STOPPING and node.lease_lost and acts == ()
+    assert transition(node, E.RENEW_DUE) == (node, ())
+
+
+def test_a_stuck_demotion_stops_renewing_in_fenced_self() -> None:
+    """A demotion whose unmount or unmap fails or times out ends in FENCED_SELF, which does
+    not renew: the lease is held at most for the demotion's step timeouts (stop + unmount +
+    unmap), then the peer sees it stopped and may fence it.  The retry does not renew either
+    (the renewal timer chain ended)."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.KA_BACKUP)
+    node, _ = transition(node, E.STEP_TIMEOUT)  # stop timed out -> unmount kills the rest
+    assert node.state is S.UNMOUNTING and transition(node, E.RENEW_DUE)[1] == RENEW
+    node, _ = transition(node, E.STEP_TIMEOUT)
+    assert node.state is S.FENCED_SELF
+    assert transition(node, E.RENEW_DUE) == (node, ())
+    node, acts = transition(node, E.RETRY)
+    assert node.state is S.STOPPING and Kind.RENEW_LEASE not in [a.kind for a in acts]
+
+
+def test_the_handoff_bound_is_the_settings_demotion_bound() -> None:
+    """policy_of: the demotion bound is the stop, unmount and unmap timeouts together (both
+    nodes have the same settings), and the handoff wait adds one lease duration."""
+    s = example_settings(stop_timeout_s=20, unmount_timeout_s=10, unmap_timeout_s=5)
+    p = policy_of(s)
+    assert p.demotion_bound_s == 35 and p.lease_handoff_s == 35 + s.lease_duration_s

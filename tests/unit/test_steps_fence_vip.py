@@ -8,7 +8,7 @@ node's netns (tests/faults covers it in the two-node lab).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,11 @@ class FakeCeph:
         self.refuse_also = refuse_also
 
     async def fence(
-        self, *, exclude: Collection[str] = (), also: Collection[str] = ()
+        self,
+        *,
+        exclude: Collection[str] = (),
+        also: Collection[str] = (),
+        listed: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> list[str]:
         self.fenced += 1
         self.also.append(tuple(also))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import structlog
@@ -127,11 +127,13 @@ class Ceph:
         *,
         exclude: Collection[str] = (),
         also: Collection[str] = (),
+        listed: Callable[[], Awaitable[list[str]]] | None = None,
         timeout_s: float | None = None,
     ) -> list[str]:
         """Blocklist every watcher of the image not in ``exclude``; wait until they are gone.
         ``also``: more client addresses to blocklist (a stopped lease holder's client), each
-        confirmed in ``ceph osd blocklist ls`` before this returns.
+        confirmed in the blocklist before this returns (``listed``: what lists it, by
+        default ``ceph osd blocklist ls``; the lease step passes its agent's monitor call).
 
         Returns the fenced addresses (empty: nobody else watched the image).
         Bounded by ``timeout_s`` (default settings.fence_timeout_s) in total;
@@ -169,17 +171,43 @@ class Ceph:
                 "fenced", image=image, address=address, expire_s=self._s.blocklist_expire_s,
                 what="watcher" if address in targets else "lease holder",
             )  # fmt: skip
-        if extra:
-            listed = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
-            missing = [a for a in extra if a not in listed]
-            if missing:
-                raise FenceError(f"blocklisted {missing} not in the blocklist")
+        # The extra addresses' confirmation runs beside the wait for the watchers to go (two
+        # CLI processes at once instead of one after the other, ~0.3 s less on a failover).
+        confirm = asyncio.create_task(self._confirm_blocklisted(extra, deadline, listed))
+        try:
+            await self._watchers_gone(targets, deadline, total)
+        except BaseException:
+            confirm.cancel()
+            await asyncio.wait({confirm})
+            raise
+        await confirm  # its FenceError, if the holder's address is not in the blocklist
+        log.info("fence_done", image=image, fenced=[*targets, *extra])
+        return [*targets, *extra]
+
+    async def _confirm_blocklisted(
+        self,
+        addresses: list[str],
+        deadline: float,
+        listed: Callable[[], Awaitable[list[str]]] | None,
+    ) -> None:
+        if not addresses:
+            return
+        if listed is None:
+            seen = set(await self.blocklist_ls(timeout_s=self._left(deadline)))
+        else:
+            async with asyncio.timeout(self._left(deadline)):
+                seen = set(await listed())
+        missing = [a for a in addresses if a not in seen]
+        if missing:
+            raise FenceError(f"blocklisted {missing} not in the blocklist")
+
+    async def _watchers_gone(self, targets: list[str], deadline: float, total: float) -> None:
+        image = self._s.image_spec
         while True:
             remaining = {w.address for w in await self.watchers(timeout_s=self._left(deadline))}
             still = [a for a in targets if a in remaining]
             if not still:
-                log.info("fence_done", image=image, fenced=[*targets, *extra])
-                return [*targets, *extra]
+                return
             if time.monotonic() + FENCE_POLL_S >= deadline:
                 raise FenceError(
                     f"blocklisted watchers {still} of {image} still present after {total:g} s"

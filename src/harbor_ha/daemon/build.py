@@ -52,9 +52,13 @@ def policy_of(settings: Settings) -> Policy:
         lease_duration_s=float(settings.lease_duration_s),
         lease_renew_interval_s=settings.lease_renew_interval_s,
         lease_margin_s=settings.lease_margin_s,
+        lease_watch_s=settings.lease_watch_interval_s,
         failsafe=settings.failsafe_enabled,
         failsafe_window_s=settings.failsafe_window_s,
         failsafe_request_timeout_s=settings.failsafe_request_timeout_s,
+        demotion_bound_s=(
+            settings.stop_timeout_s + settings.unmount_timeout_s + settings.unmap_timeout_s
+        ),
     )
 
 
@@ -144,7 +148,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     notifier = SdNotifier(notify_socket)
     history = HistoryWriter(s.state_dir, s.node_name, max_bytes=s.history_max_bytes)
     harbor = HarborProbe(s, containers)
-    lease = Lease(s, runner)
+    lease = Lease(s)
     leasing = Leasing(s, lease, metrics)
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
@@ -163,6 +167,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         background={
             Kind.RENEW_LEASE: leasing.renew,
             Kind.POLL_LEASE: leasing.poll,
+            Kind.WATCH_LEASE: leasing.watch,
             Kind.ASK_PEER: lambda: failsafe.ask(),
             Kind.WARM: warm,
         },

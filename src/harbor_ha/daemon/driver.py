@@ -267,7 +267,11 @@ class Driver:
                 case Action(kind=Kind.CANCEL_TIMER, timer=Timer() as timer):
                     self._timers.disarm(timer)
                 case Action(
-                    kind=Kind.WARM | Kind.RENEW_LEASE | Kind.POLL_LEASE | Kind.ASK_PEER as kind
+                    kind=Kind.WARM
+                    | Kind.RENEW_LEASE
+                    | Kind.POLL_LEASE
+                    | Kind.WATCH_LEASE
+                    | Kind.ASK_PEER as kind
                 ):
                     self._start_background(kind)
                 case Action(kind=Kind.POST, event=Event() as event):

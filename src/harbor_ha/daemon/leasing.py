@@ -30,19 +30,49 @@ class LeasePort(Protocol):
     last_error: str | None
 
     async def acquire(self) -> Held: ...
+    async def renew(self) -> Held: ...
+    async def blocklisted(self) -> list[str]: ...
     async def inspect(self, timeout_s: float | None = None) -> LeaseInfo: ...
     async def break_lock(self, holder: Locker) -> None: ...
     async def release(self) -> None: ...
     async def close(self) -> None: ...
 
 
-def moved(first: Locker, last: Locker) -> bool:
+def moved(first: Locker | None, last: Locker | None) -> bool:
     """The holder renewed between two looks: Ceph's expiry of its lock moved forward."""
     return (
-        first.expiration is not None
+        first is not None
+        and last is not None
+        and first.expiration is not None
         and last.expiration is not None
         and (last.expiration > first.expiration)
     )
+
+
+def unchanged(a: Locker | None, b: Locker | None) -> bool:
+    """Two looks saw the same lock: the same locker and the same expiry (no renewal between)."""
+    return (
+        a is not None
+        and b is not None
+        and (a.entity, a.cookie, a.expiration) == (b.entity, b.cookie, b.expiration)
+    )
+
+
+def same_locker(a: Locker | None, b: Locker | None) -> bool:
+    return a is not None and b is not None and (a.entity, a.cookie) == (b.entity, b.cookie)
+
+
+@dataclass(frozen=True)
+class Look:
+    """One read of the lease: what it saw, and when the request started and ended (monotonic).
+    Ceph answered somewhere between the two."""
+
+    holder: Locker | None
+    started: float
+    ended: float
+
+
+DEMOTING_STATES = frozenset({"STOPPING", "UNMOUNTING", "UNMAPPING"})
 
 
 class StepRefused(Exception):
@@ -63,6 +93,8 @@ class Leasing:
     peer: str | None = None  # the holder the last lease step found
     stale: Locker | None = None  # a holder that stopped renewing: the fence step fences it
     _polled: list[float | None] = field(default_factory=list)  # the holder's last expiries
+    _since: Look | None = None  # the earliest look that saw what the latest look saw
+    _latest: Look | None = None
 
     def __post_init__(self) -> None:
         self.metrics.lease_held.set_function(lambda: 1.0 if self.holds() else 0.0)
@@ -98,15 +130,20 @@ class Leasing:
         )
 
     async def take(self) -> None:
-        """The lease step.  Free: take it (STEP_DONE).  Held by the peer: look at Ceph's
-        expiry of its lock twice, one renewal interval (+ lease_stale_margin_s) apart.  It
-        moved: the holder renews -> StepRefused(LEASE_HELD_BY_PEER) (it is never fenced).  It
-        did not: the holder stopped renewing -> StepRefused(LEASE_STALE): the fence step
-        blocklists that holder's lease client with the image's watchers, then breaks its lock
-        and takes it (``take_over``).  A success is kept only if Ceph answered within one
-        interval (see Policy.lease_deadline_s); a slow answer is retried (it renewed our lock)."""
+        """The lease step.  Free: take it (STEP_DONE).  Held by the peer: judge from Ceph's
+        expiry of its lock, over two looks one renewal interval (+ lease_stale_margin_s)
+        apart, whether it renews.  The earlier look may be one the standby made while BACKUP
+        (``watch``): the step then waits only for the rest of that gap.  It moved: the holder
+        renews; a holder that demotes cleanly (its /status) -> StepRefused(
+        LEASE_HOLDER_DEMOTING) (the machine runs the step again until it releases), any other
+        -> StepRefused(LEASE_HELD_BY_PEER); it is never fenced.  It did not: the holder
+        stopped renewing -> StepRefused(LEASE_STALE): the fence step blocklists that holder's
+        lease client with the image's watchers, then breaks its lock and takes it
+        (``take_over``).  A success is kept only if Ceph answered within one interval (see
+        Policy.lease_deadline_s); a slow answer is retried (it renewed our lock)."""
         s = self.settings
         self.stale = None
+        gap = s.lease_renew_interval_s + s.lease_stale_margin_s
         while True:
             try:
                 held = await self.lease.acquire()
@@ -118,45 +155,88 @@ class Leasing:
                 continue
             except LeaseHeldByPeer:
                 pass
-            first = (await self.lease.inspect()).holder
-            if first is None:
+            before = self._latest
+            now = await self._look()
+            if now.holder is None:
                 continue  # released between the two calls: take it
-            gap = s.lease_renew_interval_s + s.lease_stale_margin_s
-            last = await self._watch(first, gap)
-            if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
+            first = self._since
+            if (
+                before is not None
+                and same_locker(before.holder, now.holder)
+                and moved(before.holder, now.holder)
+                and now.started - before.ended <= gap
+            ):
+                first = before  # a renewal since a look less than a gap ago counts at once
+            assert first is not None
+            last = await self._watch(first, now, gap)
+            if not same_locker(first.holder, last):
                 continue  # released or taken by another locker meanwhile: look again
+            assert last is not None and first.holder is not None
             self.peer = last.cookie
             self._polled = [last.expiration]
-            if moved(first, last):
-                log.warning("lease_held_by_peer", object=s.lease_object, holder=last.cookie,
-                            reason="its expiry moved: it renews")  # fmt: skip
-                raise StepRefused(
-                    Event.LEASE_HELD_BY_PEER, f"{last.cookie} holds the lease and renews it"
-                )
+            if moved(first.holder, last):
+                await self._refuse(last)
             self.stale = last
             log.warning(
                 "lease_holder_stopped_renewing", object=s.lease_object, holder=last.cookie,
                 entity=last.entity, address=last.address, expiration=last.expiration,
                 reason=f"expiry unchanged over {gap:g} s",
+                looked_for_s=round(time.monotonic() - first.ended, 3),
             )  # fmt: skip
             raise StepRefused(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
 
-    async def _watch(self, first: Locker, gap: float) -> Locker | None:
-        """Look at the holder every LOOK_EVERY_S; stop at the first look where it renewed or
-        changed (a live holder is known sooner: the refused node gives the VIP up sooner), or
-        at the first look *started* ``gap`` after the first look *ended*: a look reads Ceph
-        somewhere between its start and its end (a `rados` process connects, reads, shuts
-        down), so only that spacing guarantees two reads ``gap`` apart.  The last look (None:
-        the lease is free)."""
-        end = time.monotonic() + gap
+    async def _refuse(self, holder: Locker) -> None:
+        """The holder renews: never fence it.  Say whether it is demoting cleanly."""
+        s = self.settings
+        state = await self._peer_state()
+        if state in DEMOTING_STATES:
+            log.info("lease_holder_demoting", object=s.lease_object, holder=holder.cookie,
+                     peer_state=state, reason="it renews until it releases: wait")  # fmt: skip
+            raise StepRefused(
+                Event.LEASE_HOLDER_DEMOTING, f"{holder.cookie} renews the lease and is {state}"
+            )
+        log.warning("lease_held_by_peer", object=s.lease_object, holder=holder.cookie,
+                    reason="its expiry moved: it renews")  # fmt: skip
+        raise StepRefused(
+            Event.LEASE_HELD_BY_PEER, f"{holder.cookie} holds the lease and renews it"
+        )
+
+    async def _look(self) -> Look:
+        """Read the lease and remember the look (the earliest look of a run of looks that saw
+        the same lock is what a later stale judgment counts from)."""
+        started = time.monotonic()
+        holder = (await self.lease.inspect()).holder
+        look = Look(holder, started, time.monotonic())
+        if self._latest is None or not unchanged(self._latest.holder, holder):
+            self._since = look
+        self._latest = look
+        return look
+
+    async def watch(self) -> None:
+        """A standby's look at the lease while BACKUP (the WATCH timer): remembered only, so
+        that a promotion's lease step can count from it.  Tells the machine nothing."""
+        try:
+            await self._look()
+        except LeaseError as exc:
+            log.debug("lease_watch_failed", error=str(exc))
+
+    async def _watch(self, first: Look, last: Look, gap: float) -> Locker | None:
+        """Look at the holder every LOOK_EVERY_S from ``last`` on; stop at the first look
+        where it renewed or changed since ``first`` (a live holder is known sooner: the
+        refused node gives the VIP up sooner), or at the first look *started* ``gap`` after
+        ``first`` *ended*: a look reads Ceph somewhere between its start and its end, so only
+        that spacing guarantees two reads ``gap`` apart.  ``first`` may be a look made long
+        ago (the standby's watch): the same lock seen since then was not renewed since then.
+        The last look's holder (None: the lease is free)."""
+        end = first.ended + gap
         while True:
+            holder = last.holder
+            if not same_locker(first.holder, holder) or moved(first.holder, holder):
+                return holder
+            if last.started >= end:
+                return holder
             await asyncio.sleep(max(0.0, min(LOOK_EVERY_S, end - time.monotonic())))
-            started = time.monotonic()
-            last = (await self.lease.inspect()).holder
-            if last is None or (last.entity, last.cookie) != (first.entity, first.cookie):
-                return last
-            if moved(first, last) or started >= end:
-                return last
+            last = await self._look()
 
     async def take_over(self, holder: Locker) -> None:
         """The stopped holder's lease client is blocklisted (confirmed): it can never renew
@@ -189,7 +269,7 @@ class Leasing:
         over the last two looks (it stopped renewing), or the partition healed (the peer's
         /status answers: MASTER holding the lease); else LEASE_PEER_RENEWS (keep waiting)."""
         try:
-            holder = (await self.lease.inspect()).holder
+            holder = (await self._look()).holder
         except LeaseError as exc:
             return Event.LEASE_PEER_RENEWS, f"cannot read the lease ({exc}): keep waiting"
         if holder is None:
@@ -202,27 +282,36 @@ class Leasing:
         return Event.LEASE_PEER_RENEWS, f"{holder.cookie} renews"
 
     async def _peer_serves_holding_the_lease(self) -> bool:
+        return await self._peer_state() == "MASTER"
+
+    async def _peer_state(self) -> str | None:
+        """The peer's state from its /status (``peer_http_url``), when it holds the lease;
+        None: no URL, no answer in time, or the peer does not hold the lease."""
         s = self.settings
         if not s.peer_http_url:
-            return False
+            return None
         timeout = min(s.peer_timeout_s, s.lease_renew_interval_s)
         try:
             status = await peer_status(s.peer_http_url, timeout)
         except PeerUnreachable:
-            return False
+            return None
         lease = status.get("lease")
         held = isinstance(lease, dict) and lease.get("held") is True
-        return status.get("state") == "MASTER" and held
+        state = status.get("state")
+        return state if held and isinstance(state, str) else None
 
-    async def renew(self) -> tuple[Event, str]:
-        """One renewal, as the event the machine gets."""
+    async def renew(self) -> tuple[Event, str] | None:
+        """One renewal, as the event the machine gets (None: the lease was released meanwhile,
+        at the end of a clean demotion: nothing to tell)."""
         s = self.settings
         try:
-            held = await self.lease.acquire()
+            held = await self.lease.renew()
             self._export()
         except LeaseHeldByPeer as exc:
             return Event.LEASE_LOST, str(exc)
         except LeaseError as exc:
+            if exc.kind == "released":
+                return None
             return Event.LEASE_UNREACHABLE, str(exc)
         took = time.monotonic() - held.renewed_at
         if took > s.lease_renew_interval_s:

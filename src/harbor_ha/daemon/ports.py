@@ -6,13 +6,17 @@ the real adapters without importing their internals.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
 
 class CephPort(Protocol):
     async def fence(
-        self, *, exclude: Collection[str] = (), also: Collection[str] = ()
+        self,
+        *,
+        exclude: Collection[str] = (),
+        also: Collection[str] = (),
+        listed: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> list[str]: ...
     async def map(self, timeout_s: float) -> str: ...
     async def unmap(self, timeout_s: float) -> None: ...

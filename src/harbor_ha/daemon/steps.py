@@ -129,7 +129,8 @@ class Steps:
         # broken and the lease taken at once.  Unconfirmed: fence the watchers, wait for the
         # holder's lock to lapse (docs/design.md, "The lease").
         try:
-            self._count(await self._ceph.fence(also=(holder.address,)))
+            listed = self._leasing.lease.blocklisted
+            self._count(await self._ceph.fence(also=(holder.address,), listed=listed))
         except Exception as exc:
             self._metrics.fencing_actions.labels("failed").inc()
             log.warning("lease_holder_fence_unconfirmed", address=holder.address, error=str(exc))

@@ -16,6 +16,11 @@ Requests (one JSON object a line, answered in order, each with its ``id``):
   renew the exclusive lock (flag MAY_RENEW: the same locker renews, a free lock is
   taken, another locker's live lock answers ``busy``).
 - ``{"op": "unlock", "object", "name", "cookie"}``: release it (``absent`` if not held).
+- ``{"op": "exec", "object", "cls", "method", "input"}``: a class call (cls_lock's
+  ``get_info`` or ``break_lock``: read the holder, break a locker), input and answer
+  ``{"output"}`` in base64 (the encoding is :mod:`harbor_ha.lease.wire`'s).
+- ``{"op": "mon", "command"}``: a monitor command (``osd blocklist ls``: the fence step's
+  confirmation of a stopped holder's blocklist entry), answers ``{"output"}``.
 
 Answers: ``{"id", "ok": true, ...}`` or ``{"id", "ok": false, "error": KIND, "message"}``
 with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, failed.
@@ -23,6 +28,7 @@ with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, fail
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from typing import Any
@@ -32,7 +38,17 @@ import rados  # type: ignore[import-not-found,unused-ignore]
 LOCK_FLAG_MAY_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW (pacific; MAY_RENEW since quincy)
 
 
+class MonError(Exception):
+    """A monitor command answered an error code."""
+
+    def __init__(self, code: int, status: str) -> None:
+        super().__init__(f"mon command: error {code}: {status}")
+        self.kind = "denied" if code in (-1, -13) else "timeout" if code == -110 else "failed"
+
+
 def _kind(exc: Exception) -> str:
+    if isinstance(exc, MonError):
+        return exc.kind
     if isinstance(exc, rados.ConnectionShutdown):  # ESHUTDOWN: this client is blocklisted
         return "blocklisted"
     if isinstance(exc, rados.ObjectBusy):
@@ -83,6 +99,17 @@ class Agent:
         self.ioctx.unlock(req["object"], req["name"], req["cookie"])
         return {}
 
+    def exec(self, req: dict[str, Any]) -> dict[str, Any]:
+        data = base64.b64decode(req["input"])
+        _ret, out = self.ioctx.execute(req["object"], req["cls"], req["method"], data, 65536)
+        return {"output": base64.b64encode(bytes(out or b"")).decode()}
+
+    def mon(self, req: dict[str, Any]) -> dict[str, Any]:
+        code, out, status = self.cluster.mon_command(json.dumps(req["command"]), b"")
+        if code < 0:
+            raise MonError(code, status)
+        return {"output": bytes(out or b"").decode(errors="replace")}
+
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "connect":
@@ -93,6 +120,10 @@ class Agent:
             return self.lock(req)
         if op == "unlock":
             return self.unlock(req)
+        if op == "exec":
+            return self.exec(req)
+        if op == "mon":
+            return self.mon(req)
         raise ValueError(f"unknown op {op!r}")
 
 

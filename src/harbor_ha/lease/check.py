@@ -24,13 +24,13 @@ async def check_lease(settings: Settings, runner: Runner) -> tuple[list[str], li
     probe_settings = settings.model_copy(
         update={"lease_object": f"{settings.lease_object}.check", "lease_duration_s": 2}
     )
-    probe = Lease(probe_settings, runner)
+    probe, lease = Lease(probe_settings), Lease(settings)
     problems: list[str] = []
     notes: list[str] = []
     try:
         await probe.acquire()
         await probe.release()
-        info = await Lease(settings, runner).inspect()
+        info = await lease.inspect()
     except LeaseError as exc:
         hint = (
             " (the user's osd caps must allow class-read/class-write on the lease object: "
@@ -42,6 +42,7 @@ async def check_lease(settings: Settings, runner: Runner) -> tuple[list[str], li
         return problems, notes
     finally:
         await probe.close()
+        await lease.close()
     holder = info.holder
     if holder is None:
         notes.append(f"lease {settings.lease_object}: free")

@@ -67,12 +67,27 @@ class AgentClient:
             if not self.alive or self.instance is None:
                 await self._start()
 
-    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        """Send one request (starting and connecting an agent first if none runs)."""
-        async with self._lock:
+    async def request(
+        self, op: str, *, timeout_s: float | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Send one request (starting and connecting an agent first if none runs).
+
+        ``timeout_s`` (default: the config's request timeout) bounds this request, the wait
+        for an earlier one included; a request that times out kills the agent as usual."""
+        limit = self.config.request_timeout_s if timeout_s is None else timeout_s
+        deadline = asyncio.get_running_loop().time() + limit
+        try:
+            async with asyncio.timeout(limit):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise LeaseTimeout(op, limit) from None
+        try:
             if not self.alive or self.instance is None:
                 await self._start()
-            return await self._ask(op, **fields)
+            left = deadline - asyncio.get_running_loop().time()
+            return await self._ask(op, timeout_s=max(left, 0.001), **fields)
+        finally:
+            self._lock.release()
 
     async def _start(self) -> None:
         await self._kill()
@@ -97,13 +112,16 @@ class AgentClient:
         self.instance = str(answer["instance"])
         log.info("lease agent connected", instance=self.instance, pid=self._proc.pid)
 
-    async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
+    async def _ask(
+        self, op: str, *, timeout_s: float | None = None, **fields: Any
+    ) -> dict[str, Any]:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         rid = next(self._ids)
         line = json.dumps({"id": rid, "op": op, **fields}).encode() + b"\n"
+        limit = self.config.request_timeout_s if timeout_s is None else timeout_s
         try:
-            async with asyncio.timeout(self.config.request_timeout_s):
+            async with asyncio.timeout(limit):
                 proc.stdin.write(line)
                 await proc.stdin.drain()
                 while True:
@@ -115,7 +133,7 @@ class AgentClient:
                         break
         except TimeoutError:
             await self._kill()
-            raise LeaseTimeout(op, self.config.request_timeout_s) from None
+            raise LeaseTimeout(op, limit) from None
         except (LeaseError, OSError, ValueError) as exc:
             await self._kill()
             if isinstance(exc, LeaseError):

@@ -7,8 +7,17 @@
   fault (keepalived gives the VIP up), and poll the lease every interval: the holder renews
   (LEASE_PEER_RENEWS) -> keep waiting; it stopped, the lease is free, or the partition healed
   (LEASE_CLAIM_BACK) -> clear the fault.
+- It finds a live holder that is demoting cleanly (LEASE_HOLDER_DEMOTING: its /status says
+  STOPPING, UNMOUNTING or UNMAPPING): stay in LEASING and run the step again, bounded by the
+  HANDOFF timer (``lease_handoff_s``); the holder's release lets the next step take the lease
+  without a fence.  The bound over (LEASE_HANDOFF_OVER): back to BACKUP as for a live holder.
+- A standby watches the lease while BACKUP (the WATCH timer, every interval): the lease step
+  then judges a holder that stopped renewing from looks already in the past.
 - A master whose renewal finds the peer holding it (LEASE_LOST), or whose deadline passes
-  without a renewal (LEASE_DEADLINE), stops serving as for a lost image.
+  without a renewal (LEASE_DEADLINE), stops serving as for a lost image, and its demotion
+  no longer renews (``lease_lost``).  Any other demotion keeps renewing until the unmap step
+  releases the lease, so the peer never judges a cleanly demoting node stopped and fences it
+  before its unmount flushed; a stuck demotion ends in FENCED_SELF, which does not renew.
 - Failsafe (configured): no renewal for ``failsafe_ask_s`` (the ASK timer, re-armed by each
   renewal) asks the peer, early enough for its answer to come before the deadline; its
   promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
@@ -22,8 +31,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .rows import FAILSAFE, FAULT, PROMISE_ONLY, STAY, Do, Row, Rows, changes
-from .states import PROMOTING, Action, Event, Kind, Node, State, Timer
+from .rows import FAILSAFE, FAULT, PROMISE_ONLY, STAY, Do, Guard, Row, Rows, changes
+from .states import DEMOTING, PROMOTING, Action, Event, Kind, Node, State, Timer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,15 +43,31 @@ E = Event
 EVERYWHERE = (
     E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE,
     E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.FAILSAFE_DUE,
-    E.FAILSAFE_CONFIRMED, E.FAILSAFE_DENIED,
+    E.FAILSAFE_CONFIRMED, E.FAILSAFE_DENIED, E.LEASE_WATCH_DUE, E.LEASE_HANDOFF_OVER,
 )  # fmt: skip
 """Legal (and ignored) in every state: a late answer or a stale timer; the rows below say
 where they matter."""
 
-ROUTINE_EVENTS = frozenset({E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS})
+ROUTINE_EVENTS = frozenset(
+    {E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_WATCH_DUE}
+)
 """Events that repeat every renewal interval while nothing changes.  Their decisions are
 logged at debug (at info they would be four lines a second on the master); a renewal that
 fails, a refused standby's first refusal and every transition stay at info."""
+
+RENEWING = Guard("not lease_lost", lambda n: not n.lease_lost)
+"""A demotion not caused by the lease: it keeps renewing until the release."""
+MAINTENANCE = Guard("maintenance", lambda n: n.maintenance)
+AWAITING = Guard("awaiting_release", lambda n: n.awaiting_release)
+LOST = changes(lease_lost=True)
+
+WATCH_ON_ENTRY: Rows = (Row(do=(Do.ARM_WATCH,)),)
+"""Entering BACKUP (and reconciling into it): start watching the lease."""
+LEASING_ON_ENTRY: Rows = (Row(set=changes(awaiting_release=False), do=(Do.RUN_STEP,)),)
+"""Entering LEASING: run the lease step.  A HANDOFF timer left from an earlier attempt finds
+``awaiting_release`` false (STAY), and the first LEASE_HOLDER_DEMOTING re-arms it."""
+BACKUP_ON_ARRIVAL = changes(lease_lost=False)
+"""Back in BACKUP: the next demotion renews again."""
 
 
 def add_lease_rows(
@@ -72,8 +97,33 @@ def add_lease_rows(
     rows([S.BACKUP], E.LEASE_POLL_DUE, Row(do=(Do.POLL,), when=FAULT), STAY)
     rows([S.BACKUP], E.LEASE_PEER_RENEWS, Row(do=(Do.ARM_POLL,), when=FAULT), STAY)
     rows([S.BACKUP], E.LEASE_CLAIM_BACK, Row(set=changes(fault=False), when=FAULT), STAY)
+    rows(
+        [S.BACKUP],
+        E.LEASE_WATCH_DUE,
+        Row(do=(Do.ARM_WATCH,), when=MAINTENANCE),
+        Row(do=(Do.WATCH, Do.ARM_WATCH)),
+    )
+    rows(
+        [S.LEASING],
+        E.LEASE_HOLDER_DEMOTING,
+        Row(do=(Do.RUN_STEP,), when=AWAITING),
+        Row(set=changes(awaiting_release=True), do=(Do.RUN_STEP, Do.ARM_HANDOFF)),
+    )
+    rows(
+        [S.LEASING],
+        E.LEASE_HANDOFF_OVER,
+        Row(
+            S.BACKUP,
+            changes(fault=True, rollback=True, awaiting_release=False),
+            (Do.CANCEL, Do.CANCEL_BACKOFF, Do.ARM_POLL),
+            when=AWAITING,
+        ),
+        STAY,
+    )
 
     rows(leased, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
+    rows(DEMOTING, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW), when=RENEWING), STAY)
+    rows(DEMOTING, E.LEASE_LOST, Row(set=LOST))
     rows(
         leased,
         E.LEASE_RENEWED,
@@ -86,10 +136,11 @@ def add_lease_rows(
         E.FAILSAFE_CONFIRMED,
         Row(set=changes(failsafe_held=True), do=(Do.ARM_FAILSAFE, Do.REARM_ASK)),
     )
+    lost = changes(**failed, **LOST)
     for ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
-        rows([S.MASTER], ev, Row(S.STOPPING, failed, (Do.BACKOFF,)))
+        rows([S.MASTER], ev, Row(S.STOPPING, lost, (Do.BACKOFF,)))
         for s in sorted(PROMOTING - {S.LEASING}):
-            rows([s], ev, Row(rollback[s], failed, (Do.CANCEL, Do.BACKOFF)))
+            rows([s], ev, Row(rollback[s], lost, (Do.CANCEL, Do.BACKOFF)))
 
     rows(State, E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
     rows(State, E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
@@ -128,6 +179,13 @@ LEASE_ACTIONS: dict[Do, Callable[[Node, Node, Event | None], Action]] = {
     ),
     Do.POLL: lambda before, after, event: Action(Kind.POLL_LEASE, reason="is the holder alive?"),
     Do.ASK_PEER: lambda before, after, event: Action(Kind.ASK_PEER, reason="failsafe request"),
+    Do.ARM_WATCH: lambda before, after, event: _timer(
+        Timer.WATCH, after.policy.lease_watch_s, "look at the lease (standby)"
+    ),
+    Do.WATCH: lambda before, after, event: Action(Kind.WATCH_LEASE, reason="remember a look"),
+    Do.ARM_HANDOFF: lambda before, after, event: _timer(
+        Timer.HANDOFF, after.policy.lease_handoff_s, "the demoting holder's bound is over"
+    ),
     Do.ARM_FAILSAFE: lambda before, after, event: _timer(
         Timer.DEADLINE, after.policy.failsafe_deadline_s, "the peer's failsafe promise ends"
     ),

@@ -13,6 +13,9 @@ RESUME_LEASED: tuple[Do, ...] = (Do.RENEW, Do.ARM_RENEW, Do.ARM_DEADLINE)
 (a restarted agent takes back this node's own lock; a peer's lock -> LEASE_LOST -> demote)
 and arm the renewal and the deadline, as the lease step's success does."""
 
+WATCH_FROM_START: tuple[Do, ...] = (Do.ARM_WATCH,)
+"""Starting as BACKUP: watch the lease, as entering BACKUP does."""
+
 
 @dataclass(frozen=True)
 class Facts:
@@ -36,7 +39,7 @@ def from_facts(
     - VIP and nothing: promote from the start (the lease step).
     - Resuming past the lease step: renew it at once (``RESUME_LEASED``).
     - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
-    - Nothing held, no VIP: BACKUP.
+    - Nothing held, no VIP: BACKUP, watching the lease (``WATCH_FROM_START``).
     """
     base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
     bare_harbor = facts.harbor_running and not facts.mounted
@@ -44,7 +47,7 @@ def from_facts(
     if bare_harbor or facts.mount_foreign or (held and not facts.vip):
         state = State.STOPPING
     elif not facts.vip:
-        return base, ()
+        return base, tuple(ACTION_OF[d](base, base, None) for d in WATCH_FROM_START)
     elif facts.mapped and facts.mounted and facts.harbor_running:
         state = State.MASTER
     elif facts.mapped and facts.mounted:

@@ -31,6 +31,9 @@ class Do(enum.StrEnum):
     ARM_POLL = "arm_poll"  # arm Timer.POLL for policy.lease_renew_interval_s
     POLL = "poll_lease"  # look at the lease (Kind.POLL_LEASE)
     ASK_PEER = "ask_peer"  # failsafe: ask the peer (Kind.ASK_PEER)
+    ARM_WATCH = "arm_watch"  # arm Timer.WATCH for policy.lease_watch_s
+    WATCH = "watch_lease"  # look at the lease, remember the look (Kind.WATCH_LEASE)
+    ARM_HANDOFF = "arm_handoff"  # arm Timer.HANDOFF for policy.lease_handoff_s
     ARM_FAILSAFE = "arm_failsafe"  # arm Timer.DEADLINE for policy.failsafe_deadline_s
     ARM_PROMISE = "arm_promise"  # arm Timer.PROMISE for policy.failsafe_window_s
     ARM_ASK = "arm_ask"  # arm Timer.ASK for policy.failsafe_ask_s

@@ -62,6 +62,9 @@ class Event(enum.StrEnum):
     LEASE_POLL_DUE = "LEASE_POLL_DUE"  # timer: a refused standby looks at the lease again
     LEASE_PEER_RENEWS = "LEASE_PEER_RENEWS"  # the poll: the holder still renews, keep waiting
     LEASE_CLAIM_BACK = "LEASE_CLAIM_BACK"  # the poll: holder stopped / lease free / healed
+    LEASE_WATCH_DUE = "LEASE_WATCH_DUE"  # timer: a standby's next look at the lease (BACKUP)
+    LEASE_HOLDER_DEMOTING = "LEASE_HOLDER_DEMOTING"  # the lease step: the live holder demotes
+    LEASE_HANDOFF_OVER = "LEASE_HANDOFF_OVER"  # timer: the demoting holder's bound has passed
     FAILSAFE_DUE = "FAILSAFE_DUE"  # timer: no renewal for a while: ask the peer in time
     FAILSAFE_CONFIRMED = "FAILSAFE_CONFIRMED"  # the peer cannot reach Ceph and promised
     FAILSAFE_DENIED = "FAILSAFE_DENIED"  # no confirmation from the peer
@@ -128,6 +131,8 @@ class Timer(enum.StrEnum):
     POLL = "lease_poll"  # a refused standby's next look at the lease
     PROMISE = "failsafe_promise"  # this node promised not to promote until it fires
     ASK = "failsafe_ask"  # ask the peer before the deadline (failsafe configured)
+    WATCH = "lease_watch"  # a standby's next look at the lease (its past looks speed LEASING)
+    HANDOFF = "lease_handoff"  # how long LEASING waits for a demoting holder's release
 
 
 TIMER_EVENT: dict[Timer, Event] = {
@@ -139,6 +144,8 @@ TIMER_EVENT: dict[Timer, Event] = {
     Timer.POLL: Event.LEASE_POLL_DUE,
     Timer.PROMISE: Event.PROMISE_EXPIRED,
     Timer.ASK: Event.FAILSAFE_DUE,
+    Timer.WATCH: Event.LEASE_WATCH_DUE,
+    Timer.HANDOFF: Event.LEASE_HANDOFF_OVER,
 }
 """The event a timer posts when it fires."""
 
@@ -154,6 +161,7 @@ class Kind(enum.StrEnum):
     RENEW_LEASE = "renew_lease"  # renew the lease; post LEASE_RENEWED / _LOST / _UNREACHABLE
     POLL_LEASE = "poll_lease"  # look at the lease; post LEASE_PEER_RENEWS / LEASE_CLAIM_BACK
     ASK_PEER = "ask_peer"  # failsafe request; post FAILSAFE_CONFIRMED / FAILSAFE_DENIED
+    WATCH_LEASE = "watch_lease"  # look at the lease and remember the look; posts nothing
 
 
 @dataclass(frozen=True)
@@ -202,9 +210,11 @@ class Policy:
     lease_duration_s: float = 5.0
     lease_renew_interval_s: float = 0.5
     lease_margin_s: float = 1.5
+    lease_watch_s: float = 0.1  # a standby's look at the lease while BACKUP
     failsafe: bool = False  # a shared secret and the peer's address are configured
     failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
     failsafe_request_timeout_s: float = 1.5
+    demotion_bound_s: float = 120.0  # stop + unmount + unmap timeouts (the same on both nodes)
 
     @property
     def lease_deadline_s(self) -> float:
@@ -233,6 +243,14 @@ class Policy:
         minus the margin, as for the lease."""
         return self.failsafe_window_s - self.lease_margin_s - self.failsafe_request_timeout_s
 
+    @property
+    def lease_handoff_s(self) -> float:
+        """How long LEASING waits for a cleanly demoting holder to release the lease: its
+        demotion ends, or FENCED_SELF stops its renewals, within ``demotion_bound_s``; its
+        last renewal then lapses within one duration (the lease step sees it stopped
+        renewing well before)."""
+        return self.demotion_bound_s + self.lease_duration_s
+
     def backoff_s(self, failures: int) -> float:
         """Doubling backoff: initial * 2**(n-1) after n consecutive failures, capped."""
         n = max(failures, 1)
@@ -255,6 +273,8 @@ class Node:
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
     promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
     failsafe_held: bool = False  # MASTER: the peer confirmed it cannot reach Ceph either
+    lease_lost: bool = False  # LEASE_LOST / LEASE_DEADLINE: the running demotion stops renewing
+    awaiting_release: bool = False  # LEASING waits for a demoting holder (HANDOFF armed)
     policy: Policy = field(default_factory=Policy)
 
     @property

@@ -31,7 +31,13 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-from .lease_rows import LEASE_ACTIONS, add_lease_rows
+from .lease_rows import (
+    BACKUP_ON_ARRIVAL,
+    LEASE_ACTIONS,
+    LEASING_ON_ENTRY,
+    WATCH_ON_ENTRY,
+    add_lease_rows,
+)
 from .rows import (
     BUMP,
     DEMOTE_ON_EXIT,
@@ -289,7 +295,8 @@ plain demotion or a FENCED_SELF retry clears it."""
 
 ENTER: dict[State, tuple[Rows, ...]] = {
     **{s: ((Row(do=(Do.RUN_STEP,)),),) for s in STEP_OF},
-    S.BACKUP: (ARRIVE, REST),
+    S.LEASING: (LEASING_ON_ENTRY,),
+    S.BACKUP: (ARRIVE, (Row(set=BACKUP_ON_ARRIVAL),), WATCH_ON_ENTRY, REST),
     # Failures are forgotten only once MASTER held: a node that loses the image again and again
     # (a partition ping-pong) backs off longer each time.
     S.MASTER: ((Row(do=(Do.ARM_STABLE,), when=HAS_FAILURES), STAY),),

@@ -30,17 +30,31 @@ class LeaseSettings(BaseModel):
         default=0.5,
         gt=0,
         description=(
-            "Renewal period of the master, and the standby's re-try period while the holder "
-            "renews. Issue 10: the lease may add at most one interval to a crash failover "
-            "(the standby's next attempt after the holder's lock expired), so 0.5 s."
+            "Renewal period of the master (also while it demotes cleanly, until it releases), "
+            "the standby's lease watch while BACKUP, and its poll while the holder renews. "
+            "Issue 10: the lease may add at most one interval to a crash failover; the stale "
+            "judgment needs two reads this + lease_stale_margin_s apart, the first of them "
+            "usually made by the watch before the promotion, so 0.5 s."
+        ),
+    )
+    lease_watch_interval_s: float = Field(
+        default=0.1,
+        gt=0,
+        description=(
+            "How often a standby looks at the lease while BACKUP (one agent round trip "
+            "each). A crash failover's lease step counts from the standby's first look at "
+            "the dead holder's last expiry, which comes up to this long after that last "
+            "renewal; the watch and the renewals run at unrelated phases, so a watch as slow "
+            "as the renewals could miss every renewal by almost an interval."
         ),
     )
     lease_stale_margin_s: float = Field(
         default=0.25,
         ge=0,
         description=(
-            "A standby finding the lease held looks at the holder's expiry twice, "
-            "lease_renew_interval_s + this apart: unchanged means the holder stopped "
+            "A standby finding the lease held judges the holder's expiry from two reads "
+            "lease_renew_interval_s + this apart (the first may be its BACKUP watch's earliest "
+            "look at that expiry): unchanged means the holder stopped "
             "renewing (it is fenced, then its lock broken); moved means it is alive (it is "
             "never fenced). Covers a renewal's jitter (timer lateness, Ceph's answer time)."
         ),
@@ -65,7 +79,10 @@ class LeaseSettings(BaseModel):
     )
     rados_bin: str = Field(
         default="rados",
-        description="rados executable (lock info/break of the lease object).",
+        description=(
+            "rados executable (the operator's view of the lease object; harbor-ha reads and "
+            "breaks the lock through its agent)."
+        ),
     )
     lease_agent_python: str = Field(
         default="/usr/bin/python3",
@@ -111,7 +128,7 @@ class LeaseSettings(BaseModel):
     failsafe_probe_timeout_s: float = Field(
         default=1.0,
         gt=0,
-        description="The peer's Ceph probe (rados lock info of the lease) before it answers.",
+        description="The peer's Ceph probe (a read of the lease through its agent).",
     )
 
     @property

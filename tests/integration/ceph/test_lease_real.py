@@ -19,9 +19,10 @@ from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from harbor_ha.ceph import Ceph
+from harbor_ha.ceph.argv import common_args
 from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import Leasing, StepRefused
-from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer
+from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer, parse_lock_info
 from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Event, Node
 from harbor_ha.metrics import Metrics
@@ -33,6 +34,15 @@ pytestmark = pytest.mark.integration
 
 DURATION_S = 3
 OP_TIMEOUT_S = 2.0
+
+
+async def cli_lock_info(lease: Lease) -> str:
+    """`rados lock info` of the lease object (the CLI's view, to compare the agent's with)."""
+    s = lease._s
+    argv = [s.rados_bin, *common_args(s), "-p", s.ceph_pool, "lock", "info", s.lease_object]
+    res = await ProcessRunner().run([*argv, "harbor-ha", "--format", "json"], timeout_s=10)
+    assert res.ok, res.output_tail(400)
+    return res.stdout
 
 
 @pytest.fixture
@@ -49,7 +59,7 @@ async def make_lease(ceph_cluster: CephCluster) -> AsyncIterator[Callable[[str],
             lease_op_timeout_s=OP_TIMEOUT_S,
             lease_margin_s=1.0,
         )
-        lease = Lease(settings, ProcessRunner())
+        lease = Lease(settings)
         made.append(lease)
         return lease
 
@@ -71,7 +81,13 @@ async def test_acquire_shows_holder_and_expiry(make_lease: Callable[[str], Lease
     assert holder.cookie == "harbor-ha:a"
     assert holder.entity == a.agent.instance
     assert holder.expiration is not None
-    raw = await a._rados("lock", "info", a._s.lease_object, "harbor-ha", "--format", "json")
+    raw = await cli_lock_info(a)
+    cli = parse_lock_info(raw).holder
+    assert cli is not None, raw
+    assert (cli.entity, cli.cookie, cli.description, cli.address) == (
+        holder.entity, holder.cookie, holder.description, holder.address,
+    ), "the agent's cls_lock get_info reads what the CLI does"  # fmt: skip
+    assert cli.expiration == pytest.approx(holder.expiration, abs=1e-5)
     # Measured on the suite's Pacific cluster: Ceph's expiry is 1.5-2.7 s later than the call
     # + duration (the lock outlives the requested duration; the safe direction for the
     # master's deadline, a cost for a crash failover): bound it, do not pin it.
@@ -124,6 +140,14 @@ async def test_peer_takes_it_after_the_duration_without_renewal(
     assert holder is not None and holder.cookie == "harbor-ha:b"
     with pytest.raises(LeaseHeldByPeer):
         await a.acquire()
+
+
+async def test_a_lease_object_not_created_yet_is_free(
+    make_lease: Callable[[str], Lease],
+) -> None:
+    """Before any node took the lease its object does not exist: the agent's read says free
+    (as the CLI's "No such file" did), not an error."""
+    assert (await make_lease("a").inspect()).holder is None
 
 
 async def test_release_frees_it_at_once(make_lease: Callable[[str], Lease]) -> None:
@@ -218,8 +242,9 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     """a takes the lease and stops renewing (as after a crash or a pause; its agent stays
     connected): b's lease step sees the expiry standing still and ends with LEASE_STALE
     naming a's lease client; the real fence (as client.harbor) blocklists that address,
-    confirmed in the blocklist; b breaks a's lock and holds the lease well before it would
-    have lapsed; a, blocklisted, can never renew it again."""
+    confirmed in the blocklist (the agent's monitor call lists what the CLI lists); b
+    breaks a's lock and holds the lease well before it would have lapsed; a, blocklisted,
+    can never renew it again."""
     a, b = make_lease("a"), make_lease("b")
     await a.acquire()
     taken = time.monotonic()
@@ -231,8 +256,9 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     assert stale is not None and stale.cookie == "harbor-ha:a"
     assert stale.entity == a.agent.instance
     ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
-    fenced = await ceph.fence(also=(stale.address,))
+    fenced = await ceph.fence(also=(stale.address,), listed=b.blocklisted)
     assert stale.address in fenced and stale.address in await ceph.blocklist_ls()
+    assert set(await b.blocklisted()) == set(await ceph.blocklist_ls()), "agent == CLI"
     await step.take_over(stale)
     took = time.monotonic() - taken
     print(f"\nstopped holder detected, fenced and taken over {took:.2f} s after its last renewal")
