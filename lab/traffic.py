@@ -267,13 +267,10 @@ class Load:
         return sorted(n for n in self.writes.acked if n not in rows)
 
     def first_pull(self, t_fault: float) -> tuple[float | None, int]:
-        """Seconds from ``t_fault`` to the end of the first successful pull that began after
-        it (None: none), and how many pulls failed in between."""
-        pulls = list(zip(self.pull_starts, self.pulls.attempts, strict=False))
-        after = [(at, ok) for began, (at, ok) in pulls if began >= t_fault]
-        first_ok = next((at for at, ok in after if ok), None)
-        failed = [at for at, ok in after if not ok and (first_ok is None or at <= first_ok)]
-        return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
+        """See :func:`first_good_pull` (over the pulls recorded so far)."""
+        pulls = [(began, at, ok) for began, (at, ok) in
+                 zip(self.pull_starts, self.pulls.attempts, strict=False)]  # fmt: skip
+        return first_good_pull(pulls, t_fault)
 
     def report(
         self, t_fault: float, missing_pushes: list[int], missing_rows: list[int]
@@ -290,6 +287,22 @@ class Load:
             "rows_failed": sum(1 for _, ok in self.writes.attempts if not ok),
             "rows_missing": len(missing_rows),
         }
+
+
+def first_good_pull(
+    pulls: list[tuple[float, float, bool]], t_fault: float
+) -> tuple[float | None, int]:
+    """Of ``pulls`` (began, ended, ok) in the order they ran: the seconds from ``t_fault`` to
+    the end of the first successful pull after the failover's outage, i.e. after the last
+    failed pull that began after ``t_fault`` (None: no success since), and how many pulls that
+    began after ``t_fault`` failed.  A pull that still succeeds on the old master after the
+    fault (its registry runs until the demotion stops it, or until the VIP moves) does not
+    end the outage that follows it."""
+    after = [(at, ok) for began, at, ok in pulls if began >= t_fault]
+    failed = [i for i, (_, ok) in enumerate(after) if not ok]
+    start = failed[-1] + 1 if failed else 0
+    first_ok = next((at for at, ok in after[start:] if ok), None)
+    return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
 
 
 def pg_recovery(docker_host: str) -> dict[str, Any]:
