@@ -78,6 +78,8 @@ def test_registry_traffic_loses_nothing_across_failovers(
     recoveries = 0
     times: list[float] = []
     load.start()
+    print(f"[registry data] the writer reached PostgreSQL through the VIP after "
+          f"{load.db_wait_s} s of retries")  # fmt: skip
     try:
         for i in range(FAILOVERS):
             master = fl.serving(st)
