@@ -607,6 +607,35 @@ def table(title: str, rows: list[dict[str, float]]) -> dict[str, float]:
     return med
 
 
+def client_summary(label: str, rows: list[dict[str, float]]) -> float | None:
+    """The registry client's cost of ``label``'s failovers in one line (the registry stack
+    only): the first good pull after the outage (median, max), the sums of failed pulls, of
+    pushes acknowledged then missing and of committed rows missing, and PostgreSQL's start to
+    ready on the taker (median over the runs that ran crash recovery, and over the others).
+    Returns the median first good pull (None: not the registry stack)."""
+    pulls = [r["first_pull"] for r in rows if "first_pull" in r]
+    if not pulls:
+        return None
+
+    def total(key: str) -> int:
+        return int(sum(r.get(key, 0.0) for r in rows))
+
+    def median(vals: list[float]) -> str:
+        return f"{statistics.median(vals):.3f} s" if vals else "-"
+
+    recov = [r["pg_ready"] for r in rows if "pg_ready" in r and r.get("pg_recovery_n")]
+    clean = [r["pg_ready"] for r in rows if "pg_ready" in r and not r.get("pg_recovery_n")]
+    say(
+        f"  registry client, {label} (n={len(rows)}): first good pull median "
+        f"{statistics.median(pulls):.3f} s, max {max(pulls):.3f} s; pulls failed "
+        f"{total('pulls_failed_n')}; pushes acked then missing {total('pushes_missing_n')} of "
+        f"{total('pushes_acked_n')}; rows missing {total('rows_missing_n')} of "
+        f"{total('rows_committed_n')}; PostgreSQL start -> ready on the taker: crash recovery "
+        f"{median(recov)} (n={len(recov)}), clean start {median(clean)} (n={len(clean)})"
+    )
+    return statistics.median(pulls)
+
+
 def gap_table(runs: list[Run]) -> None:
     keys: dict[str, list[float]] = {}
     for r in runs:
@@ -714,6 +743,15 @@ def main() -> int:
     if bmed and "crash" in medians:
         ratio = medians["crash"]["total"] / bmed["total"]
         say(f"\nratio ours/baseline (crash, median total): {ratio:.3f}")
+    if args.stack == "registry":
+        say("")
+        pulls = {k: client_summary(k, [r.figures for r in v]) for k, v in ours.items()}
+        base_pull = client_summary("baseline, crash", base) if base else None
+        ours_pull = pulls.get("crash")
+        if base_pull and ours_pull:
+            say(f"first_pull_median_s={ours_pull:.3f} baseline_first_pull_median_s="
+                f"{base_pull:.3f} first_pull_ratio_vs_sequential="
+                f"{ours_pull / base_pull:.3f}")  # fmt: skip
     say(f"\nuptime: {lab.sh('uptime').stdout.strip()}; wall {time.monotonic() - started:.0f} s")
     c = medians.get("crash", {})
     say(

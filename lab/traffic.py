@@ -27,6 +27,7 @@ from typing import Any
 
 SKOPEO_TIMEOUT_S = 20.0
 PSQL_TIMEOUT_S = 10.0
+DB_READY_WITHIN_S = 30.0
 REPO = "lab/traffic"
 TABLE = "lab_writes"
 
@@ -142,10 +143,19 @@ class Traffic:
         )  # fmt: skip
         return rc == 0, out
 
-    def create_table(self) -> None:
-        ok, out = self.psql(f"CREATE TABLE IF NOT EXISTS {TABLE} (n integer PRIMARY KEY)")
-        if not ok:
-            raise RuntimeError(f"create table: {out}")
+    def create_table(self, within_s: float = DB_READY_WITHIN_S) -> float:
+        """Create the writer's table, retrying for ``within_s`` (Harbor's health checks its
+        database on loopback; the writer's path through the VIP is the lab's own); the seconds
+        it waited."""
+        t0 = time.monotonic()
+        while True:
+            ok, out = self.psql(f"CREATE TABLE IF NOT EXISTS {TABLE} (n integer PRIMARY KEY)")
+            waited = time.monotonic() - t0
+            if ok:
+                return round(waited, 3)
+            if waited > within_s:
+                raise RuntimeError(f"create table (for {waited:.1f} s): {out}")
+            time.sleep(0.5)
 
     def insert(self, n: int) -> bool:
         """Commit row ``n`` (one autocommit transaction); True once PostgreSQL acknowledged."""
@@ -180,6 +190,7 @@ class Load:
         self._threads: list[threading.Thread] = []
         self.base = 0
         self.base_digest = ""
+        self.db_wait_s = 0.0  # how long start() waited for PostgreSQL through the VIP
 
     def start(self) -> None:
         """Push the image the puller pulls and make the table (both must work: the lab is
@@ -189,7 +200,7 @@ class Load:
         if digest is None:
             raise RuntimeError(f"push of {self.t.ref(self.base)} failed on a healthy lab")
         self.base_digest = digest
-        self.t.create_table()
+        self.db_wait_s = self.t.create_table()
         for fn in (self._push_loop, self._pull_loop, self._write_loop):
             th = threading.Thread(target=fn, daemon=True)
             th.start()
@@ -267,13 +278,10 @@ class Load:
         return sorted(n for n in self.writes.acked if n not in rows)
 
     def first_pull(self, t_fault: float) -> tuple[float | None, int]:
-        """Seconds from ``t_fault`` to the end of the first successful pull that began after
-        it (None: none), and how many pulls failed in between."""
-        pulls = list(zip(self.pull_starts, self.pulls.attempts, strict=False))
-        after = [(at, ok) for began, (at, ok) in pulls if began >= t_fault]
-        first_ok = next((at for at, ok in after if ok), None)
-        failed = [at for at, ok in after if not ok and (first_ok is None or at <= first_ok)]
-        return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
+        """See :func:`first_good_pull` (over the pulls recorded so far)."""
+        pulls = [(began, at, ok) for began, (at, ok) in
+                 zip(self.pull_starts, self.pulls.attempts, strict=False)]  # fmt: skip
+        return first_good_pull(pulls, t_fault)
 
     def report(
         self, t_fault: float, missing_pushes: list[int], missing_rows: list[int]
@@ -290,6 +298,22 @@ class Load:
             "rows_failed": sum(1 for _, ok in self.writes.attempts if not ok),
             "rows_missing": len(missing_rows),
         }
+
+
+def first_good_pull(
+    pulls: list[tuple[float, float, bool]], t_fault: float
+) -> tuple[float | None, int]:
+    """Of ``pulls`` (began, ended, ok) in the order they ran: the seconds from ``t_fault`` to
+    the end of the first successful pull after the failover's outage, i.e. after the last
+    failed pull that began after ``t_fault`` (None: no success since), and how many pulls that
+    began after ``t_fault`` failed.  A pull that still succeeds on the old master after the
+    fault (its registry runs until the demotion stops it, or until the VIP moves) does not
+    end the outage that follows it."""
+    after = [(at, ok) for began, at, ok in pulls if began >= t_fault]
+    failed = [i for i, (_, ok) in enumerate(after) if not ok]
+    start = failed[-1] + 1 if failed else 0
+    first_ok = next((at for at, ok in after[start:] if ok), None)
+    return (None if first_ok is None else round(first_ok - t_fault, 3)), len(failed)
 
 
 def pg_recovery(docker_host: str) -> dict[str, Any]:

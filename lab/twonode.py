@@ -141,11 +141,22 @@ def no_client_cache(conf: Path) -> None:
 
 
 def collect_logs(st: LabState, dest: Path) -> None:
+    """Copy each node's harbor-ha and keepalived logs to ``dest``, with its containers' list
+    and each container's log (``docker logs -t``; what PostgreSQL said, for one)."""
     dest.mkdir(parents=True, exist_ok=True)
     for node in st.nodes.values():
         for f in (node.log, node.ka_log):
             if f.exists():
                 shutil.copy(f, dest / f"{node.name}-{f.name}")
+        if not (node.pids.get("dockerd") and alive(node.pids["dockerd"])):
+            continue
+        docker = ("docker", "-H", node.docker_host)
+        ps = sh(*docker, "ps", "-a", "--format", "{{.Names}} {{.Status}}", check=False)
+        (dest / f"{node.name}-containers.txt").write_text(ps.stdout + ps.stderr)
+        for line in ps.stdout.splitlines():
+            name = line.split(" ", 1)[0]
+            res = sh(*docker, "logs", "-t", name, check=False, timeout=30)
+            (dest / f"{node.name}-container-{name}.log").write_text(res.stdout + res.stderr)
 
 
 def down(labdir: Path = DEFAULT_LABDIR, *, say: Any = print) -> None:

@@ -22,7 +22,7 @@ import lab
 from lab import LabState
 from lab.traffic import Load, Traffic, pg_recovery
 from tests.faults import faultlab as fl
-from tests.faults.conftest import settle, tune_lab
+from tests.faults.conftest import LOGS, settle, tune_lab
 from tests.faults.test_data import KINDS, failover, peer_took_over
 
 pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.timeout(4800)]
@@ -34,17 +34,23 @@ full at the end (the others by manifest)."""
 
 
 @pytest.fixture(scope="module")
-def registry_lab() -> Iterator[LabState]:
-    """A two-node lab with the registry stack: /var/tmp/hhflr-XXXX, netns prefix hrXXXX."""
+def registry_lab(request: pytest.FixtureRequest) -> Iterator[LabState]:
+    """A two-node lab with the registry stack: /var/tmp/hhflr-XXXX, netns prefix hrXXXX; the
+    nodes' logs kept under /var/tmp/hhflt-logs/ if a test of the module failed."""
     if os.geteuid() != 0:
         pytest.skip("the fault suite needs root (netns, loop devices, dockerd)")
     tag = secrets.token_hex(2)
     labdir = Path(f"/var/tmp/hhflr-{tag}")
+    failed_before = request.session.testsfailed
     st = lab.up(labdir, prefix=f"hr{tag}", stack="registry", say=lambda m: print(m, flush=True))
     try:
         tune_lab(st)
         yield st
     finally:
+        if request.session.testsfailed > failed_before:
+            dest = LOGS / f"test_data_registry-{time.strftime('%Y%m%dT%H%M%S')}"
+            lab.collect_logs(st, dest)
+            print(f"registry data row: node logs kept in {dest}", flush=True)
         fl.reap_writers()
         lab.down(labdir, say=lambda m: print(m, flush=True))
 
@@ -72,6 +78,8 @@ def test_registry_traffic_loses_nothing_across_failovers(
     recoveries = 0
     times: list[float] = []
     load.start()
+    print(f"[registry data] the writer reached PostgreSQL through the VIP after "
+          f"{load.db_wait_s} s of retries")  # fmt: skip
     try:
         for i in range(FAILOVERS):
             master = fl.serving(st)

@@ -5,15 +5,19 @@ healthy through nginx's TLS, a real client's push and pull, committed rows, data
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import io
 import json
+import os
 import secrets
+import signal
 import ssl
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,11 +144,33 @@ def _crash_and_restart_db(d: Dockerd, stack: RegistryStack) -> tuple[float, str]
         assert time.monotonic() - start < PG_READY_TIMEOUT_S, "PostgreSQL not ready after crash"
         time.sleep(0.05)
     recovery_s = time.monotonic() - start
-    logs = subprocess.run(
+    return recovery_s, _db_log(d)
+
+
+@contextlib.contextmanager
+def _held_session(d: Dockerd) -> Iterator[None]:
+    """A client session open in PostgreSQL (as Harbor's core holds its pool) for the block."""
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/run/netns/{d.netns}", "psql", "-h", "127.0.0.1", "-U", "postgres",
+         "-X", "-q", "-c", "SELECT pg_sleep(300)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        assert proc.poll() is None, "the held psql session ended at once"
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _db_log(d: Dockerd) -> str:
+    res = subprocess.run(
         ["docker", "-H", d.host, "logs", "harbor-db"],
         capture_output=True, text=True, timeout=30, check=True,
     )  # fmt: skip
-    return recovery_s, logs.stdout + logs.stderr
+    return res.stdout + res.stderr
 
 
 def _rows(stack: RegistryStack) -> list[int]:
@@ -157,7 +183,9 @@ async def test_push_pull_rows_survive_down_up_and_db_crash(
     """Through nginx's TLS on 443 (lab CA verified) the stack reports Harbor's health shape all
     healthy; an image pushed with skopeo pulls back with the same manifest digest and payload;
     rows committed one by one to PostgreSQL 15 and the image are still there after
-    ``compose down`` + ``up`` (the data lives on the ext4 mount, in Harbor's layout); after
+    ``compose down`` + ``up`` (the data lives on the ext4 mount, in Harbor's layout), and
+    PostgreSQL was shut down cleanly by ``down`` though a client session was open (its next
+    start runs no crash recovery); after
     SIGKILL of harbor-db PostgreSQL runs crash recovery and every committed row is there."""
     stack = registry_stack
     up_s, doc = await _wait_healthy(stack, netns_exec)
@@ -184,10 +212,14 @@ async def test_push_pull_rows_survive_down_up_and_db_crash(
                 "redis/appendonlydir"):  # fmt: skip
         assert (stack.data_dir / sub).exists(), sub
 
-    stack.down()
+    with _held_session(dockerd):
+        stack.down()
     assert stack.container_health() == {}
     up_again_s, _ = await _wait_healthy(stack, netns_exec)
     print(f"compose down, up -> healthy (existing data): {up_again_s:.1f} s")
+    restart_log = _db_log(dockerd)
+    assert "automatic recovery in progress" not in restart_log, restart_log[-2000:]
+    assert "database system was shut down at" in restart_log, restart_log[-2000:]
     assert _rows(stack) == list(range(1, ROWS + 1))
     again, again_payload = _pull_payload(dockerd, stack, ref, fs_workdir / "pull2")
     assert (again, again_payload) == (pushed, payload)

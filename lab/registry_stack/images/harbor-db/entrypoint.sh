@@ -16,4 +16,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 mkdir -p /run/postgresql
 chown postgres:postgres /run/postgresql
-exec runuser -u postgres -- postgres -D "$PGDATA" -p "${PGPORT:-5432}"
+# exec, not runuser: runuser stays PostgreSQL's parent and, on the stop signal, SIGKILLs it 2 s
+# later, so a clean demotion left a crashed database (crash recovery on the taker, measured).
+exec setpriv --reuid=postgres --regid=postgres --init-groups -- \
+    postgres -D "$PGDATA" -p "${PGPORT:-5432}"
