@@ -144,9 +144,30 @@ x several labs saturate the 2 cores; real Harbor checks every 30 s. Changes only
 stand-in, not the product."""
 
 
+READ_LEASE_RATIO = 15
+"""The lab OSD's PG read lease, as a multiple of osd_heartbeat_grace (20 s): 300 s instead of
+Ceph's 0.8 (16 s).  A PG whose lease lapses while the lab's single OSD is SIGSTOPped (the
+whole-Ceph-frozen row: 60 s) can stay `laggy` after SIGCONT, every op on it "waiting for
+readable" until an OSD restart: with no replica, nothing renews it (measured 2026-12-02: PG
+1.2 active+clean+laggy, 99 ops parked for 6 min, the lease object and the image header among
+them; Ceph tracker 80404, ceph-container#1682).  A real cluster's replicas renew it; a lease
+longer than the freeze (renewed at least every half lease) keeps the lab's one-OSD Ceph from
+wedging, so the row tests harbor-ha, not that Ceph defect.  Runtime only (the admin socket):
+the suite never restarts the OSD, where a long lease would delay its PGs."""
+
+
+def tune_ceph(st: LabState) -> None:
+    """Give the lab OSD a PG read lease longer than any freeze the suite injects."""
+    asok = Path(st.ceph_dir) / "run" / "osd.0.asok"
+    lab.sh("ceph", "--admin-daemon", str(asok), "config", "set",
+           "osd_pool_default_read_lease_ratio", str(READ_LEASE_RATIO))  # fmt: skip
+
+
 def tune_lab(st: LabState) -> None:
     """Apply LAB_ENV and HEALTHCHECK: both nodes in maintenance (Harbor stopped, image
-    unmapped), edit, restart both daemons (they reconcile from facts), wait for convergence."""
+    unmapped), edit, restart both daemons (they reconcile from facts), wait for convergence;
+    and the OSD's read lease (READ_LEASE_RATIO)."""
+    tune_ceph(st)
     for name in st.nodes:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
     for name in st.nodes:
