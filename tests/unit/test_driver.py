@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
@@ -476,3 +477,26 @@ async def test_a_demotion_for_a_lost_lease_stops_renewing(h: Harness) -> None:
     await h.until(lambda: any(t["to"] == "BACKUP" for t in h.driver.transitions), "BACKUP")
     # One renewal may have been due in the same instant as the event; none after it.
     assert h.steps.renewed_in.count(State.STOPPING) <= 1, h.steps.renewed_in
+
+
+async def test_a_hung_watch_is_not_started_twice_nor_logged_as_a_warning(h: Harness) -> None:
+    """A standby's look that hangs (a frozen Ceph, until its request timeout) is not joined
+    by a second one at the next WATCH firings (one background I/O of a kind at a time), and
+    those skipped firings are not warnings (they would be ten a second)."""
+    hung = asyncio.Event()
+    started = 0
+
+    async def stuck_watch() -> None:
+        nonlocal started
+        started += 1
+        await hung.wait()
+
+    h.driver = h.make_driver(background={Kind.WATCH_LEASE: stuck_watch})
+    first = from_facts(Facts(False, False, False, False), policy=h.policy)
+    with capture_logs() as logs:
+        h.task = asyncio.create_task(h.driver.run(first, "test start"))
+        await asyncio.sleep(0.45)
+    hung.set()
+    skipped = [e for e in logs if e["event"] == "background_io_still_running"]
+    assert started == 1 and len(skipped) >= 2
+    assert {e["log_level"] for e in skipped} == {"debug"}

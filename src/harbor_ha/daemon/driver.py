@@ -20,6 +20,7 @@ import structlog
 from harbor_ha.machine import (
     PROMOTING,
     ROUTINE_EVENTS,
+    ROUTINE_KINDS,
     TIMER_EVENT,
     Action,
     Clock,
@@ -312,7 +313,9 @@ class Driver:
             return
         task = self._tasks.get(kind)
         if task is not None and not task.done():
-            log.warning("background_io_still_running", kind=str(kind))
+            (log.debug if kind in ROUTINE_KINDS else log.warning)(
+                "background_io_still_running", kind=str(kind)
+            )
             return
         self._tasks[kind] = asyncio.create_task(self._background_task(kind, fn), name=str(kind))
 

@@ -14,7 +14,7 @@ cancel a timer, post an event, exit) and feeds the results back as events.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
 
-from .lease_rows import ROUTINE_EVENTS, promise_refusal
+from .lease_rows import ROUTINE_EVENTS, ROUTINE_KINDS, promise_refusal
 from .reconcile import Facts, from_facts
 from .rows import Do, Guard, Row
 from .states import (
@@ -67,6 +67,7 @@ __all__ = [
     "REQUIRES",
     "ROLLBACK",
     "ROUTINE_EVENTS",
+    "ROUTINE_KINDS",
     "STEP_OF",
     "TABLE",
     "TIMER_EVENT",
