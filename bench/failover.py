@@ -613,8 +613,14 @@ def client_summary(label: str, rows: list[dict[str, float]]) -> float | None:
     pushes acknowledged then missing and of committed rows missing, and PostgreSQL's start to
     ready on the taker (median over the runs that ran crash recovery, and over the others).
     Returns the median first good pull (None: not the registry stack)."""
-    pulls = [r["first_pull"] for r in rows if "first_pull" in r]
+    if not any("first_pull" in r for r in rows):
+        return None
+    # nan: no good pull after the outage before the load stopped (a pull hung past it)
+    pulls = [
+        r["first_pull"] for r in rows if "first_pull" in r and r["first_pull"] == r["first_pull"]
+    ]
     if not pulls:
+        say(f"  registry client, {label} (n={len(rows)}): no good pull after any outage")
         return None
 
     def total(key: str) -> int:
@@ -627,7 +633,8 @@ def client_summary(label: str, rows: list[dict[str, float]]) -> float | None:
     clean = [r["pg_ready"] for r in rows if "pg_ready" in r and not r.get("pg_recovery_n")]
     say(
         f"  registry client, {label} (n={len(rows)}): first good pull median "
-        f"{statistics.median(pulls):.3f} s, max {max(pulls):.3f} s; pulls failed "
+        f"{statistics.median(pulls):.3f} s, max {max(pulls):.3f} s (none within the load's "
+        f"window: {len(rows) - len(pulls)}); pulls failed "
         f"{total('pulls_failed_n')}; pushes acked then missing {total('pushes_missing_n')} of "
         f"{total('pushes_acked_n')}; rows missing {total('rows_missing_n')} of "
         f"{total('rows_committed_n')}; PostgreSQL start -> ready on the taker: crash recovery "

@@ -18,7 +18,7 @@ from typing import Any
 
 from lab.dockerd import start_dockerd
 from lab.harbor_shape import HarborShape, build_images
-from lab.keepalived import keepalived_argv
+from lab.keepalived import keepalived_argv, wait_previous_gone
 from lab.mappings import KRBD_STANDIN, standin_env
 from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
 from lab.registry_stack.images import ensure_images
@@ -191,6 +191,7 @@ def start_harbor_ha(node: NodeState) -> None:
 
 
 def start_keepalived(node: NodeState) -> None:
+    wait_previous_gone(node.path)
     node.pids["keepalived"] = spawn(
         keepalived_argv(node.netns, node.path / "keepalived.conf", node.path), node.ka_log
     )

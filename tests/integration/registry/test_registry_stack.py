@@ -185,7 +185,8 @@ async def test_push_pull_rows_survive_down_up_and_db_crash(
     rows committed one by one to PostgreSQL 15 and the image are still there after
     ``compose down`` + ``up`` (the data lives on the ext4 mount, in Harbor's layout), and
     PostgreSQL was shut down cleanly by ``down`` though a client session was open (its next
-    start runs no crash recovery); after
+    start runs no crash recovery) and listens on every address again though its config line
+    was lost; after
     SIGKILL of harbor-db PostgreSQL runs crash recovery and every committed row is there."""
     stack = registry_stack
     up_s, doc = await _wait_healthy(stack, netns_exec)
@@ -215,11 +216,17 @@ async def test_push_pull_rows_survive_down_up_and_db_crash(
     with _held_session(dockerd):
         stack.down()
     assert stack.container_health() == {}
+    # As after a stop between initdb and the entrypoint's appends (a demotion during the first
+    # start): the next start must still listen on every address.
+    conf = stack.data_dir / "database" / "postgresql.conf"
+    lines = conf.read_text().splitlines(keepends=True)
+    conf.write_text("".join(ln for ln in lines if not ln.startswith("listen_addresses = ")))
     up_again_s, _ = await _wait_healthy(stack, netns_exec)
     print(f"compose down, up -> healthy (existing data): {up_again_s:.1f} s")
     restart_log = _db_log(dockerd)
     assert "automatic recovery in progress" not in restart_log, restart_log[-2000:]
     assert "database system was shut down at" in restart_log, restart_log[-2000:]
+    assert 'listening on IPv4 address "0.0.0.0"' in restart_log, restart_log[-2000:]
     assert _rows(stack) == list(range(1, ROWS + 1))
     again, again_payload = _pull_payload(dockerd, stack, ref, fs_workdir / "pull2")
     assert (again, again_payload) == (pushed, payload)
