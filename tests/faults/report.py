@@ -85,7 +85,7 @@ Known divergences of the stand-in from krbd (each measured on the VM tier, kerne
 | behaviour | krbd (VM tier) | krbd stand-in (lab) |
 |---|---|---|
 | a writer on a fenced node | next fsync EIO within ~0.04 s; ext4 aborts, later writes EROFS; no D state | the write can hang in D state on the poisoned FUSE mount |
-| the storage probe of a fenced node that writes nothing (`dd iflag=direct`) | fails (O_DIRECT reads go to the OSDs: EIO) | may pass: the loop device over the FUSE file serves it from the page cache |
+| the storage probe of a fenced node that writes nothing (an O_DIRECT read, in process) | fails (O_DIRECT reads go to the OSDs: EIO) | may pass: the loop device over the FUSE file serves it from the page cache |
 | a map while a live owner holds the lock | refused after ~1.8 s with EROFS (30) "peer will not release lock": `LockHeld` | rbd-fuse hands the lock over cooperatively |
 | journal after a clean unmount + unmap | clean (krbd's unmap flushes) | needed a replay in the data row (finding 6) |
 | a node cut from Ceph | fsync, and even `rbd device unmap -o force`, hang in D state for the whole cut unless mapped with `osd_request_timeout` (now a default map option) | not reproducible: the FUSE daemon's own timeouts apply |
@@ -177,7 +177,7 @@ FINDINGS = """
    rbd-fuse by hand at 01:30 (rows after the keepalived kill -9 row ran after it); the suite
    now does the same itself for its own stuck probes (`faultlab.release_stuck_writers`, named
    in the rows where it happened). Also: a fenced master that writes nothing keeps passing
-   the storage probe in the lab (`dd iflag=direct` of a loop device over a FUSE file is served
+   the storage probe in the lab (an O_DIRECT read of a loop device over a FUSE file, then `dd iflag=direct`, is served
    from the page cache). Tried: `losetup --direct-io=on` in the stand-in made a blocklisted
    master's read probe fail at once (checked by hand in a one-node lab), but a later CI run
    then hung in D state on a fenced loop device (ext4lazyinit waiting on rbd-fuse), so it was
