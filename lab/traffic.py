@@ -102,9 +102,9 @@ class Traffic:
     def ref(self, n: int) -> str:
         return f"{self.vip}:443/{REPO}:{n}"
 
-    def _in_netns(self, argv: list[str], timeout: float) -> tuple[int, str]:
+    def _in_netns(self, argv: list[str], timeout: float, tail: int = 2000) -> tuple[int, str]:
         env = {"PGCONNECT_TIMEOUT": "3"}
-        return run(["ip", "netns", "exec", self.netns, *argv], timeout, env)
+        return run(["ip", "netns", "exec", self.netns, *argv], timeout, env, tail=tail)
 
     def push(self, n: int) -> str | None:
         """Push a fresh image as tag ``n``; its manifest digest once the registry acknowledged
@@ -135,11 +135,11 @@ class Traffic:
         finally:
             subprocess.run(["rm", "-rf", str(dest)], check=False)
 
-    def psql(self, sql: str, timeout: float = PSQL_TIMEOUT_S) -> tuple[bool, str]:
+    def psql(self, sql: str, timeout: float = PSQL_TIMEOUT_S, tail: int = 2000) -> tuple[bool, str]:
         rc, out = self._in_netns(
             ["psql", "-h", self.vip, "-U", "postgres", "-X", "-q", "-A", "-t",
              "-v", "ON_ERROR_STOP=1", "-c", sql],
-            timeout,
+            timeout, tail,
         )  # fmt: skip
         return rc == 0, out
 
@@ -163,7 +163,9 @@ class Traffic:
         return ok
 
     def rows(self) -> set[int]:
-        ok, out = self.psql(f"SELECT n FROM {TABLE}")
+        # the whole output (tail=0): the default tail cut the first rows of a long table
+        # (the data row's 621 rows "lost" 173, all from its beginning)
+        ok, out = self.psql(f"SELECT n FROM {TABLE}", tail=0)
         if not ok:
             raise RuntimeError(f"select: {out}")
         return {int(x) for x in out.split()}
@@ -269,7 +271,7 @@ class Load:
         rc, out = self.t._in_netns(
             ["skopeo", "inspect", "--raw", "--retry-times", "2", "--cert-dir",
              str(self.t.ca_dir), f"docker://{self.t.ref(n)}"],
-            SKOPEO_TIMEOUT_S,
+            SKOPEO_TIMEOUT_S, tail=0,
         )  # fmt: skip
         return _sha(out.encode()) if rc == 0 else None
 

@@ -32,6 +32,9 @@ WARMUP_S = 2.0
 AFTER_S = 3.0
 """Traffic on the taker after it became MASTER (what it acknowledges must stay too)."""
 
+TAKER_WITHIN_S = 30.0
+"""At most this long more for the taker's first acknowledged push and row (see AFTER_S)."""
+
 NUMBERS = [1]
 """The next push tag / row number: unique over the module (one registry, one table)."""
 
@@ -51,6 +54,11 @@ def client(lab: labmod.LabState) -> Iterator[Client]:
     c.close()
 
 
+def acked_after(acked: dict[int, tuple[float, str]], t: float) -> list[int]:
+    """The numbers acknowledged after ``t`` (time.time())."""
+    return [n for n, (at, _) in list(acked.items()) if at > t]
+
+
 def through_failover(good_lab: Lab, kind: str, fault: Callable[[], None]) -> dict[str, Any]:
     """Run the load, apply ``fault`` on the master, wait until the backup serves as MASTER, keep
     the load on it for AFTER_S, then count what the client lost."""
@@ -67,6 +75,15 @@ def through_failover(good_lab: Lab, kind: str, fault: Callable[[], None]) -> dic
         helpers.wait_master(st, b)
         t_master = time.time()
         time.sleep(AFTER_S)
+        # A push or pull begun during the outage may hang until skopeo's timeout: wait (bounded)
+        # until the taker acknowledged a push and a row and a pull succeeded after the outage.
+        deadline = time.time() + TAKER_WITHIN_S
+        while time.time() < deadline and not (
+            acked_after(load.pushes.acked, t_master)
+            and acked_after(load.writes.acked, t_master)
+            and load.first_pull(t0)[0] is not None
+        ):
+            time.sleep(0.5)
     finally:
         load.stop()
         NUMBERS[0] = load.next_number
@@ -83,8 +100,8 @@ def through_failover(good_lab: Lab, kind: str, fault: Callable[[], None]) -> dic
     assert missing_pushes == [], f"acknowledged pushes missing after the {kind}: {missing_pushes}"
     assert missing_rows == [], f"committed rows missing after the {kind}: {missing_rows}"
     assert report["first_pull_s"] is not None, "no successful pull after the fault"
-    taker_pushes = [n for n, (at, _) in load.pushes.acked.items() if at > t_master]
-    taker_rows = [n for n, (at, _) in load.writes.acked.items() if at > t_master]
+    taker_pushes = acked_after(load.pushes.acked, t_master)
+    taker_rows = acked_after(load.writes.acked, t_master)
     assert taker_pushes and taker_rows, "the taker acknowledged no push or no row"
     return report
 
