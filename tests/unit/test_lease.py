@@ -109,6 +109,22 @@ async def test_a_silent_agent_is_killed_at_the_request_timeout(tmp_path: Path) -
     await client.close()
 
 
+async def test_a_short_request_bound_covers_the_agents_start(tmp_path: Path) -> None:
+    """A request with its own short bound (the failsafe's probe) fails within that bound
+    even when it must first start an agent whose connect never answers (a frozen Ceph):
+    the start is part of the request, not a separate wait of the default timeout."""
+    silent = tmp_path / "python"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o755)
+    client = AgentClient(_config(python=str(silent), request_timeout_s=30))
+    started = time.monotonic()
+    with pytest.raises(LeaseTimeout):
+        await client.request("exec", timeout_s=0.3, object="o")
+    assert time.monotonic() - started < 10  # 30 s (the connect's default) before the fix
+    assert not client.alive
+    await client.close()
+
+
 async def test_an_agent_that_exits_is_an_error_and_restarted(tmp_path: Path) -> None:
     """An agent that dies at once fails the request (no hang); the next request starts a new
     one."""

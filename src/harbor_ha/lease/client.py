@@ -81,15 +81,20 @@ class AgentClient:
                 await self._lock.acquire()
         except TimeoutError:
             raise LeaseTimeout(op, limit) from None
+        loop = asyncio.get_running_loop()
         try:
             if not self.alive or self.instance is None:
-                await self._start()
-            left = deadline - asyncio.get_running_loop().time()
-            return await self._ask(op, timeout_s=max(left, 0.001), **fields)
+                # the start (its connect waits on the monitors) is part of this request's
+                # bound: a caller with a short bound (the failsafe's probe of a frozen Ceph)
+                # must get its answer in time, not the connect's default timeout later
+                await self._start(max(deadline - loop.time(), 0.001))
+            return await self._ask(op, timeout_s=max(deadline - loop.time(), 0.001), **fields)
         finally:
             self._lock.release()
 
-    async def _start(self) -> None:
+    async def _start(self, timeout_s: float | None = None) -> None:
+        """Start an agent and connect it, within ``timeout_s`` (default: the config's request
+        timeout); one that does not connect in time is killed (LeaseTimeout)."""
         await self._kill()
         cfg = self.config
         self._proc = await asyncio.create_subprocess_exec(
@@ -102,6 +107,7 @@ class AgentClient:
         self.starts += 1
         answer = await self._ask(
             "connect",
+            timeout_s=timeout_s,
             conf=str(cfg.conf or ""),
             mon_host=cfg.mon_host or "",
             keyring=str(cfg.keyring or ""),
