@@ -273,6 +273,17 @@ FINDINGS = """
       3 of 4 runs (the 4th: the wedge): the old master's stop step ended at +3.4-3.6 s (its
       lease deadline), the peer entered STARTING at +5.5-6.4 s and served at +6.6-7.9 s
       (bound 24 s: deadline 4 s + takeover 20 s), heal -> converged 2.3-4.3 s.
+    - On main after the merge of the standby's lease watch (reads through the agent), at
+      01:27-01:30 UTC: the cut row passed (with the read-lease lab fix above: no wedge
+      after the frozen row), the frozen row failed: the master demoted at its deadline
+      because its second failsafe request timed out. Cause (product): the peer's probe of
+      Ceph now goes through its lease agent, whose restart (connect, waiting on the frozen
+      monitors) was bounded by the connect's own 3 s, not by the probe's short bound, so
+      the peer answered too late. Fixed: a request's bound covers the agent's start
+      (src/harbor_ha/lease/client.py; tests/unit/test_lease.py fails on the old client).
+      Rerun 01:34-01:36 UTC: passed, 0 failovers, 0 fences, 120/120 answered, 6 failsafe
+      promises, thaw -> converged 1.5 s (`pytest tests/faults/test_lease.py -m full -k
+      frozen`).
 """
 
 
