@@ -94,13 +94,18 @@ async def test_agent_connect_to_nothing_fails_within_its_bound(tmp_path: Path) -
     await client.close()
 
 
-async def test_a_silent_agent_is_killed_at_the_request_timeout(tmp_path: Path) -> None:
-    """An agent that never answers (a stand-in interpreter that sleeps) makes the request
-    fail with LeaseTimeout at request_timeout_s, and its process is killed."""
+def _silent_python(tmp_path: Path) -> str:
+    """A stand-in interpreter for the agent that never answers (it sleeps)."""
     silent = tmp_path / "python"
     silent.write_text("#!/bin/sh\nexec sleep 60\n")
     silent.chmod(0o755)
-    client = AgentClient(_config(python=str(silent), request_timeout_s=0.5))
+    return str(silent)
+
+
+async def test_a_silent_agent_is_killed_at_the_request_timeout(tmp_path: Path) -> None:
+    """An agent that never answers (a stand-in interpreter that sleeps) makes the request
+    fail with LeaseTimeout at request_timeout_s, and its process is killed."""
+    client = AgentClient(_config(python=_silent_python(tmp_path), request_timeout_s=0.5))
     started = time.monotonic()
     with pytest.raises(LeaseTimeout):
         await client.request("lock", object="o", name="n", cookie="c", duration_s=5)
@@ -113,10 +118,7 @@ async def test_a_short_request_bound_covers_the_agents_start(tmp_path: Path) -> 
     """A request with its own short bound (the failsafe's probe) fails within that bound
     even when it must first start an agent whose connect never answers (a frozen Ceph):
     the start is part of the request, not a separate wait of the default timeout."""
-    silent = tmp_path / "python"
-    silent.write_text("#!/bin/sh\nexec sleep 60\n")
-    silent.chmod(0o755)
-    client = AgentClient(_config(python=str(silent), request_timeout_s=30))
+    client = AgentClient(_config(python=_silent_python(tmp_path), request_timeout_s=30))
     started = time.monotonic()
     with pytest.raises(LeaseTimeout):
         await client.request("exec", timeout_s=0.3, object="o")

@@ -14,7 +14,7 @@ from typing import Protocol
 import structlog
 
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker
-from harbor_ha.machine import Event
+from harbor_ha.machine import DEMOTING, Event
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.settings import Settings
@@ -70,9 +70,6 @@ class Look:
     holder: Locker | None
     started: float
     ended: float
-
-
-DEMOTING_STATES = frozenset({"STOPPING", "UNMOUNTING", "UNMAPPING"})
 
 
 class StepRefused(Exception):
@@ -189,7 +186,7 @@ class Leasing:
         """The holder renews: never fence it.  Say whether it is demoting cleanly."""
         s = self.settings
         state = await self._peer_state()
-        if state in DEMOTING_STATES:
+        if state in DEMOTING:  # the machine's own set: its /status says one of these
             log.info("lease_holder_demoting", object=s.lease_object, holder=holder.cookie,
                      peer_state=state, reason="it renews until it releases: wait")  # fmt: skip
             raise StepRefused(
