@@ -225,3 +225,22 @@ def test_requests_are_encoded_as_cls_lock_reads_them() -> None:
     )
     with pytest.raises(ValueError):
         wire.break_lock_input("harbor-ha", "4123", "c")
+
+
+def test_lock_input_sends_the_exact_duration() -> None:
+    """cls_lock_lock_op as Ceph decodes it: name, type exclusive (1), cookie, no tag, the
+    description, the duration as utime_t (seconds, 0 ns: never stray microseconds), flag
+    MAY_RENEW (1); a duration that is not positive is refused before anything is sent."""
+    expected = enc_struct(
+        enc_string("harbor-ha")
+        + bytes([1])
+        + enc_string("harbor-ha:a")
+        + enc_string("")
+        + enc_string("a client.4123")
+        + (5).to_bytes(4, "little")
+        + (0).to_bytes(4, "little")
+        + bytes([1])
+    )
+    assert wire.lock_input("harbor-ha", "harbor-ha:a", "a client.4123", 5) == expected
+    with pytest.raises(ValueError):
+        wire.lock_input("harbor-ha", "harbor-ha:a", "", 0)

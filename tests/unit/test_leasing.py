@@ -23,9 +23,12 @@ HOLDER_ADDR = "10.0.0.2:0/4242"
 class ScriptedLease:
     """Answers acquire() from a script: 'ok', 'busy', 'timeout' or 'slow' (ok after a delay)."""
 
-    def __init__(self, script: list[str], *, renewing: bool = False) -> None:
+    def __init__(
+        self, script: list[str], *, renewing: bool = False, backwards: bool = False
+    ) -> None:
         self.script = script
         self.renewing = renewing  # the holder's expiry moves forward at each look
+        self.backwards = backwards  # the holder renews, each expiry earlier than the last
         self.expiry = time.time() + 0.3
         self.held: Held | None = None
         self.last_error: str | None = None
@@ -62,6 +65,8 @@ class ScriptedLease:
             return LeaseInfo(())
         if self.renewing:
             self.expiry = time.time() + 2
+        if self.backwards:
+            self.expiry -= 0.25
         return LeaseInfo((Locker("client.9", "harbor-ha:b", "b", self.expiry, HOLDER_ADDR),))
 
     async def blocklisted(self) -> list[str]:
@@ -81,13 +86,13 @@ class ScriptedLease:
 
 
 def leasing(
-    tmp_path: Path, script: list[str], *, renewing: bool = False
+    tmp_path: Path, script: list[str], *, renewing: bool = False, backwards: bool = False
 ) -> tuple[Leasing, ScriptedLease]:
     settings = example_settings(
         priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
         node_name="a", lease_duration_s=2, lease_renew_interval_s=0.1, lease_margin_s=0.5,
     )  # fmt: skip
-    lease = ScriptedLease(script, renewing=renewing)
+    lease = ScriptedLease(script, renewing=renewing, backwards=backwards)
     return Leasing(settings, lease, Metrics()), lease
 
 
@@ -103,6 +108,18 @@ async def test_a_renewing_holder_is_refused_after_one_interval(tmp_path: Path) -
     assert info.value.event is Event.LEASE_HELD_BY_PEER
     assert 0.05 <= took < 0.3 and lease.calls == 1 and lease.looks == 2
     assert ls.stale is None and "harbor-ha:b" in str(ls.view()["holder"])
+
+
+async def test_a_renewal_with_an_earlier_expiry_is_a_renewal(tmp_path: Path) -> None:
+    """Each look finds another expiry, each earlier than the last (an OSD clock stepped back;
+    python3-rados's lock_exclusive sent duration + garbage microseconds, so Pacific's expiries
+    jumped by up to 4.3 s either way; the partition row's CI failure): the holder renews, so
+    LEASE_HELD_BY_PEER, never LEASE_STALE (that fenced a live master)."""
+    ls, lease = leasing(tmp_path, ["busy"], backwards=True)
+    with pytest.raises(StepRefused) as info:
+        await ls.take()
+    assert info.value.event is Event.LEASE_HELD_BY_PEER
+    assert ls.stale is None and lease.broken == []
 
 
 async def test_a_holder_whose_expiry_stands_still_is_marked_stale(tmp_path: Path) -> None:

@@ -38,14 +38,20 @@ class LeasePort(Protocol):
     async def close(self) -> None: ...
 
 
-def moved(first: Locker | None, last: Locker | None) -> bool:
-    """The holder renewed between two looks: Ceph's expiry of its lock moved forward."""
+def renewed(first: Locker | None, last: Locker | None) -> bool:
+    """The holder renewed between two looks: the same locker, and Ceph's expiry of its lock
+    is another one.  Any change counts, not only a later expiry: each renewal writes a new
+    expiry, and one earlier than the last is still a renewal (an OSD clock stepped back; a
+    client that sent an inexact duration, as python3-rados's ``lock_exclusive`` does, see
+    :mod:`harbor_ha.lease.wire`).  Taking such a renewal for a stopped holder fences a live
+    master."""
     return (
-        first is not None
+        same_locker(first, last)
+        and first is not None
         and last is not None
         and first.expiration is not None
         and last.expiration is not None
-        and (last.expiration > first.expiration)
+        and last.expiration != first.expiration
     )
 
 
@@ -130,7 +136,7 @@ class Leasing:
         """The lease step.  Free: take it (STEP_DONE).  Held by the peer: judge from Ceph's
         expiry of its lock, over two looks one renewal interval (+ lease_stale_margin_s)
         apart, whether it renews.  The earlier look may be one the standby made while BACKUP
-        (``watch``): the step then waits only for the rest of that gap.  It moved: the holder
+        (``watch``): the step then waits only for the rest of that gap.  It changed: the holder
         renews; a holder that demotes cleanly (its /status) -> StepRefused(
         LEASE_HOLDER_DEMOTING) (the machine runs the step again until it releases), any other
         -> StepRefused(LEASE_HELD_BY_PEER); it is never fenced.  It did not: the holder
@@ -160,7 +166,7 @@ class Leasing:
             if (
                 before is not None
                 and same_locker(before.holder, now.holder)
-                and moved(before.holder, now.holder)
+                and renewed(before.holder, now.holder)
                 and now.started - before.ended <= gap
             ):
                 first = before  # a renewal since a look less than a gap ago counts at once
@@ -171,7 +177,7 @@ class Leasing:
             assert last is not None and first.holder is not None
             self.peer = last.cookie
             self._polled = [last.expiration]
-            if moved(first.holder, last):
+            if renewed(first.holder, last):
                 await self._refuse(last)
             self.stale = last
             log.warning(
@@ -193,7 +199,7 @@ class Leasing:
                 Event.LEASE_HOLDER_DEMOTING, f"{holder.cookie} renews the lease and is {state}"
             )
         log.warning("lease_held_by_peer", object=s.lease_object, holder=holder.cookie,
-                    reason="its expiry moved: it renews")  # fmt: skip
+                    reason="its expiry changed: it renews")  # fmt: skip
         raise StepRefused(
             Event.LEASE_HELD_BY_PEER, f"{holder.cookie} holds the lease and renews it"
         )
@@ -228,7 +234,7 @@ class Leasing:
         end = first.ended + gap
         while True:
             holder = last.holder
-            if not same_locker(first.holder, holder) or moved(first.holder, holder):
+            if not same_locker(first.holder, holder) or renewed(first.holder, holder):
                 return holder
             if last.started >= end:
                 return holder

@@ -12,12 +12,11 @@ Requests (one JSON object a line, answered in order, each with its ``id``):
 - ``{"op": "connect", "conf", "keyring", "user", "pool", "op_timeout_s"}``: connect
   with ``rados_osd_op_timeout``/``rados_mon_op_timeout`` set, so no call blocks longer;
   answers ``{"instance": "client.4123"}``.
-- ``{"op": "lock", "object", "name", "cookie", "description", "duration_s"}``: take or
-  renew the exclusive lock (flag MAY_RENEW: the same locker renews, a free lock is
-  taken, another locker's live lock answers ``busy``).
-- ``{"op": "unlock", "object", "name", "cookie"}``: release it (``absent`` if not held).
+- ``{"op": "unlock", "object", "name", "cookie"}``: release the lock (``absent`` if not
+  held).
 - ``{"op": "exec", "object", "cls", "method", "input"}``: a class call (cls_lock's
-  ``get_info`` or ``break_lock``: read the holder, break a locker), input and answer
+  ``lock``, ``get_info`` or ``break_lock``: take or renew the lock (another locker's live
+  lock answers ``busy``), read the holder, break a locker), input and answer
   ``{"output"}`` in base64 (the encoding is :mod:`harbor_ha.lease.wire`'s).
 - ``{"op": "mon", "command"}``: a monitor command (``osd blocklist ls``: the fence step's
   confirmation of a stopped holder's blocklist entry), answers ``{"output"}``.
@@ -34,8 +33,6 @@ import sys
 from typing import Any
 
 import rados  # type: ignore[import-not-found,unused-ignore]
-
-LOCK_FLAG_MAY_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW (pacific; MAY_RENEW since quincy)
 
 
 class MonError(Exception):
@@ -84,17 +81,6 @@ class Agent:
         self.cluster = cluster
         return {"instance": f"client.{cluster.get_instance_id()}"}
 
-    def lock(self, req: dict[str, Any]) -> dict[str, Any]:
-        self.ioctx.lock_exclusive(
-            req["object"],
-            req["name"],
-            req["cookie"],
-            desc=req.get("description", ""),
-            duration=int(req["duration_s"]),
-            flags=LOCK_FLAG_MAY_RENEW,
-        )
-        return {}
-
     def unlock(self, req: dict[str, Any]) -> dict[str, Any]:
         self.ioctx.unlock(req["object"], req["name"], req["cookie"])
         return {}
@@ -116,8 +102,6 @@ class Agent:
             return self.connect(req)
         if self.ioctx is None:
             raise RuntimeError("not connected")
-        if op == "lock":
-            return self.lock(req)
         if op == "unlock":
             return self.unlock(req)
         if op == "exec":

@@ -28,7 +28,7 @@ from harbor_ha.settings import Settings
 from .client import AgentClient, AgentConfig
 from .errors import LeaseError, LeaseHeldByPeer
 from .view import LeaseInfo, Locker
-from .wire import break_lock_input, decode_get_info, get_info_input
+from .wire import break_lock_input, decode_get_info, get_info_input, lock_input
 
 log = structlog.get_logger("harbor_ha.lease")
 
@@ -156,11 +156,17 @@ class Lease:
                     raise
 
     async def _lock(self) -> None:
+        """Take or renew: cls_lock ``lock`` with the exact duration (:func:`.wire.lock_input`
+        says why not the binding's ``lock_exclusive``).  Sent once: a renewal that finds this
+        client blocklisted must fail (``_acquire`` decides whether a new client may take)."""
+        description = f"{self._s.node_name} {self.agent.instance or ''}".strip()
+        data = lock_input(LOCK_NAME, self.cookie, description, self._s.lease_duration_s)
         await self.agent.request(
-            "lock",
-            **self._ids(),
-            description=f"{self._s.node_name} {self.agent.instance or ''}".strip(),
-            duration_s=self._s.lease_duration_s,
+            "exec",
+            object=self._s.lease_object,
+            cls="lock",
+            method="lock",
+            input=base64.b64encode(data).decode(),
         )
 
     def _ids(self) -> dict[str, Any]:

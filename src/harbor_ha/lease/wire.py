@@ -1,4 +1,5 @@
-"""cls_lock's own messages, for the agent's ``exec`` (pure): read the lock, break a locker.
+"""cls_lock's own messages, for the agent's ``exec`` (pure): take or renew the lock, read
+it, break a locker.
 
 python3-rados (16.2) has ``Ioctx.lock_exclusive``/``unlock`` but no ``list_lockers`` or
 ``break_lock`` (librados has ``rados_list_lockers``, without the expiry; the binding does
@@ -7,6 +8,15 @@ class call: ``exec lock.get_info`` and ``exec lock.break_lock`` on the object, w
 own encoding (``src/cls/lock/cls_lock_ops.h``, ``cls_lock_types.h``).  The agent makes
 the same calls with ``Ioctx.execute`` on its long-lived client, so a look costs one OSD
 round trip instead of a process; this module encodes their inputs and decodes the answer.
+
+The lock itself is taken and renewed the same way, not with the binding's
+``Ioctx.lock_exclusive``: that one fills a ``struct timeval`` for the duration and leaves its
+``tv_usec`` uninitialised (python3-rados 16.2), so Ceph got ``duration + garbage``
+microseconds: expiries 0-4.3 s past the duration, different at each renewal and so not
+monotonic (measured on the lab's cluster, 2026-12-02: a renewal 0.3 s after another could
+expire 4.6 s *earlier*).  A standby comparing two expiries took such a renewal for a stopped
+holder and fenced a live master (the CI failure of the partition row).  ``lock_input``
+sends the duration as an exact ``utime_t``.
 
 Ceph's encoding, little-endian: a versioned struct is ``u8 version, u8 compat, u32 length``
 then its fields; a string is ``u32 length`` then its bytes; a map is ``u32 count`` then its
@@ -35,11 +45,32 @@ def _string(text: str) -> bytes:
     return struct.pack("<I", len(raw)) + raw
 
 
+LOCK_EXCLUSIVE = 1  # ClsLockType::EXCLUSIVE
+LOCK_FLAG_MAY_RENEW = 1  # the same locker renews; a free lock is taken; another's: EBUSY
+
+
 def _entity(entity: str) -> bytes:
     kind, _, num = entity.partition(".")
     if kind not in _ENTITY_CODE or not num.isdigit():
         raise ValueError(f"not an entity name: {entity!r}")
     return struct.pack("<Bq", _ENTITY_CODE[kind], int(num))
+
+
+def lock_input(name: str, cookie: str, description: str, duration_s: int) -> bytes:
+    """cls_lock_lock_op: name, type (exclusive), cookie, tag (none), description, duration
+    (utime_t: whole seconds, 0 ns), flags (MAY_RENEW)."""
+    if duration_s <= 0:
+        raise ValueError(f"a lease lock needs a positive duration, not {duration_s}")
+    payload = (
+        _string(name)
+        + struct.pack("<B", LOCK_EXCLUSIVE)
+        + _string(cookie)
+        + _string("")
+        + _string(description)
+        + struct.pack("<II", duration_s, 0)
+        + struct.pack("<B", LOCK_FLAG_MAY_RENEW)
+    )
+    return _struct(payload)
 
 
 def get_info_input(name: str) -> bytes:
