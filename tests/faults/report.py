@@ -284,6 +284,27 @@ FINDINGS = """
       Rerun 01:34-01:36 UTC: passed, 0 failovers, 0 fences, 120/120 answered, 6 failsafe
       promises, thaw -> converged 1.5 s (`pytest tests/faults/test_lease.py -m full -k
       frozen`).
+12. **Product defect found by CI, fixed: a renewal read as a stop.** The CI run of
+    2026-12-02 02:25-03:06 UTC (fresh clone of 35a424d) failed the 20 s partition row:
+    2 promotions, 4 fences, 0 lease refusals. The standby had judged the renewing master
+    "stopped" (`lease_holder_stopped_renewing`, "expiry unchanged over 0.75 s") although the
+    expiry it logged lay 7.4 s ahead of its clock, more than any 5 s lock can. Cause: the
+    master took and renewed its lock with python3-rados's `Ioctx.lock_exclusive`, which
+    leaves the duration's `tv_usec` uninitialised, so Ceph's expiries were the call + 5 s +
+    0-4.3 s of stray microseconds, different at each renewal (measured on the lab cluster:
+    4.3-9.0 s after the call; one renewal's expiry 4.6 s earlier than the one before). The
+    stale judgment counted only a *later* expiry as a renewal, so a renewal with an earlier
+    one looked like a stopped holder, and the standby fenced a live master. Never two
+    writers (the fence did its job), but a needless failover, in a partition twice. Fixed:
+    the lock is taken and renewed with cls_lock's own `lock` call through `Ioctx.execute`
+    and an exact `utime_t` duration (src/harbor_ha/lease/wire.py `lock_input`), and any
+    change of the expiry counts as a renewal (src/harbor_ha/daemon/leasing.py `renewed`).
+    Tests that fail on the old code: tests/unit/test_leasing.py (an earlier expiry is a
+    renewal), tests/integration/ceph/test_lease_real.py (each renewal expires one duration
+    after it, on real Ceph). The same run's logs show a 2.5-3 s stall of the whole CI
+    machine before that row (keepalived: "A thread timer expired 1.49 seconds ago"; the
+    master's lock went unrenewed for ~3 s): the standby then fenced that master, which its
+    own deadline would have demoted at the same moment; that one is the design working.
 """
 
 

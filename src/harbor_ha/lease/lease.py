@@ -9,7 +9,9 @@ the lease while BACKUP and the lease step costs no process (cls_lock's calls: :m
 The cookie names the node (``harbor-ha:<node_name>``).  When the agent was restarted (it
 died, or a request timed out and it was killed) the lock may still be held by *our* cookie
 on the dead instance: that is this node's own lease, so it is broken and taken again at
-once; a lock under another cookie is the peer's and is never broken here.
+once (unless a peer has already fenced that dead instance: a daemon that restarted while
+serving then lets the peer take over); a lock under another cookie is the peer's and is
+never broken here.
 """
 
 from __future__ import annotations
@@ -98,12 +100,12 @@ class Lease:
         async with self._op:
             if self._released:
                 raise LeaseError("released", "lease renew: released at the end of a demotion")
-            return await self._acquire()
+            return await self._acquire(resuming=self.held is None)
 
-    async def _acquire(self) -> Held:
+    async def _acquire(self, resuming: bool = False) -> Held:
         taking = self.held is None
         try:
-            sent, wall = await self._try_lock()
+            sent, wall = await self._try_lock(resuming)
         except LeaseError as exc:
             if not (taking and exc.kind == "blocklisted"):
                 self.last_error = str(exc)
@@ -114,7 +116,7 @@ class Lease:
             # and must lose the lease, not take it again.
             log.info("lease_client_blocklisted", reason="taking the lease with a new client")
             try:
-                sent, wall = await self._try_lock()
+                sent, wall = await self._try_lock(resuming)
             except LeaseError as again:
                 self.last_error = str(again)
                 raise
@@ -123,14 +125,14 @@ class Lease:
         self.last_error = None
         return self.held
 
-    async def _try_lock(self) -> tuple[float, float]:
+    async def _try_lock(self, resuming: bool = False) -> tuple[float, float]:
         """Connect (if needed), then lock; the monotonic and wall time the lock was sent."""
         await self.agent.ensure()
         sent, wall = time.monotonic(), time.time()
         try:
             await self._lock()
         except LeaseHeldByPeer:
-            if not await self._break_own_stale():
+            if not await self._break_own_stale(resuming):
                 raise
             await self._lock()
         return sent, wall
@@ -172,12 +174,27 @@ class Lease:
     def _ids(self) -> dict[str, Any]:
         return {"object": self._s.lease_object, "name": LOCK_NAME, "cookie": self.cookie}
 
-    async def _break_own_stale(self) -> bool:
-        """Break the lock if our cookie holds it from an earlier agent instance."""
+    async def _break_own_stale(self, resuming: bool) -> bool:
+        """Break the lock if our cookie holds it from an earlier agent instance.
+
+        ``resuming``: the first renewal of a daemon that restarted while serving (reconcile
+        found it the master).  If a peer has fenced that earlier client (its address is in
+        the blocklist), the peer is taking over: its fence also cut this node's image, and
+        a lock taken back now only makes the peer's take fail "busy" and roll back (one
+        more failover).  So LeaseHeldByPeer (LEASE_LOST: this node demotes), not a reclaim."""
         info = await self.inspect()
         holder = info.holder
         if holder is None or holder.cookie != self.cookie or holder.entity == self.agent.instance:
             return False
+        if resuming and holder.address in await self.blocklisted():
+            log.warning(
+                "lease_not_reclaimed", entity=holder.entity, address=holder.address,
+                reason="a peer fenced this node's earlier lease client: it is taking over",
+            )  # fmt: skip
+            raise LeaseHeldByPeer(
+                f"lease: this node's earlier lease client {holder.address} is blocklisted "
+                "(a peer fenced it and is taking over)"
+            )
         log.info(
             "lease: breaking this node's lock from an earlier agent",
             entity=holder.entity,

@@ -196,6 +196,28 @@ async def test_a_restarted_agent_takes_its_own_lock_back(
         await b.acquire()
 
 
+async def test_a_restarted_master_does_not_take_back_a_lock_a_peer_fenced(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """a holds the lease and dies (kill -9: its agent goes with it); b's fence blocklists a's
+    lease client. a's daemon restarts into MASTER (reconcile) and renews: it must not break
+    its old lock and take it back (b's take would fail "busy" and roll back: one more
+    failover); the renewal says LeaseHeldByPeer (LEASE_LOST: a demotes), the old lock stays
+    for b to break. Unfenced, the same restart takes its lock back (the test above)."""
+    a = make_lease("a")
+    await a.acquire()
+    old = (await a.inspect()).holder
+    assert old is not None
+    await a.agent.close()
+    ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
+    await ceph.fence(also=(old.address,), listed=make_lease("b").blocklisted)
+    restarted = make_lease("a")  # a new daemon: nothing held yet
+    with pytest.raises(LeaseHeldByPeer, match="blocklisted"):
+        await restarted.renew()
+    holder = (await restarted.inspect()).holder
+    assert holder is not None and holder.entity == old.entity, "the fenced lock stays for b"
+
+
 async def test_frozen_ceph_bounds_every_call_and_the_agent_recovers(
     ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
 ) -> None:
