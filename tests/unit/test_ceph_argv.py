@@ -99,6 +99,38 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
     assert all("rm" not in argv and "remove" not in argv for argv, _, _ in runner.calls)
 
 
+async def test_fence_adds_through_the_given_adder_and_falls_back_to_the_cli() -> None:
+    """With ``add`` (the lease agent's monitor call) the entries go through it and no
+    `ceph osd blocklist add` runs; an adder that fails (agent dead, timed out) is followed
+    by the CLI for that entry. A malformed address is refused before either."""
+    two = (DATA / "rbd_status_two.json").read_text()
+    runner = FakeRunner([by_substring({"status": two})])
+    ceph = Ceph(settings(blocklist_expire_s=3600), runner)
+    added: list[tuple[str, int]] = []
+
+    async def add(address: str, expire_s: int) -> None:
+        added.append((address, expire_s))
+
+    with pytest.raises(FenceError):  # the fake keeps listing the watchers
+        await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, add=add, timeout_s=0.6)
+    assert added == [("127.0.0.1:0/220337131", 3600)]
+    assert not [argv for argv, _, _ in runner.calls if "add" in argv]
+
+    async def broken(address: str, expire_s: int) -> None:
+        raise RuntimeError("agent gone")
+
+    runner.calls.clear()
+    with pytest.raises(FenceError):
+        await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, add=broken, timeout_s=0.6)
+    assert [argv[-3:] for argv, _, _ in runner.calls if "add" in argv] == [
+        ("add", "127.0.0.1:0/220337131", "3600")
+    ]
+    runner.calls.clear()
+    with pytest.raises(FenceError, match="not IP:PORT/NONCE"):
+        await ceph.fence(also=("127.0.0.1:0/0",), add=add, timeout_s=0.6)
+    assert len(added) == 1
+
+
 async def test_map_and_unmap_argv() -> None:
     """map uses `device map -o exclusive,RBD_MAP_OPTIONS POOL/IMAGE` (default
     osd_request_timeout=60,noshare); unmap uses `device unmap DEV`."""

@@ -72,6 +72,9 @@ class ScriptedLease:
     async def blocklisted(self) -> list[str]:
         return list(self.blocklist)
 
+    async def blocklist_add(self, address: str, expire_s: int) -> None:
+        self.blocklist.append(address)
+
     async def break_lock(self, holder: Locker) -> None:
         self.broken.append(holder)
         self.script = ["ok"]

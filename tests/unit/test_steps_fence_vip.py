@@ -30,6 +30,7 @@ class FakeCeph:
     def __init__(self, *, refuse_also: bool = False) -> None:
         self.fenced = 0
         self.also: list[tuple[str, ...]] = []
+        self.adders: list[Callable[[str, int], Awaitable[None]] | None] = []
         self.refuse_also = refuse_also
 
     async def fence(
@@ -38,8 +39,10 @@ class FakeCeph:
         exclude: Collection[str] = (),
         also: Collection[str] = (),
         listed: Callable[[], Awaitable[list[str]]] | None = None,
+        add: Callable[[str, int], Awaitable[None]] | None = None,
     ) -> list[str]:
         self.fenced += 1
+        self.adders.append(add)
         self.also.append(tuple(also))
         if also and self.refuse_also:
             raise FenceError(f"blocklisted {list(also)} not in the blocklist")
@@ -79,10 +82,13 @@ async def test_fence_refused_without_vip(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 async def test_fence_with_vip(tmp_path: Path) -> None:
-    """VIP present: the peer is fenced."""
+    """VIP present: the peer is fenced, its entries added through the lease agent (the
+    lease's blocklist_add: a monitor call, not a `ceph` process)."""
     ceph = FakeCeph()
-    await make(tmp_path, ceph, [True]).fence()
+    steps = make(tmp_path, ceph, [True])
+    await steps.fence()
     assert ceph.fenced == 1
+    assert ceph.adders == [steps._leasing.lease.blocklist_add]
 
 
 async def test_fence_waits_for_vip_within_grace(tmp_path: Path) -> None:

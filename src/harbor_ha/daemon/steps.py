@@ -121,8 +121,9 @@ class Steps:
                 "refusing to fence the peer on a keepalived line alone"
             )
         holder = self._leasing.stale
+        add = self._leasing.lease.blocklist_add  # through the lease agent (CLI if it fails)
         if holder is None:
-            self._count(await self._fenced(self._ceph.fence()))
+            self._count(await self._fenced(self._ceph.fence(add=add)))
             return
         # The lease step found a holder that stopped renewing: fence its lease client with
         # the image's watchers; once that is confirmed it can never renew, so its lock is
@@ -130,11 +131,11 @@ class Steps:
         # holder's lock to lapse (docs/design.md, "The lease").
         try:
             listed = self._leasing.lease.blocklisted
-            self._count(await self._ceph.fence(also=(holder.address,), listed=listed))
+            self._count(await self._ceph.fence(also=(holder.address,), listed=listed, add=add))
         except Exception as exc:
             self._metrics.fencing_actions.labels("failed").inc()
             log.warning("lease_holder_fence_unconfirmed", address=holder.address, error=str(exc))
-            self._count(await self._fenced(self._ceph.fence()))
+            self._count(await self._fenced(self._ceph.fence(add=add)))
             await self._leasing.wait_for_lapse(holder)
         else:
             await self._leasing.take_over(holder)

@@ -214,6 +214,20 @@ class Lease:
             if exc.kind != "absent":
                 raise
 
+    async def blocklist_add(self, address: str, expire_s: int) -> None:
+        """``osd blocklist add ADDRESS EXPIRE_S`` as a monitor command through the agent (the
+        fence step's entries: one monitor round trip, not a `ceph` process of ~0.5 s; the
+        same command and caps as the CLI's).  The caller checked the address's form."""
+        await self.agent.request(
+            "mon",
+            command={
+                "prefix": "osd blocklist",
+                "blocklistop": "add",
+                "addr": address,
+                "expire": float(expire_s),
+            },
+        )
+
     async def blocklisted(self) -> list[str]:
         """Addresses in Ceph's blocklist (``osd blocklist ls`` as a monitor command through
         the agent: the fence step's confirmation costs one monitor round trip, not a `ceph`

@@ -282,7 +282,8 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
 ) -> None:
     """a takes the lease and stops renewing (as after a crash or a pause; its agent stays
     connected): b's lease step sees the expiry standing still and ends with LEASE_STALE
-    naming a's lease client; the real fence (as client.harbor) blocklists that address,
+    naming a's lease client; the real fence (as client.harbor, its entries added through b's
+    agent as the fence step does: the CLI's list shows them) blocklists that address,
     confirmed in the blocklist (the agent's monitor call lists what the CLI lists); b
     breaks a's lock and holds the lease well before it would have lapsed; a, blocklisted,
     can never renew it again."""
@@ -297,8 +298,8 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     assert stale is not None and stale.cookie == "harbor-ha:a"
     assert stale.entity == a.agent.instance
     ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
-    fenced = await ceph.fence(also=(stale.address,), listed=b.blocklisted)
-    assert stale.address in fenced and stale.address in await ceph.blocklist_ls()
+    fenced = await ceph.fence(also=(stale.address,), listed=b.blocklisted, add=b.blocklist_add)
+    assert stale.address in fenced and stale.address in await ceph.blocklist_ls()  # agent added
     assert set(await b.blocklisted()) == set(await ceph.blocklist_ls()), "agent == CLI"
     await step.take_over(stale)
     took = time.monotonic() - taken
