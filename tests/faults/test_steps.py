@@ -31,6 +31,16 @@ def failed_steps(tail: fl.LogTail) -> list[str]:
     ]
 
 
+def lease_deadline_rollbacks(tail: fl.LogTail) -> list[str]:
+    """Promotion steps cancelled by the node's own lease deadline (no renewal: stop serving)."""
+    tail.read()
+    return [
+        f"{r['from']}>{r['to']}"
+        for r in tail.transitions()
+        if str(r.get("reason", "")).startswith("no lease renewal")
+    ]
+
+
 def rolled_back_with_fault(tail: fl.LogTail) -> bool:
     """A transition into BACKUP with the fault flag set (the end of a rollback)."""
     return any(r.get("to") == "BACKUP" and r.get("fault") is True for r in tail.transitions())
@@ -86,8 +96,9 @@ def test_ceph_unreachable_during_fencing(fault_lab: LabState, record: Any) -> No
 
 def test_ceph_unreachable_during_mapping(fault_lab: LabState, record: Any) -> None:
     """The standby cut from Ceph right after it entered MAPPING (switchover): the map step
-    fails or times out, rollback (unmap what half-happened) to BACKUP + fault, and the old
-    master serves again; nothing stays mapped on the standby once Ceph is back."""
+    fails or times out, or (with the lease, usually first) the node's lease deadline passes
+    without a renewal and cancels it; rollback (unmap what half-happened) to BACKUP + fault,
+    and the old master serves again; nothing stays mapped on the standby once Ceph is back."""
     st = fault_lab
     master = fl.serving(st)
     standby = fl.other(st, master)
@@ -98,7 +109,12 @@ def test_ceph_unreachable_during_mapping(fault_lab: LabState, record: Any) -> No
         lab.harbor_ha(st.nodes[master], "switchover")
         tail.wait(fl.entered("MAPPING"), 60)
         lab.isolate_from_ceph(st, standby)
-        fl.poll(lambda: failed_steps(tail), 120, "a failed step", every_s=0.5)
+        fl.poll(
+            lambda: failed_steps(tail) or lease_deadline_rollbacks(tail),
+            120,
+            "a failed step or the lease deadline",
+            every_s=0.5,
+        )
         fl.poll(lambda: rolled_back_with_fault(tail) or _fenced_self(tail), 180, "rolled back")
         took = time.monotonic() - t0
         fenced_self = _fenced_self(tail)
@@ -107,10 +123,12 @@ def test_ceph_unreachable_during_mapping(fault_lab: LabState, record: Any) -> No
     now = fl.serving(st)
     record(
         injected="standby cut from Ceph right after entering MAPPING (switchover)",
-        expected="map fails/times out, rollback + fault (FENCED_SELF if unmap impossible); "
+        expected="map fails/times out or the lease deadline cancels it, rollback + fault "
+        "(FENCED_SELF if unmap impossible); "
         "old master serves; converges after heal",
-        observed=f"failed steps {failed_steps(tail)}; FENCED_SELF: {fenced_self}; {now} serves "
-        f"after heal; violations {len(watch.violations)}",
+        observed=f"failed steps {failed_steps(tail)}; lease deadline "
+        f"{lease_deadline_rollbacks(tail) or 'not reached'}; FENCED_SELF: {fenced_self}; "
+        f"{now} serves after heal; violations {len(watch.violations)}",
         figures=f"switchover -> rolled back {took:.1f} s; heal -> converged {conv:.1f} s",
     )
     assert not watch.violations

@@ -377,3 +377,41 @@ def test_splitter_reports_an_overlong_line_once_and_skips_to_its_newline() -> No
     assert sp.feed(b"yyyy") == []
     assert sp.feed(b"zz\nok\n") == [(b"ok", False)]
     assert sp.reset() == b""
+
+
+async def test_reader_reports_a_fifo_left_without_keepalived_and_its_return(fifo: Path) -> None:
+    """With writer_grace_s: the writer closes (keepalived killed) and none comes back:
+    on_writer(False) once, after the grace and not before; a writer that opens it again
+    without writing (a restarted keepalived) is on_writer(True) within one check; lines
+    still flow. A writer back within the grace (a reload) reports nothing."""
+    seen: list[tuple[bool, float]] = []
+    start = time.monotonic()
+    col = Collector(
+        fifo,
+        writer_grace_s=0.4,
+        writer_check_s=0.05,
+        on_writer=lambda present: seen.append((present, time.monotonic() - start)),
+    ).start()
+    w = open_writer(fifo)
+    os.write(w, b'INSTANCE "VI_1" MASTER 100\n')
+    await until(lambda: len(col.lines) == 1, "first line")
+    os.close(w)  # a reload: the writer is back at once
+    await until(lambda: col.reopens == 1, "reopen after EOF")
+    w = open_writer(fifo)
+    await asyncio.sleep(0.6)
+    assert seen == [] and not col.reader.writer_gone
+    os.close(w)  # killed: nobody comes back
+    start = time.monotonic()
+    await until(lambda: len(seen) == 1, "the FIFO reported writerless")
+    assert seen[0][0] is False and seen[0][1] >= 0.4 and col.reader.writer_gone
+    await asyncio.sleep(0.3)
+    assert len(seen) == 1, "reported once"
+    w2 = open_writer(fifo)
+    try:
+        await until(lambda: len(seen) == 2, "the writer's return")
+        assert seen[1][0] is True and not col.reader.writer_gone
+        os.write(w2, b'INSTANCE "VI_1" BACKUP 100\n')
+        await until(lambda: len(col.lines) == 2, "the returned writer's line")
+    finally:
+        os.close(w2)
+        await col.stop()

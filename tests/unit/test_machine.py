@@ -115,7 +115,7 @@ def expected(state: State, event: Event) -> State | object:
     match event:
         case E.KA_MASTER:
             return S.LEASING if state is S.BACKUP else same
-        case E.KA_BACKUP | E.KA_FAULT | E.KA_STOP:
+        case E.KA_BACKUP | E.KA_FAULT | E.KA_STOP | E.KA_GONE:
             if state is S.MASTER:
                 return S.STOPPING
             return ROLLBACK.get(state, same)
@@ -622,7 +622,7 @@ def test_lease_deadline_is_before_the_lease_can_be_taken() -> None:
 
 
 # ------------------------------------------------------------- random walks
-KEEPALIVED = [E.KA_MASTER, E.KA_BACKUP, E.KA_FAULT, E.KA_STOP]
+KEEPALIVED = [E.KA_MASTER, E.KA_BACKUP, E.KA_FAULT, E.KA_STOP, E.KA_GONE, E.KA_RETURNED]
 OTHER = [
     E.VIP_SEEN,
     E.VIP_ABSENT,
@@ -830,6 +830,27 @@ def test_vip_on_a_backup_keepalived_wants_is_no_mismatch() -> None:
     for _ in range(3):
         node, acts = transition(node, E.VIP_SEEN)
         assert acts == () and node.vip_mismatch == 0
+
+
+def test_a_master_whose_keepalived_died_demotes_and_its_stale_vip_is_no_verdict() -> None:
+    """KA_GONE (keepalived closed the FIFO and none came back: kill -9) on a MASTER demotes it
+    like keepalived's FAULT (with the lease, a renewing master whose keepalived is dead would
+    otherwise keep the peer refused forever); back in BACKUP, the VIP keepalived left on the
+    interface is no KA_MASTER verdict while keepalived is gone; once a keepalived holds the
+    FIFO again (KA_RETURNED, or any of its lines) the VIP tick counts again."""
+    node, _ = transition(Node(state=S.MASTER, want_master=True), E.KA_GONE)
+    assert node.state is S.STOPPING and node.keepalived_gone and not node.want_master
+    node = replace(node, state=S.BACKUP)
+    for _ in range(4):
+        node, acts = transition(node, E.VIP_SEEN)
+        assert acts == () and node.vip_mismatch == 0 and node.state is S.BACKUP
+    node, _ = transition(node, E.KA_RETURNED)
+    assert not node.keepalived_gone and node.state is S.BACKUP
+    node, _ = transition(node, E.VIP_SEEN)
+    assert node.vip_mismatch == 1
+    gone, _ = transition(Node(), E.KA_GONE)
+    back, _ = transition(gone, E.KA_BACKUP)
+    assert gone.keepalived_gone and not back.keepalived_gone
 
 
 # ------------------------------------------------------- derived properties

@@ -18,7 +18,7 @@ from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Kind, Node, Policy, State
+from harbor_ha.machine import Event, Kind, Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
@@ -181,7 +181,20 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         metrics.fifo_bad_lines.inc()
         log.warning("fifo_bad_line", line=raw[:200], reason=reason)
 
-    reader = FifoReader(s.keepalived_fifo, on_bad_line=bad_line, on_reopen=metrics.fifo_reopens.inc)
+    def writer(present: bool) -> None:
+        if present:
+            driver.post(Event.KA_RETURNED, "a keepalived holds the notify FIFO again")
+        else:
+            driver.post(
+                Event.KA_GONE,
+                f"keepalived: no process has held the notify FIFO for "
+                f"{s.keepalived_gone_after_s:g} s (it died)",
+            )
+
+    reader = FifoReader(
+        s.keepalived_fifo, on_bad_line=bad_line, on_reopen=metrics.fifo_reopens.inc,
+        writer_grace_s=s.keepalived_gone_after_s, on_writer=writer,
+    )  # fmt: skip
     fifo = FifoFollower(s.vrrp_instance, driver, metrics)
     ticker = VipTicker(
         interval_s=s.tick_interval_s, driver=driver, metrics=metrics, vip_present=vip,

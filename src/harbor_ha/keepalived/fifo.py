@@ -11,6 +11,13 @@ On EOF it closes and reopens the FIFO: on Linux a freshly opened read end
 reports no hang-up until a writer has come and gone again, so waiting for the
 next keepalived costs no CPU; reopens are further spaced by ``reopen_delay_s``
 so a kernel that behaved otherwise could not make it spin.
+
+Whether a keepalived is there: keepalived holds the FIFO open for its whole life (a reload
+closes and reopens it at once), so a read end that reads EOF at once has no writer, and one
+that answers EAGAIN has one.  With ``writer_grace_s`` set, the reader looks after each open
+(every ``writer_check_s`` until a writer is there) and reports through ``on_writer(False)``
+a FIFO that stayed without writer that long (keepalived died: kill -9, crash), then
+``on_writer(True)`` once a writer holds it again.
 """
 
 from __future__ import annotations
@@ -71,6 +78,9 @@ class FifoReader:
         reopen_delay_s: float = 0.2,
         on_bad_line: Callable[[str, str], None] | None = None,
         on_reopen: Callable[[], None] | None = None,
+        writer_grace_s: float | None = None,
+        writer_check_s: float = 0.5,
+        on_writer: Callable[[bool], None] | None = None,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be >= 1")
@@ -79,6 +89,11 @@ class FifoReader:
         self.reopen_delay_s = reopen_delay_s
         self._on_bad_line = on_bad_line
         self._on_reopen = on_reopen
+        self.writer_grace_s = writer_grace_s
+        self.writer_check_s = writer_check_s
+        self._on_writer = on_writer
+        self.writer_gone = False
+        """No writer held the FIFO for writer_grace_s (reported), and none came back yet."""
         self._fd: int | None = None
         self._closed = False
         self._waiter: asyncio.Future[None] | None = None
@@ -139,11 +154,15 @@ class FifoReader:
                     self._call(self._on_reopen)
                 fd = self._fd = self._open()
                 last_open = time.monotonic()
-                # A read end with no writer yet reads as EOF at once, but epoll
-                # reports it readable only once a writer wrote or came and went.
-                await self._wait_readable(fd)
+                pending = None
+                if self.writer_grace_s is not None:
+                    pending = await self._await_writer(fd)
+                if not pending:
+                    # A read end with no writer yet reads as EOF at once, but epoll
+                    # reports it readable only once a writer wrote or came and went.
+                    await self._wait_readable(fd)
                 while True:
-                    data = await self._read(fd)
+                    data, pending = pending or await self._read(fd), None
                     if not data:
                         break
                     for raw, too_long in splitter.feed(data):
@@ -179,6 +198,43 @@ class FifoReader:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    async def _await_writer(self, fd: int) -> bytes | None:
+        """Return once a writer holds the FIFO: what it already wrote, or None (nothing yet).
+        Without one, look again every writer_check_s; writer_grace_s after the open, report
+        the FIFO writerless (``on_writer(False)``, once); report its return (``True``)."""
+        assert self.writer_grace_s is not None
+        opened = time.monotonic()
+        while not self._closed:
+            try:
+                data: bytes | None = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                data = None  # a writer, nothing written yet
+            except OSError as exc:
+                raise FifoError(self.path, f"read failed: {exc.strerror or exc}") from exc
+            if data != b"":
+                if self.writer_gone:
+                    self.writer_gone = False
+                    log.info("fifo_writer_back", path=str(self.path))
+                    self._call_writer(True)
+                return data
+            if not self.writer_gone and time.monotonic() - opened >= self.writer_grace_s:
+                self.writer_gone = True
+                log.warning(
+                    "fifo_no_writer", path=str(self.path), after_s=self.writer_grace_s,
+                    reason="no keepalived holds its notify FIFO: it exited without coming back",
+                )  # fmt: skip
+                self._call_writer(False)
+            await self._wait_readable(fd, timeout_s=self.writer_check_s)
+        return None
+
+    def _call_writer(self, present: bool) -> None:
+        if self._on_writer is None:
+            return
+        try:
+            self._on_writer(present)
+        except Exception:
+            log.exception("fifo_writer_callback_failed")
+
     async def _read(self, fd: int) -> bytes:
         """The next chunk; b"" on EOF or close."""
         while not self._closed:
@@ -190,7 +246,8 @@ class FifoReader:
                 raise FifoError(self.path, f"read failed: {exc.strerror or exc}") from exc
         return b""
 
-    async def _wait_readable(self, fd: int) -> None:
+    async def _wait_readable(self, fd: int, timeout_s: float | None = None) -> None:
+        """Until ``fd`` is readable, :meth:`close` is called, or ``timeout_s`` passed."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
@@ -202,9 +259,12 @@ class FifoReader:
                 waiter.set_result(None)
 
         loop.add_reader(fd, ready)
+        timer = loop.call_later(timeout_s, ready) if timeout_s is not None else None
         try:
             await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             loop.remove_reader(fd)
             self._waiter = None
 

@@ -30,6 +30,8 @@ class Event(enum.StrEnum):
     KA_BACKUP = "KA_BACKUP"
     KA_FAULT = "KA_FAULT"
     KA_STOP = "KA_STOP"
+    KA_GONE = "KA_GONE"  # keepalived closed the notify FIFO and none came back (it died)
+    KA_RETURNED = "KA_RETURNED"  # a keepalived holds the FIFO again (after KA_GONE)
     # results of the step the driver is running
     STEP_DONE = "STEP_DONE"
     STEP_FAILED = "STEP_FAILED"
@@ -275,6 +277,7 @@ class Node:
     failsafe_held: bool = False  # MASTER: the peer confirmed it cannot reach Ceph either
     lease_lost: bool = False  # LEASE_LOST / LEASE_DEADLINE: the running demotion stops renewing
     awaiting_release: bool = False  # LEASING waits for a demoting holder (HANDOFF armed)
+    keepalived_gone: bool = False  # KA_GONE until a keepalived line or KA_RETURNED
     policy: Policy = field(default_factory=Policy)
 
     @property

@@ -46,6 +46,7 @@ from .rows import (
     FAULT,
     HANDOVER,
     HAS_FAILURES,
+    KEEPALIVED_HERE,
     MAY_PROMOTE,
     MISMATCH_DUE,
     NOT_EXITING,
@@ -113,10 +114,14 @@ NEXT_ON_FAIL: dict[State, State] = {
 """Where a step's failure or timeout takes the node."""
 
 OBSERVE: dict[Event, Mapping[str, object]] = {
-    E.KA_MASTER: {"want_master": True},
-    E.KA_BACKUP: {"want_master": False},
-    E.KA_FAULT: {"want_master": False},
-    E.KA_STOP: {"want_master": False},
+    E.KA_MASTER: {"want_master": True, "keepalived_gone": False},
+    E.KA_BACKUP: {"want_master": False, "keepalived_gone": False},
+    E.KA_FAULT: {"want_master": False, "keepalived_gone": False},
+    E.KA_STOP: {"want_master": False, "keepalived_gone": False},
+    # keepalived died (kill -9, crash): no VRRP on this node, so no claim to the VIP; a VIP
+    # it left on the interface is no verdict either (the VIP tick rows below).
+    E.KA_GONE: {"want_master": False, "keepalived_gone": True},
+    E.KA_RETURNED: {"keepalived_gone": False},
     E.MAINTENANCE_ON: {"maintenance": True},
     E.MAINTENANCE_OFF: {"maintenance": False},
     E.SHUTDOWN: {"exiting": True},
@@ -176,7 +181,7 @@ _rows(ALL, E.MASTER_STABLE, STAY)
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
 _rows([S.BACKUP], E.KA_MASTER, *REST)
 # keepalived: not MASTER.
-for _ev in (E.KA_BACKUP, E.KA_FAULT, E.KA_STOP):
+for _ev in (E.KA_BACKUP, E.KA_FAULT, E.KA_STOP, E.KA_GONE):
     _each(PROMOTING, _ev, lambda s: (Row(ROLLBACK[s], do=(Do.CANCEL,)),))
     _rows([S.MASTER], _ev, Row(S.STOPPING))
 
@@ -232,8 +237,12 @@ _rows(ALL, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
 _rows(
     [S.BACKUP],
     E.VIP_SEEN,
-    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=UNWANTED & MISMATCH_DUE),
-    Row(set=changes(vip_mismatch=BUMP), when=UNWANTED),
+    Row(
+        set=changes(vip_mismatch=0),
+        do=(Do.POST_VERDICT,),
+        when=UNWANTED & MISMATCH_DUE & KEEPALIVED_HERE,
+    ),
+    Row(set=changes(vip_mismatch=BUMP), when=UNWANTED & KEEPALIVED_HERE),
     Row(set=changes(vip_mismatch=0)),
 )
 _rows(

@@ -73,6 +73,17 @@ class KeepalivedSettings(BaseModel):
         default=Path("/run/harbor-ha/keepalived.fifo"),
         description="keepalived's notify_fifo. Created by the daemon if missing.",
     )
+    keepalived_gone_after_s: float = Field(
+        default=3.0,
+        gt=0,
+        description=(
+            "Seconds the notify FIFO may stay without a keepalived holding it (keepalived "
+            "keeps it open for its whole life) before the daemon takes keepalived as dead "
+            "(kill -9, crash): a master then demotes, as on keepalived's FAULT, so the peer "
+            "can take over, and a VIP left on the interface is no verdict. A reload or restart "
+            "holds it again within milliseconds; 3 s is several VRRP adverts."
+        ),
+    )
     priority_file: Path = Field(
         default=Path("/run/harbor-ha/priority"),
         description="Weighted track file: 1 = ready/healthy, 0 = not (x priority_weight).",
