@@ -125,6 +125,8 @@ def expected(state: State, event: Event) -> State | object:
             return NEXT_ON_FAIL.get(state, ILLEGAL)
         case E.HARBOR_UNHEALTHY:
             return S.STOPPING if state is S.MASTER else same
+        case E.DATA_ON_STANDBY:
+            return S.STOPPING if state is S.BACKUP else same
         case E.LEASE_HELD_BY_PEER:
             return S.BACKUP if state is S.LEASING else ILLEGAL
         case E.LEASE_HOLDER_DEMOTING:
@@ -635,6 +637,7 @@ OTHER = [
     E.MAINTENANCE_ON,
     E.MAINTENANCE_OFF,
     E.STANDBY_READY,
+    E.DATA_ON_STANDBY,
 ]
 RESULTS = [E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT]
 

@@ -38,6 +38,10 @@ class Engine:
     def __init__(self) -> None:
         self.up = True
         self.missing: list[str] | Exception = []
+        self.running: dict[str, str] = {}  # container id -> compose service
+
+    async def running_services(self) -> dict[str, str]:
+        return dict(self.running)
 
     async def ping(self) -> bool:
         return self.up
@@ -56,6 +60,9 @@ class Project:
 
     async def images(self) -> list[str]:
         return ["goharbor/harbor-core:v1"]
+
+    async def data_services(self) -> list[str]:
+        return ["registry", "postgresql", "core"]
 
 
 async def _no_renew() -> tuple[Event, str]:
@@ -142,3 +149,43 @@ async def test_standby_not_ready_when_images_missing_or_unknown(tmp_path: Path) 
     await monitor._check_standby()
     assert monitor.ready is True and monitor.ready_problems == []
     assert s.priority_file.read_text().strip() == "1"
+
+
+async def test_data_services_running_on_the_standby_are_stopped(tmp_path: Path) -> None:
+    """Only warm services (proxy, portal, log) running on a BACKUP node: nothing. A
+    data-bearing one running too (dockerd's restart policy brought core back without the
+    image): DATA_ON_STANDBY, and the machine runs the demotion's steps (stop Harbor, then the
+    unmount and unmap that find nothing) from BACKUP, without raising the fault."""
+    steps: list[Step] = []
+
+    async def run_step(step: Step) -> None:
+        steps.append(step)
+
+    s = example_settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
+                         runtime_dir=tmp_path / "run", precreate_containers=False)  # fmt: skip
+    track = TrackFiles(s.priority_file, s.fault_file)
+    track.ensure()
+    metrics = Metrics()
+    driver = Driver(Node(), run_step=run_step, step_timeout=lambda st: 60, track=track,
+                    metrics=metrics,
+                    background={Kind.RENEW_LEASE: _no_renew, Kind.WARM: _no_warm})  # fmt: skip
+    engine = Engine()
+    monitor = Monitor(
+        s, driver=driver, metrics=metrics, harbor=None,  # type: ignore[arg-type]
+        containers=engine, ceph=StandbyCeph(), fs=None,  # type: ignore[arg-type]
+        compose=Project(), device=lambda: None, track=track, wake=Pulse(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    task = asyncio.create_task(driver.run((Node(), ()), "test"))
+    try:
+        engine.running = {"c1": "proxy", "c2": "portal", "c3": "log"}
+        await monitor._check_standby()
+        await asyncio.sleep(0.05)
+        assert steps == [] and driver.node.state.name == "BACKUP"
+        engine.running["c4"] = "core"
+        await monitor._check_standby()
+        await until(lambda: steps[:1] == [Step.STOP])
+        await until(lambda: driver.node.state.name == "BACKUP" and len(steps) == 3)
+        assert steps == [Step.STOP, Step.UNMOUNT, Step.UNMAP] and not driver.node.fault
+    finally:
+        task.cancel()
+        await asyncio.wait({task})

@@ -209,10 +209,32 @@ class Monitor:
         self.ready_problems = problems
         self._metrics.ready.set(1 if ready else 0)
         self._set_ready(ready)
+        await self._stop_stray_data_services()
         if ready and self._s.precreate_containers:
             await self._precreate()
         if newly_ready:  # the machine decides what a ready standby does (warm_standby)
             self._driver.post(Event.STANDBY_READY, "standby ready")
+
+    async def _stop_stray_data_services(self) -> None:
+        """Data-bearing services running on this BACKUP node (no image mapped or mounted
+        here: dockerd's restart policy brought them back, or an operator started them) ->
+        DATA_ON_STANDBY: the machine stops Harbor (safety rule 5).  Asked through the Docker
+        API (no process); a failure to ask is logged only (the next check asks again)."""
+        try:
+            running = await self._containers.running_services()
+            if not running:
+                return
+            data = set(await self._compose.data_services())
+        except Exception as exc:
+            log.debug("stray_check_failed", error=str(exc))
+            return
+        stray = sorted({svc for svc in running.values() if svc in data or not svc})
+        if stray:
+            self._driver.post(
+                Event.DATA_ON_STANDBY,
+                f"data-bearing services running on the standby without the image: "
+                f"{', '.join(s or '(no service label)' for s in stray)}",
+            )
 
     async def _precreate(self) -> None:
         """Keep Harbor's containers created (never started) on a ready standby: promotion's

@@ -45,6 +45,9 @@ class Event(enum.StrEnum):
     STORAGE_STUCK = "STORAGE_STUCK"
     # the standby's readiness check passed (first pass in BACKUP, or ready again)
     STANDBY_READY = "STANDBY_READY"
+    # data-bearing Harbor services run on a BACKUP node, without the image (dockerd brought
+    # back restart: always containers; an operator's `compose up`)
+    DATA_ON_STANDBY = "DATA_ON_STANDBY"
     # the VIP tick's observation, once per tick: is the VIP on our interface
     VIP_SEEN = "VIP_SEEN"
     VIP_ABSENT = "VIP_ABSENT"

@@ -176,6 +176,7 @@ for _ev in (
     _rows(ALL, _ev, STAY)
 _rows(ALL, E.SWITCHOVER, STAY)
 _rows(ALL, E.STANDBY_READY, STAY)
+_rows(ALL, E.DATA_ON_STANDBY, STAY)
 _rows(ALL, E.MASTER_STABLE, STAY)
 
 # keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
@@ -229,6 +230,10 @@ _rows(
 # rule 5: the WARM action never starts a data-bearing service).  Only BACKUP: every other
 # state either runs a step or holds (or is taking, or releasing) the image.
 _rows([S.BACKUP], E.STANDBY_READY, Row(do=(Do.WARM,), when=WARM_STANDBY), STAY)
+# Data-bearing services running on a BACKUP node (safety rule 5: never without the verified
+# mount): the demotion's steps stop Harbor (the unmount and unmap find nothing to do) and the
+# node is BACKUP again, its warm services restarted once it is ready.  Not a fault.
+_rows([S.BACKUP], E.DATA_ON_STANDBY, Row(S.STOPPING, when=NOT_EXITING), STAY)
 
 # The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
 # vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).

@@ -29,6 +29,7 @@ from harbor_ha.settings import Settings
 log = structlog.get_logger(__name__)
 
 PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
 WATCH_EVENTS = ("start", "die", "stop", "health_status")
 BACKOFF_INITIAL_S = 0.1
 
@@ -132,6 +133,15 @@ class ContainerProbe:
         async with self._asking("containers"):
             listed = await self._client().containers.list(all=True, filters=filters)
         return [c.id for c in listed]
+
+    async def running_services(self) -> dict[str, str]:
+        """The project's running containers: id -> compose service (its label; "" when it
+        has none), through the Docker API (no `docker ps` process), bounded by
+        command_timeout_s; DockerApiError if the API does not answer."""
+        filters = json.dumps({"label": [self._label], "status": ["running"]})
+        async with self._asking("running containers"):
+            listed = await self._client().containers.list(filters=filters)
+        return {c.id: str((c["Labels"] or {}).get(SERVICE_LABEL, "")) for c in listed}
 
     async def missing_images(self, images: list[str]) -> list[str]:
         """Those of ``images`` the local Docker does not have (image inspect answers 404), in
