@@ -6,7 +6,7 @@ machine's WARM action then reaches the driver's warm callback.  The adapters are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +189,33 @@ async def test_data_services_running_on_the_standby_are_stopped(tmp_path: Path) 
     finally:
         task.cancel()
         await asyncio.wait({task})
+
+
+async def test_a_container_start_event_makes_the_standby_look_at_once(tmp_path: Path) -> None:
+    """Docker's start event of a project container (dockerd's restart policy) is told to the
+    monitor: its next check on a BACKUP node looks for data-bearing services then and there,
+    between two readiness checks (the dockerd-restart row: the window it ran was the wait
+    for the next 5 s check); a die event is not a start."""
+    from harbor_ha.daemon.watchers import forward_container_events
+
+    _s, driver, monitor, engine = standby(tmp_path, _no_warm, precreate_containers=False)
+    monitor._next_standby_check = float("inf")  # no readiness check in this test
+    monitor._last_since = driver.since
+    engine.running = {"c4": "core"}
+    posted: list[Event] = []
+
+    def post(event: Event, reason: str, *, token: int | None = None) -> None:
+        posted.append(event)
+
+    driver.post = post  # type: ignore[method-assign]
+
+    async def events() -> AsyncIterator[str]:
+        yield "harbor-core die"
+        yield "harbor-core start"
+
+    wake = Pulse()
+    await forward_container_events(events(), wake, monitor.container_started)
+    await monitor.check_once()
+    assert posted == [Event.DATA_ON_STANDBY]
+    await monitor.check_once()
+    assert posted == [Event.DATA_ON_STANDBY], "once per start event"

@@ -105,7 +105,9 @@ class Daemon:
             "fifo": p.fifo.follow(p.fifo_reader.lines()),
             "ticker": p.ticker.run(),
             "monitor": p.monitor.run(),
-            "docker-events": forward_container_events(p.containers.watch(), p.wake),
+            "docker-events": forward_container_events(
+                p.containers.watch(), p.wake, p.monitor.container_started
+            ),
             "stop-requested": self.stop_requested.wait(),
         }
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}

@@ -82,6 +82,7 @@ class Monitor:
         self._last_since = 0.0
         self._next_standby_check = 0.0
         self._standby_since = -1.0  # the BACKUP period (driver.since) last checked
+        self._started_seen = False  # a container started since the last check
         self._healthy: tuple[float, bool | None] | None = None  # (driver.since, value)
         self.ready: bool | None = None
         self.ready_problems: list[str] = []
@@ -131,12 +132,20 @@ class Monitor:
         if probes is Probes.MASTER:
             await self._check_master(since)
         elif probes is Probes.STANDBY:
+            if self._started_seen:  # a container started here: a data-bearing one?
+                self._started_seen = False
+                await self._stop_stray_data_services()
             now = time.monotonic()
             if now >= self._next_standby_check:
                 self._next_standby_check = now + self._s.standby_check_interval_s
                 await self._check_standby()
         else:
             self._set_ready(False)
+
+    def container_started(self) -> None:
+        """A container of the project started (Docker's event): a standby's next check (the
+        event wakes it at once) looks for data-bearing services running without the image."""
+        self._started_seen = True
 
     def _set_ready(self, ready: bool) -> None:
         try:

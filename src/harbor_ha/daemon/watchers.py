@@ -112,9 +112,15 @@ class VipTicker:
             log.warning("loop_lag", lag_s=round(lag, 3))
 
 
-async def forward_container_events(events: AsyncIterator[str], wake: Pulse) -> None:
+async def forward_container_events(
+    events: AsyncIterator[str], wake: Pulse, on_start: Callable[[], None] | None = None
+) -> None:
     """Docker container start/die/stop/health_status of the project: wake the monitor and the
-    start step at once (each waits on the pulse with its own mark, so neither swallows it)."""
+    start step at once (each waits on the pulse with its own mark, so neither swallows it);
+    a container start is also told to ``on_start`` (the monitor: a standby then looks for
+    data-bearing services at once, not at its next readiness check)."""
     async for what in events:
         log.debug("container_event", what=what)
+        if on_start is not None and what.endswith(" start"):
+            on_start()
         wake.fire()
