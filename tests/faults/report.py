@@ -322,12 +322,19 @@ FINDINGS = """
       own lease deadline (no renewal for 3 s) cancelled the map step before it could fail,
       so the test waited for a failed step that never came; the rollback, the fault and the
       old master serving again were all there. The test now accepts either.
-    - **dockerd restart on the master** (product, fixed): the master's stop step failed
-      (dockerd down) and it demoted; when dockerd came back, its restart policy started
-      `harbor-core` (data-bearing) on the now-BACKUP node, without the image. Now the
-      standby's readiness check finds data-bearing services running (Docker API) and posts
-      DATA_ON_STANDBY: the demotion's steps stop Harbor (src/harbor_ha/daemon/monitor.py,
-      machine/table.py; tests/unit/test_monitor_warm.py).
+    - **dockerd restart on the master** (product, narrowed, not closed): the master's stop
+      step failed (dockerd down) and it demoted; when dockerd came back, its restart policy
+      started `harbor-core` (data-bearing) on the now-BACKUP node, without the image, and
+      nothing stopped it (the lab never converged). Now a container start (or the Docker
+      event stream reconnecting) makes the standby look at once (Docker API), and
+      data-bearing services found running are DATA_ON_STANDBY: the demotion's steps stop
+      Harbor (src/harbor_ha/daemon/monitor.py, watchers.py, machine/table.py;
+      tests/unit/test_monitor_warm.py). Reruns 04:25 and 04:28 UTC: the lab converged
+      (3.7 s, 5.7 s after dockerd was back) but the row still fails: the test's watch saw
+      core running on the bare mountpoint in 2 samples (~0.3-0.7 s: from dockerd's own
+      start of it to the stop). The bare mountpoint is immutable (the guard), so nothing
+      could be written under it; closing the window needs the containers not to come back
+      at all (restart policy), which only the compose file can say.
     - **the restart loop and the backoff row** errored at setup: the lab had not converged
       after the dockerd row; both passed on the rerun.
     Rerun 04:05-04:16 UTC (keepalived group, mapping row, restart loop, backoff row): 11

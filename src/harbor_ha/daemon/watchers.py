@@ -121,6 +121,8 @@ async def forward_container_events(
     data-bearing services at once, not at its next readiness check)."""
     async for what in events:
         log.debug("container_event", what=what)
-        if on_start is not None and what.endswith(" start"):
+        # A (re)connected stream missed what started meanwhile (dockerd restarting starts
+        # its restart-policy containers before we listen again): as good as a start.
+        if on_start is not None and (what.endswith(" start") or what.startswith("docker ")):
             on_start()
         wake.fire()
