@@ -86,7 +86,10 @@ async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
 
 
 def standby(
-    tmp_path: Path, warm: Callable[[], Awaitable[None]], **fields: Any
+    tmp_path: Path,
+    warm: Callable[[], Awaitable[None]],
+    run_step: Callable[[Step], Awaitable[None]] = _no_step,
+    **fields: Any,
 ) -> tuple[Settings, Driver, Monitor, Engine]:
     """The real driver and monitor of a BACKUP node over the stand-ins above."""
     s = example_settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
@@ -94,7 +97,7 @@ def standby(
     track = TrackFiles(s.priority_file, s.fault_file)
     track.ensure()
     metrics = Metrics()
-    driver = Driver(Node(), run_step=_no_step, step_timeout=lambda st: 60, track=track,
+    driver = Driver(Node(), run_step=run_step, step_timeout=lambda st: 60, track=track,
                     metrics=metrics,
                     background={Kind.RENEW_LEASE: _no_renew, Kind.WARM: warm})  # fmt: skip
     engine = Engine()
@@ -161,20 +164,7 @@ async def test_data_services_running_on_the_standby_are_stopped(tmp_path: Path) 
     async def run_step(step: Step) -> None:
         steps.append(step)
 
-    s = example_settings(priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
-                         runtime_dir=tmp_path / "run", precreate_containers=False)  # fmt: skip
-    track = TrackFiles(s.priority_file, s.fault_file)
-    track.ensure()
-    metrics = Metrics()
-    driver = Driver(Node(), run_step=run_step, step_timeout=lambda st: 60, track=track,
-                    metrics=metrics,
-                    background={Kind.RENEW_LEASE: _no_renew, Kind.WARM: _no_warm})  # fmt: skip
-    engine = Engine()
-    monitor = Monitor(
-        s, driver=driver, metrics=metrics, harbor=None,  # type: ignore[arg-type]
-        containers=engine, ceph=StandbyCeph(), fs=None,  # type: ignore[arg-type]
-        compose=Project(), device=lambda: None, track=track, wake=Pulse(),  # type: ignore[arg-type]
-    )  # fmt: skip
+    _s, driver, monitor, engine = standby(tmp_path, _no_warm, run_step, precreate_containers=False)
     task = asyncio.create_task(driver.run((Node(), ()), "test"))
     try:
         engine.running = {"c1": "proxy", "c2": "portal", "c3": "log"}
