@@ -6,7 +6,7 @@ machine's WARM action then reaches the driver's warm callback.  The adapters are
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +61,8 @@ class Project:
     async def images(self) -> list[str]:
         return ["goharbor/harbor-core:v1"]
 
-    async def data_services(self) -> list[str]:
-        return ["registry", "postgresql", "core"]
+    async def data_containers(self, running: Mapping[str, str]) -> list[str]:
+        return [cid for cid, svc in running.items() if svc not in ("proxy", "portal", "log")]
 
 
 async def _no_renew() -> tuple[Event, str]:

@@ -186,10 +186,9 @@ class Ceph:
     async def _add(
         self, address: str, deadline: float, add: Callable[[str, int], Awaitable[None]] | None
     ) -> None:
+        """Blocklist ``address`` (its form checked by ``fence``) through ``add``, or the CLI."""
         expire = self._s.blocklist_expire_s
         if add is not None:
-            if not is_client_address(address):
-                raise FenceError(f"refusing to blocklist {address!r}: not an exact IP:PORT/NONCE")
             try:
                 async with asyncio.timeout(self._left(deadline)):
                     await add(address, expire)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 
 import structlog
 
@@ -308,9 +309,13 @@ class Compose:
         return parse_service_ids(res.stdout)
 
     async def running_data_containers(self) -> list[str]:
-        """IDs of running containers of data-bearing services (or of no known service: a
-        container of the project compose cannot place counts as data-bearing)."""
-        running = await self.running_services()
+        """IDs of running containers of data-bearing services (``docker ps``)."""
+        return await self.data_containers(await self.running_services())
+
+    async def data_containers(self, running: Mapping[str, str]) -> list[str]:
+        """Of ``running`` (container id -> compose service), the data-bearing services'
+        containers (or of no known service: a container of the project compose cannot place
+        counts as data-bearing)."""
         if not running:
             return []
         try:

@@ -166,7 +166,6 @@ class Leasing:
             first = self._since
             if (
                 before is not None
-                and same_locker(before.holder, now.holder)
                 and renewed(before.holder, now.holder)
                 and now.started - before.ended <= gap
             ):

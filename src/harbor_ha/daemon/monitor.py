@@ -132,13 +132,13 @@ class Monitor:
         if probes is Probes.MASTER:
             await self._check_master(since)
         elif probes is Probes.STANDBY:
-            if self._started_seen:  # a container started here: a data-bearing one?
-                self._started_seen = False
-                await self._stop_stray_data_services()
             now = time.monotonic()
-            if now >= self._next_standby_check:
+            started, self._started_seen = self._started_seen, False
+            if now >= self._next_standby_check:  # its readiness check also looks
                 self._next_standby_check = now + self._s.standby_check_interval_s
                 await self._check_standby()
+            elif started:  # a container started here: a data-bearing one?
+                await self._stop_stray_data_services()
         else:
             self._set_ready(False)
 
@@ -231,18 +231,16 @@ class Monitor:
         API (no process); a failure to ask is logged only (the next check asks again)."""
         try:
             running = await self._containers.running_services()
-            if not running:
-                return
-            data = set(await self._compose.data_services())
+            stray = await self._compose.data_containers(running)
         except Exception as exc:
             log.debug("stray_check_failed", error=str(exc))
             return
-        stray = sorted({svc for svc in running.values() if svc in data or not svc})
         if stray:
+            names = sorted({running[cid] or "(no service label)" for cid in stray})
             self._driver.post(
                 Event.DATA_ON_STANDBY,
                 f"data-bearing services running on the standby without the image: "
-                f"{', '.join(s or '(no service label)' for s in stray)}",
+                f"{', '.join(names)}",
             )
 
     async def _precreate(self) -> None:

@@ -151,7 +151,7 @@ class FifoReader:
                         break
                     self.reopens += 1
                     log.info("fifo_reopen", path=str(self.path), reopens=self.reopens)
-                    self._call(self._on_reopen)
+                    self._call("on_reopen", self._on_reopen)
                 fd = self._fd = self._open()
                 last_open = time.monotonic()
                 pending = None
@@ -215,7 +215,7 @@ class FifoReader:
                 if self.writer_gone:
                     self.writer_gone = False
                     log.info("fifo_writer_back", path=str(self.path))
-                    self._call_writer(True)
+                    self._call("on_writer", self._on_writer, True)
                 return data
             if not self.writer_gone and time.monotonic() - opened >= self.writer_grace_s:
                 self.writer_gone = True
@@ -223,17 +223,9 @@ class FifoReader:
                     "fifo_no_writer", path=str(self.path), after_s=self.writer_grace_s,
                     reason="no keepalived holds its notify FIFO: it exited without coming back",
                 )  # fmt: skip
-                self._call_writer(False)
+                self._call("on_writer", self._on_writer, False)
             await self._wait_readable(fd, timeout_s=self.writer_check_s)
         return None
-
-    def _call_writer(self, present: bool) -> None:
-        if self._on_writer is None:
-            return
-        try:
-            self._on_writer(present)
-        except Exception:
-            log.exception("fifo_writer_callback_failed")
 
     async def _read(self, fd: int) -> bytes:
         """The next chunk; b"" on EOF or close."""
@@ -312,13 +304,13 @@ class FifoReader:
                 log.exception("fifo_callback_failed", callback="on_bad_line")
 
     @staticmethod
-    def _call(callback: Callable[[], None] | None) -> None:
+    def _call(name: str, callback: Callable[..., None] | None, *args: object) -> None:
         if callback is None:
             return
         try:
-            callback()
+            callback(*args)
         except Exception:
-            log.exception("fifo_callback_failed", callback="on_reopen")
+            log.exception("fifo_callback_failed", callback=name)
 
 
 def _file_kind(mode: int) -> str:
