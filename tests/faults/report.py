@@ -322,19 +322,24 @@ FINDINGS = """
       own lease deadline (no renewal for 3 s) cancelled the map step before it could fail,
       so the test waited for a failed step that never came; the rollback, the fault and the
       old master serving again were all there. The test now accepts either.
-    - **dockerd restart on the master** (product, narrowed, not closed): the master's stop
-      step failed (dockerd down) and it demoted; when dockerd came back, its restart policy
-      started `harbor-core` (data-bearing) on the now-BACKUP node, without the image, and
-      nothing stopped it (the lab never converged). Now a container start (or the Docker
-      event stream reconnecting) makes the standby look at once (Docker API), and
-      data-bearing services found running are DATA_ON_STANDBY: the demotion's steps stop
+    - **dockerd restart on the master** (product and lab, closed on 2026-12-02): the
+      master's stop step failed (dockerd down) and it demoted; when dockerd came back, its
+      restart policy started `harbor-core` (data-bearing) on the now-BACKUP node, without the
+      image, and nothing stopped it (the lab never converged). First fix: a container start
+      (or the Docker event stream reconnecting) makes the standby look at once (Docker API),
+      and data-bearing services found running are DATA_ON_STANDBY: the demotion's steps stop
       Harbor (src/harbor_ha/daemon/monitor.py, watchers.py, machine/table.py;
-      tests/unit/test_monitor_warm.py). Reruns 04:25 and 04:28 UTC: the lab converged
-      (3.7 s, 5.7 s after dockerd was back) but the row still fails: the test's watch saw
-      core running on the bare mountpoint in 2 samples (~0.3-0.7 s: from dockerd's own
-      start of it to the stop). The bare mountpoint is immutable (the guard), so nothing
-      could be written under it; closing the window needs the containers not to come back
-      at all (restart policy), which only the compose file can say.
+      tests/unit/test_monitor_warm.py). The lab then converged but core still ran ~0.3-0.7 s
+      on the bare mountpoint, because the lab's core bound only the mountpoint itself, which
+      exists bare. Harbor's own core also binds `data_volume/ca_download`; the lab's core now
+      does too, and a bind source under the bare, immutable mountpoint cannot be created, so
+      dockerd's start of every data-bearing container fails ("error while creating mount
+      source path ...: operation not permitted", seen in the node's dockerd log) and nothing
+      runs there at all. `harbor-ha check` now WARNs about a data-bearing service that binds
+      the mountpoint itself and nothing below it (compose/parse.py
+      `startable_on_bare_mountpoint`; tests/unit/test_compose_parse.py,
+      tests/integration/test_node_promotion.py). Reruns 06:03, 06:05 and 06:06 UTC: passed,
+      0 violations, converged 5.0 s after dockerd was back.
     - **the restart loop and the backoff row** errored at setup: the lab had not converged
       after the dockerd row; both passed on the rerun.
     Rerun 04:05-04:16 UTC (keepalived group, mapping row, restart loop, backoff row): 11

@@ -93,13 +93,38 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
 
 
 def test_preflight_check_on_a_configured_node(one_node: lab.LabState) -> None:
-    """`harbor-ha check` on a correctly configured node passes (exit 0); pointed at an image
-    that does not exist it names the problem and exits 3."""
+    """`harbor-ha check` on a correctly configured node passes (exit 0); with a data-bearing
+    service binding only the mountpoint itself it WARNs naming it (dockerd could start it on
+    the bare mountpoint); pointed at an image that does not exist it names the problem and
+    exits 3."""
     node = one_node.nodes["a"]
     res = lab.harbor_ha(node, "check", check=False, timeout=120)
     print(res.stdout)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "OK: preflight passed" in res.stdout
+    assert "bare mountpoint" not in res.stdout
+    # Core binding only the mountpoint itself (no ca_download): a WARN naming it, still exit 0.
+    compose = node.path / "compose-root-only.yml"
+    compose.write_text(
+        "\n".join(
+            ln
+            for ln in (node.path / "harbor" / "docker-compose.yml").read_text().splitlines()
+            if "ca_download" not in ln
+        )
+        + "\n"
+    )
+    root_env = node.path / "root-only.env"
+    root_env.write_text(node.env_file.read_text() + f"HARBOR_HA_COMPOSE_FILE={compose}\n")
+    res = lab.sh(
+        "nsenter", f"--net=/run/netns/{node.netns}", lab.HARBOR_HA, "--env-file", str(root_env),
+        "check", check=False, timeout=120,
+    )  # fmt: skip
+    print(res.stdout)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert any(
+        ln.startswith("WARN") and "'core'" in ln and "bare mountpoint" in ln
+        for ln in res.stdout.splitlines()
+    ), res.stdout
     bad_env = node.path / "bad-image.env"
     bad_env.write_text(node.env_file.read_text() + "HARBOR_HA_CEPH_IMAGE=no-such-image\n")
     res = lab.sh(

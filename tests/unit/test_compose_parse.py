@@ -20,6 +20,7 @@ from harbor_ha.compose.parse import (
     parse_service_ids,
     service_blocks,
     services_naming,
+    startable_on_bare_mountpoint,
 )
 from harbor_ha.runner import CommandResult
 from tests.fakes import example_settings
@@ -134,6 +135,49 @@ def test_services_naming_the_mountpoint() -> None:
     assert services_naming(V1_CONFIG, "/data") == ["registry", "core"]
     assert services_naming(V2_CONFIG, "/data/") == ["postgresql", "redis"]
     assert services_naming(V1_CONFIG, "/srv") == []
+
+
+BARE_CONFIG = """name: hb
+services:
+  core:
+    image: goharbor/harbor-core:v2
+    volumes:
+      - type: bind
+        source: /data
+        target: /data
+        bind:
+          create_host_path: true
+  jobservice:
+    image: goharbor/harbor-jobservice:v2
+    volumes:
+      - type: bind
+        source: /data/job_logs
+        target: /var/log/jobs
+  harbored:
+    image: goharbor/harbor-core:v2
+    volumes:
+      - type: bind
+        source: "/data/"
+        target: /data
+      - type: bind
+        source: /data/ca_download
+        target: /etc/core/ca
+  proxy:
+    image: goharbor/nginx-photon:v2
+    volumes:
+      - type: bind
+        source: /data2
+        target: /x
+"""
+
+
+def test_startable_on_bare_mountpoint_only_binds_of_the_root_alone() -> None:
+    """A service binding the mountpoint itself and nothing below it is reported (dockerd can
+    start it on the bare mountpoint); one that also binds a path below it (Harbor's core:
+    ca_download) is not, nor one binding only a sub-directory, nor a path sharing the prefix."""
+    assert startable_on_bare_mountpoint(BARE_CONFIG, "/data") == ["core"]
+    assert startable_on_bare_mountpoint(BARE_CONFIG, "/data/") == ["core"]
+    assert startable_on_bare_mountpoint(BARE_CONFIG, "/srv") == []
 
 
 def test_service_ids_from_ps_format() -> None:

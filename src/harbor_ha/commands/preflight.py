@@ -81,7 +81,16 @@ async def preflight(settings: Settings) -> list[Finding]:
             findings.append(("FAIL", f"docker: engine at {settings.docker_host} not answering"))
         elif settings.compose_file.is_file():
             compose = Compose(settings, runner)
-            findings += [("FAIL", f"compose: {p}") for p in await compose.validate()]
+            problems = await compose.validate()
+            findings += [("FAIL", f"compose: {p}") for p in problems]
+            if not problems:
+                findings += [
+                    ("WARN", f"compose: service {name!r} binds {settings.mountpoint} itself and "
+                     "nothing below it: after a dockerd restart its restart policy can start it "
+                     "on the bare mountpoint; bind a sub-directory too (as Harbor's core binds "
+                     "ca_download)")
+                    for name in await compose.bare_startable()
+                ]  # fmt: skip
             missing = await probe.missing_images(await compose.images())
             if missing:
                 findings.append(("FAIL", "harbor images missing: " + ", ".join(missing)))

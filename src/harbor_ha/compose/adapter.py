@@ -36,6 +36,7 @@ from harbor_ha.compose.parse import (
     parse_service_ids,
     service_blocks,
     services_naming,
+    startable_on_bare_mountpoint,
 )
 from harbor_ha.runner import CommandError, CommandResult, Runner
 from harbor_ha.settings import Settings
@@ -294,6 +295,15 @@ class Compose:
         if unlisted:
             log.warning("data_service_not_listed", project=self.project, services=unlisted)
         return [name for name in service_blocks(config) if name in listed or name in naming]
+
+    async def bare_startable(self) -> list[str]:
+        """Data-bearing services that bind the mountpoint itself and nothing below it: after a
+        dockerd restart their restart policy can start them on the bare mountpoint (the
+        standby then stops them, but they ran).  ``harbor-ha check`` warns about them."""
+        config = await self._config()
+        data = set(await self.data_services())
+        mountpoint = str(self._settings.mountpoint)
+        return [n for n in startable_on_bare_mountpoint(config, mountpoint) if n in data]
 
     async def stateless_services(self) -> list[str]:
         """The project's services that keep nothing on the mount (proxy, portal, log)."""

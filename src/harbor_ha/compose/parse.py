@@ -80,6 +80,24 @@ def services_naming(config_yaml: str, path: str) -> list[str]:
     return [name for name, block in service_blocks(config_yaml).items() if under.search(block)]
 
 
+_BIND_SOURCE = re.compile(r"^\s*source:\s*['\"]?(?P<src>/[^'\"\s]*)['\"]?\s*$", re.MULTILINE)
+
+
+def startable_on_bare_mountpoint(config_yaml: str, path: str) -> list[str]:
+    """Services that bind ``path`` itself and nothing below it.  dockerd's restart policy can
+    start such a service on the bare (unmounted) mountpoint after a dockerd restart: the
+    directory exists.  A bind of a sub-directory or file under it cannot start there, because
+    the bare mountpoint is immutable and Docker cannot create the bind's source (Harbor's own
+    file binds ``data_volume/ca_download`` and ``secret/`` beside ``data_volume`` itself)."""
+    root = path.rstrip("/") or "/"
+    out: list[str] = []
+    for name, block in service_blocks(config_yaml).items():
+        sources = [m.group("src").rstrip("/") or "/" for m in _BIND_SOURCE.finditer(block)]
+        if root in sources and not any(s.startswith(root + "/") for s in sources):
+            out.append(name)
+    return out
+
+
 def parse_service_ids(text: str) -> dict[str, str]:
     """``docker ps --format '{{.ID}} {{.Label "com.docker.compose.service"}}'``: id -> service."""
     out: dict[str, str] = {}
