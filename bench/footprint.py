@@ -344,6 +344,11 @@ def main() -> int:
         help="seconds (default 1, the lab's and issue 11's; 0: the settings default)",
     )
     ap.add_argument("--stack", default="registry", choices=lab.STACKS, help="the Harbor project")
+    ap.add_argument(
+        "--advert", type=float, default=0.1,
+        help="VRRP advert interval, s (default 0.1, the lab's; 0.5 is the product's default, "
+        "which also derives the standby's lease watch: 0.75 s instead of 0.1 s)",
+    )  # fmt: skip
     ap.add_argument("--py-spy", default=None, help="py-spy binary: also profile the daemons")
     ap.add_argument(
         "--vip-check-cost", action="store_true", help="only the CPU per VIP check, ip vs netlink"
@@ -377,7 +382,8 @@ def main() -> int:
         say(f"footprint: daemon {command}")
     say(f"footprint: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}; "
         f"uptime: {lab.sh('uptime').stdout.strip()}")  # fmt: skip
-    st = lab.up(args.dir, prefix=args.prefix, say=say, stack=args.stack)
+    say(f"footprint: VRRP advert {args.advert:g} s")
+    st = lab.up(args.dir, prefix=args.prefix, say=say, stack=args.stack, advert_s=args.advert)
     try:
         master = wait_stable(st)
         time.sleep(args.settle)

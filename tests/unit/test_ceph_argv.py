@@ -8,7 +8,7 @@ tests/integration/ceph against a real cluster.
 from __future__ import annotations
 
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -100,30 +100,35 @@ async def test_fence_argv_never_rm_and_excludes() -> None:
 
 
 async def test_fence_adds_through_the_given_adder_and_falls_back_to_the_cli() -> None:
-    """With ``add`` (the lease agent's monitor call) the entries go through it and no
+    """With ``add`` (the lease agent's monitor calls) all the entries go through it in ONE
+    call (the watcher and the stopped lease holder together: one monitor commit) and no
     `ceph osd blocklist add` runs; an adder that fails (agent dead, timed out) is followed
-    by the CLI for that entry. A malformed address is refused before either."""
+    by the CLI for every entry. A malformed address is refused before either."""
     two = (DATA / "rbd_status_two.json").read_text()
     runner = FakeRunner([by_substring({"status": two})])
     ceph = Ceph(settings(blocklist_expire_s=3600), runner)
-    added: list[tuple[str, int]] = []
+    added: list[tuple[tuple[str, ...], int]] = []
 
-    async def add(address: str, expire_s: int) -> None:
-        added.append((address, expire_s))
+    async def add(addresses: Sequence[str], expire_s: int) -> None:
+        added.append((tuple(addresses), expire_s))
 
+    holder = "127.0.0.2:0/77"
     with pytest.raises(FenceError):  # the fake keeps listing the watchers
-        await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, add=add, timeout_s=0.6)
-    assert added == [("127.0.0.1:0/220337131", 3600)]
+        await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, also=(holder,), add=add, timeout_s=0.6)
+    assert added == [(("127.0.0.1:0/220337131", holder), 3600)]
     assert not [argv for argv, _, _ in runner.calls if "add" in argv]
 
-    async def broken(address: str, expire_s: int) -> None:
+    async def broken(addresses: Sequence[str], expire_s: int) -> None:
         raise RuntimeError("agent gone")
 
     runner.calls.clear()
     with pytest.raises(FenceError):
-        await ceph.fence(exclude={"127.0.0.1:0/1790273069"}, add=broken, timeout_s=0.6)
-    assert [argv[-3:] for argv, _, _ in runner.calls if "add" in argv] == [
-        ("add", "127.0.0.1:0/220337131", "3600")
+        await ceph.fence(
+            exclude={"127.0.0.1:0/1790273069"}, also=(holder,), add=broken, timeout_s=0.6
+        )
+    assert sorted(argv[-3:] for argv, _, _ in runner.calls if "add" in argv) == [
+        ("add", "127.0.0.1:0/220337131", "3600"),
+        ("add", holder, "3600"),
     ]
     runner.calls.clear()
     with pytest.raises(FenceError, match="not IP:PORT/NONCE"):

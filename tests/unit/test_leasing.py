@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -72,8 +73,8 @@ class ScriptedLease:
     async def blocklisted(self) -> list[str]:
         return list(self.blocklist)
 
-    async def blocklist_add(self, address: str, expire_s: int) -> None:
-        self.blocklist.append(address)
+    async def blocklist_add(self, addresses: Sequence[str], expire_s: int) -> None:
+        self.blocklist.extend(addresses)
 
     async def break_lock(self, holder: Locker) -> None:
         self.broken.append(holder)

@@ -290,3 +290,24 @@ def test_env_example_with_the_required_filled_in_loads(tmp_path: Path) -> None:
     assert load_settings(f, {}).vip == "10.0.0.100/24"
     f.write_text((root / "config" / "harbor-ha.env.example").read_text())
     assert len(problems(f)) == 4
+
+
+@pytest.mark.parametrize(
+    ("advert", "explicit", "watch"),
+    [
+        ("0.5", None, 0.75),  # the defaults: 3 x 0.5 - 0.5 - 0.25
+        ("0.1", None, 0.1),  # the lab's adverts: no budget left, the fastest watch
+        ("1", None, 1.0),  # slow adverts: at most 1 s
+        ("0.1", "0.3", 0.3),  # set: used as given
+    ],
+)
+def test_lease_watch_derived_from_the_vrrp_adverts(
+    advert: str, explicit: str | None, watch: float
+) -> None:
+    """Unset, the standby's lease watch is the slowest one whose stale judgment (one renewal
+    interval + margin after its first look) still ends within keepalived's master-down
+    interval (3 adverts), kept within 0.1-1 s; a value set is used as given."""
+    env = {**REQUIRED, "HARBOR_HA_VRRP_ADVERT_INTERVAL_S": advert}
+    if explicit is not None:
+        env["HARBOR_HA_LEASE_WATCH_INTERVAL_S"] = explicit
+    assert load_settings(None, env).lease_watch_s == watch

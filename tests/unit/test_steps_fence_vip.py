@@ -8,7 +8,7 @@ node's netns (tests/faults covers it in the two-node lab).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 
 import pytest
@@ -30,7 +30,7 @@ class FakeCeph:
     def __init__(self, *, refuse_also: bool = False) -> None:
         self.fenced = 0
         self.also: list[tuple[str, ...]] = []
-        self.adders: list[Callable[[str, int], Awaitable[None]] | None] = []
+        self.adders: list[Callable[[Sequence[str], int], Awaitable[None]] | None] = []
         self.refuse_also = refuse_also
 
     async def fence(
@@ -39,7 +39,7 @@ class FakeCeph:
         exclude: Collection[str] = (),
         also: Collection[str] = (),
         listed: Callable[[], Awaitable[list[str]]] | None = None,
-        add: Callable[[str, int], Awaitable[None]] | None = None,
+        add: Callable[[Sequence[str], int], Awaitable[None]] | None = None,
     ) -> list[str]:
         self.fenced += 1
         self.adders.append(add)

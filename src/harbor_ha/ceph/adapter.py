@@ -128,16 +128,17 @@ class Ceph:
         exclude: Collection[str] = (),
         also: Collection[str] = (),
         listed: Callable[[], Awaitable[list[str]]] | None = None,
-        add: Callable[[str, int], Awaitable[None]] | None = None,
+        add: Callable[[Sequence[str], int], Awaitable[None]] | None = None,
         timeout_s: float | None = None,
     ) -> list[str]:
         """Blocklist every watcher of the image not in ``exclude``; wait until they are gone.
         ``also``: more client addresses to blocklist (a stopped lease holder's client), each
         confirmed in the blocklist before this returns (``listed``: what lists it, by
         default ``ceph osd blocklist ls``; the lease step passes its agent's monitor call).
-        ``add``: what adds an entry (the fence step passes its lease agent's monitor call:
-        one monitor round trip instead of a `ceph` process); if it fails, the entry is added
-        once more with ``ceph osd blocklist add`` (a new Ceph session).
+        ``add``: what adds the entries, all in one call (the fence step passes its lease
+        agent's monitor calls, sent at once: one monitor commit for all, instead of a `ceph`
+        process each); if it fails, every entry is added once more with ``ceph osd blocklist
+        add`` (a new Ceph session; an entry added twice only has its expiry renewed).
 
         Returns the fenced addresses (empty: nobody else watched the image).
         Bounded by ``timeout_s`` (default settings.fence_timeout_s) in total;
@@ -163,8 +164,9 @@ class Ceph:
         if not targets and not extra:
             log.info("fence_nothing", image=image, watchers=len(current))
             return []
-        # Each entry costs a monitor commit: add them all at once.
-        await asyncio.gather(*(self._add(a, deadline, add) for a in (*targets, *extra)))
+        # Each commit of the monitor's takes the entries that arrived for it: add them all
+        # at once, or the second waits for the next proposal (paxos_propose_interval).
+        await self._add_all([*targets, *extra], deadline, add)
         for address in (*targets, *extra):
             log.warning(
                 "fenced", image=image, address=address, expire_s=self._s.blocklist_expire_s,
@@ -183,19 +185,28 @@ class Ceph:
         log.info("fence_done", image=image, fenced=[*targets, *extra])
         return [*targets, *extra]
 
-    async def _add(
-        self, address: str, deadline: float, add: Callable[[str, int], Awaitable[None]] | None
+    async def _add_all(
+        self,
+        addresses: Sequence[str],
+        deadline: float,
+        add: Callable[[Sequence[str], int], Awaitable[None]] | None,
     ) -> None:
-        """Blocklist ``address`` (its form checked by ``fence``) through ``add``, or the CLI."""
+        """Blocklist ``addresses`` (their form checked by ``fence``) through ``add``, or the
+        CLI (one process each, all at once)."""
         expire = self._s.blocklist_expire_s
         if add is not None:
             try:
                 async with asyncio.timeout(self._left(deadline)):
-                    await add(address, expire)
+                    await add(addresses, expire)
                 return
             except Exception as exc:  # the CLI tries once more, through a new Ceph session
-                log.warning("blocklist_add_retry_cli", address=address, error=str(exc) or repr(exc))
-        await self.blocklist_add(address, expire, timeout_s=self._left(deadline))
+                log.warning(
+                    "blocklist_add_retry_cli", addresses=list(addresses),
+                    error=str(exc) or repr(exc),
+                )  # fmt: skip
+        await asyncio.gather(
+            *(self.blocklist_add(a, expire, timeout_s=self._left(deadline)) for a in addresses)
+        )
 
     async def _confirm_blocklisted(
         self,

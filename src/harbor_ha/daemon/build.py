@@ -52,7 +52,7 @@ def policy_of(settings: Settings) -> Policy:
         lease_duration_s=float(settings.lease_duration_s),
         lease_renew_interval_s=settings.lease_renew_interval_s,
         lease_margin_s=settings.lease_margin_s,
-        lease_watch_s=settings.lease_watch_interval_s,
+        lease_watch_s=settings.lease_watch_s,
         failsafe=settings.failsafe_enabled,
         failsafe_window_s=settings.failsafe_window_s,
         failsafe_request_timeout_s=settings.failsafe_request_timeout_s,

@@ -6,7 +6,7 @@ the real adapters without importing their internals.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 
@@ -17,7 +17,7 @@ class CephPort(Protocol):
         exclude: Collection[str] = (),
         also: Collection[str] = (),
         listed: Callable[[], Awaitable[list[str]]] | None = None,
-        add: Callable[[str, int], Awaitable[None]] | None = None,
+        add: Callable[[Sequence[str], int], Awaitable[None]] | None = None,
     ) -> list[str]: ...
     async def map(self, timeout_s: float) -> str: ...
     async def unmap(self, timeout_s: float) -> None: ...

@@ -20,6 +20,11 @@ Requests (one JSON object a line, answered in order, each with its ``id``):
   ``{"output"}`` in base64 (the encoding is :mod:`harbor_ha.lease.wire`'s).
 - ``{"op": "mon", "command"}``: a monitor command (``osd blocklist ls``: the fence step's
   confirmation of a stopped holder's blocklist entry), answers ``{"output"}``.
+- ``{"op": "mon_all", "commands"}``: several monitor commands sent at once, one thread
+  each (the fence's ``osd blocklist add`` entries: the monitor commits changes that arrive
+  together in one proposal, while one sent after another's commit waits for the next
+  proposal, ``paxos_propose_interval``: 1 s by default); answers ``{"outputs"}`` in the
+  commands' order, or the first failure.
 
 Answers: ``{"id", "ok": true, ...}`` or ``{"id", "ok": false, "error": KIND, "message"}``
 with KIND one of busy, absent, timeout, denied, blocklisted, not_connected, failed.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import threading
 from typing import Any
 
 import rados  # type: ignore[import-not-found,unused-ignore]
@@ -96,6 +102,30 @@ class Agent:
             raise MonError(code, status)
         return {"output": bytes(out or b"").decode(errors="replace")}
 
+    def mon_all(self, req: dict[str, Any]) -> dict[str, Any]:
+        commands = list(req["commands"])
+        results: list[dict[str, Any] | Exception] = [RuntimeError("no answer")] * len(commands)
+
+        def one(i: int, command: dict[str, Any]) -> None:
+            try:
+                results[i] = self.mon({"command": command})
+            except Exception as exc:
+                results[i] = exc
+
+        # librados is thread-safe and the binding drops the GIL in the call; each call is
+        # bounded by rados_mon_op_timeout, so every join ends.
+        threads = [
+            threading.Thread(target=one, args=(i, c), daemon=True) for i, c in enumerate(commands)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return {"outputs": [r["output"] for r in results if isinstance(r, dict)]}
+
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "connect":
@@ -108,6 +138,8 @@ class Agent:
             return self.exec(req)
         if op == "mon":
             return self.mon(req)
+        if op == "mon_all":
+            return self.mon_all(req)
         raise ValueError(f"unknown op {op!r}")
 
 

@@ -18,10 +18,17 @@ from harbor_ha.settings.service import ServiceSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
 from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 
-
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
 # timeouts, behaviour, lease, service (the order of config/harbor-ha.env.example).
+LEASE_WATCH_MIN_S = 0.1
+"""The fastest derived lease watch: ten Ceph reads a second (with sub-second adverts the
+VIP can arrive before any judgment could end, so faster buys little)."""
+LEASE_WATCH_MAX_S = 1.0
+"""The slowest derived lease watch (slow adverts): the watch also tells ``status`` who holds
+the lease, which should not be older than a second."""
+
+
 class Settings(
     ServiceSettings,
     LeaseSettings,
@@ -176,6 +183,20 @@ class Settings(
     @property
     def control_socket_path(self) -> Path:
         return self.control_socket or self.runtime_dir / "control.sock"
+
+    @property
+    def lease_watch_s(self) -> float:
+        """The standby's lease watch period: lease_watch_interval_s, or (unset) the slowest
+        watch whose stale judgment still ends before keepalived's master-down interval
+        (3 adverts) can hand the VIP over (see that field)."""
+        if self.lease_watch_interval_s is not None:
+            return self.lease_watch_interval_s
+        budget = (
+            3 * self.vrrp_advert_interval_s
+            - self.lease_renew_interval_s
+            - self.lease_stale_margin_s
+        )
+        return round(min(LEASE_WATCH_MAX_S, max(LEASE_WATCH_MIN_S, budget)), 3)
 
     @property
     def image_spec(self) -> str:

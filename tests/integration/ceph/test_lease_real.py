@@ -8,6 +8,7 @@ documented prefix harbor-ha.lease).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import signal
@@ -412,3 +413,28 @@ async def test_failsafe_probe_promises_only_when_ceph_is_unreachable(
     assert [e["reason"] for e in logs if e["event"] == "failsafe_request_refused"] == [
         "wrong MAC (wrong secret)"
     ]
+
+
+async def test_blocklist_entries_added_together_land_in_one_osdmap_commit(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """The fence's entries (a watcher and a stopped lease holder) added through the agent in
+    one call reach the monitor together: both are in the blocklist and the OSD map moved by
+    ONE epoch (one commit), not two (the second would wait ~1 s for the monitor's next
+    proposal, paxos_propose_interval).  Addresses from TEST-NET-2, no client of this test."""
+    b = make_lease("b")
+    addresses = [f"198.51.100.{secrets.randbelow(250) + 1}:0/{1000 + i}" for i in range(2)]
+
+    def epoch() -> int:
+        res = ceph_cluster.admin("osd", "stat", "-f", "json")
+        return int(json.loads(res.stdout)["epoch"])
+
+    await b.blocklisted()  # the agent is up: its start is no part of the timing
+    before = epoch()
+    started = time.monotonic()
+    await b.blocklist_add(addresses, 60)
+    took = time.monotonic() - started
+    print(f"\ntwo entries through the agent in {took:.3f} s")
+    assert epoch() == before + 1, "one OSD map commit for both entries"
+    listed = set(await b.blocklisted())
+    assert set(addresses) <= listed
