@@ -89,6 +89,7 @@ def settings(tmp_path: Path) -> Settings:
         lease_duration_s=2,
         lease_renew_interval_s=0.1,
         lease_margin_s=0.5,
+        lease_watch_interval_s=0.1,  # the lab's (0.1 s adverts): several firings per test
     )
 
 

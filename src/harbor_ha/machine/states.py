@@ -215,7 +215,9 @@ class Policy:
     lease_duration_s: float = 5.0
     lease_renew_interval_s: float = 0.5
     lease_margin_s: float = 1.5
-    lease_watch_s: float = 0.1  # a standby's look at the lease while BACKUP
+    lease_watch_s: float = (
+        0.75  # a standby's look at the lease while BACKUP (Settings.lease_watch_s)
+    )
     failsafe: bool = False  # a shared secret and the peer's address are configured
     failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
     failsafe_request_timeout_s: float = 1.5
