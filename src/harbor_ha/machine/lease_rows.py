@@ -56,9 +56,9 @@ logged at debug (at info they would be four lines a second on the master); a ren
 fails, a refused standby's first refusal and every transition stay at info."""
 
 ROUTINE_KINDS = frozenset({Kind.WATCH_LEASE})
-"""Background I/Os armed every ``lease_watch_s`` (0.1 s with the lab's adverts): one still running when the next is
-due (a look waiting on a frozen Ceph, up to its request timeout) is logged at debug, not as
-a warning ten times a second."""
+"""Background I/Os armed every ``lease_watch_s`` (0.1 s with the lab's adverts): one still
+running when the next is due (a look waiting on a frozen Ceph, up to its request timeout) is
+logged at debug, not as a warning ten times a second."""
 
 
 RENEWING = Guard("not lease_lost", lambda n: not n.lease_lost)
