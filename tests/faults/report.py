@@ -38,8 +38,9 @@ Regenerate (as root, on a machine that can run the lab; rewrites this file):
     .venv/bin/python -m tests.faults.report --quick  # only the CI subset
 
 (prefix `HARBOR_HA_LEAK_CHECK=0` while other labs run on the machine: the suite-wide leak
-check would count their processes. Measured: full matrix 32.2 min, 66 tests (2026-12-02
-06:10 UTC run, load average 2-19); quick subset 3.6 min, 28 tests (2026-12-02 01:56 UTC).)
+check would count their processes. Measured: full matrix 26.3 min, 66 tests (2026-12-02
+07:27 UTC run, nothing else running; 32.2 min at 06:10 UTC under load average up to 19);
+quick subset 3.6 min, 28 tests (2026-12-02 01:56 UTC).)
 
 CI runs the quick subset through `scripts/test` (`-m "not full"`); `scripts/test --full` runs
 everything without rewriting this file.  Each row is one fault injected into the real two-node
