@@ -209,3 +209,15 @@ async def test_a_container_start_event_makes_the_standby_look_at_once(tmp_path: 
     assert posted == [Event.DATA_ON_STANDBY]
     await monitor.check_once()
     assert posted == [Event.DATA_ON_STANDBY], "once per start event"
+
+
+def test_what_of_the_event_stream_may_mean_a_start() -> None:
+    """A start event, and the stream (re)connecting (dockerd restarted: its restart-policy
+    containers started before anyone listened), may mean a container started; a die or a
+    health event does not."""
+    from harbor_ha.probes.containers import EVENTS_CONNECTED, EVENTS_RECONNECTED, may_have_started
+
+    assert may_have_started("harbor-core start")
+    assert may_have_started(EVENTS_CONNECTED) and may_have_started(EVENTS_RECONNECTED)
+    assert not may_have_started("harbor-core die")
+    assert not may_have_started("harbor-core health_status: healthy")

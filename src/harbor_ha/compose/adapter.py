@@ -297,13 +297,12 @@ class Compose:
         return [name for name in service_blocks(config) if name in listed or name in naming]
 
     async def bare_startable(self) -> list[str]:
-        """Data-bearing services that bind the mountpoint itself and nothing below it: after a
-        dockerd restart their restart policy can start them on the bare mountpoint (the
-        standby then stops them, but they ran).  ``harbor-ha check`` warns about them."""
+        """Services that bind the mountpoint itself and nothing below it (data-bearing, as
+        every service naming the mountpoint is): after a dockerd restart their restart
+        policy can start them on the bare mountpoint (the standby then stops them, but they
+        ran).  ``harbor-ha check`` warns about them."""
         config = await self._config()
-        data = set(await self.data_services())
-        mountpoint = str(self._settings.mountpoint)
-        return [n for n in startable_on_bare_mountpoint(config, mountpoint) if n in data]
+        return startable_on_bare_mountpoint(config, str(self._settings.mountpoint))
 
     async def stateless_services(self) -> list[str]:
         """The project's services that keep nothing on the mount (proxy, portal, log)."""

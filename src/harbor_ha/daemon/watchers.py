@@ -12,6 +12,7 @@ import structlog
 from harbor_ha.keepalived.fifo import FifoLine
 from harbor_ha.machine import Event
 from harbor_ha.metrics import Metrics
+from harbor_ha.probes.containers import may_have_started
 
 from .driver import Driver
 from .pulse import Pulse
@@ -121,8 +122,6 @@ async def forward_container_events(
     data-bearing services at once, not at its next readiness check)."""
     async for what in events:
         log.debug("container_event", what=what)
-        # A (re)connected stream missed what started meanwhile (dockerd restarting starts
-        # its restart-policy containers before we listen again): as good as a start.
-        if on_start is not None and (what.endswith(" start") or what.startswith("docker ")):
+        if on_start is not None and may_have_started(what):
             on_start()
         wake.fire()

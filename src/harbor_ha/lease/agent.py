@@ -121,10 +121,12 @@ class Agent:
             t.start()
         for t in threads:
             t.join()
+        outputs = []
         for r in results:
             if isinstance(r, Exception):
                 raise r
-        return {"outputs": [r["output"] for r in results if isinstance(r, dict)]}
+            outputs.append(r["output"])
+        return {"outputs": outputs}
 
     def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")

@@ -222,8 +222,8 @@ class Lease:
         because the monitor commits entries that arrive together in one proposal, and makes
         one that arrives after another's commit wait for its next proposal
         (``paxos_propose_interval``, 1 s by default): two entries one after the other took
-        ~1.5 s, together ~0.5 s (``python -m bench.blocklist_batch``).  The caller checked
-        the addresses' form."""
+        1.06 s, together 0.055 s (``python -m bench.blocklist_batch``, docs/benchmark.md).
+        The caller checked the addresses' form."""
         if not addresses:
             return
         await self.agent.request(

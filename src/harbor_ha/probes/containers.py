@@ -30,6 +30,18 @@ log = structlog.get_logger(__name__)
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
+EVENTS_CONNECTED = "docker events connected"
+EVENTS_RECONNECTED = "docker events reconnected"
+"""What ``watch`` yields when its stream is established / re-established after a loss."""
+
+
+def may_have_started(what: str) -> bool:
+    """Whether a line of ``watch`` can mean a container started: its start event, or the
+    stream (re)connecting (dockerd restarting starts its restart-policy containers before
+    anyone listens again, so a start may have been missed)."""
+    return what.endswith(" start") or what in (EVENTS_CONNECTED, EVENTS_RECONNECTED)
+
+
 WATCH_EVENTS = ("start", "die", "stop", "health_status")
 BACKOFF_INITIAL_S = 0.1
 
@@ -212,9 +224,9 @@ class ContainerProbe:
     async def watch(self) -> AsyncIterator[str]:
         """Yield "NAME ACTION" for each start/die/stop/health_status event of the project.
 
-        Yields "docker events connected" once the stream is established, and after a loss
-        (dockerd restart: reconnects with backoff up to probe_interval_s) "docker events
-        reconnected" (events may have been missed: re-check).  Never raises except
+        Yields EVENTS_CONNECTED once the stream is established, and after a loss (dockerd
+        restart: reconnects with backoff up to probe_interval_s) EVENTS_RECONNECTED (events
+        may have been missed: re-check).  Never raises except
         CancelledError.
         """
         filters = json.dumps(
@@ -241,7 +253,7 @@ class ContainerProbe:
                             )
                         log.info("docker_events_connected", reconnect=lost)
                         backoff = BACKOFF_INITIAL_S
-                        yield "docker events reconnected" if lost else "docker events connected"
+                        yield EVENTS_RECONNECTED if lost else EVENTS_CONNECTED
                         lost = False
                         async for line in resp.content:
                             text = line.strip()
