@@ -88,3 +88,28 @@ def test_read_only_from_mount_or_superblock_options() -> None:
     assert is_read_only("/srv/fenced618", infos) is True  # Linux 6.18's remount-ro
     assert is_read_only("/srv/harbor data", infos) is False
     assert is_read_only("/not/mounted", infos) is False
+
+
+def test_parsing_only_at_a_path_answers_as_the_whole_table() -> None:
+    """parse_mountinfo(text, at=P) keeps exactly the lines that may be a mount at P (the
+    escaped path as a whole field), so the top-most mount at P, and its read-only flag, are
+    those of the whole table, also for paths with escapes, stacked mounts, a mount whose
+    *root* is P, and a path that is only a prefix of a mountpoint."""
+    stacked = (
+        "60 27 7:9 / /data rw - ext4 /dev/loop9 rw\n"
+        "50 27 0:40 / /data rw - tmpfs tmpfs rw\n"
+        "70 60 7:8 / /data rw - ext4 /dev/loop8 rw\n"
+        "80 70 7:7 / /data/sub rw - ext4 /dev/loop7 rw\n"
+        "90 27 7:1 /data /elsewhere rw - ext4 /dev/loop1 rw\n"
+        "91 27 7:2 / /dat rw - ext4 /dev/loop2 ro\n"
+    )
+    text = SAMPLE + stacked
+    whole = parse_mountinfo(text)
+    paths = ["/data", "/data/", "/data/sub", "/dat", "/srv/harbor data"]
+    paths += ["/srv/tab\tand\\slash", "/srv/fenced", "/srv/fenced618", "/", "/none"]
+    for path in paths:
+        only = parse_mountinfo(text, at=path)
+        assert mount_at(path, only) == mount_at(path, whole), path
+        assert is_read_only(path, only) == is_read_only(path, whole), path
+    assert [m.mount_id for m in parse_mountinfo(text, at="/data")] == [60, 50, 70, 90]
+    assert parse_mountinfo(text, at="/none") == []

@@ -21,14 +21,15 @@ from harbor_ha.filesystem.mountinfo import MountInfo, parse_mountinfo, top_mount
 MOUNTINFO = Path("/proc/self/mountinfo")
 
 
-def read_mountinfo() -> list[MountInfo]:
-    """This process's mount table (reads procfs only, never the mounted filesystems)."""
-    return parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape"))
+def read_mountinfo(at: Path | str | None = None) -> list[MountInfo]:
+    """This process's mount table (reads procfs only, never the mounted filesystems); with
+    ``at``, only the mounts that may be at that path (see :func:`parse_mountinfo`)."""
+    return parse_mountinfo(MOUNTINFO.read_text(errors="surrogateescape"), at)
 
 
 def mount_at(mountpoint: Path | str, infos: Sequence[MountInfo] | None = None) -> MountInfo | None:
     """The top-most mount at exactly ``mountpoint`` (the one no other mount there covers)."""
-    return top_mount(read_mountinfo() if infos is None else infos, mountpoint)
+    return top_mount(read_mountinfo(mountpoint) if infos is None else infos, mountpoint)
 
 
 def device_numbers(device: str) -> tuple[int, int]:

@@ -45,10 +45,26 @@ def _unescape(text: str) -> str:
     return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), text)
 
 
-def parse_mountinfo(text: str) -> list[MountInfo]:
-    """Parse mountinfo text (proc(5)): optional fields end at the lone '-' separator."""
+def escape(path: str) -> str:
+    """``path`` as the kernel writes it in mountinfo (the inverse of :func:`_unescape`)."""
+    for char, code in (("\\", "\\134"), (" ", "\\040"), ("\t", "\\011"), ("\n", "\\012")):
+        path = path.replace(char, code)
+    return path
+
+
+def parse_mountinfo(text: str, at: os.PathLike[str] | str | None = None) -> list[MountInfo]:
+    """Parse mountinfo text (proc(5)): optional fields end at the lone '-' separator.
+
+    With ``at``, only the lines that can be a mount at exactly that path are parsed (a plain
+    substring test on the escaped path as a whole field first): the answer of
+    :func:`top_mount` for ``at`` is the same, and a master asks it every probe, over a table
+    that holds every container's overlay mount."""
     infos: list[MountInfo] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    if at is not None:
+        needle = f" {escape(normalize(at))} "
+        lines = [line for line in lines if needle in line]
+    for line in lines:
         fields = line.split(" ")
         if len(fields) < 10:
             continue

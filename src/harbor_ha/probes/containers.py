@@ -5,8 +5,10 @@ Healthy = at least ``harbor_expected_containers`` containers labelled
 healthcheck, State.Health.Status ``healthy`` (a stopped container keeps its last health value,
 so both are checked).  The standby's readiness questions (the project's containers, the images
 present) are answered through the same client: no ``docker`` CLI run per check.  The event
-stream (container start/die/stop/health_status of the project only: unfiltered, healthchecks
-flood exec_* events) lets the daemon react at once; the periodic check() stays the backstop.
+stream (the project's container events of WATCH_EVENTS only: unfiltered, healthchecks flood
+exec_* events) lets the daemon react at once.  While it is connected, check() lists the
+containers again only after an event or ``probe_containers_full_s`` after its last list (the
+periodic backstop against a lost event); otherwise its last look stands.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +45,11 @@ def may_have_started(what: str) -> bool:
     return what.endswith(" start") or what in (EVENTS_CONNECTED, EVENTS_RECONNECTED)
 
 
-WATCH_EVENTS = ("start", "die", "stop", "health_status")
+WATCH_EVENTS = (
+    "start", "die", "stop", "health_status", "create", "destroy", "pause", "unpause", "rename",
+)  # fmt: skip
+"""Every container event that can change what check() reports (state, health, the set of
+containers, a name); a kill or an OOM is followed by ``die``."""
 BACKOFF_INITIAL_S = 0.1
 
 
@@ -58,6 +65,8 @@ class ContainerReport:
     containers: dict[str, str] = field(default_factory=dict)
     """container name -> "running/healthy", "exited", "running/starting", ..."""
     reason: str = ""
+    api_error: bool = False
+    """Docker's API did not answer (the report says nothing about the containers)."""
 
 
 def container_status(state: dict[str, Any]) -> tuple[str, bool]:
@@ -112,6 +121,15 @@ class ContainerProbe:
         self._docker: aiodocker.Docker | None = None
         self._seen: dict[str, tuple[tuple[str, str], str, tuple[str, bool]]] = {}
         """container id -> ((list State, list Status), name, status) of its last inspect."""
+        self._stream_live = False
+        """watch() holds a connected event stream: no event means no change."""
+        self._changed = True
+        """An event (or a stream (re)connect) arrived since the last list began."""
+        self._last: tuple[float, ContainerReport] | None = None
+        """(monotonic time its list began, report) of the last check that listed."""
+        self.lists = 0
+        """How many times check() listed the containers (the footprint benchmark and the
+        tests count them)."""
 
     @property
     def _label(self) -> str:
@@ -191,7 +209,28 @@ class ContainerProbe:
 
     async def check(self) -> ContainerReport:
         """The project's containers, inspected when their list entry (state, status text) changed
-        since the last look; never raises (errors are reported)."""
+        since the last look; never raises (errors are reported).  While the event stream is
+        connected and nothing happened since the last list (younger than
+        probe_containers_full_s), that list's report is returned without asking Docker."""
+        now = time.monotonic()
+        last = self._last
+        if (
+            last is not None
+            and self._stream_live
+            and not self._changed
+            and now - last[0] < self._settings.probe_containers_full_s
+        ):
+            return last[1]
+        # Cleared BEFORE the list: an event arriving while it runs makes the next check list.
+        self._changed = False
+        self._last = None
+        report = await self._list_and_judge()
+        self.lists += 1
+        if not report.api_error:
+            self._last = (now, report)
+        return report
+
+    async def _list_and_judge(self) -> ContainerReport:
         try:
             async with asyncio.timeout(self._settings.probe_timeout_s):
                 docker = self._client()
@@ -207,11 +246,11 @@ class ContainerProbe:
                 ]
                 infos = await asyncio.gather(*(c.show() for c in stale))
         except TimeoutError:
-            return ContainerReport(
-                False, {}, f"docker API: timeout after {self._settings.probe_timeout_s:g} s"
-            )
+            why = f"docker API: timeout after {self._settings.probe_timeout_s:g} s"
+            return ContainerReport(False, {}, why, api_error=True)
         except (aiodocker.DockerError, aiohttp.ClientError, OSError) as exc:
-            return ContainerReport(False, {}, f"docker API: {type(exc).__name__}: {exc}")
+            why = f"docker API: {type(exc).__name__}: {exc}"
+            return ContainerReport(False, {}, why, api_error=True)
         fresh = {
             c.id: (keys[c.id], str(info.get("Name", c.id)).lstrip("/"),
                    container_status(info.get("State") or {}))
@@ -253,12 +292,15 @@ class ContainerProbe:
                             )
                         log.info("docker_events_connected", reconnect=lost)
                         backoff = BACKOFF_INITIAL_S
+                        # Events may have been missed before (or between) streams.
+                        self._changed, self._stream_live = True, True
                         yield EVENTS_RECONNECTED if lost else EVENTS_CONNECTED
                         lost = False
                         async for line in resp.content:
                             text = line.strip()
                             if not text:
                                 continue
+                            self._changed = True  # even one we cannot parse
                             try:
                                 event = json.loads(text)
                             except ValueError:
@@ -271,6 +313,8 @@ class ContainerProbe:
                 log.warning(
                     "docker_events_lost", error=f"{type(exc).__name__}: {exc}", retry_s=backoff
                 )
+            finally:
+                self._stream_live = False
             lost = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self._settings.probe_interval_s)

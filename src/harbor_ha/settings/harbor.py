@@ -134,6 +134,19 @@ class ProbeSettings(BaseModel):
             "5 s cost a standby more CPU than all its other work (docs/benchmark.md)."
         ),
     )
+    probe_containers_full_s: Seconds = Field(
+        default=10.0,
+        description=(
+            "Longest time the MASTER's container probe trusts the Docker event stream: while "
+            "the stream is connected and no start/die/stop/health/create/destroy/pause event "
+            "of the project arrived, a probe reuses its last look at the containers for up to "
+            "this long instead of listing them again (the health API and port 443 are still "
+            "probed every probe_interval_s). 10 s: the stream is the primary signal and is "
+            "reliable while connected, the list is the backstop against a lost event, and "
+            "the list every second was the largest single cost of an idle master "
+            "(docs/benchmark.md, the footprint)."
+        ),
+    )
     probe_timeout_s: Seconds = Field(
         default=2.0,
         description="Timeout of one probe (TCP, HTTP, Docker API call).",

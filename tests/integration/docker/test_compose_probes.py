@@ -285,6 +285,57 @@ async def test_unhealthy_component_seen_by_watch_and_check(
         await compose.down()
 
 
+async def test_check_lists_only_after_an_event_while_the_stream_is_connected(
+    project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor, dockerd: Dockerd
+) -> None:
+    """While watch() holds the event stream, check() answers from its last list until an
+    event of the project arrives (a stopped container is then seen at the next check) or
+    probe_containers_full_s has passed since that list (the backstop); without a stream
+    every check lists."""
+    settings = v1_settings.model_copy(update={"probe_containers_full_s": 3.0})
+    compose = Compose(settings, ProcessRunner())
+    await up_and_healthy(compose, netns_exec, settings)
+    probe = ContainerProbe(settings)
+    try:
+        first = await probe.check()
+        again = await probe.check()
+        assert first.healthy and again.healthy
+        assert probe.lists == 2, "no stream yet: every check lists"
+        events = EventLog(probe)
+        try:
+            await events.wait(lambda d: d == "docker events connected", 0, 10)
+            listed = await probe.check()  # the (re)connect may have hidden an event: lists
+            assert probe.lists == 3 and listed.healthy
+            quiet = await probe.check()
+            assert probe.lists == 3 and quiet is listed, "no event: the last list stands"
+
+            stopped = time.monotonic()
+            dockerd.docker("stop", "-t", "2", "harbor-jobservice")
+            await events.wait(lambda d: d == "harbor-jobservice die", stopped, 10)
+            seen = await probe.check()
+            assert probe.lists == 4
+            assert not seen.healthy
+            assert seen.containers["harbor-jobservice"].startswith("exited")
+
+            # Quiet again: the backstop lists once probe_containers_full_s has passed.
+            await events.wait(lambda d: d == "harbor-jobservice stop", stopped, 10)
+            await probe.check()
+            n = probe.lists
+            await probe.check()
+            assert probe.lists == n
+            await asyncio.sleep(settings.probe_containers_full_s + 0.2)
+            await probe.check()
+            assert probe.lists == n + 1, "the backstop listed"
+        finally:
+            await events.close()
+        await probe.check()
+        await probe.check()
+        assert probe.lists == n + 3, "stream closed: every check lists again"
+    finally:
+        await probe.close()
+        await compose.down()
+
+
 async def test_tcp_port_closed_is_seen(
     project: HarborShape, v1_settings: Settings, netns_exec: NetnsExecutor, dockerd: Dockerd
 ) -> None:
