@@ -65,8 +65,13 @@ the other); the bench kills the serving node's keepalived (t0) and measures the 
 client-visible total.  Between runs the old node is undone by hand (compose down, umount,
 forced unmap: its mapping was fenced) and its keepalived restarted as BACKUP.
 
-Last line: ``failover_total_median_s=X overhead_ms=Y ratio_vs_sequential=Z`` (crash kind:
-median total, median overhead, median total / baseline median total).
+Then the crash failover's serial chain (FLOOR_LINKS): each link's median for harbor-ha and
+the baseline, and the floor: the sum of harbor-ha's links with the fence at its monitor commit
+(``fence_commit``: the fence step without its `rbd status` reads) and no time of its own
+between them, over the baseline's total.
+
+Last line: ``failover_total_median_s=X overhead_ms=Y ratio_vs_sequential=Z ratio_floor=F``
+(crash kind: median total, median overhead, median total / baseline median total, the floor).
 """
 
 from __future__ import annotations
@@ -361,11 +366,15 @@ def run_ours(
     ext = [(t0, t_trig), *old_cmds, (t_fault, t1), *critical, (t_up_end, t_c)]
     f["external"] = union_length(ext, t0, t_c)
     fence_end = steps["fence"].at
-    # rbd status calls: 1 before the blocklist add, then one per re-check; each re-check after
-    # the first followed a FENCE_POLL_S sleep.
-    f["fence_poll_sleeps_n"] = max(
-        sum(1 for a, b, n in cmds if n == "rbd status" and promo.at <= a and b <= fence_end) - 2, 0
-    )
+    fence_begin = fence_end - f["fence"]
+    # rbd status calls (the real rbd, or the stand-in passing it on): 1 before the blocklist
+    # add, then one per re-check; each re-check after the first followed a FENCE_POLL_S sleep.
+    reads = [
+        (a, b) for a, b, n in cmds if n.endswith(" status") and fence_begin <= a and b <= fence_end
+    ]
+    f["fence_poll_sleeps_n"] = max(len(reads) - 2, 0)
+    # The fence without its watcher reads: the blocklist commit (and the VIP check).
+    f["fence_commit"] = max(f["fence"] - union_length(reads, fence_begin, fence_end), 0.0)
     f["overhead_ms"] = (f["total"] - f["external"]) * 1000
     healthy_at = docker_first_healthy(newn, t_up_end - 5, t_end)
     if healthy_at is not None:
@@ -607,6 +616,43 @@ def table(title: str, rows: list[dict[str, float]]) -> dict[str, float]:
     return med
 
 
+FLOOR_LINKS = (
+    ("vrrp", "vip", "detection: keepalived hands the VIP over after 3 missed adverts"),
+    ("lease", None, "the stale judgment: no fence before the holder stopped renewing"),
+    ("fence_commit", "fence", "one monitor commit: an exclusive map fails before it"),
+    ("map", "map", "the device: fsck and mount need it"),
+    ("fsck", "fsck", "the journal replayed before the mount"),
+    ("mount", "mount", "safety rule 5: the data services start only on the verified mount"),
+    ("client", "client", "the data services start, Harbor answers through the VIP"),
+)
+"""The serial chain of a crash failover: (our figure, the baseline's, why the next link
+cannot start before this one ends).  Each link needs the one before it."""
+
+
+def floor_table(ours: dict[str, float], base: dict[str, float]) -> float:
+    """Print the crash failover's serial chain with both sides' medians and the best ratio
+    harbor-ha could reach with these components: its own links as measured, the fence at its
+    monitor commit (no watcher reads) and no time of its own between the links.  Returns that
+    ratio (the floor)."""
+    say("\nthe serial chain of a crash failover (medians, s): each link needs the one before")
+    say(f"  {'link':<14}{'harbor-ha':>10}{'baseline':>10}  why the next cannot start sooner")
+    floor = 0.0
+    for key, bkey, why in FLOOR_LINKS:
+        mine = ours.get(key, 0.0)
+        floor += mine
+        theirs = f"{base[bkey]:>10.3f}" if bkey and bkey in base else f"{'-':>10}"
+        say(f"  {key:<14}{mine:>10.3f}{theirs}  {why}")
+    total = base.get("total", float("nan"))
+    say(f"  {'sum':<14}{floor:>10.3f}{total:>10.3f}  (baseline: its measured total)")
+    ratio = floor / total
+    lease = ours.get("lease", 0.0)
+    say(
+        f"  floor: ratio {ratio:.3f} with these links; {(floor - lease) / total:.3f} even "
+        f"without the lease; harbor-ha's total {ours.get('total', float('nan')):.3f} s"
+    )
+    return ratio
+
+
 def client_summary(label: str, rows: list[dict[str, float]]) -> float | None:
     """The registry client's cost of ``label``'s failovers in one line (the registry stack
     only): the first good pull after the outage (median, max), the sums of failed pulls, of
@@ -746,10 +792,11 @@ def main() -> int:
         say(f"\n{k}:")
         gap_table(v)
     bmed = table("baseline (sequential shell script), crash", base) if base else {}
-    ratio = float("nan")
+    ratio = floor = float("nan")
     if bmed and "crash" in medians:
         ratio = medians["crash"]["total"] / bmed["total"]
         say(f"\nratio ours/baseline (crash, median total): {ratio:.3f}")
+        floor = floor_table(medians["crash"], bmed)
     if args.stack == "registry":
         say("")
         pulls = {k: client_summary(k, [r.figures for r in v]) for k, v in ours.items()}
@@ -764,7 +811,7 @@ def main() -> int:
     say(
         f"failover_total_median_s={c.get('total', float('nan')):.3f} "
         f"overhead_ms={c.get('overhead_ms', float('nan')):.0f} "
-        f"ratio_vs_sequential={ratio:.3f}"
+        f"ratio_vs_sequential={ratio:.3f} ratio_floor={floor:.3f}"
     )
     return 0
 
