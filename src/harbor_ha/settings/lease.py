@@ -32,9 +32,11 @@ class LeaseSettings(BaseModel):
         description=(
             "Renewal period of the master (also while it demotes cleanly, until it releases), "
             "the standby's lease watch while BACKUP, and its poll while the holder renews. "
-            "Issue 10: the lease may add at most one interval to a crash failover; the stale "
-            "judgment needs two reads this + lease_stale_margin_s apart, the first of them "
-            "usually made by the watch before the promotion, so 0.5 s."
+            "Issue 10: the lease should add at most about one interval to a crash failover "
+            "(with 0.1 s adverts: up to this + lease_stale_margin_s + the watch - keepalived's "
+            "0.3 s hand-over, plus agent round trips; nothing at the default adverts); the "
+            "stale judgment needs two reads this + lease_stale_margin_s apart, the first of "
+            "them usually made by the watch before the promotion, so 0.5 s."
         ),
     )
     lease_watch_interval_s: float | None = Field(
