@@ -128,8 +128,7 @@ class ContainerProbe:
         self._last: tuple[float, ContainerReport] | None = None
         """(monotonic time its list began, report) of the last check that listed."""
         self.lists = 0
-        """How many times check() listed the containers (the footprint benchmark and the
-        tests count them)."""
+        """How many times check() listed the containers (the tests count them)."""
 
     @property
     def _label(self) -> str:
