@@ -23,34 +23,17 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from lab.dockerd import compose_v2_binary, restart_dockerd, start_dockerd, stop_dockerd
-from lab.harbor_shape import HarborShape, build_images
-from lab.netns import delete_netns, make_netns
+from bench.shape_dockerd import shape_on_own_dockerd
+from lab.dockerd import restart_dockerd
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    compose = compose_v2_binary() or "/usr/bin/docker-compose"
-    netns = make_netns("hhbpc-")
-    work = Path(f"/var/tmp/{netns}")
-    d = None
-    try:
-        d = start_dockerd(work / "d", netns)
-        build_images(d.host)
-        shape = HarborShape.render(work / "harbor", d.host, project="harbor", https_port=8443)
-        env = {"DOCKER_HOST": d.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
-
-        def c(*a: str) -> float:
-            t = time.monotonic()
-            subprocess.run(
-                [compose, "-p", "harbor", "-f", str(shape.compose_file), *a],
-                env=env, check=True, capture_output=True, timeout=180,
-            )  # fmt: skip
-            return time.monotonic() - t
+    with shape_on_own_dockerd("hhbpc-") as lab_:
+        d, shape, c = lab_.dockerd, lab_.shape, lab_.compose_run
 
         def running() -> list[str]:
             label = "label=com.docker.compose.project=harbor"
@@ -100,15 +83,6 @@ def main() -> int:
             f"(runs {', '.join(f'{x:.2f}' for x in pre)}); "
             f"the standby's create itself: median {statistics.median(create_t):.2f} s"
         )
-    finally:
-        if d is not None:
-            subprocess.run(["chattr", "-R", "-i", str(work)], capture_output=True)
-            ids = d.docker("ps", "-aq", check=False).split()
-            if ids:
-                d.docker("rm", "-f", *ids, check=False)
-            stop_dockerd(d)
-        delete_netns(netns)
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

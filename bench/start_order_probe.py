@@ -19,16 +19,12 @@ prints both medians and the saving.  Everything it starts is stopped and removed
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from lab.dockerd import compose_v2_binary, start_dockerd, stop_dockerd
-from lab.harbor_shape import HarborShape, build_images
-from lab.netns import delete_netns, make_netns
+from bench.shape_dockerd import shape_on_own_dockerd
 
 DATA_SERVICES = ("registry", "registryctl", "postgresql", "redis", "core", "jobservice")
 DATA_CONTAINERS = ("registry", "registryctl", "harbor-db", "redis", "harbor-core",
@@ -39,23 +35,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
-    compose = compose_v2_binary() or "/usr/bin/docker-compose"
-    netns = make_netns("hhbso-")
-    work = Path(f"/var/tmp/{netns}")
-    d = None
-    try:
-        d = start_dockerd(work / "d", netns)
-        build_images(d.host)
-        shape = HarborShape.render(work / "harbor", d.host, project="harbor", https_port=8443)
-        env = {"DOCKER_HOST": d.host, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
-
-        def c(*a: str) -> float:
-            t = time.monotonic()
-            subprocess.run(
-                [compose, "-p", "harbor", "-f", str(shape.compose_file), *a],
-                env=env, check=True, capture_output=True, timeout=180,
-            )  # fmt: skip
-            return time.monotonic() - t
+    with shape_on_own_dockerd("hhbso-") as lab_:
+        d, c = lab_.dockerd, lab_.compose_run
 
         def at_once() -> float:
             t = time.monotonic()
@@ -81,21 +62,13 @@ def main() -> int:
                     together.append(at_once())
                 time.sleep(2.0)
         lv, to = statistics.median(levels), statistics.median(together)
-        print(f"compose: {compose}")
+        print(f"compose: {lab_.compose}")
         print(f"levels (compose up -d): median {lv:.3f} s (runs "
               f"{', '.join(f'{x:.3f}' for x in levels)})")  # fmt: skip
         print(f"at once (docker start x6): median {to:.3f} s (runs "
               f"{', '.join(f'{x:.3f}' for x in together)})")  # fmt: skip
         print(f"start_levels_median_s={lv:.3f} start_at_once_median_s={to:.3f} "
               f"saving_s={lv - to:.3f}")  # fmt: skip
-    finally:
-        if d is not None:
-            ids = d.docker("ps", "-aq", check=False).split()
-            if ids:
-                d.docker("rm", "-f", *ids, check=False)
-            stop_dockerd(d)
-        delete_netns(netns)
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
