@@ -221,6 +221,7 @@ class ContainerProbe:
         ):
             return last[1]
         # Cleared BEFORE the list: an event arriving while it runs makes the next check list.
+        # The last report goes too: a list cancelled half-way must not leave it standing.
         self._changed = False
         self._last = None
         report = await self._list_and_judge()

@@ -323,8 +323,10 @@ async def test_check_lists_only_after_an_event_while_the_stream_is_connected(
             n = probe.lists
             await probe.check()
             assert probe.lists == n
-            await asyncio.sleep(settings.probe_containers_full_s + 0.2)
+            heard = len(events.events)
+            await asyncio.sleep(settings.probe_containers_full_s + 0.2)  # the backstop's age
             await probe.check()
+            assert len(events.events) == heard, "no event meanwhile: only the backstop lists"
             assert probe.lists == n + 1, "the backstop listed"
         finally:
             await events.close()
