@@ -250,6 +250,7 @@ def format_status(data: dict[str, Any]) -> str:
         ("fault file", "SET" if data.get("fault") else "clear"),
         ("maintenance", "on" if data.get("maintenance") else "off"),
         ("harbor healthy", data.get("harbor_healthy")),
+        ("harbor degraded", ", ".join(data.get("harbor_degraded") or []) or "-"),
         ("standby ready", data.get("standby_ready")),
         ("device", data.get("device") or "-"),
         ("failed promotions", data.get("failures")),

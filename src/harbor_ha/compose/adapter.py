@@ -36,6 +36,7 @@ from harbor_ha.compose.parse import (
     parse_service_ids,
     service_blocks,
     services_naming,
+    services_naming_only_secrets,
     startable_on_bare_mountpoint,
 )
 from harbor_ha.runner import CommandError, CommandResult, Runner
@@ -60,6 +61,7 @@ class Compose:
         promoted must end before `up -d` (compose is not safe against itself)."""
         self._images_cache: tuple[tuple[float, int], list[str]] | None = None
         self._config_cache: tuple[tuple[float, int], str] | None = None
+        self._classified: str | None = None  # the config text last classified (logged once)
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -273,6 +275,10 @@ class Compose:
         return killed
 
     # ------------------------------------------------------- data vs stateless
+    async def config(self) -> str:
+        """The normalized ``compose config`` (cached: see ``_config``)."""
+        return await self._config()
+
     async def _config(self) -> str:
         """The normalized ``compose config``, cached until the file's mtime or size changes."""
         st = self._settings.compose_file.stat()
@@ -286,14 +292,26 @@ class Compose:
         return res.stdout
 
     async def data_services(self) -> list[str]:
-        """The services that need the data: settings.harbor_data_services, plus any service
-        whose config names a path under the mountpoint (logged: the setting misses it)."""
+        """The services that need the mount: settings.harbor_data_services, plus any service
+        whose config names a path under the mountpoint.  Logged once per compose config: a
+        service that binds only the mount's secrets (an https proxy's certificate under
+        ``secret/``) at info, any other the setting misses as a warning."""
         config = await self._config()
+        mountpoint = str(self._settings.mountpoint)
         listed = set(self._settings.harbor_data_services)
-        naming = services_naming(config, str(self._settings.mountpoint))
-        unlisted = [name for name in naming if name not in listed]
-        if unlisted:
-            log.warning("data_service_not_listed", project=self.project, services=unlisted)
+        naming = services_naming(config, mountpoint)
+        if self._classified != config:
+            self._classified = config
+            secrets = set(services_naming_only_secrets(config, mountpoint))
+            quiet = [name for name in naming if name not in listed and name in secrets]
+            unlisted = [name for name in naming if name not in listed and name not in secrets]
+            if quiet:
+                log.info(
+                    "service_needs_mounted_secrets", project=self.project, services=quiet,
+                    reason=f"binds only {mountpoint}/secret: starts on the mount, not warm",
+                )  # fmt: skip
+            if unlisted:
+                log.warning("data_service_not_listed", project=self.project, services=unlisted)
         return [name for name in service_blocks(config) if name in listed or name in naming]
 
     async def bare_startable(self) -> list[str]:

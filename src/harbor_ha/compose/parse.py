@@ -72,12 +72,42 @@ def service_blocks(config_yaml: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in blocks.items()}
 
 
-def services_naming(config_yaml: str, path: str) -> list[str]:
-    """Services whose config names ``path`` or a path under it (a bind mount of the data, or
-    anything else pointing there): they touch the data, whatever a setting says."""
+def _paths_under(path: str) -> re.Pattern[str]:
+    """A path at or under ``path`` as a whole path: it starts where a YAML value or a bind's
+    part starts (not inside another path: ``/srv/data/harbor`` is not under ``/data``) and
+    ends at a component boundary (``/data2`` is not under ``/data``)."""
     root = path.rstrip("/") or "/"
-    under = re.compile(re.escape(root) + r"(?=$|[/:'\"\s,])", re.MULTILINE)
+    return re.compile(
+        r"(?:^|(?<=[\s'\"=:,\[]))"
+        + re.escape(root)
+        + r"(?P<rest>/[^\s'\":,\]]*)?(?=$|[\s'\":,\]])",
+        re.MULTILINE,
+    )
+
+
+def services_naming(config_yaml: str, path: str) -> list[str]:
+    """Services whose config names ``path`` or a path under it, as whole path components (a
+    bind mount of the data, or anything else pointing there): they touch the data, whatever
+    a setting says."""
+    under = _paths_under(path)
     return [name for name, block in service_blocks(config_yaml).items() if under.search(block)]
+
+
+SECRET_DIR = "secret"
+"""Harbor's installer keeps its secrets under ``data_volume/secret`` (the proxy's https
+certificate, core's keys, the registry's token certificate)."""
+
+
+def services_naming_only_secrets(config_yaml: str, path: str) -> list[str]:
+    """Services whose every path under ``path`` is under ``path/secret``: they need the mount
+    for their secrets (an https proxy's certificate) but keep no data there."""
+    under = _paths_under(path)
+    out: list[str] = []
+    for name, block in service_blocks(config_yaml).items():
+        rests = [m.group("rest") or "" for m in under.finditer(block)]
+        if rests and all(r.strip("/").split("/")[0] == SECRET_DIR for r in rests):
+            out.append(name)
+    return out
 
 
 _BIND_SOURCE = re.compile(r"^\s*source:\s*['\"]?(?P<src>/[^'\"\s]*)['\"]?\s*$", re.MULTILINE)
