@@ -26,7 +26,8 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.machine import Event, Kind, Node, State, Step
 from harbor_ha.metrics import Metrics
-from harbor_ha.probes.containers import ContainerReport
+from harbor_ha.probes.containers import ContainerReport, judge
+from harbor_ha.probes.criticality import noncritical_services
 from harbor_ha.probes.harbor import HarborProbe, verdict
 from harbor_ha.probes.http import HealthProbe, HealthReport, ServeReport, judge_serving
 from harbor_ha.settings import Settings
@@ -270,3 +271,20 @@ async def test_a_master_whose_proxy_stops_reaching_core_demotes(
     driver, _, _ = await master_checks(settings(tmp_path, port), checks=4)
     assert driver.node.state is not State.MASTER
     assert "core not reached" in demotion_reason(driver)
+
+
+def test_a_non_critical_container_unhealthy_degrades_a_critical_one_fails() -> None:
+    """trivy-adapter's container unhealthy (its own 30 s healthcheck failed three times) only
+    degrades; registry's unhealthy fails; the count floor still applies."""
+    minor = noncritical_services(CRITICAL)
+    assert minor == {"jobservice", "portal", "registryctl", "trivy-adapter"}
+    seen = {"registry": ("running/healthy", True), "trivy-adapter": ("running/unhealthy", False)}
+    report = judge(seen, 2, {"trivy-adapter"})
+    assert report.healthy and report.degraded == ("trivy-adapter",)
+    ok, reason, degraded = verdict(report, SERVES, health(**ALL_HEALTHY), critical=CRITICAL,
+                                   judge_health=True)  # fmt: skip
+    assert ok and degraded == ("trivy-adapter",) and "degraded: trivy-adapter" in reason
+    seen["registry"] = ("running/unhealthy", False)
+    report = judge(seen, 2, {"trivy-adapter"})
+    assert not report.healthy and "registry running/unhealthy" in report.reason
+    assert not judge({"trivy-adapter": seen["trivy-adapter"]}, 2, {"trivy-adapter"}).healthy

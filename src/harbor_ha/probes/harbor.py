@@ -45,31 +45,37 @@ def verdict(
     critical: Collection[str],
     judge_health: bool,
 ) -> tuple[bool, str, tuple[str, ...]]:
-    """(healthy, reason, degraded components) from the three looks (pure).
+    """(healthy, reason, degraded parts) from the three looks (pure).
 
-    Containers must be up (running, none ``unhealthy``: ``starting`` is not a failure) and
-    Harbor must serve through its proxy.  The health API counts only when ``judge_health``:
-    then every ``critical`` component must read healthy (a critical one missing from the
-    answer counts as not healthy), and the others only degrade."""
+    Containers must be up (running, none ``unhealthy``: ``starting`` is not a failure; those
+    of non-critical services only degrade) and Harbor must serve through its proxy.  The
+    health API counts only when ``judge_health``: then every ``critical`` component must read
+    healthy (a critical one missing from the answer counts as not healthy), and the others
+    only degrade.  Degraded parts are component names and container names."""
     if not containers.healthy:
-        return False, f"containers: {containers.reason}", ()
+        return False, f"containers: {containers.reason}", containers.degraded
     if not serving.ok:
-        return False, serving.reason, ()
+        return False, serving.reason, containers.degraded
+    minor = set(containers.degraded)
     if not judge_health:
-        return True, "harbor serves (health API not judged in its first checker period)", ()
+        why = "harbor serves (health API not judged in its first checker period)"
+        return True, why + _listed(minor), tuple(sorted(minor))
     if health.status == "error":  # no answer, not 200, or not Harbor's JSON
-        return False, f"health: {health.reason}", ()
+        return False, f"health: {health.reason}", tuple(sorted(minor))
     comps = health.components
     bad = [name for name in sorted(critical) if comps.get(name, "not reported") != "healthy"]
-    degraded = tuple(
-        sorted(name for name, st in comps.items() if st != "healthy" and name not in critical)
-    )
+    minor |= {name for name, st in comps.items() if st != "healthy" and name not in critical}
+    degraded = tuple(sorted(minor))
     if bad:
         parts = ", ".join(f"{name} {comps.get(name, 'not reported')}" for name in bad)
         return False, f"health: critical component not healthy: {parts}", degraded
     if degraded:
-        return True, "harbor serves; degraded: " + ", ".join(degraded), degraded
+        return True, "harbor serves" + _listed(minor), degraded
     return True, "harbor healthy", ()
+
+
+def _listed(degraded: set[str]) -> str:
+    return f"; degraded: {', '.join(sorted(degraded))}" if degraded else ""
 
 
 class HarborProbe:
