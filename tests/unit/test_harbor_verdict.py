@@ -11,7 +11,7 @@ up): the real one is tested against a real dockerd in tests/integration/docker."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,8 +181,11 @@ async def _renewed() -> tuple[Event, str]:
     return Event.LEASE_RENEWED, "renewed"
 
 
-async def master_checks(s: Settings, checks: int) -> tuple[Driver, Monitor, Metrics]:
-    """A real MASTER driver and monitor probing the real HarborProbe ``checks`` times."""
+async def master_checks(
+    s: Settings, checks: int, before: Callable[[Monitor, int], Awaitable[None]] | None = None
+) -> tuple[Driver, Monitor, Metrics]:
+    """A real MASTER driver and monitor probing the real HarborProbe ``checks`` times (each
+    after ``before(monitor, i)`` when given)."""
     track = TrackFiles(s.priority_file, s.fault_file)
     track.ensure()
     metrics = Metrics()
@@ -208,9 +211,11 @@ async def master_checks(s: Settings, checks: int) -> tuple[Driver, Monitor, Metr
     )  # fmt: skip
     task = asyncio.create_task(driver.run((node, ()), "test"))
     try:
-        for _ in range(checks):
+        for i in range(checks):
             if driver.node.state is not State.MASTER:
                 break  # demoted: the standby's checks are not under test here
+            if before is not None:
+                await before(monitor, i)
             await monitor.check_once()
             await asyncio.sleep(0.02)
     finally:
@@ -288,3 +293,30 @@ def test_a_non_critical_container_unhealthy_degrades_a_critical_one_fails() -> N
     report = judge(seen, 2, {"trivy-adapter"})
     assert not report.healthy and "registry running/unhealthy" in report.reason
     assert not judge({"trivy-adapter": seen["trivy-adapter"]}, 2, {"trivy-adapter"}).healthy
+
+
+async def test_a_restart_on_the_master_is_ridden_out_once_per_window(
+    tmp_path: Path, proxy: tuple[FakeProxy, int]
+) -> None:
+    """A container start event on a judged MASTER (core restarted) opens a restart window of
+    harbor_health_grace_s: core not reached meanwhile does not count toward probe_fall.  A
+    second restart soon after (a crash loop) opens none: the same failures then demote."""
+    fake, port = proxy
+    grace = 2.0
+    s = settings(tmp_path, port, harbor_health_grace_s=grace)
+
+    async def core_restarts(monitor: Monitor, i: int) -> None:
+        if i == 0:
+            await asyncio.sleep(grace + 0.1)  # past the fresh master's grace
+            fake.ping = 502  # core restarting behind the proxy
+            monitor.container_started()
+        if i == 4:
+            await asyncio.sleep(grace + 0.1)  # the window is over; core crash-loops
+            monitor.container_started()
+
+    driver, _, _ = await master_checks(s, checks=4, before=core_restarts)
+    assert driver.node.state is State.MASTER
+    fake.ping = 200
+    driver, _, _ = await master_checks(s, checks=8, before=core_restarts)
+    assert driver.node.state is not State.MASTER
+    assert "core not reached" in demotion_reason(driver)

@@ -41,6 +41,11 @@ from .standby_readiness import StandbyReadiness
 
 log = structlog.get_logger("harbor_ha.monitor")
 
+RESTART_WINDOW_EVERY = 4
+"""A MASTER's restart window (harbor_health_grace_s long) opens at most once per this many
+windows: a container in a crash loop (Docker's restart backoff starts at 0.1 s) must not keep
+the master's failures uncounted forever."""
+
 
 class Monitor:
     """One loop, woken by its interval or by a container event.  Owns the probe results: the
@@ -88,6 +93,7 @@ class Monitor:
         self._entered = time.monotonic()  # when the node entered its current state
         self._degraded: tuple[str, ...] = ()  # non-critical components not healthy
         self._precreate_failed = -1.0  # the BACKUP period (driver.since) whose precreate failed
+        self._restart_window = (-1e9, -1e9)  # (opened, ends): a MASTER's container restarted
         self.ready: bool | None = None
         self.ready_problems: list[str] = []
         self.probes: dict[str, Any] = {}
@@ -156,8 +162,21 @@ class Monitor:
 
     def container_started(self) -> None:
         """A container of the project started (Docker's event): a standby's next check (the
-        event wakes it at once) looks for data-bearing services running without the image."""
+        event wakes it at once) looks for data-bearing services running without the image.
+        On a MASTER it is a restart (Docker's restart policy, an operator's `docker
+        restart`, dockerd restarting): it opens one restart window (below)."""
         self._started_seen = True
+        if self._driver.node.probes is Probes.MASTER:
+            now = time.monotonic()
+            opened, _ends = self._restart_window
+            grace = self._s.harbor_health_grace_s
+            if now - opened >= RESTART_WINDOW_EVERY * grace:
+                self._restart_window = (now, now + grace)
+                log.info(
+                    "restart_window", seconds=grace,
+                    reason="a container restarted on the MASTER: its failures while it comes "
+                    "back do not count toward probe_fall, the health API is not judged",
+                )  # fmt: skip
 
     def _set_ready(self, ready: bool) -> None:
         try:
@@ -185,12 +204,17 @@ class Monitor:
             self._driver.post(event, why)
         # Harbor's health API is judged only after one checker period of core's: before it,
         # a component reads "unknown status" or a verdict older than the promotion.
-        judged = time.monotonic() - self._entered >= self._s.harbor_health_grace_s
+        now = time.monotonic()
+        restarting = now < self._restart_window[1]
+        judged = now - self._entered >= self._s.harbor_health_grace_s and not restarting
         report = await self._harbor.check(judge_health=judged)
         ok = bool(report.healthy)
         self._probe("harbor", ok)
         self.probes["harbor"] = _describe(report)
         self._set_degraded(report.degraded)
+        if not ok and restarting:  # a restarting container: ride it out, once per window
+            log.info("harbor_probe_failed_while_restarting", reason=str(report.reason))
+            return
         flipped = self._health.update(ok)
         self._healthy = (since, self._health.value)
         self._metrics.harbor_healthy.set(1 if self._health.value else 0)
