@@ -6,13 +6,16 @@ and the https proxy (it binds only the data volume's secrets) is classified once
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import structlog
 
 from harbor_ha.compose import Compose
+from harbor_ha.compose.parse import strict_binds_under
 from harbor_ha.runner import ProcessRunner
+from lab.dockerd import compose_v2_binary
 from tests.fakes import example_settings
 
 TEMPLATE = Path(__file__).parent / "data" / "harbor" / "docker-compose.yml"
@@ -76,3 +79,19 @@ async def test_a_service_the_setting_misses_is_warned_about_once(tmp_path: Path)
             assert "jobservice" in await compose.data_services()
     warned = [e for e in logs if e["event"] == "data_service_not_listed"]
     assert len(warned) == 1 and warned[0]["services"] == ["jobservice"]
+
+
+@pytest.mark.parametrize("v2", [False, True], ids=["compose v1", "compose v2"])
+def test_the_services_docker_cannot_create_before_the_mount(tmp_path: Path, v2: bool) -> None:
+    """Harbor's file, normalized by the real compose v1 and v2 (v2 prints short binds in the
+    long form with create_host_path): only core, registry and trivy-adapter bind a path under
+    the data volume with the strict long syntax, so only they cannot be pre-created."""
+    install = install_dir(tmp_path)
+    binary = compose_v2_binary() if v2 else shutil.which("docker-compose")
+    if binary is None:
+        pytest.skip("compose binary missing (scripts/setup)")
+    res = subprocess.run([binary, "-f", str(install / "docker-compose.yml"), "config"],
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    strict = strict_binds_under(res.stdout, "/data")
+    assert sorted(strict) == ["core", "registry", "trivy-adapter"]
+    assert strict["core"] == ["/data/secret/core/private_key.pem", "/data/secret/keys/secretkey"]

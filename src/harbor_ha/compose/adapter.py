@@ -38,6 +38,7 @@ from harbor_ha.compose.parse import (
     services_naming,
     services_naming_only_secrets,
     startable_on_bare_mountpoint,
+    strict_binds_under,
 )
 from harbor_ha.runner import CommandError, CommandResult, Runner
 from harbor_ha.settings import Settings
@@ -62,6 +63,7 @@ class Compose:
         self._images_cache: tuple[tuple[float, int], list[str]] | None = None
         self._config_cache: tuple[tuple[float, int], str] | None = None
         self._classified: str | None = None  # the config text last classified (logged once)
+        self._create_skips_logged: str | None = None  # the config whose skips were logged
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -135,19 +137,36 @@ class Compose:
             timeout_s=timeout_s,
         )
 
-    async def create(self, timeout_s: float | None = None) -> None:
-        """``up --no-start --remove-orphans``: create the project's containers WITHOUT starting
-        them.  A standby prepares them so that promotion's ``up -d`` (which recreates whatever
-        changed in the file) only has to start them.  Created containers are not running: they
-        do not count as Harbor running (reconcile, probes), and Docker does not start them on a
-        dockerd restart even with ``restart: always`` (pinned by an integration test)."""
+    async def create(self, timeout_s: float | None = None) -> list[str]:
+        """``up --no-start --no-deps --remove-orphans SERVICE...``: create the containers that
+        can be created on a node whose data volume is not mounted, WITHOUT starting them.  A
+        standby prepares them so that promotion's ``up -d`` (which recreates whatever changed
+        in the file) only has to start them.  Left out: services with a long-syntax bind of a
+        path under the mountpoint (``strict_binds_under``: Docker refuses to create them while
+        the source is missing; Harbor's core, registry and trivy-adapter), logged once per
+        compose config.  Created containers are not running: they do not count as Harbor
+        running (reconcile, probes), and Docker does not start them on a dockerd restart even
+        with ``restart: always`` (pinned by an integration test).  Returns the services."""
+        config = await self._config()
+        strict = strict_binds_under(config, str(self._settings.mountpoint))
+        if strict and self._create_skips_logged != config:
+            self._create_skips_logged = config
+            log.info(
+                "precreate_skips", project=self.project, services=sorted(strict),
+                reason="long-syntax binds under the unmounted data volume: Docker cannot "
+                "create them before the mount; the promotion creates them",
+            )  # fmt: skip
+        services = [name for name in service_blocks(config) if name not in strict]
+        if not services:
+            return []
         await self._bring_up(
-            ["up", "--no-start", "--remove-orphans"],
+            ["up", "--no-start", "--no-deps", "--remove-orphans", *services],
             what="compose up --no-start",
             failed="compose_create_failed",
             done="compose_created",
             timeout_s=timeout_s,
         )
+        return services
 
     async def _bring_up(
         self, args: list[str], *, what: str, failed: str, done: str, timeout_s: float | None

@@ -128,6 +128,44 @@ def startable_on_bare_mountpoint(config_yaml: str, path: str) -> list[str]:
     return out
 
 
+def _list_items(block: str) -> list[list[str]]:
+    """The items of every YAML list in a service block, each as its stripped lines."""
+    items: list[list[str]] = []
+    current: list[str] | None = None
+    dash = 0
+    for line in block.splitlines():
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if stripped.startswith("- "):
+            current, dash = [stripped[2:]], indent
+            items.append(current)
+        elif current is not None and indent > dash:
+            current.append(stripped)
+        else:
+            current = None
+    return items
+
+
+def strict_binds_under(config_yaml: str, path: str) -> dict[str, list[str]]:
+    """service -> sources at or under ``path`` of its long-syntax binds that do not create a
+    missing source (``type: bind`` + ``source:`` without ``create_host_path: true``).  Docker
+    refuses to create such a container while its source is missing ("bind source path does
+    not exist"): on a node whose data volume is not mounted, these services cannot even be
+    created (Harbor's core, registry and trivy-adapter bind secrets and data this way).  Short
+    binds (compose v1 prints them as ``src:dst``, v2 with ``create_host_path: true``) create
+    their source when the container starts, not when it is created."""
+    under = _paths_under(path)
+    out: dict[str, list[str]] = {}
+    for name, block in service_blocks(config_yaml).items():
+        for item in _list_items(block):
+            source = next((ln.split(":", 1)[1].strip().strip("'\"") for ln in item
+                           if ln.startswith("source:")), None)  # fmt: skip
+            creates = any(ln.replace(" ", "") == "create_host_path:true" for ln in item)
+            if source and not creates and under.fullmatch(source):
+                out.setdefault(name, []).append(source)
+    return out
+
+
 def parse_service_ids(text: str) -> dict[str, str]:
     """``docker ps --format '{{.ID}} {{.Label "com.docker.compose.service"}}'``: id -> service."""
     out: dict[str, str] = {}
