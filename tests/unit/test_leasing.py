@@ -403,3 +403,25 @@ async def test_slow_looks_never_make_a_renewing_holder_stale(tmp_path: Path) -> 
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER, lease.read_at
     assert lease.read_at[-1] - lease.read_at[0] >= 0.6
+
+
+async def test_reconcile_reads_who_holds_the_lease(tmp_path: Path) -> None:
+    """Reconcile's lease fact: another node's cookie holding the lease is a peer's hold (the
+    machine then never adopts MASTER); a free lease, this node's own cookie, or a read that
+    fails is not (the first renewal and the deadline bound a claim then)."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    assert await ls.peer_holds() is True
+    lease.free = True
+    assert await ls.peer_holds() is False
+    own = example_settings(
+        priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+        node_name="b",
+    )  # fmt: skip
+    lease.free = False
+    assert await Leasing(own, lease, Metrics()).peer_holds() is False
+
+    class Unreachable(ScriptedLease):
+        async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+            raise LeaseTimeout("get_info", 3.0)
+
+    assert await Leasing(own, Unreachable(["ok"]), Metrics()).peer_holds() is False

@@ -1006,3 +1006,32 @@ def test_the_handoff_bound_is_the_settings_demotion_bound() -> None:
     s = example_settings(stop_timeout_s=20, unmount_timeout_s=10, unmap_timeout_s=5)
     p = policy_of(s)
     assert p.demotion_bound_s == 35 and p.lease_handoff_s == 35 + s.lease_duration_s
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        dict(mapped=True, mounted=True, harbor_running=True),
+        dict(mapped=True, mounted=True, harbor_running=False),
+        dict(mapped=True, mounted=False, harbor_running=False),
+    ],
+)
+def test_reconcile_never_masters_while_the_peer_holds_the_lease(held: dict[str, bool]) -> None:
+    """A restarted daemon that finds the VIP (left by a killed keepalived), the image and
+    Harbor, while another node holds the lease, never adopts MASTER nor resumes past the lease
+    step: the peer took over.  It demotes at once, without renewing (the lease is not its
+    own), with the fault raised so keepalived gives the VIP away, and backs off."""
+    facts = Facts(vip=True, lease_peer=True, **held)
+    node, acts = from_facts(facts)
+    assert node.state is S.STOPPING
+    assert node.lease_lost and node.fault
+    assert Action(Kind.RENEW_LEASE, reason="renew the lease") not in acts
+    assert [a.timer for a in timers(acts)] == [Timer.BACKOFF]
+
+
+def test_reconcile_with_the_peer_holding_and_nothing_here_takes_the_lease_step() -> None:
+    """VIP but nothing held here while the peer holds the lease: the lease step judges the
+    holder (never a fence of a live one), as it does for any promotion."""
+    node, _ = from_facts(Facts(vip=True, mapped=False, mounted=False, harbor_running=False,
+                               lease_peer=True))  # fmt: skip
+    assert node.state is S.LEASING

@@ -79,6 +79,7 @@ class Daemon:
                 fs=p.fs,
                 compose=p.compose,
                 occupied=p.occupied,
+                lease_peer=p.leasing.peer_holds,
             )
             p.steps.adopt(seen.device)
             if not seen.facts.mounted and not seen.facts.mount_foreign:

@@ -92,6 +92,7 @@ class Parts:
     track: TrackFiles
     ceph: Ceph
     lease: Lease
+    leasing: Leasing
     fs: Filesystem
     compose: Compose
     containers: ContainerProbe
@@ -240,7 +241,8 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )
     parts = Parts(
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
-        lease=lease, fs=fs, compose=compose, containers=containers, harbor=harbor, wake=wake,
+        lease=lease, leasing=leasing, fs=fs, compose=compose, containers=containers,
+        harbor=harbor, wake=wake,
         steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,

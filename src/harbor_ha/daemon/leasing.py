@@ -14,7 +14,7 @@ from typing import Protocol
 
 import structlog
 
-from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker, cookie_of
 from harbor_ha.machine import DEMOTING, Event
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
@@ -303,6 +303,21 @@ class Leasing:
         held = isinstance(lease, dict) and lease.get("held") is True
         state = status.get("state")
         return state if held and isinstance(state, str) else None
+
+    async def peer_holds(self) -> bool:
+        """Reconcile's fact: another node's cookie holds the lease (one read, bounded by the
+        lease's op timeout).  A read that fails is no such fact (False, logged): the first
+        renewal and the deadline then bound a claim made without it."""
+        try:
+            info = await self.lease.inspect(self.settings.lease_op_timeout_s)
+        except LeaseError as exc:
+            log.warning("reconcile_lease_unknown", error=str(exc))
+            return False
+        holder = info.holder
+        if holder is None or holder.cookie == cookie_of(self.settings.node_name):
+            return False
+        self.peer = holder.cookie
+        return True
 
     async def renew(self) -> tuple[Event, str] | None:
         """One renewal, as the event the machine gets (None: the lease was released meanwhile,

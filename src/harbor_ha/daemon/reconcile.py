@@ -27,8 +27,10 @@ async def observe(
     fs: FilesystemPort,
     compose: ComposePort,
     occupied: Callable[[], bool],
+    lease_peer: Callable[[], Awaitable[bool]],
 ) -> Observed:
-    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign)."""
+    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign);
+    ``lease_peer()``: does another node hold the lease (the machine never adopts MASTER then)."""
     try:
         vip = await vip_present()
     except Exception as exc:
@@ -42,12 +44,14 @@ async def observe(
     except Exception as exc:
         log.warning("reconcile_containers_unknown", error=str(exc))
         running = False
+    peer = await lease_peer()
     facts = Facts(
         vip=vip,
         mapped=device is not None,
         mounted=mounted,
         harbor_running=running,
         mount_foreign=occupied() and not mounted,
+        lease_peer=peer,
     )
     log.info(
         "reconcile_facts",
@@ -56,5 +60,6 @@ async def observe(
         mounted=mounted,
         harbor_running=running,
         mount_foreign=facts.mount_foreign,
+        lease_peer=peer,
     )
     return Observed(facts, device)

@@ -39,6 +39,11 @@ LOCK_NAME = "harbor-ha"
 """The cls_lock name on the lease object (one lock per object)."""
 
 
+def cookie_of(node_name: str) -> str:
+    """The lock cookie that names a node (a lock under another cookie is another node's)."""
+    return f"harbor-ha:{node_name}"
+
+
 @dataclass(frozen=True)
 class Held:
     """This node's lease after a successful take/renew (monotonic times of this process)."""
@@ -64,7 +69,7 @@ class Lease:
 
     def __init__(self, settings: Settings) -> None:
         self._s = settings
-        self.cookie = f"harbor-ha:{settings.node_name}"
+        self.cookie = cookie_of(settings.node_name)
         self.agent = AgentClient(
             AgentConfig(
                 conf=settings.ceph_conf,

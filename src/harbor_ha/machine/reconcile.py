@@ -26,6 +26,7 @@ class Facts:
     mounted: bool  # the mountpoint is mounted from the mapped device
     harbor_running: bool  # some container of the Harbor project is running
     mount_foreign: bool = False  # something else is mounted at the mountpoint
+    lease_peer: bool = False  # another node's cookie holds the lease (read at start)
 
 
 def from_facts(
@@ -39,11 +40,21 @@ def from_facts(
     - VIP and nothing: promote from the start (the lease step).
     - Resuming past the lease step: renew it at once (``RESUME_LEASED``).
     - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
+    - The VIP and anything held while another node holds the lease (``lease_peer``): that
+      node took over (a VIP left by a killed keepalived is no claim): never MASTER, never a
+      resumed promotion.  Demote without renewing (``lease_lost``), the fault raised and
+      backing off, as for a lost image.  A lease that could not be read is no such fact:
+      the first renewal (at once) and the deadline bound the claim.
     - Nothing held, no VIP: BACKUP, watching the lease (``WATCH_FROM_START``).
     """
     base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
     bare_harbor = facts.harbor_running and not facts.mounted
     held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
+    if held and facts.vip and facts.lease_peer:
+        lost = replace(base, state=State.STOPPING, fault=True, rollback=True, failures=1,
+                       lease_lost=True)  # fmt: skip
+        node, actions = enter(lost)
+        return node, (ACTION_OF[Do.BACKOFF](node, node, None), *actions)
     if bare_harbor or facts.mount_foreign or (held and not facts.vip):
         state = State.STOPPING
     elif not facts.vip:
