@@ -154,3 +154,14 @@ def test_incoherent_lease_timings_are_refused_naming_the_variables(
     answered before the deadline, is a settings error naming the variable."""
     with pytest.raises(ValueError, match=names):
         example_settings(**fields)
+
+
+async def test_a_request_from_a_node_of_the_same_name_is_refused(server: FailsafeServer) -> None:
+    """Two nodes with one ``node_name`` share the lease's cookie (each would break the other's
+    live lock as its own): the peer exchange refuses such a request by name, logs it, and the
+    asking master gets no promise."""
+    with capture_logs() as logs:
+        promised, why, _ = await ask(f"127.0.0.1:{server.port}", SECRET, "b", 2.0)
+    assert not promised and "refused" in why
+    reasons = [str(e["reason"]) for e in logs if e["event"] == "failsafe_request_refused"]
+    assert len(reasons) == 1 and "same node_name" in reasons[0]

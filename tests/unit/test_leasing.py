@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
+from harbor_ha.commands.preflight import peer_name_clash
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
 from harbor_ha.machine import Event
@@ -425,3 +427,27 @@ async def test_reconcile_reads_who_holds_the_lease(tmp_path: Path) -> None:
             raise LeaseTimeout("get_info", 3.0)
 
     assert await Leasing(own, Unreachable(["ok"]), Metrics()).peer_holds() is False
+
+
+async def test_a_peer_with_the_same_node_name_is_refused_by_name(tmp_path: Path) -> None:
+    """The peer's /status names this node's own ``node_name``: the two share the lease's cookie.
+    `harbor-ha check` fails naming it, and the lease step never trusts what that peer says
+    (its /status is no demoting holder, no healed partition), logging the clash."""
+    runner = await status_server({"node": "a", "state": "STOPPING", "lease": {"held": True}})
+    port = runner.addresses[0][1]
+    try:
+        settings = example_settings(
+            priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+            node_name="a", peer_http_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        findings = await peer_name_clash(settings)
+        assert [level for level, _ in findings] == ["FAIL"] and "'a'" in findings[0][1]
+        other = settings.model_copy(update={"node_name": "c"})
+        assert await peer_name_clash(other) == []
+        ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
+        with capture_logs() as logs, pytest.raises(StepRefused) as info:
+            await ls.take()
+        assert info.value.event is Event.LEASE_HELD_BY_PEER
+        assert any(e["event"] == "peer_same_node_name" for e in logs)
+    finally:
+        await runner.cleanup()

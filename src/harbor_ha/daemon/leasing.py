@@ -299,6 +299,12 @@ class Leasing:
             status = await peer_status(s.peer_http_url, timeout)
         except PeerUnreachable:
             return None
+        if status.get("node") == s.node_name:
+            log.error(
+                "peer_same_node_name", node=s.node_name, peer=s.peer_http_url,
+                reason="both nodes share the lease's cookie: its /status is not trusted",
+            )  # fmt: skip
+            return None
         lease = status.get("lease")
         held = isinstance(lease, dict) and lease.get("held") is True
         state = status.get("state")
