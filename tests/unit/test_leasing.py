@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from harbor_ha.commands.preflight import peer_name_clash
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
-from harbor_ha.machine import Event
+from harbor_ha.machine import Event, Node, State
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
 
@@ -451,3 +451,29 @@ async def test_a_peer_with_the_same_node_name_is_refused_by_name(tmp_path: Path)
         assert any(e["event"] == "peer_same_node_name" for e in logs)
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("state", "lease_lost", "held"),
+    [
+        (State.MASTER, False, True),
+        (State.STOPPING, False, True),  # a clean demotion renews until its release
+        (State.STOPPING, True, False),  # LEASE_LOST / LEASE_DEADLINE: no longer renewed
+        (State.FENCED_SELF, False, False),
+        (State.BACKUP, False, False),
+    ],
+)
+async def test_held_is_the_machines_lease_state_on_the_monotonic_clock(
+    tmp_path: Path, state: State, lease_lost: bool, held: bool
+) -> None:
+    """/status's and the metric's "held by me" is the machine's own lease state (a lost lease,
+    FENCED_SELF or BACKUP hold nothing, whatever the last renewal said), and a renewal ages on
+    the monotonic clock: one whose wall-clock expiry lies an hour ahead (a backward clock
+    step) but whose duration has passed on the monotonic clock is not held."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    ls.node = lambda: Node(state=state, lease_lost=lease_lost)
+    await lease.acquire()
+    assert ls.holds() is held and ls.view()["held"] is held
+    assert ls.metrics.registry.get_sample_value("harbor_ha_lease_held") == (1 if held else 0)
+    lease.held = Held(time.monotonic() - 2.5, time.time() + 3600, 2, 0.5)
+    assert ls.holds() is False and ls.view()["held"] is False

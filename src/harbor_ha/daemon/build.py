@@ -177,6 +177,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         stuck=runner.unfinished_here,
     )
     failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
+    leasing.node = lambda: driver.node
 
     def bad_line(raw: str, reason: str) -> None:
         metrics.fifo_bad_lines.inc()

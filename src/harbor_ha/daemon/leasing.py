@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker, cookie_of
-from harbor_ha.machine import DEMOTING, Event
+from harbor_ha.machine import DEMOTING, Event, Node
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.settings import Settings
@@ -100,14 +100,20 @@ class Leasing:
     _polled: list[float | None] = field(default_factory=list)  # the holder's last expiries
     _since: Look | None = None  # the earliest look that saw what the latest look saw
     _latest: Look | None = None
+    node: Callable[[], Node] | None = None  # the machine's node (the driver's), once wired
 
     def __post_init__(self) -> None:
         self.metrics.lease_held.set_function(lambda: 1.0 if self.holds() else 0.0)
 
     def holds(self) -> bool:
-        """This node's last renewal has not expired yet (read at each scrape)."""
+        """This node holds the lease: the machine says so (past the lease step, renewing: not
+        after LEASE_LOST or the deadline, not FENCED_SELF or BACKUP) and its last renewal is
+        younger than the lease's duration on the monotonic clock (read at each scrape; a
+        wall-clock step changes nothing)."""
         held = self.lease.held
-        return held is not None and held.expiry_wall > time.time()
+        if held is None or time.monotonic() >= held.renewed_at + held.duration_s:
+            return False
+        return self.node is None or self.node().holds_lease
 
     def view(self) -> dict[str, object]:
         """The lease as /status shows it: held, the holder, expiry and last renewal."""

@@ -109,6 +109,9 @@ STEP_OF: dict[State, Step] = {
 
 PROMOTING = frozenset({State.LEASING, State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
 DEMOTING = frozenset({State.STOPPING, State.UNMOUNTING, State.UNMAPPING})
+RENEWS = frozenset(PROMOTING - {State.LEASING}) | {State.MASTER} | DEMOTING
+"""The states whose node renews the lease it took (a demotion until its release, unless the
+lease caused it: ``Node.lease_lost``)."""
 
 
 class Probes(enum.StrEnum):
@@ -295,6 +298,13 @@ class Node:
             and not self.handover
             and not self.promised
         )
+
+    @property
+    def holds_lease(self) -> bool:
+        """The machine's own view of the lease: past the lease step and renewing (not lost,
+        not FENCED_SELF, not BACKUP).  What /status and the held metric say, with a renewal
+        younger than the lease's duration on the monotonic clock."""
+        return self.state in RENEWS and not self.lease_lost
 
     @property
     def fault_file_on(self) -> bool:
