@@ -9,6 +9,7 @@ files on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -43,6 +44,8 @@ class ScriptedSteps:
         self.watches = 0
         self.renewed_in: list[State] = []  # the node's state at each renewal
         self.node: Callable[[], Node] | None = None
+        self.unwound = asyncio.Event()  # a "stubborn" step's cancellation may end now
+        self.started_after_unwind: list[Step] = []  # steps started once a stubborn one ended
 
     async def watch(self) -> None:
         self.watches += 1
@@ -59,7 +62,18 @@ class ScriptedSteps:
 
     async def run(self, step: Step) -> None:
         self.ran.append(step)
+        if self.unwound.is_set():
+            self.started_after_unwind.append(step)
         how = self.plan.get(step, "ok")
+        if how == "stubborn":  # resists cancellation until the test lets it unwind
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                while not self.unwound.is_set():  # its own timeout's cancellation too
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self.unwound.wait()
+                self.cancelled.append(step)
+                raise
         if how == "fail":
             raise RuntimeError(f"{step} broke")
         if how == "held":
@@ -176,6 +190,27 @@ async def test_backup_during_promotion_cancels_and_rolls_back(h: Harness) -> Non
     assert h.steps.cancelled == [Step.MAP]
     assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.UNMAP]
     assert h.fault() == 0, "a cancel is not a failure: no fault"
+
+
+async def test_renewals_go_on_while_a_cancelled_step_unwinds(h: Harness) -> None:
+    """A step that resists its cancellation (its process group dying slowly) does not stop the
+    driver: while the cancelled map step unwinds, RENEW_DUE keeps being handled and the lease
+    renewed (a node rolling back is never fenced for silence); the rollback's unmap step
+    starts only once the cancelled step has ended (two steps never overlap)."""
+    h.steps.plan[Step.MAP] = "stubborn"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: Step.MAP in h.steps.ran, "map started")
+    h.driver.post(Event.KA_BACKUP, "test")
+    try:
+        await h.until(lambda: h.driver.node.state is State.UNMAPPING, "rolling back")
+        before = h.steps.renewals
+        await h.until(lambda: h.steps.renewals >= before + 3, "renewals while the step unwinds")
+        assert h.steps.cancelled == [] and Step.UNMAP not in h.steps.ran
+    finally:
+        h.steps.unwound.set()
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
+    assert h.steps.cancelled == [Step.MAP] and h.steps.started_after_unwind == [Step.UNMAP]
 
 
 async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness) -> None:

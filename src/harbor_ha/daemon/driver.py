@@ -51,7 +51,9 @@ TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
 CANCEL_WAIT_S = 10.0
-"""Bound on waiting for a cancelled step to unwind (its runner kills its process group)."""
+"""Bound on waiting for a cancelled step to unwind (its runner kills its process group).
+The wait is the next step's (it starts once the cancelled one ended, so two steps never
+overlap), never the driver's: events, the lease's renewals first, are handled meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Driver:
         self._observers = tuple(observers)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._unwinding: set[asyncio.Task[None]] = set()  # cancelled steps not yet ended
         self._token = 0
         self._timers = Timers(metrics, self._fire)
         self._promotion_started: float | None = None
@@ -279,6 +282,7 @@ class Driver:
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
                     await self._cancel_step()
+                    await self._unwound()
                     for task in self._tasks.values():
                         task.cancel()
                     for timer in Timer:
@@ -342,7 +346,20 @@ class Driver:
         token = self._token
         self._task = asyncio.create_task(self._step_task(step, token), name=f"step-{step}")
 
+    async def _unwound(self) -> None:
+        """Wait (bounded) for a cancelled step to end.  Awaited by the next step's task (and
+        at exit), never by the driver's loop: a step that resists its cancellation must not
+        stop the renewals."""
+        self._unwinding = {t for t in self._unwinding if not t.done()}
+        if not self._unwinding:
+            return
+        await asyncio.wait(set(self._unwinding), timeout=CANCEL_WAIT_S)
+        for task in self._unwinding:
+            if not task.done():
+                log.error("step_cancel_stuck", step=task.get_name(), waited_s=CANCEL_WAIT_S)
+
     async def _step_task(self, step: Step, token: int) -> None:
+        await self._unwound()
         limit = self._step_timeout(step)
         started = time.monotonic()
         log.info("step_start", step=str(step), timeout_s=limit)
@@ -388,11 +405,10 @@ class Driver:
             log.info("step_end", **fields)
 
     async def _cancel_step(self) -> None:
+        """Cancel the running step and return at once; the next step waits for it to end."""
         task, self._task = self._task, None
         self._token += 1  # whatever it still posts is stale
         if task is None or task.done():
             return
         task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
-        if not task.done():
-            log.error("step_cancel_stuck", step=task.get_name(), waited_s=CANCEL_WAIT_S)
+        self._unwinding.add(task)
