@@ -477,3 +477,24 @@ async def test_held_is_the_machines_lease_state_on_the_monotonic_clock(
     assert ls.metrics.registry.get_sample_value("harbor_ha_lease_held") == (1 if held else 0)
     lease.held = Held(time.monotonic() - 2.5, time.time() + 3600, 2, 0.5)
     assert ls.holds() is False and ls.view()["held"] is False
+
+
+async def test_a_renewal_that_finds_its_client_fenced_is_a_lost_lease(tmp_path: Path) -> None:
+    """A renewal answered "blocklisted" (a peer fenced this lease client) is LEASE_LOST, not
+    an unreachable Ceph: the master demotes at once instead of serving on to its deadline;
+    any other error stays LEASE_UNREACHABLE."""
+
+    class Fenced(ScriptedLease):
+        kind = "blocklisted"
+
+        async def renew(self) -> Held:
+            raise LeaseError(self.kind, "lease lock: client blocklisted")
+
+    ls, _ = leasing(tmp_path, ["ok"])
+    fenced = Fenced(["ok"])
+    ls.lease = fenced
+    told = await ls.renew()
+    assert told is not None and told[0] is Event.LEASE_LOST
+    fenced.kind = "failed"
+    told = await ls.renew()
+    assert told is not None and told[0] is Event.LEASE_UNREACHABLE

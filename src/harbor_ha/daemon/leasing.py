@@ -343,6 +343,8 @@ class Leasing:
         except LeaseError as exc:
             if exc.kind == "released":
                 return None
+            if exc.kind == "blocklisted":  # a peer fenced this lease client: it is lost
+                return Event.LEASE_LOST, str(exc)
             return Event.LEASE_UNREACHABLE, str(exc)
         took = time.monotonic() - held.renewed_at
         if took > s.lease_renew_interval_s:
