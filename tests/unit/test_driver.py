@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
+from harbor_ha.lease import LeaseInfo, LeaseTimeout
 from harbor_ha.machine import Event, Facts, Kind, Node, State, Step, from_facts
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
@@ -536,3 +539,40 @@ async def test_a_hung_watch_is_not_started_twice_nor_logged_as_a_warning(h: Harn
     skipped = [e for e in logs if e["event"] == "background_io_still_running"]
     assert started == 1 and len(skipped) >= 2
     assert {e["log_level"] for e in skipped} == {"debug"}
+
+
+class SlowUnreachableCeph:
+    """The failsafe's Ceph probe: a read that waits until the test lets it time out."""
+
+    def __init__(self) -> None:
+        self.probing = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        self.probing.set()
+        await self.answer.wait()
+        raise LeaseTimeout("get_info", timeout_s or 0)
+
+
+async def test_no_promise_while_a_promotion_starts_during_the_probe(
+    h: Harness, settings: Settings
+) -> None:
+    """The failsafe's decision and keepalived's MASTER race: the node is BACKUP when the
+    request comes, and a MASTER line moves it to LEASING while its Ceph probe waits.  The
+    promise is the machine's decision, taken after the probe: refused (no promise to the
+    peer, nothing promised here), and the promotion goes on."""
+    ceph = SlowUnreachableCeph()
+    fs_settings = settings.model_copy(
+        update={"failsafe_secret": SecretStr("k"), "failsafe_listen": "127.0.0.1:0"}
+    )
+    fs = Failsafe(fs_settings, ceph, lambda: h.driver.node, h.driver.decide)  # type: ignore[arg-type]
+    h.steps.plan[Step.LEASE] = "hang"
+    h.start()
+    deciding = asyncio.create_task(fs.decide())
+    await ceph.probing.wait()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.LEASING, "LEASING")
+    ceph.answer.set()
+    decision = await deciding
+    assert not decision.promise and "LEASING" in decision.reason
+    assert h.driver.node.state is State.LEASING and not h.driver.node.promised

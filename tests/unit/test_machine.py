@@ -1035,3 +1035,27 @@ def test_reconcile_with_the_peer_holding_and_nothing_here_takes_the_lease_step()
     node, _ = from_facts(Facts(vip=True, mapped=False, mounted=False, harbor_running=False,
                                lease_peer=True))  # fmt: skip
     assert node.state is S.LEASING
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - {S.BACKUP}))
+def test_a_promise_is_granted_only_in_backup(state: State) -> None:
+    """The failsafe promise is the machine's decision: granted (promised, PROMISE armed) only
+    in BACKUP, where nothing promotes; in any other state (a promotion in flight, MASTER, a
+    demotion, FENCED_SELF) it is refused: nothing changes, and the peer hears "no promise"."""
+    node = Node(state=state, want_master=True)
+    new, acts = transition(node, E.FAILSAFE_PROMISED)
+    assert new == node and acts == ()
+
+
+def test_a_promise_that_outlived_a_restart_still_binds() -> None:
+    """A daemon restarted while its promise runs (the time left, read at start) starts BACKUP
+    and promised, even with the VIP, and promotes only when that time is over."""
+    facts = Facts(vip=True, mapped=False, mounted=False, harbor_running=False, promised_s=7.5)
+    node, acts = from_facts(facts)
+    assert node.state is S.BACKUP and node.promised and node.want_master
+    assert (
+        Action(Kind.START_TIMER, timer=Timer.PROMISE, delay_s=7.5, reason="failsafe promise over")
+        in acts
+    )
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert node.state is S.LEASING

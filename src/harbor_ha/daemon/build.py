@@ -176,7 +176,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         observers=(StatusReporter(notifier), history),
         stuck=runner.unfinished_here,
     )
-    failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
+    failsafe = Failsafe(s, lease, lambda: driver.node, driver.decide)
     leasing.node = lambda: driver.node
 
     def bad_line(raw: str, reason: str) -> None:

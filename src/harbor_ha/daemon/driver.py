@@ -63,6 +63,7 @@ class Incoming:
     token: int | None = None  # set for step results
     timer: tuple[Timer, int] | None = None  # set for timer firings
     at: float = field(default_factory=time.monotonic)
+    decided: asyncio.Future[Node] | None = None  # set by ``decide``: the node after it
 
 
 class Driver:
@@ -126,6 +127,14 @@ class Driver:
     def post(self, event: Event, reason: str, *, token: int | None = None) -> None:
         self._queue.put_nowait(Incoming(event, reason, token))
 
+    async def decide(self, event: Event, reason: str) -> Node:
+        """Post ``event`` and wait until the machine has handled it: the node after it (a
+        caller that answers someone else with the machine's decision, e.g. the failsafe's
+        promise).  Events queued before it are handled first."""
+        decided: asyncio.Future[Node] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Incoming(event, reason, decided=decided))
+        return await decided
+
     def _stale(self, item: Incoming) -> bool:
         if item.token is not None and item.token != self._token:
             return True
@@ -141,24 +150,32 @@ class Driver:
         while True:
             item = await self._queue.get()
             self.processed += 1
-            if self._stale(item):
-                log.debug("stale_step_result", _event=str(item.event), reason=item.reason)
-                continue
-            old = self._node
             try:
-                new, actions = transition(old, item.event)
-            except IllegalTransition as exc:
-                log.info(
-                    "event_ignored",
-                    state=str(old.state),
-                    _event=str(item.event),
-                    reason=item.reason,
-                    why=str(exc),
-                )
-                continue
-            self._enter(old, new, item.event, item.reason, actions, item.at)
-            if await self._perform(actions):
-                return
+                if await self._handle(item):
+                    return
+            finally:
+                if item.decided is not None and not item.decided.done():
+                    item.decided.set_result(self._node)
+
+    async def _handle(self, item: Incoming) -> bool:
+        """One event through the machine, its actions performed; True when the daemon may exit."""
+        if self._stale(item):
+            log.debug("stale_step_result", _event=str(item.event), reason=item.reason)
+            return False
+        old = self._node
+        try:
+            new, actions = transition(old, item.event)
+        except IllegalTransition as exc:
+            log.info(
+                "event_ignored",
+                state=str(old.state),
+                _event=str(item.event),
+                reason=item.reason,
+                why=str(exc),
+            )
+            return False
+        self._enter(old, new, item.event, item.reason, actions, item.at)
+        return await self._perform(actions)
 
     def _enter(
         self,

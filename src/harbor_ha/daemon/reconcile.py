@@ -28,9 +28,11 @@ async def observe(
     compose: ComposePort,
     occupied: Callable[[], bool],
     lease_peer: Callable[[], Awaitable[bool]],
+    promised_s: float = 0.0,
 ) -> Observed:
     """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign);
-    ``lease_peer()``: does another node hold the lease (the machine never adopts MASTER then)."""
+    ``lease_peer()``: does another node hold the lease (the machine never adopts MASTER then);
+    ``promised_s``: what is left of a failsafe promise given before this start."""
     try:
         vip = await vip_present()
     except Exception as exc:
@@ -52,6 +54,7 @@ async def observe(
         harbor_running=running,
         mount_foreign=occupied() and not mounted,
         lease_peer=peer,
+        promised_s=promised_s,
     )
     log.info(
         "reconcile_facts",
@@ -61,5 +64,6 @@ async def observe(
         harbor_running=running,
         mount_foreign=facts.mount_foreign,
         lease_peer=peer,
+        promised_s=round(promised_s, 3),
     )
     return Observed(facts, device)

@@ -22,8 +22,10 @@
   renewal) asks the peer, early enough for its answer to come before the deadline; its
   promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
   margins, and asks again before that (``failsafe_held`` until the next renewal: a storage
-  probe without an answer, STORAGE_STUCK, then does not demote).  The node that promised
-  (FAILSAFE_PROMISED) does not promote until the PROMISE timer fires.
+  probe without an answer, STORAGE_STUCK, then does not demote).  The peer's promise is its
+  machine's decision (FAILSAFE_PROMISED): granted only in BACKUP, refused in any other state
+  (a promotion in flight included); a node that promised does not promote until the PROMISE
+  timer fires.
 """
 
 from __future__ import annotations
@@ -148,7 +150,10 @@ def add_lease_rows(
         for s in sorted(PROMOTING - {S.LEASING}):
             rows([s], ev, Row(rollback[s], lost, (Do.CANCEL, Do.BACKOFF)))
 
-    rows(State, E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
+    # The promise is granted only where nothing promotes (BACKUP: a promised BACKUP does not
+    # promote until PROMISE fires); anywhere else, a promotion in flight included, refused.
+    rows(State, E.FAILSAFE_PROMISED, STAY)
+    rows([S.BACKUP], E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
     rows(State, E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
     rows(
         [S.BACKUP],

@@ -25,7 +25,7 @@ from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer, parse_lock_info
 from harbor_ha.lease.check import check_lease
-from harbor_ha.machine import Event, Node
+from harbor_ha.machine import Event, Node, transition
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer.failsafe import ask
 from harbor_ha.runner import ProcessRunner
@@ -388,7 +388,12 @@ async def test_failsafe_probe_promises_only_when_ceph_is_unreachable(
     settings = peer_lease._s.model_copy(
         update={"failsafe_secret": SecretStr("k1"), "failsafe_listen": "127.0.0.1:0"}
     )
-    peer = Failsafe(settings, peer_lease, lambda: Node(), lambda e, r: posted.append(e))
+
+    async def decide(event: Event, reason: str) -> Node:
+        posted.append(event)
+        return transition(Node(), event)[0]
+
+    peer = Failsafe(settings, peer_lease, lambda: Node(), decide)
     assert peer.server is not None
     await peer.server.start()
     address = f"127.0.0.1:{peer.server.port}"
