@@ -28,6 +28,7 @@ from harbor_ha.settings import Settings
 from .control import Control
 from .driver import Driver
 from .failsafe import Failsafe
+from .fenced import FencedSelfClock
 from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
@@ -173,11 +174,13 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             Kind.WARM: warm,
         },
         interface=s.interface,
-        observers=(StatusReporter(notifier), history),
+        observers=(StatusReporter(notifier), history, FencedSelfClock(metrics)),
         stuck=runner.unfinished_here,
     )
     failsafe = Failsafe(s, lease, lambda: driver.node, driver.decide)
     leasing.node = lambda: driver.node
+    metrics.image_mapped.set_function(lambda: 1.0 if steps.device else 0.0)
+    metrics.blocklist_expire.set(s.blocklist_expire_s)
 
     def bad_line(raw: str, reason: str) -> None:
         metrics.fifo_bad_lines.inc()

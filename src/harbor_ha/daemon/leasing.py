@@ -222,6 +222,14 @@ class Leasing:
         self._latest = look
         return look
 
+    def last_holder(self) -> Locker | None:
+        """Another node's lease client as the last look saw it (the fence step blocklists it
+        too: a holder whose lock lapsed may only be paused); None: none seen, or ours."""
+        holder = self._latest.holder if self._latest is not None else None
+        if holder is None or holder.cookie == cookie_of(self.settings.node_name):
+            return None
+        return holder
+
     async def watch(self) -> None:
         """A standby's look at the lease while BACKUP (the WATCH timer): remembered only, so
         that a promotion's lease step can count from it.  Tells the machine nothing."""
