@@ -576,3 +576,25 @@ async def test_no_promise_while_a_promotion_starts_during_the_probe(
     decision = await deciding
     assert not decision.promise and "LEASING" in decision.reason
     assert h.driver.node.state is State.LEASING and not h.driver.node.promised
+
+
+async def test_a_deadline_demotion_keeps_renewing_through_a_slow_stop(h: Harness) -> None:
+    """The master's renewals get no answer until its deadline demotes it; `compose stop`
+    then takes long (the stop step held here: up to stop_timeout_s, 60 s, in the field).
+    The demotion goes on renewing, so once Ceph answers again the peer sees a live holder
+    that demotes (it waits for the release) and never fences it in the middle of its stop;
+    the unmap's release ends the renewals."""
+    h.steps.plan[Step.STOP] = "stubborn"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    h.steps.renewal = Event.LEASE_UNREACHABLE
+    try:
+        await h.until(lambda: h.driver.node.state is State.STOPPING, "the deadline demotes")
+        h.steps.renewal = Event.LEASE_RENEWED  # Ceph answers again during the slow stop
+        await h.until(
+            lambda: h.steps.renewed_in.count(State.STOPPING) >= 3, "renewals during the stop"
+        )
+        assert Step.UNMOUNT not in h.steps.ran, "the stop is still running"
+    finally:
+        h.steps.unwound.set()

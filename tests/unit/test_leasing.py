@@ -458,7 +458,7 @@ async def test_a_peer_with_the_same_node_name_is_refused_by_name(tmp_path: Path)
     [
         (State.MASTER, False, True),
         (State.STOPPING, False, True),  # a clean demotion renews until its release
-        (State.STOPPING, True, False),  # LEASE_LOST / LEASE_DEADLINE: no longer renewed
+        (State.STOPPING, True, False),  # LEASE_LOST: no longer renewed
         (State.FENCED_SELF, False, False),
         (State.BACKUP, False, False),
     ],

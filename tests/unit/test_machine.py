@@ -964,11 +964,10 @@ def test_a_clean_demotion_renews_until_the_release(event: Event) -> None:
 
 
 @pytest.mark.parametrize("start", [S.MASTER, S.STARTING, S.MOUNTING, S.MAPPING])
-@pytest.mark.parametrize("event", [E.LEASE_LOST, E.LEASE_DEADLINE])
-def test_a_demotion_for_the_lease_does_not_renew(start: State, event: Event) -> None:
-    """LEASE_LOST or LEASE_DEADLINE: the demotion it starts does not renew (the lease is
-    lost or could be taken over); the next demotion, after BACKUP, renews again."""
-    node, _ = transition(Node(state=start, want_master=True), event)
+def test_a_demotion_for_a_lost_lease_does_not_renew(start: State) -> None:
+    """LEASE_LOST (the peer holds it): the demotion it starts does not renew; the next
+    demotion, after BACKUP, renews again."""
+    node, _ = transition(Node(state=start, want_master=True), E.LEASE_LOST)
     assert node.state in DEMOTING and node.lease_lost
     while node.state is not S.BACKUP:
         assert transition(node, E.RENEW_DUE) == (node, ())
@@ -1059,3 +1058,15 @@ def test_a_promise_that_outlived_a_restart_still_binds() -> None:
     )
     node, acts = transition(node, E.PROMISE_EXPIRED)
     assert node.state is S.LEASING
+
+
+@pytest.mark.parametrize("start", [S.MASTER, S.STARTING, S.MOUNTING, S.MAPPING])
+def test_a_deadline_demotion_renews_until_the_release(start: State) -> None:
+    """LEASE_DEADLINE (no renewal answered in time, nobody else holds the lease): the node
+    stops serving, and its demotion renews through every step until the release, so a
+    peer never fences it in the middle of a stop that can take stop_timeout_s."""
+    node, _ = transition(Node(state=start, want_master=True), E.LEASE_DEADLINE)
+    assert node.state in DEMOTING and not node.lease_lost and node.fault_file_on
+    while node.state is not S.BACKUP:
+        assert transition(node, E.RENEW_DUE) == (node, RENEW)
+        node, _ = transition(node, E.STEP_DONE)

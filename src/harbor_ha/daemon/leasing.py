@@ -107,7 +107,7 @@ class Leasing:
 
     def holds(self) -> bool:
         """This node holds the lease: the machine says so (past the lease step, renewing: not
-        after LEASE_LOST or the deadline, not FENCED_SELF or BACKUP) and its last renewal is
+        after LEASE_LOST, not FENCED_SELF or BACKUP) and its last renewal is
         younger than the lease's duration on the monotonic clock (read at each scrape; a
         wall-clock step changes nothing)."""
         held = self.lease.held

@@ -283,7 +283,7 @@ class Node:
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
     promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
     failsafe_held: bool = False  # MASTER: the peer confirmed it cannot reach Ceph either
-    lease_lost: bool = False  # LEASE_LOST / LEASE_DEADLINE: the running demotion stops renewing
+    lease_lost: bool = False  # LEASE_LOST: the peer holds it; the running demotion stops renewing
     awaiting_release: bool = False  # LEASING waits for a demoting holder (HANDOFF armed)
     keepalived_gone: bool = False  # KA_GONE until a keepalived line or KA_RETURNED
     policy: Policy = field(default_factory=Policy)
