@@ -93,12 +93,16 @@ def render(today: dt.date | None = None) -> str:
         *_arguments(parser),
         ".SH COMMANDS",
     ]
-    for name, (help_text, sub) in _subcommands(parser).items():
+    todo = list(_subcommands(parser).items())
+    while todo:
+        name, (help_text, sub) = todo.pop(0)
         usage = sub.format_usage().removeprefix("usage: ").strip()
         lines += [".SS " + esc(name), esc(help_text) + ".", ".PP", "\\fB" + esc(usage) + "\\fR"]
         args = _arguments(sub)
         if args:
             lines += [".RS", *args, ".RE"]
+        # a command with commands of its own (replication setup): a section each, next
+        todo[:0] = [(f"{name} {n}", v) for n, v in _subcommands(sub).items()]
     lines += [".SH EXIT STATUS", *_exit_codes(), ".SH FILES"]
     for path, what in FILES:
         lines += [".TP", f"\\fI{esc(path)}\\fR", esc(what)]

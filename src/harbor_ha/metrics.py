@@ -161,6 +161,21 @@ class Metrics:
             "Unix time the backoff or switchover-hold timer fires (0 when none is armed).",
             registry=r,
         )
+        self.image_mapped = Gauge(
+            "harbor_ha_image_mapped",
+            "1 while the image is mapped on this node (as the steps know it).",
+            registry=r,
+        )
+        self.fenced_self_since = Gauge(
+            "harbor_ha_fenced_self_since_timestamp_seconds",
+            "Unix time this node entered FENCED_SELF with no clean BACKUP since (0: none).",
+            registry=r,
+        )
+        self.blocklist_expire = Gauge(
+            "harbor_ha_blocklist_expire_seconds",
+            "The configured expiry of the blocklist entries fencing adds (blocklist_expire_s).",
+            registry=r,
+        )
         self.failed_promotions = Gauge(
             "harbor_ha_failed_promotions",
             "Consecutive failed promotions (drives the backoff; reset after a stable MASTER).",

@@ -7,6 +7,7 @@ tests/integration/ceph against a real cluster.
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -86,7 +87,7 @@ async def test_blocklist_add_argv_and_refusals() -> None:
 async def test_fence_argv_never_rm_and_excludes() -> None:
     """fence blocklists each non-excluded watcher with blocklist_expire_s; no argv contains rm."""
     two = (DATA / "rbd_status_two.json").read_text()
-    runner = FakeRunner([by_substring({"status": two})])
+    runner = FakeRunner([by_substring({"status": two, "lock ls": "[]"})])
     ceph = Ceph(settings(blocklist_expire_s=3600), runner)
     # The FakeRunner keeps reporting both watchers, so the wait must hit its deadline.
     with pytest.raises(FenceError):
@@ -105,7 +106,7 @@ async def test_fence_adds_through_the_given_adder_and_falls_back_to_the_cli() ->
     `ceph osd blocklist add` runs; an adder that fails (agent dead, timed out) is followed
     by the CLI for every entry. A malformed address is refused before either."""
     two = (DATA / "rbd_status_two.json").read_text()
-    runner = FakeRunner([by_substring({"status": two})])
+    runner = FakeRunner([by_substring({"status": two, "lock ls": "[]"})])
     ceph = Ceph(settings(blocklist_expire_s=3600), runner)
     added: list[tuple[tuple[str, ...], int]] = []
 
@@ -201,3 +202,23 @@ async def test_unmap_that_cannot_be_verified_is_unmap_failed() -> None:
 
     with pytest.raises(UnmapFailed, match="cannot verify the unmap"):
         await Ceph(settings(), FakeRunner([rule])).unmap(10)
+
+
+async def test_fence_blocklists_the_lock_owner_without_a_watch() -> None:
+    """No watcher left (the OSD dropped a silent client's watch) but a client still owns the
+    exclusive lock (`rbd lock ls`): the fence blocklists that owner with blocklist_expire_s
+    and confirms it in the blocklist, instead of finding nothing to fence."""
+    owner = "127.0.0.1:0/173140613"
+    locks = json.dumps([{"id": "client.4123", "locker": "auto 139872", "address": owner}])
+    listed = json.dumps([{"addr": owner, "until": "2026-12-08T00:00:00.000000+0000"}])
+    runner = FakeRunner([by_substring({
+        "status": (DATA / "rbd_status_none.json").read_text(), "lock ls": locks,
+        "blocklist ls": listed, "blocklist add": "",
+    })])  # fmt: skip
+    ceph = Ceph(settings(blocklist_expire_s=3600), runner)
+    assert await ceph.fence(timeout_s=2.0) == [owner]
+    adds = [argv for argv, _, _ in runner.calls if "add" in argv]
+    assert adds == [
+        ("ceph", "--id", "harbor", "--keyring", "/k/keyring",
+         "osd", "blocklist", "add", owner, "3600"),
+    ]  # fmt: skip

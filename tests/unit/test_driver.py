@@ -9,6 +9,7 @@ files on disk.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -16,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
+from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import StepRefused
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
+from harbor_ha.lease import LeaseInfo, LeaseTimeout
 from harbor_ha.machine import Event, Facts, Kind, Node, State, Step, from_facts
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
@@ -43,6 +47,8 @@ class ScriptedSteps:
         self.watches = 0
         self.renewed_in: list[State] = []  # the node's state at each renewal
         self.node: Callable[[], Node] | None = None
+        self.unwound = asyncio.Event()  # a "stubborn" step's cancellation may end now
+        self.started_after_unwind: list[Step] = []  # steps started once a stubborn one ended
 
     async def watch(self) -> None:
         self.watches += 1
@@ -59,7 +65,18 @@ class ScriptedSteps:
 
     async def run(self, step: Step) -> None:
         self.ran.append(step)
+        if self.unwound.is_set():
+            self.started_after_unwind.append(step)
         how = self.plan.get(step, "ok")
+        if how == "stubborn":  # resists cancellation until the test lets it unwind
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                while not self.unwound.is_set():  # its own timeout's cancellation too
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self.unwound.wait()
+                self.cancelled.append(step)
+                raise
         if how == "fail":
             raise RuntimeError(f"{step} broke")
         if how == "held":
@@ -176,6 +193,27 @@ async def test_backup_during_promotion_cancels_and_rolls_back(h: Harness) -> Non
     assert h.steps.cancelled == [Step.MAP]
     assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.UNMAP]
     assert h.fault() == 0, "a cancel is not a failure: no fault"
+
+
+async def test_renewals_go_on_while_a_cancelled_step_unwinds(h: Harness) -> None:
+    """A step that resists its cancellation (its process group dying slowly) does not stop the
+    driver: while the cancelled map step unwinds, RENEW_DUE keeps being handled and the lease
+    renewed (a node rolling back is never fenced for silence); the rollback's unmap step
+    starts only once the cancelled step has ended (two steps never overlap)."""
+    h.steps.plan[Step.MAP] = "stubborn"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: Step.MAP in h.steps.ran, "map started")
+    h.driver.post(Event.KA_BACKUP, "test")
+    try:
+        await h.until(lambda: h.driver.node.state is State.UNMAPPING, "rolling back")
+        before = h.steps.renewals
+        await h.until(lambda: h.steps.renewals >= before + 3, "renewals while the step unwinds")
+        assert h.steps.cancelled == [] and Step.UNMAP not in h.steps.ran
+    finally:
+        h.steps.unwound.set()
+    await h.until(lambda: h.driver.node.state is State.BACKUP, "BACKUP")
+    assert h.steps.cancelled == [Step.MAP] and h.steps.started_after_unwind == [Step.UNMAP]
 
 
 async def test_step_timeout_rolls_back_with_fault_then_backoff_clears(h: Harness) -> None:
@@ -501,3 +539,62 @@ async def test_a_hung_watch_is_not_started_twice_nor_logged_as_a_warning(h: Harn
     skipped = [e for e in logs if e["event"] == "background_io_still_running"]
     assert started == 1 and len(skipped) >= 2
     assert {e["log_level"] for e in skipped} == {"debug"}
+
+
+class SlowUnreachableCeph:
+    """The failsafe's Ceph probe: a read that waits until the test lets it time out."""
+
+    def __init__(self) -> None:
+        self.probing = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+        self.probing.set()
+        await self.answer.wait()
+        raise LeaseTimeout("get_info", timeout_s or 0)
+
+
+async def test_no_promise_while_a_promotion_starts_during_the_probe(
+    h: Harness, settings: Settings
+) -> None:
+    """The failsafe's decision and keepalived's MASTER race: the node is BACKUP when the
+    request comes, and a MASTER line moves it to LEASING while its Ceph probe waits.  The
+    promise is the machine's decision, taken after the probe: refused (no promise to the
+    peer, nothing promised here), and the promotion goes on."""
+    ceph = SlowUnreachableCeph()
+    fs_settings = settings.model_copy(
+        update={"failsafe_secret": SecretStr("k"), "failsafe_listen": "127.0.0.1:0"}
+    )
+    fs = Failsafe(fs_settings, ceph, lambda: h.driver.node, h.driver.decide)  # type: ignore[arg-type]
+    h.steps.plan[Step.LEASE] = "hang"
+    h.start()
+    deciding = asyncio.create_task(fs.decide())
+    await ceph.probing.wait()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.LEASING, "LEASING")
+    ceph.answer.set()
+    decision = await deciding
+    assert not decision.promise and "LEASING" in decision.reason
+    assert h.driver.node.state is State.LEASING and not h.driver.node.promised
+
+
+async def test_a_deadline_demotion_keeps_renewing_through_a_slow_stop(h: Harness) -> None:
+    """The master's renewals get no answer until its deadline demotes it; `compose stop`
+    then takes long (the stop step held here: up to stop_timeout_s, 60 s, in the field).
+    The demotion goes on renewing, so once Ceph answers again the peer sees a live holder
+    that demotes (it waits for the release) and never fences it in the middle of its stop;
+    the unmap's release ends the renewals."""
+    h.steps.plan[Step.STOP] = "stubborn"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
+    h.steps.renewal = Event.LEASE_UNREACHABLE
+    try:
+        await h.until(lambda: h.driver.node.state is State.STOPPING, "the deadline demotes")
+        h.steps.renewal = Event.LEASE_RENEWED  # Ceph answers again during the slow stop
+        await h.until(
+            lambda: h.steps.renewed_in.count(State.STOPPING) >= 3, "renewals during the stop"
+        )
+        assert Step.UNMOUNT not in h.steps.ran, "the stop is still running"
+    finally:
+        h.steps.unwound.set()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from harbor_ha.daemon.failsafe import Failsafe
+from harbor_ha.daemon.failsafe import Failsafe, promise_left, promise_path
 from harbor_ha.lease import LeaseInfo, LeaseTimeout
-from harbor_ha.machine import Event, Node, State
+from harbor_ha.machine import Event, Node, State, transition
 from harbor_ha.peer.failsafe import Decision, FailsafeServer, ask, mac
 from tests.fakes import example_settings
 from tests.unit.test_leasing import ScriptedLease
@@ -116,7 +116,13 @@ def failsafe(tmp_path: Path, lease: ScriptedLease, state: State) -> tuple[Failsa
         priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
         node_name="b", failsafe_secret="s3cret-shared", failsafe_listen="127.0.0.1:0",
     )  # fmt: skip
-    fs = Failsafe(settings, lease, lambda: Node(state=state), lambda e, r: posted.append(e))
+    node = Node(state=state)
+
+    async def decide(event: Event, reason: str) -> Node:
+        posted.append(event)
+        return transition(node, event)[0]
+
+    fs = Failsafe(settings, lease, lambda: node, decide)
     return fs, posted
 
 
@@ -128,12 +134,15 @@ async def test_the_peer_promises_only_when_backup_and_cut_from_ceph(
     tmp_path: Path, unreachable: bool, state: State, promises: bool
 ) -> None:
     """The peer's decision: a promise (and FAILSAFE_PROMISED posted to its own machine)
-    only while BACKUP and its Ceph probe fails; reaching Ceph, or promoting, is no promise."""
+    only while BACKUP and its Ceph probe fails, written down so a restart keeps it; reaching
+    Ceph, or promoting, is no promise."""
     lease = UnreachableCeph(["ok"]) if unreachable else ScriptedLease(["ok"])
     fs, posted = failsafe(tmp_path, lease, state)
     decision = await fs.decide()
     assert decision.promise is promises
     assert posted == ([Event.FAILSAFE_PROMISED] if promises else [])
+    left = promise_left(promise_path(fs._s), 15.0)
+    assert left == (pytest.approx(15.0, abs=1) if promises else 0), "a restart keeps it"
 
 
 @pytest.mark.parametrize(
@@ -154,3 +163,14 @@ def test_incoherent_lease_timings_are_refused_naming_the_variables(
     answered before the deadline, is a settings error naming the variable."""
     with pytest.raises(ValueError, match=names):
         example_settings(**fields)
+
+
+async def test_a_request_from_a_node_of_the_same_name_is_refused(server: FailsafeServer) -> None:
+    """Two nodes with one ``node_name`` share the lease's cookie (each would break the other's
+    live lock as its own): the peer exchange refuses such a request by name, logs it, and the
+    asking master gets no promise."""
+    with capture_logs() as logs:
+        promised, why, _ = await ask(f"127.0.0.1:{server.port}", SECRET, "b", 2.0)
+    assert not promised and "refused" in why
+    reasons = [str(e["reason"]) for e in logs if e["event"] == "failsafe_request_refused"]
+    assert len(reasons) == 1 and "same node_name" in reasons[0]

@@ -151,3 +151,18 @@ def test_unwritable_directory_raises_as_root_too() -> None:
     """A directory no one may create files in (/proc) raises TrackFileError, even as root."""
     with pytest.raises(TrackFileError, match="/proc/harbor-ha-track"):
         write_track_file(Path("/proc/harbor-ha-track"), 1)
+
+
+def test_a_write_never_waits_on_the_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Track files are written on the event loop (every transition may change the fault file):
+    a write is atomic for keepalived (temp file + rename) but never fsyncs, so a disk that
+    stalls cannot stop the loop, and with it the lease's renewals.  They live in /run and are
+    rewritten at every start: durability buys nothing."""
+
+    def stalled(fd: int) -> None:
+        raise AssertionError("fsync on the event loop: a stalled disk would stop the renewals")
+
+    monkeypatch.setattr(os, "fsync", stalled)
+    target = tmp_path / "fault"
+    write_track_file(target, 1)
+    assert read_track_file(target) == 1

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from structlog.testing import capture_logs
 
+from harbor_ha.commands.preflight import peer_name_clash
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
-from harbor_ha.machine import Event
+from harbor_ha.machine import Event, Node, State
 from harbor_ha.metrics import Metrics
 from tests.fakes import example_settings
 
@@ -403,3 +405,96 @@ async def test_slow_looks_never_make_a_renewing_holder_stale(tmp_path: Path) -> 
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER, lease.read_at
     assert lease.read_at[-1] - lease.read_at[0] >= 0.6
+
+
+async def test_reconcile_reads_who_holds_the_lease(tmp_path: Path) -> None:
+    """Reconcile's lease fact: another node's cookie holding the lease is a peer's hold (the
+    machine then never adopts MASTER); a free lease, this node's own cookie, or a read that
+    fails is not (the first renewal and the deadline bound a claim then)."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    assert await ls.peer_holds() is True
+    lease.free = True
+    assert await ls.peer_holds() is False
+    own = example_settings(
+        priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+        node_name="b",
+    )  # fmt: skip
+    lease.free = False
+    assert await Leasing(own, lease, Metrics()).peer_holds() is False
+
+    class Unreachable(ScriptedLease):
+        async def inspect(self, timeout_s: float | None = None) -> LeaseInfo:
+            raise LeaseTimeout("get_info", 3.0)
+
+    assert await Leasing(own, Unreachable(["ok"]), Metrics()).peer_holds() is False
+
+
+async def test_a_peer_with_the_same_node_name_is_refused_by_name(tmp_path: Path) -> None:
+    """The peer's /status names this node's own ``node_name``: the two share the lease's cookie.
+    `harbor-ha check` fails naming it, and the lease step never trusts what that peer says
+    (its /status is no demoting holder, no healed partition), logging the clash."""
+    runner = await status_server({"node": "a", "state": "STOPPING", "lease": {"held": True}})
+    port = runner.addresses[0][1]
+    try:
+        settings = example_settings(
+            priority_file=tmp_path / "p", fault_file=tmp_path / "f", runtime_dir=tmp_path,
+            node_name="a", peer_http_url=f"http://127.0.0.1:{port}",
+        )  # fmt: skip
+        findings = await peer_name_clash(settings)
+        assert [level for level, _ in findings] == ["FAIL"] and "'a'" in findings[0][1]
+        other = settings.model_copy(update={"node_name": "c"})
+        assert await peer_name_clash(other) == []
+        ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
+        with capture_logs() as logs, pytest.raises(StepRefused) as info:
+            await ls.take()
+        assert info.value.event is Event.LEASE_HELD_BY_PEER
+        assert any(e["event"] == "peer_same_node_name" for e in logs)
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("state", "lease_lost", "held"),
+    [
+        (State.MASTER, False, True),
+        (State.STOPPING, False, True),  # a clean demotion renews until its release
+        (State.STOPPING, True, False),  # LEASE_LOST: no longer renewed
+        (State.FENCED_SELF, False, False),
+        (State.BACKUP, False, False),
+    ],
+)
+async def test_held_is_the_machines_lease_state_on_the_monotonic_clock(
+    tmp_path: Path, state: State, lease_lost: bool, held: bool
+) -> None:
+    """/status's and the metric's "held by me" is the machine's own lease state (a lost lease,
+    FENCED_SELF or BACKUP hold nothing, whatever the last renewal said), and a renewal ages on
+    the monotonic clock: one whose wall-clock expiry lies an hour ahead (a backward clock
+    step) but whose duration has passed on the monotonic clock is not held."""
+    ls, lease = leasing(tmp_path, ["ok"])
+    ls.node = lambda: Node(state=state, lease_lost=lease_lost)
+    await lease.acquire()
+    assert ls.holds() is held and ls.view()["held"] is held
+    assert ls.metrics.registry.get_sample_value("harbor_ha_lease_held") == (1 if held else 0)
+    lease.held = Held(time.monotonic() - 2.5, time.time() + 3600, 2, 0.5)
+    assert ls.holds() is False and ls.view()["held"] is False
+
+
+async def test_a_renewal_that_finds_its_client_fenced_is_a_lost_lease(tmp_path: Path) -> None:
+    """A renewal answered "blocklisted" (a peer fenced this lease client) is LEASE_LOST, not
+    an unreachable Ceph: the master demotes at once instead of serving on to its deadline;
+    any other error stays LEASE_UNREACHABLE."""
+
+    class Fenced(ScriptedLease):
+        kind = "blocklisted"
+
+        async def renew(self) -> Held:
+            raise LeaseError(self.kind, "lease lock: client blocklisted")
+
+    ls, _ = leasing(tmp_path, ["ok"])
+    fenced = Fenced(["ok"])
+    ls.lease = fenced
+    told = await ls.renew()
+    assert told is not None and told[0] is Event.LEASE_LOST
+    fenced.kind = "failed"
+    told = await ls.renew()
+    assert told is not None and told[0] is Event.LEASE_UNREACHABLE

@@ -964,11 +964,10 @@ def test_a_clean_demotion_renews_until_the_release(event: Event) -> None:
 
 
 @pytest.mark.parametrize("start", [S.MASTER, S.STARTING, S.MOUNTING, S.MAPPING])
-@pytest.mark.parametrize("event", [E.LEASE_LOST, E.LEASE_DEADLINE])
-def test_a_demotion_for_the_lease_does_not_renew(start: State, event: Event) -> None:
-    """LEASE_LOST or LEASE_DEADLINE: the demotion it starts does not renew (the lease is
-    lost or could be taken over); the next demotion, after BACKUP, renews again."""
-    node, _ = transition(Node(state=start, want_master=True), event)
+def test_a_demotion_for_a_lost_lease_does_not_renew(start: State) -> None:
+    """LEASE_LOST (the peer holds it): the demotion it starts does not renew; the next
+    demotion, after BACKUP, renews again."""
+    node, _ = transition(Node(state=start, want_master=True), E.LEASE_LOST)
     assert node.state in DEMOTING and node.lease_lost
     while node.state is not S.BACKUP:
         assert transition(node, E.RENEW_DUE) == (node, ())
@@ -1006,3 +1005,68 @@ def test_the_handoff_bound_is_the_settings_demotion_bound() -> None:
     s = example_settings(stop_timeout_s=20, unmount_timeout_s=10, unmap_timeout_s=5)
     p = policy_of(s)
     assert p.demotion_bound_s == 35 and p.lease_handoff_s == 35 + s.lease_duration_s
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        dict(mapped=True, mounted=True, harbor_running=True),
+        dict(mapped=True, mounted=True, harbor_running=False),
+        dict(mapped=True, mounted=False, harbor_running=False),
+    ],
+)
+def test_reconcile_never_masters_while_the_peer_holds_the_lease(held: dict[str, bool]) -> None:
+    """A restarted daemon that finds the VIP (left by a killed keepalived), the image and
+    Harbor, while another node holds the lease, never adopts MASTER nor resumes past the lease
+    step: the peer took over.  It demotes at once, without renewing (the lease is not its
+    own), with the fault raised so keepalived gives the VIP away, and backs off."""
+    facts = Facts(vip=True, lease_peer=True, **held)
+    node, acts = from_facts(facts)
+    assert node.state is S.STOPPING
+    assert node.lease_lost and node.fault
+    assert Action(Kind.RENEW_LEASE, reason="renew the lease") not in acts
+    assert [a.timer for a in timers(acts)] == [Timer.BACKOFF]
+
+
+def test_reconcile_with_the_peer_holding_and_nothing_here_takes_the_lease_step() -> None:
+    """VIP but nothing held here while the peer holds the lease: the lease step judges the
+    holder (never a fence of a live one), as it does for any promotion."""
+    node, _ = from_facts(Facts(vip=True, mapped=False, mounted=False, harbor_running=False,
+                               lease_peer=True))  # fmt: skip
+    assert node.state is S.LEASING
+
+
+@pytest.mark.parametrize("state", sorted(set(State) - {S.BACKUP}))
+def test_a_promise_is_granted_only_in_backup(state: State) -> None:
+    """The failsafe promise is the machine's decision: granted (promised, PROMISE armed) only
+    in BACKUP, where nothing promotes; in any other state (a promotion in flight, MASTER, a
+    demotion, FENCED_SELF) it is refused: nothing changes, and the peer hears "no promise"."""
+    node = Node(state=state, want_master=True)
+    new, acts = transition(node, E.FAILSAFE_PROMISED)
+    assert new == node and acts == ()
+
+
+def test_a_promise_that_outlived_a_restart_still_binds() -> None:
+    """A daemon restarted while its promise runs (the time left, read at start) starts BACKUP
+    and promised, even with the VIP, and promotes only when that time is over."""
+    facts = Facts(vip=True, mapped=False, mounted=False, harbor_running=False, promised_s=7.5)
+    node, acts = from_facts(facts)
+    assert node.state is S.BACKUP and node.promised and node.want_master
+    assert (
+        Action(Kind.START_TIMER, timer=Timer.PROMISE, delay_s=7.5, reason="failsafe promise over")
+        in acts
+    )
+    node, acts = transition(node, E.PROMISE_EXPIRED)
+    assert node.state is S.LEASING
+
+
+@pytest.mark.parametrize("start", [S.MASTER, S.STARTING, S.MOUNTING, S.MAPPING])
+def test_a_deadline_demotion_renews_until_the_release(start: State) -> None:
+    """LEASE_DEADLINE (no renewal answered in time, nobody else holds the lease): the node
+    stops serving, and its demotion renews through every step until the release, so a
+    peer never fences it in the middle of a stop that can take stop_timeout_s."""
+    node, _ = transition(Node(state=start, want_master=True), E.LEASE_DEADLINE)
+    assert node.state in DEMOTING and not node.lease_lost and node.fault_file_on
+    while node.state is not S.BACKUP:
+        assert transition(node, E.RENEW_DUE) == (node, RENEW)
+        node, _ = transition(node, E.STEP_DONE)

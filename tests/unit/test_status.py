@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -76,11 +76,13 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
 async def test_status_and_metrics_show_the_lease_of_its_owner(parts: Parts) -> None:
     """The lease in /status and the metrics come from the lease's owner: not held at start;
     after a renewal (the owner's record of it) held by this node with expiry = renewal +
-    duration, the gauges say the same; an expired renewal reads as not held."""
+    duration, the gauges say the same (the machine being MASTER: its own lease state is
+    the other half of the truth); an expired renewal reads as not held."""
     from harbor_ha.lease import Held
 
     status = (await parts.control.handle("status", {}))["status"]
     assert status["lease"]["held"] is False and status["lease"]["expiry"] is None
+    parts.driver._node = replace(parts.driver.node, state=State.MASTER)
     now_wall, now_mono = time.time(), time.monotonic()
     parts.lease.held = Held(now_mono, now_wall, 5, 1.5)
     parts.steps._leasing._export()

@@ -129,3 +129,16 @@ async def test_an_unconfirmed_holder_fence_waits_for_the_lock_to_lapse(tmp_path:
         await steps.fence()
     assert info.value.event is Event.LEASE_TAKEN
     assert ceph.also == [(HOLDER_ADDR,), ()] and lease.broken == [] and lease.calls == 5
+
+
+async def test_fence_blocklists_the_last_lease_holder_seen(tmp_path: Path) -> None:
+    """The lease was free when taken (its holder's lock lapsed), but the standby's watch last
+    saw another node's lease client holding it: the fence blocklists that client too (with
+    the watchers and the lock owner, the configured expiry), so a holder that was only
+    paused can never renew or write again."""
+    ceph = FakeCeph()
+    lease = ScriptedLease(["ok"])
+    steps = make(tmp_path, ceph, [True], lease)
+    await steps._leasing.watch()  # the standby's look: harbor-ha:b holds it
+    await steps.fence()
+    assert ceph.also == [(HOLDER_ADDR,)]

@@ -40,6 +40,7 @@ from harbor_ha.ceph.parse import (
     is_client_address,
     parse_blocklist,
     parse_device_list,
+    parse_lock_owners,
     parse_watchers,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "is_client_address",
     "parse_blocklist",
     "parse_device_list",
+    "parse_lock_owners",
     "parse_watchers",
     "write_keyring",
 ]

@@ -35,6 +35,7 @@ from harbor_ha.ceph.parse import (
     parse_blocklist,
     parse_device_list,
     parse_image_info,
+    parse_lock_owners,
     parse_mapped_device,
     parse_watchers,
 )
@@ -100,6 +101,14 @@ class Ceph:
         )
         return parse_watchers(out)
 
+    async def lock_owners(self, *, timeout_s: float | None = None) -> list[str]:
+        """Addresses owning the image's exclusive lock (`rbd lock ls --format json`)."""
+        what = f"rbd lock ls {self._s.image_spec}"
+        out = await self._run(
+            self.rbd_argv("lock", "ls", self._s.image_spec, "--format", "json"), what, timeout_s
+        )
+        return parse_lock_owners(out)
+
     # ---------------------------------------------------------- blocklist
     async def blocklist_add(
         self, address: str, expire_s: int, *, timeout_s: float | None = None
@@ -132,8 +141,12 @@ class Ceph:
         timeout_s: float | None = None,
     ) -> list[str]:
         """Blocklist every watcher of the image not in ``exclude``; wait until they are gone.
-        ``also``: more client addresses to blocklist (a stopped lease holder's client), each
-        confirmed in the blocklist before this returns (``listed``: what lists it, by
+        The owner of the image's exclusive lock is blocklisted too, watching or not: an OSD
+        drops a silent client's watch after ~30 s, and a fence that runs later must still
+        cut the client that holds the image (krbd's own lock break would blocklist it only
+        with Ceph's default expiry).  ``also``: more client addresses to blocklist (a
+        stopped lease holder's client, the last lease holder seen).  Those and the lock's
+        owner are confirmed in the blocklist before this returns (``listed``: what lists it, by
         default ``ceph osd blocklist ls``; the lease step passes its agent's monitor call).
         ``add``: what adds the entries, all in one call (the fence step passes its lease
         agent's monitor calls, sent at once: one monitor commit for all, instead of a `ceph`
@@ -147,7 +160,10 @@ class Ceph:
         total = timeout_s if timeout_s is not None else self._s.fence_timeout_s
         deadline = time.monotonic() + total
         image = self._s.image_spec
-        current = await self.watchers(timeout_s=self._left(deadline))
+        current, owners = await asyncio.gather(
+            self.watchers(timeout_s=self._left(deadline)),
+            self.lock_owners(timeout_s=self._left(deadline)),
+        )
         targets: list[str] = []
         for w in current:
             if w.address in exclude:
@@ -157,7 +173,11 @@ class Ceph:
                 raise FenceError(f"watcher address {w.address!r} of {image} is not IP:PORT/NONCE")
             if w.address not in targets:
                 targets.append(w.address)
-        extra = [a for a in also if a not in targets]
+        owned = [a for a in owners if a not in targets and a not in exclude]
+        for address in owned:
+            if not is_client_address(address):
+                raise FenceError(f"lock owner address {address!r} of {image} is not IP:PORT/NONCE")
+        extra = [a for a in dict.fromkeys([*owned, *also]) if a not in targets]
         for address in extra:
             if not is_client_address(address):
                 raise FenceError(f"lease holder address {address!r} is not IP:PORT/NONCE")
@@ -170,7 +190,8 @@ class Ceph:
         for address in (*targets, *extra):
             log.warning(
                 "fenced", image=image, address=address, expire_s=self._s.blocklist_expire_s,
-                what="watcher" if address in targets else "lease holder",
+                what="watcher" if address in targets
+                else "lock owner" if address in owned else "lease holder",
             )  # fmt: skip
         # The extra addresses' confirmation runs beside the wait for the watchers to go (two
         # CLI processes at once instead of one after the other, ~0.3 s less on a failover).

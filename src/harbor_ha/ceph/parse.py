@@ -66,6 +66,22 @@ def parse_watchers(text: str) -> list[Watcher]:
     return out
 
 
+def parse_lock_owners(text: str) -> list[str]:
+    """Parse `rbd lock ls --format json`: the addresses of the image's lockers (the
+    exclusive lock's owner: a client that maps the image holds it, with or without a watch)."""
+    data = loads_json(text, "rbd lock ls")
+    if isinstance(data, dict):  # {"locker id": {...}} in older releases
+        data = list(data.values())
+    if not isinstance(data, list):
+        raise CephError(f"rbd lock ls: unexpected JSON: {text[:200]!r}")
+    out = []
+    for item in data:
+        if not isinstance(item, dict) or not isinstance(item.get("address"), str):
+            raise CephError(f"rbd lock ls: bad locker entry {item!r}")
+        out.append(item["address"])
+    return out
+
+
 def parse_blocklist(text: str) -> list[str]:
     """Parse `ceph osd blocklist ls -f json`.
 

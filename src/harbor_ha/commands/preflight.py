@@ -13,6 +13,7 @@ from harbor_ha.compose.parse import service_blocks
 from harbor_ha.filesystem.mounted import mount_at
 from harbor_ha.keepalived.render import check_config
 from harbor_ha.lease.check import check_lease
+from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
@@ -68,6 +69,28 @@ async def _install(settings: Settings, compose: Compose) -> list[Finding]:
     return install_findings(text, services, settings.mountpoint, mounted, Path.exists)
 
 
+async def peer_name_clash(s: Settings) -> list[Finding]:
+    """The peer's /status (``peer_http_url``) names this node's own ``node_name``: the two
+    would share the lease's cookie, and each would break the other's live lock as its own
+    stale one (every VIP move then steals the lease from a renewing master and fences it).
+    A peer that does not answer is a warning: the check could not be made."""
+    if not s.peer_http_url:
+        return []
+    try:
+        status = await peer_status(s.peer_http_url, s.peer_timeout_s)
+    except PeerUnreachable as exc:
+        return [("WARN", f"peer {s.peer_http_url}: cannot compare node names: {exc}")]
+    if status.get("node") == s.node_name:
+        return [
+            (
+                "FAIL",
+                f"the peer at {s.peer_http_url} is also named {s.node_name!r}: the lease's "
+                "cookie names the node; set HARBOR_HA_NODE_NAME differently on each node",
+            )
+        ]
+    return []
+
+
 async def preflight(settings: Settings) -> list[Finding]:
     """Everything that can be checked without touching the image; FAIL items block a takeover."""
     runner = ProcessRunner()
@@ -79,6 +102,7 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings.append(("FAIL", f"ceph: {exc}"))
     problems, notes = await check_lease(settings, runner)
     findings += [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
+    findings += await peer_name_clash(settings)
     conf: Path = settings.keepalived_conf
     if conf.is_file():
         try:

@@ -26,6 +26,7 @@ from harbor_ha.machine import Event, Result, from_facts
 from harbor_ha.settings import Settings
 
 from .build import Parts, build, policy_of
+from .failsafe import promise_left, promise_path
 from .reconcile import observe
 from .watchers import forward_container_events
 
@@ -79,6 +80,8 @@ class Daemon:
                 fs=p.fs,
                 compose=p.compose,
                 occupied=p.occupied,
+                lease_peer=p.leasing.peer_holds,
+                promised_s=promise_left(promise_path(s), s.failsafe_window_s),
             )
             p.steps.adopt(seen.device)
             if not seen.facts.mounted and not seen.facts.mount_foreign:

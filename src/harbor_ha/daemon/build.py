@@ -28,6 +28,7 @@ from harbor_ha.settings import Settings
 from .control import Control
 from .driver import Driver
 from .failsafe import Failsafe
+from .fenced import FencedSelfClock
 from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
@@ -92,6 +93,7 @@ class Parts:
     track: TrackFiles
     ceph: Ceph
     lease: Lease
+    leasing: Leasing
     fs: Filesystem
     compose: Compose
     containers: ContainerProbe
@@ -172,10 +174,13 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             Kind.WARM: warm,
         },
         interface=s.interface,
-        observers=(StatusReporter(notifier), history),
+        observers=(StatusReporter(notifier), history, FencedSelfClock(metrics)),
         stuck=runner.unfinished_here,
     )
-    failsafe = Failsafe(s, lease, lambda: driver.node, driver.post)
+    failsafe = Failsafe(s, lease, lambda: driver.node, driver.decide)
+    leasing.node = lambda: driver.node
+    metrics.image_mapped.set_function(lambda: 1.0 if steps.device else 0.0)
+    metrics.blocklist_expire.set(s.blocklist_expire_s)
 
     def bad_line(raw: str, reason: str) -> None:
         metrics.fifo_bad_lines.inc()
@@ -240,7 +245,8 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )
     parts = Parts(
         settings=s, runner=runner, metrics=metrics, notifier=notifier, track=track, ceph=ceph,
-        lease=lease, fs=fs, compose=compose, containers=containers, harbor=harbor, wake=wake,
+        lease=lease, leasing=leasing, fs=fs, compose=compose, containers=containers,
+        harbor=harbor, wake=wake,
         steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,

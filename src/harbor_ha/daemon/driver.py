@@ -51,7 +51,9 @@ TransitionObserver = Callable[[dict[str, Any]], None]
 """Called with each transition's record (at, from, to, event, reason, in_previous_s)."""
 
 CANCEL_WAIT_S = 10.0
-"""Bound on waiting for a cancelled step to unwind (its runner kills its process group)."""
+"""Bound on waiting for a cancelled step to unwind (its runner kills its process group).
+The wait is the next step's (it starts once the cancelled one ended, so two steps never
+overlap), never the driver's: events, the lease's renewals first, are handled meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Incoming:
     token: int | None = None  # set for step results
     timer: tuple[Timer, int] | None = None  # set for timer firings
     at: float = field(default_factory=time.monotonic)
+    decided: asyncio.Future[Node] | None = None  # set by ``decide``: the node after it
 
 
 class Driver:
@@ -90,6 +93,7 @@ class Driver:
         self._observers = tuple(observers)
         self._queue: asyncio.Queue[Incoming] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._unwinding: set[asyncio.Task[None]] = set()  # cancelled steps not yet ended
         self._token = 0
         self._timers = Timers(metrics, self._fire)
         self._promotion_started: float | None = None
@@ -123,6 +127,14 @@ class Driver:
     def post(self, event: Event, reason: str, *, token: int | None = None) -> None:
         self._queue.put_nowait(Incoming(event, reason, token))
 
+    async def decide(self, event: Event, reason: str) -> Node:
+        """Post ``event`` and wait until the machine has handled it: the node after it (a
+        caller that answers someone else with the machine's decision, e.g. the failsafe's
+        promise).  Events queued before it are handled first."""
+        decided: asyncio.Future[Node] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Incoming(event, reason, decided=decided))
+        return await decided
+
     def _stale(self, item: Incoming) -> bool:
         if item.token is not None and item.token != self._token:
             return True
@@ -138,24 +150,32 @@ class Driver:
         while True:
             item = await self._queue.get()
             self.processed += 1
-            if self._stale(item):
-                log.debug("stale_step_result", _event=str(item.event), reason=item.reason)
-                continue
-            old = self._node
             try:
-                new, actions = transition(old, item.event)
-            except IllegalTransition as exc:
-                log.info(
-                    "event_ignored",
-                    state=str(old.state),
-                    _event=str(item.event),
-                    reason=item.reason,
-                    why=str(exc),
-                )
-                continue
-            self._enter(old, new, item.event, item.reason, actions, item.at)
-            if await self._perform(actions):
-                return
+                if await self._handle(item):
+                    return
+            finally:
+                if item.decided is not None and not item.decided.done():
+                    item.decided.set_result(self._node)
+
+    async def _handle(self, item: Incoming) -> bool:
+        """One event through the machine, its actions performed; True when the daemon may exit."""
+        if self._stale(item):
+            log.debug("stale_step_result", _event=str(item.event), reason=item.reason)
+            return False
+        old = self._node
+        try:
+            new, actions = transition(old, item.event)
+        except IllegalTransition as exc:
+            log.info(
+                "event_ignored",
+                state=str(old.state),
+                _event=str(item.event),
+                reason=item.reason,
+                why=str(exc),
+            )
+            return False
+        self._enter(old, new, item.event, item.reason, actions, item.at)
+        return await self._perform(actions)
 
     def _enter(
         self,
@@ -279,6 +299,7 @@ class Driver:
                     self._post_verdict(event, action.ticks)
                 case Action(kind=Kind.EXIT):
                     await self._cancel_step()
+                    await self._unwound()
                     for task in self._tasks.values():
                         task.cancel()
                     for timer in Timer:
@@ -342,7 +363,20 @@ class Driver:
         token = self._token
         self._task = asyncio.create_task(self._step_task(step, token), name=f"step-{step}")
 
+    async def _unwound(self) -> None:
+        """Wait (bounded) for a cancelled step to end.  Awaited by the next step's task (and
+        at exit), never by the driver's loop: a step that resists its cancellation must not
+        stop the renewals."""
+        self._unwinding = {t for t in self._unwinding if not t.done()}
+        if not self._unwinding:
+            return
+        await asyncio.wait(set(self._unwinding), timeout=CANCEL_WAIT_S)
+        for task in self._unwinding:
+            if not task.done():
+                log.error("step_cancel_stuck", step=task.get_name(), waited_s=CANCEL_WAIT_S)
+
     async def _step_task(self, step: Step, token: int) -> None:
+        await self._unwound()
         limit = self._step_timeout(step)
         started = time.monotonic()
         log.info("step_start", step=str(step), timeout_s=limit)
@@ -388,11 +422,10 @@ class Driver:
             log.info("step_end", **fields)
 
     async def _cancel_step(self) -> None:
+        """Cancel the running step and return at once; the next step waits for it to end."""
         task, self._task = self._task, None
         self._token += 1  # whatever it still posts is stale
         if task is None or task.done():
             return
         task.cancel()
-        await asyncio.wait({task}, timeout=CANCEL_WAIT_S)
-        if not task.done():
-            log.error("step_cancel_stuck", step=task.get_name(), waited_s=CANCEL_WAIT_S)
+        self._unwinding.add(task)

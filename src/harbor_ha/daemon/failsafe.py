@@ -4,7 +4,10 @@ Ceph itself and is not serving; the promise is an event of this node's machine).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 
@@ -17,6 +20,37 @@ from .leasing import LeasePort
 
 log = structlog.get_logger("harbor_ha.failsafe")
 
+PROMISE_FILE = "failsafe-promise"
+"""In runtime_dir: the monotonic instant this node's last promise ends.  /run and the
+monotonic clock both start anew at boot, so the file never outlives the clock it counts on."""
+
+
+def promise_path(settings: Settings) -> Path:
+    return settings.runtime_dir / PROMISE_FILE
+
+
+def remember_promise(path: Path, window_s: float) -> None:
+    """A granted promise binds a restarted daemon too: write when it ends (atomic rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{time.monotonic() + window_s:.3f}\n")
+    tmp.replace(path)
+
+
+def promise_left(path: Path, window_s: float) -> float:
+    """Seconds left of a promise given before this start (0: none).  An unreadable file is
+    one whole window: refuse to promote rather than break a promise."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return 0.0
+    except OSError:
+        return window_s
+    try:
+        left = float(text) - time.monotonic()
+    except ValueError:
+        return window_s
+    return min(max(left, 0.0), window_s)
+
 
 class Failsafe:
     def __init__(
@@ -24,12 +58,12 @@ class Failsafe:
         settings: Settings,
         lease: LeasePort,
         node: Callable[[], Node],
-        post: Callable[[Event, str], None],
+        decide: Callable[[Event, str], Awaitable[Node]],
     ) -> None:
         self._s = settings
         self._lease = lease
         self._node = node
-        self._post = post
+        self._decide = decide
         secret = settings.failsafe_secret
         self._secret = secret.get_secret_value().encode() if secret is not None else b""
         self.server: FailsafeServer | None = None
@@ -55,13 +89,24 @@ class Failsafe:
         return Event.FAILSAFE_DENIED, why
 
     async def decide(self) -> Decision:
-        """The peer's side: promise only while BACKUP and unable to reach Ceph."""
+        """The peer's side: promise only while BACKUP and unable to reach Ceph.  The promise
+        is the machine's decision, taken after the probe (the node may have started a
+        promotion meanwhile: then refused); a granted one is written down, so a restarted
+        daemon keeps it."""
         refusal = promise_refusal(self._node())
         if refusal is not None:
             return Decision(False, refusal)
         try:
             await self._lease.inspect(timeout_s=self._s.failsafe_probe_timeout_s)
         except LeaseError as exc:
-            self._post(Event.FAILSAFE_PROMISED, f"failsafe: cannot reach Ceph ({exc})")
+            why = f"failsafe: cannot reach Ceph ({exc})"
+            node = await self._decide(Event.FAILSAFE_PROMISED, why)
+            if not node.promised:
+                return Decision(False, promise_refusal(node) or f"this node is {node.state}")
+            path = promise_path(self._s)
+            try:
+                await asyncio.to_thread(remember_promise, path, self._s.failsafe_window_s)
+            except OSError as err:  # a restart would forget it: say so
+                log.error("failsafe_promise_not_written", path=str(path), error=str(err))
             return Decision(True, f"cannot reach Ceph either ({exc})")
         return Decision(False, "this node reaches Ceph")

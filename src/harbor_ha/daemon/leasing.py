@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
-from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker
-from harbor_ha.machine import DEMOTING, Event
+from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker, cookie_of
+from harbor_ha.machine import DEMOTING, Event, Node
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.settings import Settings
@@ -100,14 +100,20 @@ class Leasing:
     _polled: list[float | None] = field(default_factory=list)  # the holder's last expiries
     _since: Look | None = None  # the earliest look that saw what the latest look saw
     _latest: Look | None = None
+    node: Callable[[], Node] | None = None  # the machine's node (the driver's), once wired
 
     def __post_init__(self) -> None:
         self.metrics.lease_held.set_function(lambda: 1.0 if self.holds() else 0.0)
 
     def holds(self) -> bool:
-        """This node's last renewal has not expired yet (read at each scrape)."""
+        """This node holds the lease: the machine says so (past the lease step, renewing: not
+        after LEASE_LOST, not FENCED_SELF or BACKUP) and its last renewal is
+        younger than the lease's duration on the monotonic clock (read at each scrape; a
+        wall-clock step changes nothing)."""
         held = self.lease.held
-        return held is not None and held.expiry_wall > time.time()
+        if held is None or time.monotonic() >= held.renewed_at + held.duration_s:
+            return False
+        return self.node is None or self.node().holds_lease
 
     def view(self) -> dict[str, object]:
         """The lease as /status shows it: held, the holder, expiry and last renewal."""
@@ -216,6 +222,14 @@ class Leasing:
         self._latest = look
         return look
 
+    def last_holder(self) -> Locker | None:
+        """Another node's lease client as the last look saw it (the fence step blocklists it
+        too: a holder whose lock lapsed may only be paused); None: none seen, or ours."""
+        holder = self._latest.holder if self._latest is not None else None
+        if holder is None or holder.cookie == cookie_of(self.settings.node_name):
+            return None
+        return holder
+
     async def watch(self) -> None:
         """A standby's look at the lease while BACKUP (the WATCH timer): remembered only, so
         that a promotion's lease step can count from it.  Tells the machine nothing."""
@@ -299,10 +313,31 @@ class Leasing:
             status = await peer_status(s.peer_http_url, timeout)
         except PeerUnreachable:
             return None
+        if status.get("node") == s.node_name:
+            log.error(
+                "peer_same_node_name", node=s.node_name, peer=s.peer_http_url,
+                reason="both nodes share the lease's cookie: its /status is not trusted",
+            )  # fmt: skip
+            return None
         lease = status.get("lease")
         held = isinstance(lease, dict) and lease.get("held") is True
         state = status.get("state")
         return state if held and isinstance(state, str) else None
+
+    async def peer_holds(self) -> bool:
+        """Reconcile's fact: another node's cookie holds the lease (one read, bounded by the
+        lease's op timeout).  A read that fails is no such fact (False, logged): the first
+        renewal and the deadline then bound a claim made without it."""
+        try:
+            info = await self.lease.inspect(self.settings.lease_op_timeout_s)
+        except LeaseError as exc:
+            log.warning("reconcile_lease_unknown", error=str(exc))
+            return False
+        holder = info.holder
+        if holder is None or holder.cookie == cookie_of(self.settings.node_name):
+            return False
+        self.peer = holder.cookie
+        return True
 
     async def renew(self) -> tuple[Event, str] | None:
         """One renewal, as the event the machine gets (None: the lease was released meanwhile,
@@ -316,6 +351,8 @@ class Leasing:
         except LeaseError as exc:
             if exc.kind == "released":
                 return None
+            if exc.kind == "blocklisted":  # a peer fenced this lease client: it is lost
+                return Event.LEASE_LOST, str(exc)
             return Event.LEASE_UNREACHABLE, str(exc)
         took = time.monotonic() - held.renewed_at
         if took > s.lease_renew_interval_s:

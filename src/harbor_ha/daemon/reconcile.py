@@ -27,8 +27,12 @@ async def observe(
     fs: FilesystemPort,
     compose: ComposePort,
     occupied: Callable[[], bool],
+    lease_peer: Callable[[], Awaitable[bool]],
+    promised_s: float = 0.0,
 ) -> Observed:
-    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign)."""
+    """``occupied()``: is anything at all mounted at the mountpoint (ours or foreign);
+    ``lease_peer()``: does another node hold the lease (the machine never adopts MASTER then);
+    ``promised_s``: what is left of a failsafe promise given before this start."""
     try:
         vip = await vip_present()
     except Exception as exc:
@@ -42,12 +46,15 @@ async def observe(
     except Exception as exc:
         log.warning("reconcile_containers_unknown", error=str(exc))
         running = False
+    peer = await lease_peer()
     facts = Facts(
         vip=vip,
         mapped=device is not None,
         mounted=mounted,
         harbor_running=running,
         mount_foreign=occupied() and not mounted,
+        lease_peer=peer,
+        promised_s=promised_s,
     )
     log.info(
         "reconcile_facts",
@@ -56,5 +63,7 @@ async def observe(
         mounted=mounted,
         harbor_running=running,
         mount_foreign=facts.mount_foreign,
+        lease_peer=peer,
+        promised_s=round(promised_s, 3),
     )
     return Observed(facts, device)

@@ -124,7 +124,9 @@ class Steps:
         holder = self._leasing.stale
         add = self._leasing.lease.blocklist_add  # through the lease agent (CLI if it fails)
         if holder is None:
-            self._count(await self._fenced(self._ceph.fence(add=add)))
+            last = self._leasing.last_holder()
+            also = (last.address,) if last is not None and last.address else ()
+            self._count(await self._fenced(self._ceph.fence(also=also, add=add)))
             return
         # The lease step found a holder that stopped renewing: fence its lease client with
         # the image's watchers; once that is confirmed it can never renew, so its lock is

@@ -3,8 +3,10 @@
 keepalived watches each track file by inotify and reads it as a number:
 leading ``0`` means octal to it, so we write plain decimal and a newline.
 A reader must never see a half-written file, so every write goes to a temp
-file in the same directory, is fsynced, renamed over the target, and the
-directory is fsynced.
+file in the same directory and is renamed over the target.  No fsync: the
+files are written on the event loop, and a disk that stalls must not stop it
+(the lease's renewals run there); they live in /run and every start rewrites
+them, so durability across a crash buys nothing.
 
 Two files (see render.py): the *priority* file (1 = ready, 0 = not; weighted)
 and the weight-0 *fault* file (non-zero puts keepalived in FAULT at once).
@@ -38,16 +40,10 @@ def write_track_file(path: Path, value: int) -> None:
         try:
             os.write(fd, content)
             os.fchmod(fd, 0o644)
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(tmp_name, path)
         tmp_name = None
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except OSError as exc:
         raise TrackFileError(path, f"cannot write: {exc.strerror or exc}") from exc
     finally:

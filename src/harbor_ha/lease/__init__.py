@@ -8,7 +8,7 @@
 """
 
 from harbor_ha.lease.errors import LeaseError, LeaseHeldByPeer, LeaseTimeout
-from harbor_ha.lease.lease import LOCK_NAME, Held, Lease
+from harbor_ha.lease.lease import LOCK_NAME, Held, Lease, cookie_of
 from harbor_ha.lease.view import LeaseInfo, Locker, parse_lock_info
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "LeaseInfo",
     "LeaseTimeout",
     "Locker",
+    "cookie_of",
     "parse_lock_info",
 ]

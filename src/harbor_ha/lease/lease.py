@@ -39,6 +39,11 @@ LOCK_NAME = "harbor-ha"
 """The cls_lock name on the lease object (one lock per object)."""
 
 
+def cookie_of(node_name: str) -> str:
+    """The lock cookie that names a node (a lock under another cookie is another node's)."""
+    return f"harbor-ha:{node_name}"
+
+
 @dataclass(frozen=True)
 class Held:
     """This node's lease after a successful take/renew (monotonic times of this process)."""
@@ -64,7 +69,7 @@ class Lease:
 
     def __init__(self, settings: Settings) -> None:
         self._s = settings
-        self.cookie = f"harbor-ha:{settings.node_name}"
+        self.cookie = cookie_of(settings.node_name)
         self.agent = AgentClient(
             AgentConfig(
                 conf=settings.ceph_conf,
@@ -101,7 +106,10 @@ class Lease:
         async with self._op:
             if self._released:
                 raise LeaseError("released", "lease renew: released at the end of a demotion")
-            return await self._acquire(resuming=self.held is None)
+            # Every renewal checks the blocklist before breaking this cookie's lock on an
+            # earlier instance: a master whose lease client was fenced must lose the lease,
+            # never take it back (the fencing peer's take would fail "busy" and back off).
+            return await self._acquire(resuming=True)
 
     async def _acquire(self, resuming: bool = False) -> Held:
         taking = self.held is None
@@ -178,11 +186,11 @@ class Lease:
     async def _break_own_stale(self, resuming: bool) -> bool:
         """Break the lock if our cookie holds it from an earlier agent instance.
 
-        ``resuming``: the first renewal of a daemon that restarted while serving (reconcile
-        found it the master).  If a peer has fenced that earlier client (its address is in
-        the blocklist), the peer is taking over: its fence also cut this node's image, and
-        a lock taken back now only makes the peer's take fail "busy" and roll back (one
-        more failover).  So LeaseHeldByPeer (LEASE_LOST: this node demotes), not a reclaim."""
+        ``resuming``: a renewal (a master's, or the first of a daemon that restarted while
+        serving).  If a peer has fenced that earlier client (its address is in the
+        blocklist), the peer is taking over: its fence also cut this node's image, and a lock
+        taken back now only makes the peer's take fail "busy" and roll back (one more
+        failover).  So LeaseHeldByPeer (LEASE_LOST: this node demotes), not a reclaim."""
         info = await self.inspect()
         holder = info.holder
         if holder is None or holder.cookie != self.cookie or holder.entity == self.agent.instance:

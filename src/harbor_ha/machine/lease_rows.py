@@ -14,16 +14,19 @@
 - A standby watches the lease while BACKUP (the WATCH timer, every interval): the lease step
   then judges a holder that stopped renewing from looks already in the past.
 - A master whose renewal finds the peer holding it (LEASE_LOST), or whose deadline passes
-  without a renewal (LEASE_DEADLINE), stops serving as for a lost image, and its demotion
-  no longer renews (``lease_lost``).  Any other demotion keeps renewing until the unmap step
-  releases the lease, so the peer never judges a cleanly demoting node stopped and fences it
-  before its unmount flushed; a stuck demotion ends in FENCED_SELF, which does not renew.
+  without a renewal (LEASE_DEADLINE), stops serving as for a lost image.  After LEASE_LOST
+  its demotion no longer renews (``lease_lost``); after the deadline, as any other
+  demotion, it keeps renewing until the unmap step releases the lease, so the peer never
+  judges a demoting node stopped and fences it before its stop and unmount flushed; a stuck
+  demotion ends in FENCED_SELF, which does not renew.
 - Failsafe (configured): no renewal for ``failsafe_ask_s`` (the ASK timer, re-armed by each
   renewal) asks the peer, early enough for its answer to come before the deadline; its
   promise (FAILSAFE_CONFIRMED) moves the deadline to the end of the promise minus the
   margins, and asks again before that (``failsafe_held`` until the next renewal: a storage
-  probe without an answer, STORAGE_STUCK, then does not demote).  The node that promised
-  (FAILSAFE_PROMISED) does not promote until the PROMISE timer fires.
+  probe without an answer, STORAGE_STUCK, then does not demote).  The peer's promise is its
+  machine's decision (FAILSAFE_PROMISED): granted only in BACKUP, refused in any other state
+  (a promotion in flight included); a node that promised does not promote until the PROMISE
+  timer fires.
 """
 
 from __future__ import annotations
@@ -142,13 +145,21 @@ def add_lease_rows(
         E.FAILSAFE_CONFIRMED,
         Row(set=changes(failsafe_held=True), do=(Do.ARM_FAILSAFE, Do.REARM_ASK)),
     )
-    lost = changes(**failed, **LOST)
-    for ev in (E.LEASE_LOST, E.LEASE_DEADLINE):
-        rows([S.MASTER], ev, Row(S.STOPPING, lost, (Do.BACKOFF,)))
+    # LEASE_LOST: the peer holds the lease, the demotion cannot renew it.  LEASE_DEADLINE:
+    # nobody else holds it yet; the demotion goes on renewing until its release, so once
+    # Ceph answers again the peer sees a live, demoting holder and waits for the release
+    # instead of fencing it in the middle of its stop (up to stop_timeout_s); while Ceph
+    # does not answer, the renewals fail, the peer fences, and the stop could not have
+    # flushed anything to Ceph anyway.
+    for ev, change in ((E.LEASE_LOST, changes(**failed, **LOST)), (E.LEASE_DEADLINE, failed)):
+        rows([S.MASTER], ev, Row(S.STOPPING, change, (Do.BACKOFF,)))
         for s in sorted(PROMOTING - {S.LEASING}):
-            rows([s], ev, Row(rollback[s], lost, (Do.CANCEL, Do.BACKOFF)))
+            rows([s], ev, Row(rollback[s], change, (Do.CANCEL, Do.BACKOFF)))
 
-    rows(State, E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
+    # The promise is granted only where nothing promotes (BACKUP: a promised BACKUP does not
+    # promote until PROMISE fires); anywhere else, a promotion in flight included, refused.
+    rows(State, E.FAILSAFE_PROMISED, STAY)
+    rows([S.BACKUP], E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
     rows(State, E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
     rows(
         [S.BACKUP],

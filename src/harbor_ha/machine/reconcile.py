@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from .rows import Do
-from .states import Node, Policy, Result, State
+from .states import Action, Kind, Node, Policy, Result, State, Timer
 from .table import ACTION_OF, enter
 
 RESUME_LEASED: tuple[Do, ...] = (Do.RENEW, Do.ARM_RENEW, Do.ARM_DEADLINE)
@@ -17,6 +17,12 @@ WATCH_FROM_START: tuple[Do, ...] = (Do.ARM_WATCH,)
 """Starting as BACKUP: watch the lease, as entering BACKUP does."""
 
 
+def promise_left_timer(delay_s: float) -> Action:
+    """A promise that outlived a restart: the PROMISE timer for what is left of it."""
+    reason = "failsafe promise over"
+    return Action(Kind.START_TIMER, timer=Timer.PROMISE, delay_s=float(delay_s), reason=reason)
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the node observed about itself at start (safety rule 8)."""
@@ -26,6 +32,8 @@ class Facts:
     mounted: bool  # the mountpoint is mounted from the mapped device
     harbor_running: bool  # some container of the Harbor project is running
     mount_foreign: bool = False  # something else is mounted at the mountpoint
+    lease_peer: bool = False  # another node's cookie holds the lease (read at start)
+    promised_s: float = 0.0  # seconds left of a failsafe promise given before this start
 
 
 def from_facts(
@@ -39,15 +47,32 @@ def from_facts(
     - VIP and nothing: promote from the start (the lease step).
     - Resuming past the lease step: renew it at once (``RESUME_LEASED``).
     - No VIP and anything held, or Harbor running on a bare mountpoint: demote.
+    - The VIP and anything held while another node holds the lease (``lease_peer``): that
+      node took over (a VIP left by a killed keepalived is no claim): never MASTER, never a
+      resumed promotion.  Demote without renewing (``lease_lost``), the fault raised and
+      backing off, as for a lost image.  A lease that could not be read is no such fact:
+      the first renewal (at once) and the deadline bound the claim.
     - Nothing held, no VIP: BACKUP, watching the lease (``WATCH_FROM_START``).
+    - A failsafe promise given before this start still runs (``promised_s``): instead of the
+      lease step, BACKUP and promised until the PROMISE timer fires (then it promotes if
+      keepalived still wants it).
     """
     base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
     bare_harbor = facts.harbor_running and not facts.mounted
     held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
+    if held and facts.vip and facts.lease_peer:
+        lost = replace(base, state=State.STOPPING, fault=True, rollback=True, failures=1,
+                       lease_lost=True)  # fmt: skip
+        node, actions = enter(lost)
+        return node, (ACTION_OF[Do.BACKOFF](node, node, None), *actions)
     if bare_harbor or facts.mount_foreign or (held and not facts.vip):
         state = State.STOPPING
-    elif not facts.vip:
-        return base, tuple(ACTION_OF[d](base, base, None) for d in WATCH_FROM_START)
+    elif not facts.vip or (facts.promised_s > 0 and not held):
+        node = replace(base, promised=facts.promised_s > 0)
+        actions = tuple(ACTION_OF[d](node, node, None) for d in WATCH_FROM_START)
+        if node.promised:
+            actions += (promise_left_timer(facts.promised_s),)
+        return node, actions
     elif facts.mapped and facts.mounted and facts.harbor_running:
         state = State.MASTER
     elif facts.mapped and facts.mounted:

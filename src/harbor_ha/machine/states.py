@@ -109,6 +109,9 @@ STEP_OF: dict[State, Step] = {
 
 PROMOTING = frozenset({State.LEASING, State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
 DEMOTING = frozenset({State.STOPPING, State.UNMOUNTING, State.UNMAPPING})
+RENEWS = frozenset(PROMOTING - {State.LEASING}) | {State.MASTER} | DEMOTING
+"""The states whose node renews the lease it took (a demotion until its release, unless the
+lease caused it: ``Node.lease_lost``)."""
 
 
 class Probes(enum.StrEnum):
@@ -280,7 +283,7 @@ class Node:
     vip_mismatch: int = 0  # consecutive ticks the VIP disagreed with the state
     promised: bool = False  # failsafe: this node promised the peer not to promote (for now)
     failsafe_held: bool = False  # MASTER: the peer confirmed it cannot reach Ceph either
-    lease_lost: bool = False  # LEASE_LOST / LEASE_DEADLINE: the running demotion stops renewing
+    lease_lost: bool = False  # LEASE_LOST: the peer holds it; the running demotion stops renewing
     awaiting_release: bool = False  # LEASING waits for a demoting holder (HANDOFF armed)
     keepalived_gone: bool = False  # KA_GONE until a keepalived line or KA_RETURNED
     policy: Policy = field(default_factory=Policy)
@@ -295,6 +298,13 @@ class Node:
             and not self.handover
             and not self.promised
         )
+
+    @property
+    def holds_lease(self) -> bool:
+        """The machine's own view of the lease: past the lease step and renewing (not lost,
+        not FENCED_SELF, not BACKUP).  What /status and the held metric say, with a renewal
+        younger than the lease's duration on the monotonic clock."""
+        return self.state in RENEWS and not self.lease_lost
 
     @property
     def fault_file_on(self) -> bool:

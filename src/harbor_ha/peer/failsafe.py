@@ -91,6 +91,11 @@ class FailsafeServer:
             return "no nonce or time"
         if not hmac.compare_digest(got, mac(self._secret, "ask", node, nonce, at)):
             return "wrong MAC (wrong secret)"
+        if node == self._node:
+            return (
+                f"same node_name {node!r} as this node: the lease's cookie cannot tell the "
+                "two apart (set HARBOR_HA_NODE_NAME differently on each node)"
+            )
         now = time.time()
         if abs(now - at) > MAX_SKEW_S:
             return f"stale request ({now - at:+.1f} s)"

@@ -71,8 +71,10 @@ class LeaseSettings(BaseModel):
         description=(
             "Self-demotion margin: the master's deadline is its last successful renewal "
             "+ lease_duration_s - lease_margin_s on the monotonic clock, so it stops "
-            "serving before a peer could take the lease (the margin covers the time the "
-            "demotion's first step needs to stop Harbor, and clock-rate differences)."
+            "serving before a peer could take an unfenced lease (the margin covers timer "
+            "lateness and clock-rate differences, not the stop step: the deadline's demotion "
+            "keeps renewing until it releases the lease, however long stop_timeout_s lets "
+            "`compose stop` take)."
         ),
     )
     lease_op_timeout_s: float = Field(

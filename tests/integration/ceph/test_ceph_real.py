@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -316,3 +317,34 @@ async def test_wrapper_unmaps_a_fenced_mapping(ceph_image: CephImage, mounts: Mo
     assert str(img.node_b) not in losetup
     rec.assert_never_removed_blocklist()
     print(f"\nforced unmap of a fenced, mounted mapping: {unmap_s:.2f} s")
+
+
+async def test_fence_blocklists_the_lock_owner_whose_watch_lapsed(ceph_image: CephImage) -> None:
+    """The other node's client stops answering (SIGSTOP) and the OSD drops its watch (after
+    osd_client_watch_timeout, 5 s here, 30 s by default): the image has no watcher, but the
+    client still owns the exclusive lock.  The fence blocklists that owner anyway (from
+    `rbd lock ls`), with the configured expiry, and confirms it in the blocklist: a fence
+    that runs late still fences, and never rests on krbd's own lock-break entry."""
+    img = ceph_image
+    img.cluster.admin("config", "set", "osd", "osd_client_watch_timeout", "5")
+    try:
+        img.map_on(img.node_b)
+    finally:
+        img.cluster.admin("config", "rm", "osd", "osd_client_watch_timeout")
+    (owner,) = img.lock_owners()
+    fuse_pid = int((img.node_b / "0" / "fuse_pid").read_text())
+    ceph, rec = adapter(img, img.node_a, blocklist_expire_s=7200)
+    os.kill(fuse_pid, signal.SIGSTOP)
+    try:
+        for _ in range(60):  # the OSD drops the silent client's watch (bounded: 30 s)
+            if await ceph.watchers() == []:
+                break
+            await asyncio.sleep(0.5)
+        assert await ceph.watchers() == [] and img.lock_owners() == [owner]
+        fenced = await ceph.fence()
+        assert fenced == [owner]
+        until = datetime.fromisoformat(img.blocklist()[owner].replace("+0000", "+00:00"))
+        assert 7200 - 300 < (until - datetime.now(UTC)).total_seconds() <= 7200
+    finally:
+        os.kill(fuse_pid, signal.SIGCONT)
+    rec.assert_never_removed_blocklist()

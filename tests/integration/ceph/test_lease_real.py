@@ -25,7 +25,7 @@ from harbor_ha.daemon.failsafe import Failsafe
 from harbor_ha.daemon.leasing import Leasing, StepRefused
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer, parse_lock_info
 from harbor_ha.lease.check import check_lease
-from harbor_ha.machine import Event, Node
+from harbor_ha.machine import Event, Node, transition
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer.failsafe import ask
 from harbor_ha.runner import ProcessRunner
@@ -388,7 +388,12 @@ async def test_failsafe_probe_promises_only_when_ceph_is_unreachable(
     settings = peer_lease._s.model_copy(
         update={"failsafe_secret": SecretStr("k1"), "failsafe_listen": "127.0.0.1:0"}
     )
-    peer = Failsafe(settings, peer_lease, lambda: Node(), lambda e, r: posted.append(e))
+
+    async def decide(event: Event, reason: str) -> Node:
+        posted.append(event)
+        return transition(Node(), event)[0]
+
+    peer = Failsafe(settings, peer_lease, lambda: Node(), decide)
     assert peer.server is not None
     await peer.server.start()
     address = f"127.0.0.1:{peer.server.port}"
@@ -438,3 +443,31 @@ async def test_blocklist_entries_added_together_land_in_one_osdmap_commit(
     assert epoch() == before + 1, "one OSD map commit for both entries"
     listed = set(await b.blocklisted())
     assert set(addresses) <= listed
+
+
+async def test_a_fenced_master_never_renews_its_way_back(
+    ceph_cluster: CephCluster, make_lease: Callable[[str], Lease]
+) -> None:
+    """a holds the lease and renews; b fences a's lease client (the blocklist kills a's
+    agent).  a's next renewals, whatever client they connect, never break a's old lock and
+    take it back: the first finds itself blocklisted, every later one says LeaseHeldByPeer
+    (LEASE_LOST: a demotes); the old lock stays for b, whose take-over then succeeds (no
+    "busy", no back-off)."""
+    a, b = make_lease("a"), make_lease("b")
+    await a.acquire()
+    await a.renew()
+    old = (await a.inspect()).holder
+    assert old is not None
+    ceph = Ceph(ceph_cluster.settings(node_name="b"), ProcessRunner())
+    await ceph.fence(also=(old.address,), listed=b.blocklisted, add=b.blocklist_add)
+    with pytest.raises(LeaseError):
+        await a.renew()
+    for _ in range(2):
+        with pytest.raises(LeaseHeldByPeer):
+            await a.renew()
+    holder = (await a.inspect()).holder
+    assert holder is not None and holder.entity == old.entity, "a never took it back"
+    step = Leasing(b._s, b, Metrics())
+    await step.take_over(old)
+    holder = (await b.inspect()).holder
+    assert holder is not None and holder.cookie == "harbor-ha:b"
