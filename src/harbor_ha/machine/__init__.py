@@ -7,16 +7,16 @@ policy.  The driver (harbor_ha.daemon) performs the actions (run or cancel a ste
 cancel a timer, post an event, exit) and feeds the results back as events.
 
 - ``states``: the vocabulary (State, Event, Step, Timer, Action, Node, Policy).
-- ``rows``: the language of the table (Row, Guard, Do).
+- ``rows``: the language of the table (Row, Guard, Do, Decisions).
 - ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE,
-  ENTER, ACTION_OF).
+  ILLEGAL, ENTER, ACTION_OF).
 - ``reconcile``: the first state, from facts.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
 
 from .lease_rows import ROUTINE_EVENTS, ROUTINE_KINDS, promise_refusal
 from .reconcile import Facts, from_facts
-from .rows import Do, Guard, Row
+from .rows import Decisions, Do, Guard, Row
 from .states import (
     CANCEL,
     DEMOTING,
@@ -41,6 +41,7 @@ from .states import (
 from .table import (
     ACTION_OF,
     ENTER,
+    ILLEGAL,
     NEXT_ON_DONE,
     NEXT_ON_FAIL,
     OBSERVE,
@@ -59,6 +60,7 @@ __all__ = [
     "DEMOTING",
     "ENTER",
     "EXIT",
+    "ILLEGAL",
     "NEXT_ON_DONE",
     "NEXT_ON_FAIL",
     "OBSERVE",
@@ -73,6 +75,7 @@ __all__ = [
     "TIMER_EVENT",
     "Action",
     "Clock",
+    "Decisions",
     "Do",
     "Event",
     "Facts",

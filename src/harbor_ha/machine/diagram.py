@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from .rows import Row
 from .states import STEP_OF, TIMER_EVENT, Event, State
-from .table import ENTER, OBSERVE, REQUIRES, TABLE
+from .table import ENTER, ILLEGAL, OBSERVE, REQUIRES, TABLE
 
 HEADER = """\
 # The state machine
@@ -76,9 +76,10 @@ def render() -> str:
     lines = [HEADER, "## Diagram", "", *mermaid(), ""]
     lines += ["## Rows", ""]
     lines += [
-        "Every (state, event) pair not listed here and not illegal changes nothing but what the "
-        "event observes (below).  Rows of one pair are tried in order; the first whose guard "
-        "holds applies.",
+        "Every (state, event) pair has rows or is illegal (below); none is left to a default.  "
+        "Rows that change nothing (a state that ignores the event: it changes nothing but what "
+        "the event observes, below) are written in the table, each with why, and not listed "
+        "here.  Rows of one pair are tried in order; the first whose guard holds applies.",
         "",
         *rows_table(),
         "",
@@ -109,9 +110,12 @@ def render() -> str:
     lines += [f"| {timer} | {event} |" for timer, event in TIMER_EVENT.items()]
     lines += ["", "## Illegal pairs (IllegalTransition: logged and ignored)", ""]
     for event in Event:
-        bad = [str(s) for s in State if (s, event) not in TABLE]
-        if bad:
-            lines.append(f"- {event} in {', '.join(bad)}")
+        by_why: dict[str, list[str]] = defaultdict(list)
+        for s in State:
+            if (s, event) in ILLEGAL:
+                by_why[ILLEGAL[(s, event)]].append(str(s))
+        for why, bad in by_why.items():
+            lines.append(f"- {event} in {', '.join(bad)}: {why}")
     lines += ["", "## Operator commands refused", ""]
     lines += [f'- {ev} outside {need}: "{why}"' for ev, (need, why) in REQUIRES.items()]
     return "\n".join(lines) + "\n"

@@ -34,7 +34,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from .rows import FAILSAFE, FAULT, PROMISE_ONLY, STAY, Do, Guard, Row, Rows, changes
+from .rows import (
+    FAILSAFE,
+    FAULT,
+    PROMISE_ONLY,
+    STAY,
+    Decisions,
+    Do,
+    Guard,
+    Row,
+    Rows,
+    but,
+    changes,
+)
 from .states import DEMOTING, PROMOTING, Action, Event, Kind, Node, State, Timer
 
 if TYPE_CHECKING:
@@ -42,14 +54,6 @@ if TYPE_CHECKING:
 
 S = State
 E = Event
-
-EVERYWHERE = (
-    E.LEASE_RENEWED, E.LEASE_LOST, E.LEASE_UNREACHABLE, E.RENEW_DUE, E.LEASE_DEADLINE,
-    E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.FAILSAFE_DUE,
-    E.FAILSAFE_CONFIRMED, E.FAILSAFE_DENIED, E.LEASE_WATCH_DUE, E.LEASE_HANDOFF_OVER,
-)  # fmt: skip
-"""Legal (and ignored) in every state: a late answer or a stale timer; the rows below say
-where they matter."""
 
 ROUTINE_EVENTS = frozenset(
     {E.RENEW_DUE, E.LEASE_RENEWED, E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_WATCH_DUE}
@@ -69,6 +73,8 @@ RENEWING = Guard("not lease_lost", lambda n: not n.lease_lost)
 MAINTENANCE = Guard("maintenance", lambda n: n.maintenance)
 AWAITING = Guard("awaiting_release", lambda n: n.awaiting_release)
 LOST = changes(lease_lost=True)
+NOT_RENEWING = (S.BACKUP, S.LEASING, S.FENCED_SELF)
+"""The states whose node does not renew a lease (RENEWS: the others)."""
 
 WATCH_ON_ENTRY: Rows = (Row(do=(Do.ARM_WATCH,)),)
 """Entering BACKUP (and reconciling into it): start watching the lease."""
@@ -80,21 +86,17 @@ BACKUP_ON_ARRIVAL = changes(lease_lost=False)
 
 
 def add_lease_rows(
-    table: dict[tuple[State, Event], Rows],
+    table: Decisions,
     leased: Iterable[State],
     rollback: Mapping[State, State],
     failed: Mapping[str, object],
 ) -> None:
-    """Put the lease's rows into ``table`` (later rows for a pair replace earlier ones)."""
-
-    def rows(states: Iterable[State], event: Event, *rs: Row) -> None:
-        for s in states:
-            table[(s, event)] = rs
-
+    """Decide the lease's (state, event) pairs in ``table``, each once."""
+    rows = table.rows
     leased = tuple(leased)
-    for ev in EVERYWHERE:
-        rows(State, ev, STAY)
     fresh = changes(failsafe_held=False)  # a new lease (or a renewal): no promise needed
+
+    # The lease step's outcomes (LEASING) and the fence step's (FENCING); illegal elsewhere.
     rows([S.LEASING], E.STEP_DONE, Row(S.FENCING, fresh, (Do.ARM_RENEW, Do.ARM_DEADLINE)))
     rows([S.LEASING], E.LEASE_STALE, Row(S.FENCING))
     rows([S.FENCING], E.LEASE_TAKEN, Row(S.MAPPING, fresh, (Do.ARM_RENEW, Do.ARM_DEADLINE)))
@@ -103,21 +105,16 @@ def add_lease_rows(
         E.LEASE_HELD_BY_PEER,
         Row(S.BACKUP, changes(fault=True, rollback=True), (Do.CANCEL_BACKOFF, Do.ARM_POLL)),
     )
-    rows([S.BACKUP], E.LEASE_POLL_DUE, Row(do=(Do.POLL,), when=FAULT), STAY)
-    rows([S.BACKUP], E.LEASE_PEER_RENEWS, Row(do=(Do.ARM_POLL,), when=FAULT), STAY)
-    rows([S.BACKUP], E.LEASE_CLAIM_BACK, Row(set=changes(fault=False), when=FAULT), STAY)
-    rows(
-        [S.BACKUP],
-        E.LEASE_WATCH_DUE,
-        Row(do=(Do.ARM_WATCH,), when=MAINTENANCE),
-        Row(do=(Do.WATCH, Do.ARM_WATCH)),
-    )
     rows(
         [S.LEASING],
         E.LEASE_HOLDER_DEMOTING,
         Row(do=(Do.RUN_STEP,), when=AWAITING),
         Row(set=changes(awaiting_release=True), do=(Do.RUN_STEP, Do.ARM_HANDOFF)),
     )
+    for ev in (E.LEASE_STALE, E.LEASE_HELD_BY_PEER, E.LEASE_HOLDER_DEMOTING):
+        table.illegal(but(S.LEASING), ev, "only the lease step (LEASING) reports it")
+    table.illegal(but(S.FENCING), E.LEASE_TAKEN, "only the fence step (FENCING) reports it")
+
     rows(
         [S.LEASING],
         E.LEASE_HANDOFF_OVER,
@@ -129,6 +126,23 @@ def add_lease_rows(
         ),
         STAY,
     )
+    # A HANDOFF timer left from a LEASING the node has left: the wait is over anyway.
+    rows(but(S.LEASING), E.LEASE_HANDOFF_OVER, STAY)
+
+    # A refused standby's poll (BACKUP with the fault up) and a standby's watch: BACKUP only.
+    rows([S.BACKUP], E.LEASE_POLL_DUE, Row(do=(Do.POLL,), when=FAULT), STAY)
+    rows([S.BACKUP], E.LEASE_PEER_RENEWS, Row(do=(Do.ARM_POLL,), when=FAULT), STAY)
+    rows([S.BACKUP], E.LEASE_CLAIM_BACK, Row(set=changes(fault=False), when=FAULT), STAY)
+    rows(
+        [S.BACKUP],
+        E.LEASE_WATCH_DUE,
+        Row(do=(Do.ARM_WATCH,), when=MAINTENANCE),
+        Row(do=(Do.WATCH, Do.ARM_WATCH)),
+    )
+    # Their timers and answers outside BACKUP: late (the node went on to promote, or is
+    # fenced); the next arrival in BACKUP starts the watch again.
+    for ev in (E.LEASE_POLL_DUE, E.LEASE_PEER_RENEWS, E.LEASE_CLAIM_BACK, E.LEASE_WATCH_DUE):
+        rows(but(S.BACKUP), ev, STAY)
 
     rows(leased, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW)))
     rows(DEMOTING, E.RENEW_DUE, Row(do=(Do.RENEW, Do.ARM_RENEW), when=RENEWING), STAY)
@@ -139,12 +153,26 @@ def add_lease_rows(
         Row(set=fresh, do=(Do.ARM_DEADLINE, Do.ARM_ASK), when=FAILSAFE),
         Row(set=fresh, do=(Do.ARM_DEADLINE,)),
     )
+    # A node that does not renew (BACKUP, LEASING, FENCED_SELF): a late renewal's timer or
+    # answer.  A demotion renews, but its deadline no longer matters (it is stopping).
+    for ev in (E.RENEW_DUE, E.LEASE_LOST, E.LEASE_RENEWED):
+        rows(NOT_RENEWING, ev, STAY)
+    rows(DEMOTING, E.LEASE_RENEWED, STAY)
+    # A failed renewal (no timely answer): the deadline decides, not one answer.
+    rows(State, E.LEASE_UNREACHABLE, STAY)
+
     rows([S.MASTER], E.FAILSAFE_DUE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
     rows(
         [S.MASTER],
         E.FAILSAFE_CONFIRMED,
         Row(set=changes(failsafe_held=True), do=(Do.ARM_FAILSAFE, Do.REARM_ASK)),
     )
+    # Only a MASTER asks the peer: the timer or answer of a MASTER that has since left.
+    rows(but(S.MASTER), E.FAILSAFE_DUE, STAY)
+    rows(but(S.MASTER), E.FAILSAFE_CONFIRMED, STAY)
+    # No confirmation from the peer: the deadline decides.
+    rows(State, E.FAILSAFE_DENIED, STAY)
+
     # LEASE_LOST: the peer holds the lease, the demotion cannot renew it.  LEASE_DEADLINE:
     # nobody else holds it yet; the demotion goes on renewing until its release, so once
     # Ceph answers again the peer sees a live, demoting holder and waits for the release
@@ -155,18 +183,22 @@ def add_lease_rows(
         rows([S.MASTER], ev, Row(S.STOPPING, change, (Do.BACKOFF,)))
         for s in sorted(PROMOTING - {S.LEASING}):
             rows([s], ev, Row(rollback[s], change, (Do.CANCEL, Do.BACKOFF)))
+    # The deadline where nothing is served: not leased (BACKUP, LEASING, FENCED_SELF), or
+    # stopping already.
+    rows((*NOT_RENEWING, *sorted(DEMOTING)), E.LEASE_DEADLINE, STAY)
 
     # The promise is granted only where nothing promotes (BACKUP: a promised BACKUP does not
     # promote until PROMISE fires); anywhere else, a promotion in flight included, refused.
-    rows(State, E.FAILSAFE_PROMISED, STAY)
     rows([S.BACKUP], E.FAILSAFE_PROMISED, Row(set=changes(promised=True), do=(Do.ARM_PROMISE,)))
-    rows(State, E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
+    rows(but(S.BACKUP), E.FAILSAFE_PROMISED, STAY)
     rows(
         [S.BACKUP],
         E.PROMISE_EXPIRED,
         Row(S.LEASING, changes(promised=False), when=PROMISE_ONLY),
         Row(set=changes(promised=False)),
     )
+    # A promise's end elsewhere (it was given in BACKUP, which the node has left): forget it.
+    rows(but(S.BACKUP), E.PROMISE_EXPIRED, Row(set=changes(promised=False)))
 
 
 def promise_refusal(node: Node) -> str | None:

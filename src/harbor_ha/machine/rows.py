@@ -6,11 +6,11 @@ A row says: when its guard holds, set these fields, do these actions, go to this
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from .states import Node, State
+from .states import Event, Node, State
 
 
 class Do(enum.StrEnum):
@@ -118,3 +118,38 @@ class Row:
 STAY = Row()
 
 Rows = tuple[Row, ...]
+
+
+def but(*states: State) -> tuple[State, ...]:
+    """Every state except ``states`` (in State's order)."""
+    return tuple(s for s in State if s not in states)
+
+
+class Decisions:
+    """A mode's table being written: each (state, event) pair gets one decision, written
+    once: its rows (a deliberate stay included) or a declared illegal pair with its reason.
+    Deciding a pair twice is an error (no default that a later row silently replaces)."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[State, Event], Rows] = {}
+        self.illegal_pairs: dict[tuple[State, Event], str] = {}
+
+    def _free(self, state: State, event: Event) -> None:
+        if (state, event) in self.table or (state, event) in self.illegal_pairs:
+            raise ValueError(f"({state}, {event}) decided twice")
+
+    def rows(self, states: Iterable[State], event: Event, *rows: Row) -> None:
+        """In each of ``states``, ``event`` applies the first of ``rows`` whose guard holds."""
+        self.each(states, event, lambda _: rows)
+
+    def each(self, states: Iterable[State], event: Event, rows: Callable[[State], Rows]) -> None:
+        """As ``rows``, the rows computed from the state."""
+        for s in states:
+            self._free(s, event)
+            self.table[(s, event)] = rows(s)
+
+    def illegal(self, states: Iterable[State], event: Event, why: str) -> None:
+        """``event`` is illegal in each of ``states`` (IllegalTransition), for ``why``."""
+        for s in states:
+            self._free(s, event)
+            self.illegal_pairs[(s, event)] = why

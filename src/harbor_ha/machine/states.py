@@ -335,8 +335,8 @@ class Node:
 class IllegalTransition(Exception):
     """An event that makes no sense in a state (e.g. STEP_DONE with no step running)."""
 
-    def __init__(self, state: State, event: Event) -> None:
-        super().__init__(f"event {event} is illegal in state {state}")
+    def __init__(self, state: State, event: Event, why: str = "") -> None:
+        super().__init__(f"event {event} is illegal in state {state}" + (f": {why}" if why else ""))
         self.state = state
         self.event = event
 

@@ -5,8 +5,9 @@
 1. ``OBSERVE[event]``: what the event tells the node whatever its state (keepalived's role,
    maintenance, shutdown asked).
 2. ``TABLE[(state, event)]``: rows tried in order; the first whose guard holds applies: its
-   field changes, its actions (``Do``), its target state.  A pair missing from the table is
-   illegal (IllegalTransition).
+   field changes, its actions (``Do``), its target state.  Or ``ILLEGAL[(state, event)]``:
+   the pair is illegal (IllegalTransition, with its reason).  Every pair is in exactly one of
+   them, written once where its decision belongs (no default rows).
 3. ``ENTER[state]``: entering a state from another applies its groups of rows the same way:
    its step (STEP_OF), its timer (FENCED_SELF's retry, MASTER's stable timer), and for BACKUP
    how a clean demotion ends (``ARRIVE``: it depends on why it ran) then ``REST``.
@@ -28,7 +29,7 @@ Shape of the machine::
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from .lease_rows import (
@@ -55,9 +56,11 @@ from .rows import (
     UNWANTED,
     WANTED,
     WARM_STANDBY,
+    Decisions,
     Do,
     Row,
     Rows,
+    but,
     changes,
 )
 from .states import (
@@ -147,47 +150,39 @@ REST: Rows = (Row(do=(Do.EXIT,), when=EXITING), Row(S.LEASING, when=MAY_PROMOTE)
 """BACKUP holding nothing: exit if asked to, promote if keepalived wants us and nothing stops
 us (fault, maintenance, hand-over, exiting)."""
 
-TABLE: dict[tuple[State, Event], Rows] = {}
+_DECIDE = Decisions()
+TABLE: dict[tuple[State, Event], Rows] = _DECIDE.table
+"""Every legal (state, event) pair and its rows."""
+ILLEGAL: dict[tuple[State, Event], str] = _DECIDE.illegal_pairs
+"""Every illegal (state, event) pair and why: ``transition`` raises IllegalTransition.  Each
+pair of State x Event is in exactly one of TABLE and ILLEGAL (tests/unit/test_machine_complete)."""
 ALL = tuple(State)
 HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
 LEASED = (S.MASTER, *sorted(PROMOTING - {S.LEASING}))  # holds the lease (after the lease step)
+NOT_HOLDING = (S.BACKUP, *sorted(DEMOTING), S.FENCED_SELF)  # neither serving nor promoting
+_rows = _DECIDE.rows
+_each = _DECIDE.each
+_illegal = _DECIDE.illegal
 
 
-def _rows(states: Iterable[State], event: Event, *rows: Row) -> None:
-    for s in states:
-        TABLE[(s, event)] = rows
+# Every pair is decided here or in lease_rows, once: rows (a stay says why that state
+# ignores the event) or a declared illegal pair.
 
-
-def _each(states: Iterable[State], event: Event, rows: Callable[[State], Rows]) -> None:
-    for s in states:
-        TABLE[(s, event)] = rows(s)
-
-
-# Every event has a row in every state, except step results where no step runs and RETRY
-# outside FENCED_SELF: those are illegal.  Later rows for a pair replace earlier ones.
-for _ev in (
-    *OBSERVE,
-    E.HARBOR_HEALTHY,
-    E.HARBOR_UNHEALTHY,
-    E.STORAGE_LOST,
-    E.STORAGE_STUCK,
-    E.BACKOFF_EXPIRED,
-):
-    _rows(ALL, _ev, STAY)
-_rows(ALL, E.SWITCHOVER, STAY)
-_rows(ALL, E.STANDBY_READY, STAY)
-_rows(ALL, E.DATA_ON_STANDBY, STAY)
-_rows(ALL, E.MASTER_STABLE, STAY)
-
-# keepalived: MASTER.  Promoting/master: on it; demoting: the end re-promotes; fenced: no.
+# keepalived: MASTER.  Promoting/master: on it; demoting: the end (REST) re-promotes; fenced:
+# never (a clean demotion first).  Only the role is observed (OBSERVE).
 _rows([S.BACKUP], E.KA_MASTER, *REST)
-# keepalived: not MASTER.
+_rows(but(S.BACKUP), E.KA_MASTER, STAY)
+# keepalived: not MASTER.  A node holding nothing, or already releasing it, only observes it.
 for _ev in (E.KA_BACKUP, E.KA_FAULT, E.KA_STOP, E.KA_GONE):
     _each(PROMOTING, _ev, lambda s: (Row(ROLLBACK[s], do=(Do.CANCEL,)),))
     _rows([S.MASTER], _ev, Row(S.STOPPING))
+    _rows(NOT_HOLDING, _ev, STAY)
+# A keepalived holds the FIFO again: only observed (its next role line decides).
+_rows(ALL, E.KA_RETURNED, STAY)
 
 # step results
-_each(STEP_OF, E.STEP_DONE, lambda s: (Row(NEXT_ON_DONE[s]),))
+# (LEASING's STEP_DONE also arms the renewals: lease_rows.)
+_each(sorted(set(STEP_OF) - {S.LEASING}), E.STEP_DONE, lambda s: (Row(NEXT_ON_DONE[s]),))
 for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
     _each(PROMOTING, _ev, lambda s: (Row(NEXT_ON_FAIL[s], FAILED, (Do.BACKOFF,)),))
     _rows([S.STOPPING], _ev, Row(NEXT_ON_FAIL[S.STOPPING]))
@@ -196,12 +191,20 @@ for _ev in (E.STEP_FAILED, E.STEP_TIMEOUT):
         _ev,
         lambda s: (Row(NEXT_ON_FAIL[s], changes(fault=True, rollback=False, handover=False)),),
     )
+# Step results where no step runs are illegal (a cancelled step's late result is stale: the
+# driver drops it before the machine sees it).
+for _ev in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT):
+    _illegal(but(*STEP_OF), _ev, "no step runs in this state")
 
 # The lease (docs/design.md, "The lease"): its rows are in lease_rows.
-add_lease_rows(TABLE, LEASED, ROLLBACK, FAILED)
+add_lease_rows(_DECIDE, LEASED, ROLLBACK, FAILED)
 
 # probes: Harbor failed while MASTER: hand the VIP away and demote.
 _rows([S.MASTER], E.HARBOR_UNHEALTHY, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
+_rows([S.MASTER], E.HARBOR_HEALTHY, STAY)  # healthy: nothing to do
+# Probes' events in states that do not probe Harbor: a verdict from before the state changed.
+_rows(but(S.MASTER), E.HARBOR_UNHEALTHY, STAY)
+_rows(but(S.MASTER), E.HARBOR_HEALTHY, STAY)
 # Blocklisted / I/O errors / lock lost (safety rule 2): stop and unmap before mapping again.
 _rows([S.MASTER], E.STORAGE_LOST, Row(S.STOPPING, FAILED, (Do.BACKOFF,)))
 _rows(
@@ -224,6 +227,10 @@ _rows(
     E.STORAGE_STUCK,
     Row(S.STOPPING, FAILED, (Do.CANCEL, Do.BACKOFF)),
 )
+# The storage's events where the image is not mapped yet (BACKUP, LEASING, FENCING), is being
+# released already (a demotion), or the node is fenced (FENCED_SELF retries the demotion).
+for _ev in (E.STORAGE_LOST, E.STORAGE_STUCK):
+    _rows((*NOT_HOLDING, S.LEASING, S.FENCING), _ev, STAY)
 
 # The standby is ready: keep Harbor's stateless services (proxy, portal, log) running, so a
 # promotion's start step only starts the data-bearing ones, on the verified mount (safety
@@ -234,11 +241,12 @@ _rows([S.BACKUP], E.STANDBY_READY, Row(do=(Do.WARM,), when=WARM_STANDBY), STAY)
 # mount): the demotion's steps stop Harbor (the unmount and unmap find nothing to do) and the
 # node is BACKUP again, its warm services restarted once it is ready.  Not a fault.
 _rows([S.BACKUP], E.DATA_ON_STANDBY, Row(S.STOPPING, when=NOT_EXITING), STAY)
+# The standby probe's events outside BACKUP: a verdict from before the state changed.
+_rows(but(S.BACKUP), E.STANDBY_READY, STAY)
+_rows(but(S.BACKUP), E.DATA_ON_STANDBY, STAY)
 
 # The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
 # vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).
-_rows(ALL, E.VIP_SEEN, Row(set=changes(vip_mismatch=0)))
-_rows(ALL, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
 _rows(
     [S.BACKUP],
     E.VIP_SEEN,
@@ -257,24 +265,42 @@ _rows(
     Row(set=changes(vip_mismatch=BUMP), when=WANTED),
     Row(set=changes(vip_mismatch=0)),
 )
+# No mismatch to count: a VIP seen outside BACKUP (a node holding or releasing it), a VIP
+# absent where the node holds nothing (a demotion keeps it only during a hand-over).
+_rows(but(S.BACKUP), E.VIP_SEEN, Row(set=changes(vip_mismatch=0)))
+_rows(NOT_HOLDING, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
 
 # timers: backoff or switchover hold over: the node may be elected again (FENCED_SELF keeps
 # its fault until a clean demotion; a running demotion's end clears the flag).
 _rows([S.BACKUP], E.BACKOFF_EXPIRED, Row(set=changes(fault=False)))
 _rows(DEMOTING, E.BACKOFF_EXPIRED, Row(set=changes(rollback=False)))
+# A backoff left running while the node promotes or serves (its fault cleared otherwise:
+# LEASE_CLAIM_BACK) or is FENCED_SELF: nothing to clear.
+_rows((*HOLDING, S.FENCED_SELF), E.BACKOFF_EXPIRED, STAY)
 _rows([S.FENCED_SELF], E.RETRY, Row(S.STOPPING, changes(rollback=False), (Do.CANCEL_RETRY,)))
+_illegal(
+    but(S.FENCED_SELF), E.RETRY, "retry is for FENCED_SELF (its timer is cancelled on leaving)"
+)
 _rows([S.MASTER], E.MASTER_STABLE, Row(set=changes(failures=0)))
+# The stable timer of a MASTER that has since left: its failures stay counted.
+_rows(but(S.MASTER), E.MASTER_STABLE, STAY)
 
 # operator.  Switchover: demote while keeping the VIP, then raise the fault (the peer takes the
 # VIP and finds nothing to fence), hold it for switchover_hold_s, then clear it.
 _rows([S.MASTER], E.SWITCHOVER, Row(S.STOPPING, HANDING_OVER))
 _each(PROMOTING, E.SWITCHOVER, lambda s: (Row(ROLLBACK[s], HANDING_OVER, (Do.CANCEL,)),))
+# Refused outside MASTER (REQUIRES); one posted as the node left MASTER: nothing to hand over.
+_rows(NOT_HOLDING, E.SWITCHOVER, STAY)
 _rows([S.MASTER], E.MAINTENANCE_ON, Row(S.STOPPING, changes(handover=True)))
 _each(
     PROMOTING,
     E.MAINTENANCE_ON,
     lambda s: (Row(ROLLBACK[s], changes(handover=True), (Do.CANCEL,)),),
 )
+# Holding nothing, or releasing it already: maintenance is only observed (the fault file).
+_rows(NOT_HOLDING, E.MAINTENANCE_ON, STAY)
+# Maintenance off: only observed; the fault file drops and keepalived elects again.
+_rows(ALL, E.MAINTENANCE_OFF, STAY)
 # Shutdown: finish a running demotion (bounded by its timeouts), then exit; a promotion is
 # cancelled (a restart reconciles from the facts); with demote_on_exit, demote first.
 _rows((S.BACKUP, S.FENCED_SELF), E.SHUTDOWN, Row(do=(Do.EXIT,)))
@@ -386,11 +412,12 @@ def enter(node: Node) -> Result:
 def transition(node: Node, event: Event) -> Result:
     """The one pure function: where ``event`` takes ``node``, and what to do about it.
 
-    Raises IllegalTransition for a (state, event) pair the table does not hold.
+    Raises IllegalTransition for a declared illegal (state, event) pair (ILLEGAL).
     """
-    rows = TABLE.get((node.state, event))
-    if rows is None:
-        raise IllegalTransition(node.state, event)
+    why = ILLEGAL.get((node.state, event))
+    if why is not None:
+        raise IllegalTransition(node.state, event, why)
+    rows = TABLE[(node.state, event)]
     new, actions, row = _take(_apply(node, OBSERVE.get(event, {})), rows, event)
     if row.to is None or row.to is node.state:
         return new, actions
