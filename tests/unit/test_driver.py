@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 from harbor_ha.daemon.build import policy_of
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.failsafe import Failsafe
-from harbor_ha.daemon.leasing import StepRefused
+from harbor_ha.daemon.leasing import StepOutcome
 from harbor_ha.keepalived.trackfile import TrackFiles, read_track_file
 from harbor_ha.lease import LeaseInfo, LeaseTimeout
 from harbor_ha.machine import Event, Facts, Kind, Node, State, Step, from_facts
@@ -80,7 +80,9 @@ class ScriptedSteps:
         if how == "fail":
             raise RuntimeError(f"{step} broke")
         if how == "held":
-            raise StepRefused(Event.LEASE_HELD_BY_PEER, "held by harbor-ha:peer")
+            raise StepOutcome(Event.LEASE_HELD_BY_PEER, "held by harbor-ha:peer")
+        if how == "taken":
+            raise StepOutcome(Event.LEASE_TAKEN, "fenced harbor-ha:peer and took its lease")
         if how == "slow":
             await asyncio.sleep(0.5)
         if how == "hang":
@@ -400,6 +402,25 @@ async def test_a_live_lease_holder_is_never_fenced(h: Harness) -> None:
     h.driver.post(Event.KA_MASTER, "test")
     await h.until(lambda: h.driver.node.state is State.MASTER, "MASTER")
     assert h.steps.ran[:2] == [Step.LEASE, Step.LEASE]
+
+
+async def test_an_undeclared_step_outcome_fails_the_step(h: Harness) -> None:
+    """A step ending with an outcome it does not declare (machine.OUTCOMES: the map step with
+    the fence step's LEASE_TAKEN) is a bug: the driver posts STEP_FAILED, so the promotion
+    rolls back as a failed one (fault, one failure, BACKUP) and the error is recorded."""
+    h.steps.plan[Step.MAP] = "taken"
+    h.start()
+    h.driver.post(Event.KA_MASTER, "test")
+    await h.until(
+        lambda: h.driver.node.failures == 1 and h.driver.node.state is State.BACKUP, "failed once"
+    )
+    assert h.fault() == 1
+    assert h.steps.ran == [Step.LEASE, Step.FENCE, Step.MAP, Step.UNMAP]
+    errors = [e["error"] for e in h.driver.errors if e["where"] == "map"]
+    assert errors == [
+        "map ended with LEASE_TAKEN, not one of its outcomes: "
+        "fenced harbor-ha:peer and took its lease"
+    ]
 
 
 def _sample(metrics: Metrics, name: str, **labels: str) -> float | None:

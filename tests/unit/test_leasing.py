@@ -14,7 +14,7 @@ from aiohttp import web
 from structlog.testing import capture_logs
 
 from harbor_ha.commands.preflight import peer_name_clash
-from harbor_ha.daemon.leasing import Leasing, StepRefused
+from harbor_ha.daemon.leasing import Leasing, StepOutcome
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, LeaseTimeout, Locker
 from harbor_ha.machine import Event, Node, State
 from harbor_ha.metrics import Metrics
@@ -108,7 +108,7 @@ async def test_a_renewing_holder_is_refused_after_one_interval(tmp_path: Path) -
     (not a failure), nothing is marked for fencing, and /status names the holder."""
     ls, lease = leasing(tmp_path, ["busy"], renewing=True)
     started = time.monotonic()
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     took = time.monotonic() - started
     assert info.value.event is Event.LEASE_HELD_BY_PEER
@@ -122,7 +122,7 @@ async def test_a_renewal_with_an_earlier_expiry_is_a_renewal(tmp_path: Path) -> 
     jumped by up to 4.3 s either way; the partition row's CI failure): the holder renews, so
     LEASE_HELD_BY_PEER, never LEASE_STALE (that fenced a live master)."""
     ls, lease = leasing(tmp_path, ["busy"], backwards=True)
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER
     assert ls.stale is None and lease.broken == []
@@ -134,7 +134,7 @@ async def test_a_holder_whose_expiry_stands_still_is_marked_stale(tmp_path: Path
     (its entity, cookie and lease-client address) kept for the fence step; no break yet."""
     ls, lease = leasing(tmp_path, ["busy"])
     started = time.monotonic()
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert time.monotonic() - started >= 0.1 + 0.25, "the whole interval + margin watched"
     assert info.value.event is Event.LEASE_STALE
@@ -146,7 +146,7 @@ async def test_take_over_breaks_the_fenced_holders_lock_and_takes_it(tmp_path: P
     """After the fence: the stale holder's lock is broken (that holder, by entity and
     cookie) and the lease taken; the node holds it and nothing is marked stale any more."""
     ls, lease = leasing(tmp_path, ["busy"])
-    with pytest.raises(StepRefused):
+    with pytest.raises(StepOutcome):
         await ls.take()
     assert ls.stale is not None
     await ls.take_over(ls.stale)
@@ -250,7 +250,7 @@ async def test_looks_made_while_backup_shorten_the_lease_step(tmp_path: Path) ->
     await ls.watch()
     await asyncio.sleep(0.1 + 0.25)
     started = time.monotonic()
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_STALE
     assert time.monotonic() - started < 0.05 and lease.looks == 3
@@ -263,7 +263,7 @@ async def test_a_recent_watch_only_shortens_the_wait(tmp_path: Path) -> None:
     await ls.watch()
     watched = time.monotonic()
     await asyncio.sleep(0.2)
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_STALE
     took = time.monotonic() - watched
@@ -276,7 +276,7 @@ async def test_a_renewal_since_a_recent_watch_refuses_at_once(tmp_path: Path) ->
     ls, lease = leasing(tmp_path, ["busy"], renewing=True)
     await ls.watch()
     started = time.monotonic()
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER and ls.stale is None
     assert time.monotonic() - started < 0.05 and lease.looks == 2
@@ -292,7 +292,7 @@ async def test_a_watch_that_saw_another_expiry_is_no_evidence(tmp_path: Path) ->
     await asyncio.sleep(0.4)
     lease.expiry += 5
     started = time.monotonic()
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_STALE
     assert time.monotonic() - started >= 0.1 + 0.25
@@ -335,7 +335,7 @@ async def test_a_live_holder_that_demotes_is_told_apart(
             node_name="a", lease_renew_interval_s=0.1, peer_http_url=f"http://127.0.0.1:{port}",
         )  # fmt: skip
         ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
-        with pytest.raises(StepRefused) as info:
+        with pytest.raises(StepOutcome) as info:
             await ls.take()
     finally:
         await runner.cleanup()
@@ -401,7 +401,7 @@ async def test_slow_looks_never_make_a_renewing_holder_stale(tmp_path: Path) -> 
     )  # fmt: skip
     lease = SlowLooks()
     ls = Leasing(settings, lease, Metrics())
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await ls.take()
     assert info.value.event is Event.LEASE_HELD_BY_PEER, lease.read_at
     assert lease.read_at[-1] - lease.read_at[0] >= 0.6
@@ -445,7 +445,7 @@ async def test_a_peer_with_the_same_node_name_is_refused_by_name(tmp_path: Path)
         other = settings.model_copy(update={"node_name": "c"})
         assert await peer_name_clash(other) == []
         ls = Leasing(settings, ScriptedLease(["busy"], renewing=True), Metrics())
-        with capture_logs() as logs, pytest.raises(StepRefused) as info:
+        with capture_logs() as logs, pytest.raises(StepOutcome) as info:
             await ls.take()
         assert info.value.event is Event.LEASE_HELD_BY_PEER
         assert any(e["event"] == "peer_same_node_name" for e in logs)

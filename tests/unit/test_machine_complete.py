@@ -10,7 +10,9 @@ import pytest
 from harbor_ha.machine import (
     ENTER,
     ILLEGAL,
+    OUTCOMES,
     STEP_OF,
+    STEP_RESULTS,
     TABLE,
     Decisions,
     Event,
@@ -101,3 +103,15 @@ def test_a_pair_cannot_be_decided_twice() -> None:
     table.illegal([S.MASTER], E.RETRY, "no")
     with pytest.raises(ValueError, match="decided twice"):
         table.rows([S.MASTER], E.RETRY, STAY)
+
+
+def test_a_step_outcome_is_legal_exactly_where_a_step_declaring_it_runs() -> None:
+    """Each event a step may end with (OUTCOMES) has rows in the state running that step, and
+    is illegal in every state whose step does not declare it (and where no step runs)."""
+    outcomes = {ev for evs in OUTCOMES.values() for ev in evs}
+    assert outcomes >= STEP_RESULTS
+    for event in outcomes:
+        for state in State:
+            step = STEP_OF.get(state)
+            declared = step is not None and event in OUTCOMES[step]
+            assert ((state, event) in TABLE) is declared, (state, event)

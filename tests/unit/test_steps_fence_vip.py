@@ -15,7 +15,7 @@ import pytest
 
 from harbor_ha.ceph import FenceError
 from harbor_ha.daemon import steps as steps_module
-from harbor_ha.daemon.leasing import Leasing, StepRefused
+from harbor_ha.daemon.leasing import Leasing, StepOutcome
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import StepError, Steps
 from harbor_ha.machine import Event
@@ -100,7 +100,7 @@ async def test_fence_waits_for_vip_within_grace(tmp_path: Path) -> None:
 
 async def _stale(steps: Steps) -> None:
     """Run the lease step against a holder whose expiry stands still (LEASE_STALE)."""
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await steps._leasing.take()
     assert info.value.event is Event.LEASE_STALE
 
@@ -112,7 +112,7 @@ async def test_fence_blocklists_a_stale_holder_then_takes_its_lease(tmp_path: Pa
     ceph, lease = FakeCeph(), ScriptedLease(["busy"])
     steps = make(tmp_path, ceph, [True], lease)
     await _stale(steps)
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await steps.fence()
     assert info.value.event is Event.LEASE_TAKEN
     assert ceph.also == [(HOLDER_ADDR,)]
@@ -125,7 +125,7 @@ async def test_an_unconfirmed_holder_fence_waits_for_the_lock_to_lapse(tmp_path:
     ceph, lease = FakeCeph(refuse_also=True), ScriptedLease(["busy"] * 4 + ["ok"])
     steps = make(tmp_path, ceph, [True], lease)
     await _stale(steps)
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await steps.fence()
     assert info.value.event is Event.LEASE_TAKEN
     assert ceph.also == [(HOLDER_ADDR,), ()] and lease.broken == [] and lease.calls == 5

@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from harbor_ha.machine import (
+    OUTCOMES,
     PROMOTING,
     ROUTINE_EVENTS,
     ROUTINE_KINDS,
@@ -36,7 +37,7 @@ from harbor_ha.machine import (
 )
 from harbor_ha.metrics import Metrics
 
-from .leasing import StepRefused
+from .leasing import StepOutcome
 from .ports import TrackFilesPort
 from .recent import Errors, Recent
 from .timers import Timers
@@ -396,7 +397,15 @@ class Driver:
         except asyncio.CancelledError:
             self._step_end(step, "cancelled", started, "superseded")
             raise
-        except StepRefused as exc:
+        except StepOutcome as exc:
+            if exc.event not in OUTCOMES[step]:
+                # A bug: the machine has no row for it in this step's state.  As a failure.
+                reason = f"{step} ended with {exc.event}, not one of its outcomes: {exc}"
+                log.error("step_outcome_undeclared", step=str(step), _event=str(exc.event))
+                self._step_end(step, "failed", started, reason)
+                self.errors.record(str(step), reason)
+                self.post(Event.STEP_FAILED, reason, token=token)
+                return
             self._step_end(step, "refused", started, str(exc))
             self.post(exc.event, f"{step}: {exc}", token=token)
         except Exception as exc:

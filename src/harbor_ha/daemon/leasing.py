@@ -80,8 +80,10 @@ class Look:
     ended: float
 
 
-class StepRefused(Exception):
-    """A step ends with a classified outcome: the driver posts ``event`` (not STEP_FAILED)."""
+class StepOutcome(Exception):
+    """A step ends with a classified outcome, a refusal (LEASE_HELD_BY_PEER) or a success the
+    machine tells apart (LEASE_TAKEN): the driver posts ``event`` if the step declares it
+    (``machine.OUTCOMES``), else STEP_FAILED."""
 
     def __init__(self, event: Event, message: str) -> None:
         super().__init__(message)
@@ -145,10 +147,10 @@ class Leasing:
         expiry of its lock, over two looks one renewal interval (+ lease_stale_margin_s)
         apart, whether it renews.  The earlier look may be one the standby made while BACKUP
         (``watch``): the step then waits only for the rest of that gap.  It changed: the holder
-        renews; a holder that demotes cleanly (its /status) -> StepRefused(
+        renews; a holder that demotes cleanly (its /status) -> StepOutcome(
         LEASE_HOLDER_DEMOTING) (the machine runs the step again until it releases), any other
-        -> StepRefused(LEASE_HELD_BY_PEER); it is never fenced.  It did not: the holder
-        stopped renewing -> StepRefused(LEASE_STALE): the fence step blocklists that holder's
+        -> StepOutcome(LEASE_HELD_BY_PEER); it is never fenced.  It did not: the holder
+        stopped renewing -> StepOutcome(LEASE_STALE): the fence step blocklists that holder's
         lease client with the image's watchers, then breaks its lock and takes it
         (``take_over``).  A success is kept only if Ceph answered within one interval (see
         Policy.lease_deadline_s); a slow answer is retried (it renewed our lock)."""
@@ -193,7 +195,7 @@ class Leasing:
                 reason=f"expiry unchanged over {gap:g} s",
                 looked_for_s=round(time.monotonic() - first.ended, 3),
             )  # fmt: skip
-            raise StepRefused(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
+            raise StepOutcome(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
 
     async def _refuse(self, holder: Locker) -> None:
         """The holder renews: never fence it.  Say whether it is demoting cleanly."""
@@ -202,12 +204,12 @@ class Leasing:
         if state in DEMOTING:  # the machine's own set: its /status says one of these
             log.info("lease_holder_demoting", object=s.lease_object, holder=holder.cookie,
                      peer_state=state, reason="it renews until it releases: wait")  # fmt: skip
-            raise StepRefused(
+            raise StepOutcome(
                 Event.LEASE_HOLDER_DEMOTING, f"{holder.cookie} renews the lease and is {state}"
             )
         log.warning("lease_held_by_peer", object=s.lease_object, holder=holder.cookie,
                     reason="its expiry changed: it renews")  # fmt: skip
-        raise StepRefused(
+        raise StepOutcome(
             Event.LEASE_HELD_BY_PEER, f"{holder.cookie} holds the lease and renews it"
         )
 

@@ -16,7 +16,7 @@ from harbor_ha.machine import Event, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
 
-from .leasing import Leasing, StepRefused
+from .leasing import Leasing, StepOutcome
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .pulse import Pulse
 
@@ -142,7 +142,7 @@ class Steps:
             await self._leasing.wait_for_lapse(holder)
         else:
             await self._leasing.take_over(holder)
-        raise StepRefused(Event.LEASE_TAKEN, f"fenced {holder.cookie} and took its lease")
+        raise StepOutcome(Event.LEASE_TAKEN, f"fenced {holder.cookie} and took its lease")
 
     async def _fenced(self, fencing: Awaitable[list[str]]) -> list[str]:
         try:

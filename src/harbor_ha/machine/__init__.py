@@ -6,7 +6,7 @@ keepalived want us MASTER, is the fault flag up, are we rolling back, ...) and t
 policy.  The driver (harbor_ha.daemon) performs the actions (run or cancel a step, arm or
 cancel a timer, post an event, exit) and feeds the results back as events.
 
-- ``states``: the vocabulary (State, Event, Step, Timer, Action, Node, Policy).
+- ``states``: the vocabulary (State, Event, Step and its OUTCOMES, Timer, Action, Node, Policy).
 - ``rows``: the language of the table (Row, Guard, Do, Decisions).
 - ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE,
   ILLEGAL, ENTER, ACTION_OF).
@@ -21,9 +21,11 @@ from .states import (
     CANCEL,
     DEMOTING,
     EXIT,
+    OUTCOMES,
     PROBE_OF,
     PROMOTING,
     STEP_OF,
+    STEP_RESULTS,
     TIMER_EVENT,
     Action,
     Event,
@@ -64,6 +66,7 @@ __all__ = [
     "NEXT_ON_DONE",
     "NEXT_ON_FAIL",
     "OBSERVE",
+    "OUTCOMES",
     "PROBE_OF",
     "PROMOTING",
     "REQUIRES",
@@ -71,6 +74,7 @@ __all__ = [
     "ROUTINE_EVENTS",
     "ROUTINE_KINDS",
     "STEP_OF",
+    "STEP_RESULTS",
     "TABLE",
     "TIMER_EVENT",
     "Action",

@@ -107,6 +107,18 @@ STEP_OF: dict[State, Step] = {
 }
 """The step that runs while the node is in a state (the other states run none)."""
 
+STEP_RESULTS = frozenset({Event.STEP_DONE, Event.STEP_FAILED, Event.STEP_TIMEOUT})
+OUTCOMES: dict[Step, frozenset[Event]] = {
+    **{step: STEP_RESULTS for step in Step},
+    # the lease step: a live holder, a holder that stopped renewing, a holder demoting cleanly
+    Step.LEASE: STEP_RESULTS
+    | {Event.LEASE_HELD_BY_PEER, Event.LEASE_STALE, Event.LEASE_HOLDER_DEMOTING},
+    # the fence step: it fenced the stopped holder and took its lease
+    Step.FENCE: STEP_RESULTS | {Event.LEASE_TAKEN},
+}
+"""The events each step may end with.  The driver posts an undeclared one (a bug) as
+STEP_FAILED, and logs it."""
+
 PROMOTING = frozenset({State.LEASING, State.FENCING, State.MAPPING, State.MOUNTING, State.STARTING})
 DEMOTING = frozenset({State.STOPPING, State.UNMOUNTING, State.UNMAPPING})
 RENEWS = frozenset(PROMOTING - {State.LEASING}) | {State.MASTER} | DEMOTING

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from harbor_ha.ceph import Ceph
 from harbor_ha.ceph.argv import common_args
 from harbor_ha.daemon.failsafe import Failsafe
-from harbor_ha.daemon.leasing import Leasing, StepRefused
+from harbor_ha.daemon.leasing import Leasing, StepOutcome
 from harbor_ha.lease import Lease, LeaseError, LeaseHeldByPeer, parse_lock_info
 from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Event, Node, transition
@@ -292,7 +292,7 @@ async def test_a_stopped_holder_is_fenced_then_taken_over_before_its_lock_lapses
     await a.acquire()
     taken = time.monotonic()
     step = Leasing(b._s, b, Metrics())
-    with pytest.raises(StepRefused) as info:
+    with pytest.raises(StepOutcome) as info:
         await asyncio.wait_for(step.take(), step.timeout_s())
     assert info.value.event is Event.LEASE_STALE
     stale = step.stale
@@ -356,7 +356,7 @@ async def test_a_live_holder_is_refused_and_never_fenced(
     step = Leasing(b._s, b, Metrics())
     try:
         started = time.monotonic()
-        with pytest.raises(StepRefused) as info:
+        with pytest.raises(StepOutcome) as info:
             await step.take()
         print(f"\nlease step refused a renewing holder in {time.monotonic() - started:.2f} s")
         assert info.value.event is Event.LEASE_HELD_BY_PEER and step.stale is None
