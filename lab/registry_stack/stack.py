@@ -17,14 +17,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.harbor_shape import with_health_interval
 from lab.registry_stack.images import DOCKER, image_refs
 
 HERE = Path(__file__).resolve().parent
 COMPOSE_TEMPLATE = HERE / "docker-compose.yml.tmpl"
 NGINX_TEMPLATE = HERE / "nginx.conf.tmpl"
-DATA_SUBDIRS = ("registry", "database", "redis")
+DATA_SUBDIRS = ("registry", "database", "redis", "trivy-adapter/trivy", "trivy-adapter/reports")
 """Harbor's data_volume layout: the services that keep data on the mount."""
-DATA_SERVICES = ("registry", "postgresql", "redis")
+DATA_SERVICES = ("registry", "postgresql", "redis", "trivy-adapter")
 """Compose services whose data is under the mountpoint (the rest is stateless)."""
 COMMAND_TIMEOUT_S = 180.0
 
@@ -95,12 +96,15 @@ class RegistryStack:
         cert_names: tuple[str, ...] = (),
         certs_from: Path | None = None,
         make_data_layout: bool = True,
+        health_interval: str | None = None,
     ) -> RegistryStack:
         """Write the compose file, nginx's config and the certificates (for 127.0.0.1,
         ``https_bind`` and ``cert_names``; or copied from another stack's ``certs_from`` cert
         dir, so that two nodes behind one VIP show one certificate); create the data layout
         (not with ``make_data_layout=False``: a lab node's data dir is an unmounted mountpoint,
-        and Docker creates each bind source on the mounted image when the service starts)."""
+        and Docker creates each bind source on the mounted image when the service starts).
+        ``health_interval``: None = Harbor's healthcheck cadence (Docker's 30 s default;
+        trivy-adapter 30 s); a value is a named deviation for a test that needs it (say why)."""
         config = workdir / "config"
         control = workdir / "control"
         for d in (config / "nginx", control):
@@ -128,7 +132,7 @@ class RegistryStack:
             (COMPOSE_TEMPLATE, compose_file),
             (NGINX_TEMPLATE, config / "nginx" / "nginx.conf"),
         ):
-            text = template.read_text()
+            text = with_health_interval(template.read_text(), health_interval)
             for key, value in values.items():
                 text = text.replace(key, value)
             dest.write_text(text)

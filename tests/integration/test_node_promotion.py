@@ -17,6 +17,7 @@ import pytest
 
 import lab
 from lab import timeline
+from lab.harbor_shape import CONTAINER_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
     assert any(node.mountpoint.glob("registry/shape-registry.log")) or any(
         node.mountpoint.rglob("shape-*.log")
     ), "Harbor-shaped services wrote nothing onto the image"
-    assert len(lab.running_all(node)) == 9
+    assert len(lab.running_all(node)) == len(CONTAINER_NAMES)
     entries = timeline.read(node.log, "a", since=t0)
     path = [e.fields["to"] for e in entries if e.msg == "transition"]
     assert path[-5:] == ["FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER"]

@@ -16,7 +16,7 @@ from harbor_ha.compose import Compose
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
-from lab.harbor_shape import HarborShape
+from lab.harbor_shape import CONTAINER_NAMES, HarborShape
 from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ async def test_precreated_containers_never_start_until_up(
     """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
     there, runs nothing; after a dockerd restart they are still only created while a stopped
     `restart: always` witness container is brought back (proof the restart policy ran); then
-    up() starts all nine.  The Docker API's project_containers() (what the standby asks before
+    up() starts all ten.  The Docker API's project_containers() (what the standby asks before
     creating) lists the created, never-started containers, and none after down."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
     s = example_settings(
@@ -71,7 +71,7 @@ async def test_precreated_containers_never_start_until_up(
     try:
         await compose.create(60)
         created = created_ids(dockerd, harbor_shape.project)
-        assert len(created) == 9
+        assert len(created) == len(CONTAINER_NAMES)
         # `ps -aq` prints short IDs, the API full ones
         assert sorted(i[:12] for i in await probe.project_containers()) == sorted(created)
         assert await compose.running_containers() == []
@@ -88,10 +88,10 @@ async def test_precreated_containers_never_start_until_up(
             30,
         )
         assert await compose.running_containers() == []
-        assert len(created_ids(dockerd, harbor_shape.project)) == 9
+        assert len(created_ids(dockerd, harbor_shape.project)) == len(CONTAINER_NAMES)
         chattr("-i", data)
         await compose.up()
-        assert len(await compose.running_containers()) == 9
+        assert len(await compose.running_containers()) == len(CONTAINER_NAMES)
     finally:
         chattr("-i", data, check=False)
         dockerd.docker("rm", "-f", witness, check=False)

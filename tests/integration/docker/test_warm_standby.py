@@ -14,7 +14,7 @@ import pytest
 from harbor_ha.compose import Compose
 from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary
-from lab.harbor_shape import HarborShape
+from lab.harbor_shape import CONTAINER_NAMES, HarborShape
 from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def test_warm_starts_only_stateless_then_up_adds_the_data_services(
     """On an empty data dir made immutable (chattr +i: any write by a started data-bearing
     service would fail it, and it stays empty): warm() starts proxy, portal and log and nothing
     else, a second warm() starts nothing, running_data_containers() is empty; after the data
-    dir is released, up() brings all nine and the three stateless containers keep their IDs."""
+    dir is released, up() brings all ten and the three stateless containers keep their IDs."""
     extra = {} if listed is None else {"harbor_data_services": listed}
     s = example_settings(
         compose_file=harbor_shape.compose_file,
@@ -78,9 +78,9 @@ async def test_warm_starts_only_stateless_then_up_adds_the_data_services(
         chattr("-i", data)
         await compose.up(120)
         after = await compose.running_services()
-        assert len(after) == 9
+        assert len(after) == len(CONTAINER_NAMES)
         assert warm_ids <= set(after), "the stateless containers were not recreated"
-        assert len(await compose.running_data_containers()) == 6
+        assert len(await compose.running_data_containers()) == len(CONTAINER_NAMES) - len(STATELESS)
     finally:
         chattr("-i", data, check=False)
         await compose.down(120)
