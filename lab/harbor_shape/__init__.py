@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.dockerd import DOCKER_CLI
+from lab.harbor_secrets import prepare_data_volume
 
 SHAPE_DIR = Path(__file__).resolve().parent
 COMPOSE_TEMPLATE = SHAPE_DIR / "docker-compose.yml.tmpl"
@@ -52,9 +53,9 @@ CONTAINER_NAMES: dict[str, str] = {
 """Compose service -> container_name (Harbor's names)."""
 
 
-HOST_PROGRAMS = ("openssl", "socat")
-"""Host programs copied into the image with the libraries ldd names: openssl (certificates in
-tests), socat (the proxy's TLS front; Debian package socat, scripts/setup)."""
+HOST_PROGRAMS = ("socat",)
+"""Host programs copied into the image with the libraries ldd names: socat (the proxy's TLS
+front and log's syslog receiver; Debian package socat, scripts/setup)."""
 
 
 def _copy_with_libraries(dest: Path, program: str) -> None:
@@ -76,8 +77,8 @@ def _copy_with_libraries(dest: Path, program: str) -> None:
 
 
 def _rootfs(dest: Path) -> None:
-    """busybox-static with its applets, the host's openssl and socat with the libraries ldd
-    names, a self-signed certificate, and the shape script."""
+    """busybox-static with its applets, the host's socat with the libraries ldd names, and the
+    shape script (the proxy's certificate is on the data volume: data/secret/cert)."""
     (dest / "bin").mkdir(parents=True)
     shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
     applets = subprocess.run(
@@ -97,15 +98,6 @@ def _rootfs(dest: Path) -> None:
     shape = dest / "shape"
     shape.mkdir()
     shutil.copy2(IMAGE_DIR / "shape.sh", shape / "shape.sh")
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", "/CN=harbor-shape", "-keyout", str(shape / "key.pem"),
-            "-out", str(shape / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
 
 
 def build_images(docker_host: str, tag: str = SHAPE_TAG) -> list[str]:
@@ -175,17 +167,23 @@ class HarborShape:
         https_bind: str = "127.0.0.1",
         tag: str = SHAPE_TAG,
         health_interval: str | None = None,
+        prepare: bool = True,
     ) -> HarborShape:
         """Write ``workdir/docker-compose.yml`` from the template and return the project.
 
         ``health_interval``: None = Harbor's healthcheck cadence (no interval: Docker's 30 s;
         trivy-adapter 30 s). A value (e.g. "1s") is a named deviation from Harbor for a test
-        that needs containers healthy in seconds: every caller says why."""
+        that needs containers healthy in seconds: every caller says why.
+        ``prepare``: write Harbor's secrets into ``data_dir`` (lab/harbor_secrets.py, as
+        Harbor's prepare); False for a lab node, whose data dir is an unmounted mountpoint
+        (the lab writes them onto the image's filesystem)."""
         workdir.mkdir(parents=True, exist_ok=True)
         data = data_dir or workdir / "data"
         control = workdir / "control"
         data.mkdir(parents=True, exist_ok=True)
         control.mkdir(parents=True, exist_ok=True)
+        if prepare:
+            prepare_data_volume(data)
         text = with_health_interval(COMPOSE_TEMPLATE.read_text(), health_interval)
         for key, value in {
             "@TAG@": tag,

@@ -11,6 +11,10 @@ Debian python3).
 ``harbor_core.py standin PORT``   a light stand-in (log, portal, jobservice, registryctl): 200 on
                                   any GET on 127.0.0.1:PORT.
 ``harbor_core.py check URL``      a Docker healthcheck: exit 0 when GET URL answers 200.
+``harbor_core.py syslog PORT``    harbor-log: a syslog receiver on PORT (TCP, one thread
+                                  per connection: Docker's syslog driver keeps one connection
+                                  per container); the lines go to stdout.
+``harbor_core.py listening PORT`` harbor-log's healthcheck: exit 0 when 127.0.0.1:PORT accepts.
 
 Like the busybox shape, a file ``/control/unhealthy-<service>`` marks that component unhealthy
 at that component's next periodic check (core's own component at once: core is no periodic
@@ -26,6 +30,7 @@ import http.server
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -41,7 +46,6 @@ STANDIN_PORTS = {
     "portal": 8081,
     "jobservice": 8082,
     "registryctl": 8083,
-    "log": 8084,
     "trivy": 8085,
 }
 """Loopback port of each light stand-in (network_mode host: they share the node's loopback)."""
@@ -200,6 +204,27 @@ class StandinHandler(CoreHandler):
         self._answer(200, b"ok", "text/plain")
 
 
+class SyslogHandler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        for line in self.rfile:
+            sys.stdout.write(line.decode(errors="replace"))
+            sys.stdout.flush()
+
+
+def syslog(port: int) -> None:
+    server = socketserver.ThreadingTCPServer(("0.0.0.0", port), SyslogHandler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def listening(port: int) -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=CHECK_TIMEOUT_S):
+            return None
+    except OSError as e:
+        return str(e)
+
+
 def serve(port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
@@ -212,8 +237,10 @@ def main(argv: list[str]) -> int:
         serve(CORE_PORT, CoreHandler)
     elif argv[:1] == ["standin"] and len(argv) == 2:
         serve(int(argv[1]), StandinHandler)
-    elif argv[:1] == ["check"] and len(argv) == 2:
-        error = _http_ok(argv[1])
+    elif argv[:1] == ["syslog"] and len(argv) == 2:
+        syslog(int(argv[1]))
+    elif argv[:1] in (["check"], ["listening"]) and len(argv) == 2:
+        error = _http_ok(argv[1]) if argv[0] == "check" else listening(int(argv[1]))
         if error is not None:
             print(error, file=sys.stderr)
             return 1

@@ -126,6 +126,7 @@ health)
     esac
     ;;
 run)
+    echo "shape: $svc started"  # through Docker's syslog driver to harbor-log's stdout
     if [ -n "${SHAPE_DATA:-}" ]; then
         for d in $SHAPE_DATA; do echo "$(date -u) $svc started" >>"$d/shape-$svc.log"; done
     fi
@@ -139,7 +140,7 @@ run)
         proxy)
             mkdir -p /tmp/www-proxy && echo proxy >/tmp/www-proxy/index.html
             httpd -p "127.0.0.1:$(port proxy)" -h /tmp/www-proxy
-            exec socat "OPENSSL-LISTEN:${HTTPS_PORT:-8443},bind=${HTTPS_BIND:-0.0.0.0},reuseaddr,fork,cert=${TLS_CERT:-/shape/cert.pem},key=${TLS_KEY:-/shape/key.pem},verify=0" \
+            exec socat "OPENSSL-LISTEN:${HTTPS_PORT:-8443},bind=${HTTPS_BIND:-0.0.0.0},reuseaddr,fork,cert=${TLS_CERT:-/etc/cert/server.crt},key=${TLS_KEY:-/etc/cert/server.key},verify=0" \
                 EXEC:"/shape/shape.sh route"
             ;;
     esac

@@ -447,8 +447,9 @@ async def test_watch_reconnects_and_restart_policy(
 ) -> None:
     """dockerd restarts under a running watch(): watch() reports the reconnection and still
     delivers the project's events afterwards.  Also pins Docker's behaviour with Harbor's
-    `restart: always`: containers stopped (docker stop) come back when dockerd restarts; after
-    down() nothing exists and nothing comes back."""
+    `restart: always`: a stopped harbor-log comes back when dockerd restarts (the others may
+    too, unless their syslog driver finds it not yet listening); after down() nothing exists
+    and nothing comes back."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
     dockerd.docker("stop", "-t", "2", *await compose.running_containers())  # stop, not remove
@@ -461,16 +462,22 @@ async def test_watch_reconnects_and_restart_policy(
         back = await events.wait(lambda d: d == "docker events reconnected", restarted, 20)
         print(f"\ndockerd restart -> watch() reconnected: {back - restarted:.2f} s")
         assert await probe.ping()
-        running, took = await wait_for(
-            "stopped containers resurrected by restart: always",
-            compose.running_containers,
-            lambda ids: len(ids) == len(CONTAINER_NAMES),
+        # restart: always brings harbor-log back; the others start at the same moment and may
+        # fail ("failed to initialize logging driver": their syslog driver dials harbor-log
+        # before it listens), as Harbor's do after a dockerd restart (goharbor/harbor#7008,
+        # #12063): how many came back is printed, not asserted.
+        _, took = await wait_for(
+            "harbor-log resurrected by restart: always",
+            lambda: asyncio.to_thread(dockerd.docker, "ps", "-q", "--filter", "name=^harbor-log$"),
+            lambda out: out.strip() != "",
             20,
         )
-        print(f"dockerd restart -> {len(running)} stopped containers running again in {took:.2f} s")
+        running = await compose.running_containers()
+        print(f"dockerd restart -> {len(running)} of {len(CONTAINER_NAMES)} stopped containers "
+              f"running again ({took:.2f} s to harbor-log)")  # fmt: skip
         since = time.monotonic()
         await compose.down()
-        await events.wait(lambda d: d == "nginx die", since, 20)
+        await events.wait(lambda d: d == "harbor-log die", since, 20)
         assert await compose.project_containers() == []
         await asyncio.to_thread(restart_dockerd, dockerd)
         await wait_for("docker up", probe.ping, bool, 10)
