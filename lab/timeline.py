@@ -15,7 +15,7 @@ INTERESTING = {
     "fsck_done",
     "mounted",
     "compose_up",
-    "harbor_healthy",
+    "harbor_serving",
     "promotion_complete",
     "fifo_line",
     "vip_mismatch",

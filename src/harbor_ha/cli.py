@@ -96,6 +96,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="required: the image must never have held a filesystem",
     )
+    rp = sub.add_parser("replication", help="the replicated pair's Harbor replication")
+    rs = rp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    setup = rs.add_parser(
+        "setup",
+        help="on both Harbors: the endpoint at the peer's own address and an event-based "
+        "policy to it (idempotent; a differing one is reported, never overwritten)",
+    )
+    setup.add_argument(
+        "--credentials",
+        type=Path,
+        default=Path("/etc/harbor-ha/replication.ini"),
+        help="the pair's accounts, readable by root only (see docs/runbook.md)",
+    )
+    setup.add_argument("--timeout", type=float, default=10.0, help="seconds per API call")
     sub.add_parser("version", help="print the version")
     return p
 
@@ -112,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "version":
         print(f"harbor-ha {__version__}")
         return EXIT_OK
+    if args.command == "replication":  # the pair's Harbors only: no node settings needed
+        return _replication_setup(args)
     try:
         settings = _settings(args)
     except SettingsError as exc:
@@ -132,6 +148,27 @@ def main(argv: list[str] | None = None) -> int:
         "format": _format,
     }[args.command]
     return handler(settings, args)
+
+
+# ------------------------------------------------------------- replication
+def _replication_setup(args: argparse.Namespace) -> int:
+    from harbor_ha.replication.api import HarborApiError
+    from harbor_ha.replication.credentials import CredentialsError, read_pair
+    from harbor_ha.replication.setup import setup_pair
+
+    try:
+        a, b, cas = read_pair(args.credentials)
+    except CredentialsError as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        findings = asyncio.run(setup_pair(a, b, cas, args.timeout))
+    except HarborApiError as exc:
+        print(f"harbor-ha: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    for level, message in findings:
+        print(f"{level:8} {message}")
+    return EXIT_PROBLEMS if any(level == "CONFLICT" for level, _ in findings) else EXIT_OK
 
 
 # ------------------------------------------------------------------ daemon
@@ -250,6 +287,7 @@ def format_status(data: dict[str, Any]) -> str:
         ("fault file", "SET" if data.get("fault") else "clear"),
         ("maintenance", "on" if data.get("maintenance") else "off"),
         ("harbor healthy", data.get("harbor_healthy")),
+        ("harbor degraded", ", ".join(data.get("harbor_degraded") or []) or "-"),
         ("standby ready", data.get("standby_ready")),
         ("device", data.get("device") or "-"),
         ("failed promotions", data.get("failures")),

@@ -73,6 +73,13 @@ class Metrics:
             "Debounced Harbor health on this node.",
             registry=r,
         )
+        self.harbor_degraded = Gauge(
+            "harbor_ha_harbor_component_degraded",
+            "1 while a non-critical component of Harbor's health API (not in "
+            "HARBOR_HA_HARBOR_CRITICAL_COMPONENTS) reads unhealthy on this MASTER: no failover.",
+            ["component"],
+            registry=r,
+        )
         self.lease_held = Gauge(
             "harbor_ha_lease_held",
             "1 while this node holds the leadership lease (its last renewal not yet expired).",

@@ -221,3 +221,35 @@ def test_what_of_the_event_stream_may_mean_a_start() -> None:
     assert may_have_started(EVENTS_CONNECTED) and may_have_started(EVENTS_RECONNECTED)
     assert not may_have_started("harbor-core die")
     assert not may_have_started("harbor-core health_status: healthy")
+
+
+async def test_a_precreate_docker_refuses_is_not_retried_in_the_period(tmp_path: Path) -> None:
+    """Harbor's long-syntax binds of the unmounted data volume make Docker refuse to create
+    core, registry and trivy-adapter on a standby: the precreate fails once, is counted and
+    logged once, and is not retried at every readiness check of the same BACKUP period; a new
+    BACKUP period tries again."""
+    creates: list[int] = []
+
+    class Empty(Engine):
+        async def project_containers(self) -> list[str]:
+            return []
+
+    class Refusing(Project):
+        async def create(self, timeout_s: float) -> None:
+            creates.append(1)
+            raise RuntimeError("bind source path does not exist: /data/secret/keys/secretkey")
+
+    s, driver, _monitor, _engine = standby(tmp_path, _no_warm)
+    monitor = Monitor(
+        s, driver=driver, metrics=Metrics(), harbor=None,  # type: ignore[arg-type]
+        containers=Empty(), ceph=StandbyCeph(), fs=None,  # type: ignore[arg-type]
+        compose=Refusing(), device=lambda: None,  # type: ignore[arg-type]
+        track=TrackFiles(s.priority_file, s.fault_file), wake=Pulse(),
+    )  # fmt: skip
+    await monitor.check_once()
+    for _ in range(3):
+        await monitor._check_standby()
+    assert monitor.ready is True and len(creates) == 1
+    driver._since += 1  # a new BACKUP period (as the driver marks one)
+    await monitor.check_once()
+    assert len(creates) == 2

@@ -55,7 +55,7 @@ async def test_docker_absent_readiness_questions_raise(tmp_path: Path) -> None:
 
 async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
     """Everything down: HarborProbe is unhealthy, its reason names the containers (first part),
-    and the TCP and health parts carry their own errors."""
+    and the serving and health parts carry their own errors."""
     s = _settings(tmp_path)
     cp = ContainerProbe(s)
     hp = HarborProbe(s, cp)
@@ -66,7 +66,7 @@ async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
         await cp.close()
     assert not result.healthy
     assert result.reason.startswith("containers: docker API:")
-    assert not result.tcp.ok and "refused" in result.tcp.reason.lower()
+    assert not result.serving.ok and "connect" in result.serving.reason.lower()
     assert not result.health.ok and result.health.status == "error"
 
 

@@ -67,7 +67,8 @@ def test_parse_garbage_is_error_not_exception(body: bytes) -> None:
 
 
 def test_container_status_checks_state_and_health() -> None:
-    """Running+healthy is good; a stopped container with a stale 'healthy' is not; no
+    """Running+healthy is good; a stopped container with a stale 'healthy' is not; running and
+    still 'starting' (Harbor's images check every 30 s) is good, 'unhealthy' is not; no
     healthcheck means running is enough."""
     assert container_status({"Status": "running", "Health": {"Status": "healthy"}}) == (
         "running/healthy",
@@ -77,7 +78,8 @@ def test_container_status_checks_state_and_health() -> None:
         "exited/healthy",
         False,
     )
-    assert container_status({"Status": "running", "Health": {"Status": "starting"}})[1] is False
+    assert container_status({"Status": "running", "Health": {"Status": "starting"}})[1] is True
+    assert container_status({"Status": "running", "Health": {"Status": "unhealthy"}})[1] is False
     assert container_status({"Status": "running"}) == ("running", True)
 
 

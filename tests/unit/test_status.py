@@ -27,7 +27,8 @@ from tests.fakes import example_settings
 
 KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
-    "failures", "step", "vip_present", "harbor_healthy", "standby_ready", "standby_problems",
+    "failures", "step", "vip_present", "harbor_healthy", "harbor_degraded", "standby_ready",
+    "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
     "last_failover",
 }  # fmt: skip
@@ -62,6 +63,7 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     assert set(status) == KEYS
     assert status["node"] == "n1" and status["state"] == "BACKUP" and status["device"] is None
     assert status["reconciled"] is False and status["harbor_healthy"] is None
+    assert status["harbor_degraded"] == []
     parts.steps.adopt("/dev/rbd0")
     parts.reconciled = True
     parts.ticker.errors.record("vip_check", "first")
@@ -134,14 +136,18 @@ class FakeFs:
 class FakeHarbor:
     """FAKE Harbor probe: healthy."""
 
-    async def check(self) -> Report:
+    async def check(self, *, judge_health: bool = True) -> Report:
         return Report(True, "harbor healthy")
+
+    async def serving(self) -> Report:
+        return Report(True, "harbor serves")
 
 
 @dataclass
 class Report:
     healthy: bool
     reason: str
+    degraded: tuple[str, ...] = ()
 
 
 async def _no_step(step: Step) -> None:  # the steps' effects are not under test here

@@ -88,12 +88,16 @@ async def test_read_probe_tells_no_answer_from_an_error(tmp_path: Path) -> None:
 class Report:
     healthy = True
     reason = "ok"
+    degraded: tuple[str, ...] = ()
 
 
 class Harbor:
     """FAKE Harbor probe: healthy."""
 
-    async def check(self) -> Report:
+    async def check(self, *, judge_health: bool = True) -> Report:
+        return Report()
+
+    async def serving(self) -> Report:
         return Report()
 
 

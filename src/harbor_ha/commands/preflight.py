@@ -8,6 +8,9 @@ from pathlib import Path
 
 from harbor_ha.ceph import Ceph
 from harbor_ha.compose import Compose
+from harbor_ha.compose.install import install_findings
+from harbor_ha.compose.parse import service_blocks
+from harbor_ha.filesystem.mounted import mount_at
 from harbor_ha.keepalived.render import check_config
 from harbor_ha.lease.check import check_lease
 from harbor_ha.probes.containers import ContainerProbe
@@ -55,6 +58,16 @@ def _paths(s: Settings) -> list[Finding]:
     return out
 
 
+async def _install(settings: Settings, compose: Compose) -> list[Finding]:
+    """The Harbor install dir beside the compose file: Harbor's services, harbor.yml's
+    data_volume, the secrets on the data volume."""
+    harbor_yml = settings.compose_file.parent / "harbor.yml"
+    text = harbor_yml.read_text() if harbor_yml.is_file() else None
+    services = service_blocks(await compose.config())
+    mounted = mount_at(settings.mountpoint) is not None
+    return install_findings(text, services, settings.mountpoint, mounted, Path.exists)
+
+
 async def preflight(settings: Settings) -> list[Finding]:
     """Everything that can be checked without touching the image; FAIL items block a takeover."""
     runner = ProcessRunner()
@@ -91,6 +104,7 @@ async def preflight(settings: Settings) -> list[Finding]:
                      "ca_download)")
                     for name in await compose.bare_startable()
                 ]  # fmt: skip
+                findings += await _install(settings, compose)
             missing = await probe.missing_images(await compose.images())
             if missing:
                 findings.append(("FAIL", "harbor images missing: " + ", ".join(missing)))

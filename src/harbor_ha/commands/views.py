@@ -19,7 +19,8 @@ def verdict(status: dict[str, Any]) -> tuple[int, str]:
 
     0 OK: MASTER with Harbor healthy, or BACKUP ready to take over; 1 WARNING: maintenance,
     backoff after failed promotions, a standby not ready, a step running, Harbor's health
-    not measured yet; 2 CRITICAL: FENCED_SELF, or MASTER with Harbor unhealthy."""
+    not measured yet, a non-critical component unhealthy (degraded); 2 CRITICAL:
+    FENCED_SELF, or MASTER with Harbor unhealthy."""
     state = str(status.get("state"))
     if state == "FENCED_SELF":
         return CRITICAL, "FENCED_SELF: a demotion did not end clean; the node retries"
@@ -31,6 +32,9 @@ def verdict(status: dict[str, Any]) -> tuple[int, str]:
             return WARNING, "MASTER in maintenance (handing over)"
         if healthy is None:
             return WARNING, "MASTER, Harbor's health not measured yet"
+        degraded = status.get("harbor_degraded") or []
+        if degraded:
+            return WARNING, "MASTER, Harbor serves; degraded: " + ", ".join(map(str, degraded))
         return OK, "MASTER, Harbor healthy"
     if state != "BACKUP":
         return WARNING, f"{state}: step {status.get('step') or '-'} running"

@@ -36,7 +36,9 @@ from harbor_ha.compose.parse import (
     parse_service_ids,
     service_blocks,
     services_naming,
+    services_naming_only_secrets,
     startable_on_bare_mountpoint,
+    strict_binds_under,
 )
 from harbor_ha.runner import CommandError, CommandResult, Runner
 from harbor_ha.settings import Settings
@@ -60,6 +62,8 @@ class Compose:
         promoted must end before `up -d` (compose is not safe against itself)."""
         self._images_cache: tuple[tuple[float, int], list[str]] | None = None
         self._config_cache: tuple[tuple[float, int], str] | None = None
+        self._classified: str | None = None  # the config text last classified (logged once)
+        self._create_skips_logged: str | None = None  # the config whose skips were logged
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -133,19 +137,36 @@ class Compose:
             timeout_s=timeout_s,
         )
 
-    async def create(self, timeout_s: float | None = None) -> None:
-        """``up --no-start --remove-orphans``: create the project's containers WITHOUT starting
-        them.  A standby prepares them so that promotion's ``up -d`` (which recreates whatever
-        changed in the file) only has to start them.  Created containers are not running: they
-        do not count as Harbor running (reconcile, probes), and Docker does not start them on a
-        dockerd restart even with ``restart: always`` (pinned by an integration test)."""
+    async def create(self, timeout_s: float | None = None) -> list[str]:
+        """``up --no-start --no-deps --remove-orphans SERVICE...``: create the containers that
+        can be created on a node whose data volume is not mounted, WITHOUT starting them.  A
+        standby prepares them so that promotion's ``up -d`` (which recreates whatever changed
+        in the file) only has to start them.  Left out: services with a long-syntax bind of a
+        path under the mountpoint (``strict_binds_under``: Docker refuses to create them while
+        the source is missing; Harbor's core, registry and trivy-adapter), logged once per
+        compose config.  Created containers are not running: they do not count as Harbor
+        running (reconcile, probes), and Docker does not start them on a dockerd restart even
+        with ``restart: always`` (pinned by an integration test).  Returns the services."""
+        config = await self._config()
+        strict = strict_binds_under(config, str(self._settings.mountpoint))
+        if strict and self._create_skips_logged != config:
+            self._create_skips_logged = config
+            log.info(
+                "precreate_skips", project=self.project, services=sorted(strict),
+                reason="long-syntax binds under the unmounted data volume: Docker cannot "
+                "create them before the mount; the promotion creates them",
+            )  # fmt: skip
+        services = [name for name in service_blocks(config) if name not in strict]
+        if not services:
+            return []
         await self._bring_up(
-            ["up", "--no-start", "--remove-orphans"],
+            ["up", "--no-start", "--no-deps", "--remove-orphans", *services],
             what="compose up --no-start",
             failed="compose_create_failed",
             done="compose_created",
             timeout_s=timeout_s,
         )
+        return services
 
     async def _bring_up(
         self, args: list[str], *, what: str, failed: str, done: str, timeout_s: float | None
@@ -273,6 +294,10 @@ class Compose:
         return killed
 
     # ------------------------------------------------------- data vs stateless
+    async def config(self) -> str:
+        """The normalized ``compose config`` (cached: see ``_config``)."""
+        return await self._config()
+
     async def _config(self) -> str:
         """The normalized ``compose config``, cached until the file's mtime or size changes."""
         st = self._settings.compose_file.stat()
@@ -286,14 +311,26 @@ class Compose:
         return res.stdout
 
     async def data_services(self) -> list[str]:
-        """The services that need the data: settings.harbor_data_services, plus any service
-        whose config names a path under the mountpoint (logged: the setting misses it)."""
+        """The services that need the mount: settings.harbor_data_services, plus any service
+        whose config names a path under the mountpoint.  Logged once per compose config: a
+        service that binds only the mount's secrets (an https proxy's certificate under
+        ``secret/``) at info, any other the setting misses as a warning."""
         config = await self._config()
+        mountpoint = str(self._settings.mountpoint)
         listed = set(self._settings.harbor_data_services)
-        naming = services_naming(config, str(self._settings.mountpoint))
-        unlisted = [name for name in naming if name not in listed]
-        if unlisted:
-            log.warning("data_service_not_listed", project=self.project, services=unlisted)
+        naming = services_naming(config, mountpoint)
+        if self._classified != config:
+            self._classified = config
+            secrets = set(services_naming_only_secrets(config, mountpoint))
+            quiet = [name for name in naming if name not in listed and name in secrets]
+            unlisted = [name for name in naming if name not in listed and name not in secrets]
+            if quiet:
+                log.info(
+                    "service_needs_mounted_secrets", project=self.project, services=quiet,
+                    reason=f"binds only {mountpoint}/secret: starts on the mount, not warm",
+                )  # fmt: skip
+            if unlisted:
+                log.warning("data_service_not_listed", project=self.project, services=unlisted)
         return [name for name in service_blocks(config) if name in listed or name in naming]
 
     async def bare_startable(self) -> list[str]:

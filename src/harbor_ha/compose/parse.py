@@ -72,12 +72,42 @@ def service_blocks(config_yaml: str) -> dict[str, str]:
     return {name: "\n".join(lines) for name, lines in blocks.items()}
 
 
-def services_naming(config_yaml: str, path: str) -> list[str]:
-    """Services whose config names ``path`` or a path under it (a bind mount of the data, or
-    anything else pointing there): they touch the data, whatever a setting says."""
+def _paths_under(path: str) -> re.Pattern[str]:
+    """A path at or under ``path`` as a whole path: it starts where a YAML value or a bind's
+    part starts (not inside another path: ``/srv/data/harbor`` is not under ``/data``) and
+    ends at a component boundary (``/data2`` is not under ``/data``)."""
     root = path.rstrip("/") or "/"
-    under = re.compile(re.escape(root) + r"(?=$|[/:'\"\s,])", re.MULTILINE)
+    return re.compile(
+        r"(?:^|(?<=[\s'\"=:,\[]))"
+        + re.escape(root)
+        + r"(?P<rest>/[^\s'\":,\]]*)?(?=$|[\s'\":,\]])",
+        re.MULTILINE,
+    )
+
+
+def services_naming(config_yaml: str, path: str) -> list[str]:
+    """Services whose config names ``path`` or a path under it, as whole path components (a
+    bind mount of the data, or anything else pointing there): they touch the data, whatever
+    a setting says."""
+    under = _paths_under(path)
     return [name for name, block in service_blocks(config_yaml).items() if under.search(block)]
+
+
+SECRET_DIR = "secret"
+"""Harbor's installer keeps its secrets under ``data_volume/secret`` (the proxy's https
+certificate, core's keys, the registry's token certificate)."""
+
+
+def services_naming_only_secrets(config_yaml: str, path: str) -> list[str]:
+    """Services whose every path under ``path`` is under ``path/secret``: they need the mount
+    for their secrets (an https proxy's certificate) but keep no data there."""
+    under = _paths_under(path)
+    out: list[str] = []
+    for name, block in service_blocks(config_yaml).items():
+        rests = [m.group("rest") or "" for m in under.finditer(block)]
+        if rests and all(r.strip("/").split("/")[0] == SECRET_DIR for r in rests):
+            out.append(name)
+    return out
 
 
 _BIND_SOURCE = re.compile(r"^\s*source:\s*['\"]?(?P<src>/[^'\"\s]*)['\"]?\s*$", re.MULTILINE)
@@ -95,6 +125,44 @@ def startable_on_bare_mountpoint(config_yaml: str, path: str) -> list[str]:
         sources = [m.group("src").rstrip("/") or "/" for m in _BIND_SOURCE.finditer(block)]
         if root in sources and not any(s.startswith(root + "/") for s in sources):
             out.append(name)
+    return out
+
+
+def _list_items(block: str) -> list[list[str]]:
+    """The items of every YAML list in a service block, each as its stripped lines."""
+    items: list[list[str]] = []
+    current: list[str] | None = None
+    dash = 0
+    for line in block.splitlines():
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if stripped.startswith("- "):
+            current, dash = [stripped[2:]], indent
+            items.append(current)
+        elif current is not None and indent > dash:
+            current.append(stripped)
+        else:
+            current = None
+    return items
+
+
+def strict_binds_under(config_yaml: str, path: str) -> dict[str, list[str]]:
+    """service -> sources at or under ``path`` of its long-syntax binds that do not create a
+    missing source (``type: bind`` + ``source:`` without ``create_host_path: true``).  Docker
+    refuses to create such a container while its source is missing ("bind source path does
+    not exist"): on a node whose data volume is not mounted, these services cannot even be
+    created (Harbor's core, registry and trivy-adapter bind secrets and data this way).  Short
+    binds (compose v1 prints them as ``src:dst``, v2 with ``create_host_path: true``) create
+    their source when the container starts, not when it is created."""
+    under = _paths_under(path)
+    out: dict[str, list[str]] = {}
+    for name, block in service_blocks(config_yaml).items():
+        for item in _list_items(block):
+            source = next((ln.split(":", 1)[1].strip().strip("'\"") for ln in item
+                           if ln.startswith("source:")), None)  # fmt: skip
+            creates = any(ln.replace(" ", "") == "create_host_path:true" for ln in item)
+            if source and not creates and under.fullmatch(source):
+                out.setdefault(name, []).append(source)
     return out
 
 

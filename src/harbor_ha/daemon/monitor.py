@@ -1,6 +1,7 @@
 """Health and readiness: probes turned into machine events and the priority track file.
 
-- MASTER: Harbor (containers + port + health API), debounced; and the storage
+- MASTER: Harbor (containers up, serving through its proxy, the health API's critical
+  components after the first checker period), debounced; and the storage
   (still mounted from our device, still read-write, device still readable).
   Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST (2 probes in a row;
   STORAGE_STUCK when the read got no answer: Ceph does not answer this node).
@@ -39,6 +40,11 @@ from .recent import Errors
 from .standby_readiness import StandbyReadiness
 
 log = structlog.get_logger("harbor_ha.monitor")
+
+RESTART_WINDOW_EVERY = 4
+"""A MASTER's restart window (harbor_health_grace_s long) opens at most once per this many
+windows: a container in a crash loop (Docker's restart backoff starts at 0.1 s) must not keep
+the master's failures uncounted forever."""
 
 
 class Monitor:
@@ -84,6 +90,10 @@ class Monitor:
         self._standby_since = -1.0  # the BACKUP period (driver.since) last checked
         self._started_seen = False  # a container started since the last check
         self._healthy: tuple[float, bool | None] | None = None  # (driver.since, value)
+        self._entered = time.monotonic()  # when the node entered its current state
+        self._degraded: tuple[str, ...] = ()  # non-critical components not healthy
+        self._precreate_failed = -1.0  # the BACKUP period (driver.since) whose precreate failed
+        self._restart_window = (-1e9, -1e9)  # (opened, ends): a MASTER's container restarted
         self.ready: bool | None = None
         self.ready_problems: list[str] = []
         self.probes: dict[str, Any] = {}
@@ -96,6 +106,12 @@ class Monitor:
         if self._healthy is None or self._healthy[0] != since:
             return None
         return self._healthy[1]
+
+    @property
+    def degraded(self) -> tuple[str, ...]:
+        """Non-critical components of Harbor's health API that read unhealthy at the MASTER's
+        last probe (empty on a standby)."""
+        return self._degraded
 
     async def run(self) -> None:
         while True:
@@ -120,12 +136,14 @@ class Monitor:
             self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
             self._storage = Debouncer(1, 2, initial=True)
             self._last_since = since
+            self._entered = time.monotonic()
             self._next_standby_check = 0.0  # a fresh BACKUP checks its readiness at once
             self._readiness.reset()  # ... every fact of it
         probes = node.probes
         # Each gauge is only true in the probes that measure it: no stale 1 from the last role.
         if probes is not Probes.MASTER:
             self._metrics.harbor_healthy.set(0)
+            self._set_degraded(())
         if probes is not Probes.STANDBY:
             self._metrics.ready.set(0)
             self.probes.pop("standby_ceph_age_s", None)
@@ -144,8 +162,21 @@ class Monitor:
 
     def container_started(self) -> None:
         """A container of the project started (Docker's event): a standby's next check (the
-        event wakes it at once) looks for data-bearing services running without the image."""
+        event wakes it at once) looks for data-bearing services running without the image.
+        On a MASTER it is a restart (Docker's restart policy, an operator's `docker
+        restart`, dockerd restarting): it opens one restart window (below)."""
         self._started_seen = True
+        if self._driver.node.probes is Probes.MASTER:
+            now = time.monotonic()
+            opened, _ends = self._restart_window
+            grace = self._s.harbor_health_grace_s
+            if now - opened >= RESTART_WINDOW_EVERY * grace:
+                self._restart_window = (now, now + grace)
+                log.info(
+                    "restart_window", seconds=grace,
+                    reason="a container restarted on the MASTER: its failures while it comes "
+                    "back do not count toward probe_fall, the health API is not judged",
+                )  # fmt: skip
 
     def _set_ready(self, ready: bool) -> None:
         try:
@@ -171,10 +202,19 @@ class Monitor:
             # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
             # the failsafe holds) hears it again, and an error after that still demotes.
             self._driver.post(event, why)
-        report = await self._harbor.check()
+        # Harbor's health API is judged only after one checker period of core's: before it,
+        # a component reads "unknown status" or a verdict older than the promotion.
+        now = time.monotonic()
+        restarting = now < self._restart_window[1]
+        judged = now - self._entered >= self._s.harbor_health_grace_s and not restarting
+        report = await self._harbor.check(judge_health=judged)
         ok = bool(report.healthy)
         self._probe("harbor", ok)
         self.probes["harbor"] = _describe(report)
+        self._set_degraded(report.degraded)
+        if not ok and restarting:  # a restarting container: ride it out, once per window
+            log.info("harbor_probe_failed_while_restarting", reason=str(report.reason))
+            return
         flipped = self._health.update(ok)
         self._healthy = (since, self._health.value)
         self._metrics.harbor_healthy.set(1 if self._health.value else 0)
@@ -246,14 +286,40 @@ class Monitor:
     async def _precreate(self) -> None:
         """Keep Harbor's containers created (never started) on a ready standby: promotion's
         `up -d` then only starts them.  Only when the project has no container at all, so a
-        standby never touches containers it did not make; a failure only costs speed."""
+        standby never touches containers it did not make; a failure only costs speed, and is
+        not retried in the same standby period: Harbor's own file binds secrets and data
+        sub-directories with the long syntax, which Docker refuses to create a container for
+        while the data volume is not mounted, so on a real install it cannot succeed."""
+        if self._precreate_failed == self._last_since:
+            return
         try:
             if await self._containers.project_containers():
                 return
             await self._compose.create(self._s.command_timeout_s)
         except Exception as exc:
+            self._precreate_failed = self._last_since
             self._metrics.errors.labels("precreate").inc()
-            log.warning("precreate_failed", error=str(exc))
+            log.warning(
+                "precreate_failed", error=str(exc),
+                reason="not retried until the next standby period: the promotion creates them",
+            )  # fmt: skip
+
+    def _set_degraded(self, degraded: tuple[str, ...]) -> None:
+        """Publish the non-critical components that read unhealthy (metric, one log line per
+        change): an alert's business, never a failover."""
+        if degraded == self._degraded:
+            return
+        for name in set(self._degraded) - set(degraded):
+            self._metrics.harbor_degraded.labels(name).set(0)
+        for name in degraded:
+            self._metrics.harbor_degraded.labels(name).set(1)
+        log.info(
+            "harbor_degraded",
+            components=list(degraded),
+            was=list(self._degraded),
+            reason="non-critical components of the health API not healthy: no failover",
+        )
+        self._degraded = degraded
 
     def _probe(self, name: str, ok: bool) -> None:
         self._metrics.probe_results.labels(name, "ok" if ok else "fail").inc()
@@ -266,4 +332,6 @@ def _rounded(value: float | None) -> float | None:
 
 def _describe(report: HarborReport) -> dict[str, Any]:
     out: dict[str, Any] = {"healthy": bool(report.healthy), "reason": str(report.reason)}
+    if report.degraded:
+        out["degraded"] = list(report.degraded)
     return out

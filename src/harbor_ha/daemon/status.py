@@ -51,6 +51,7 @@ class StatusView:
             "step": str(n.step) if n.step else None,
             "vip_present": self.ticker.vip_present,
             "harbor_healthy": self.harbor_healthy(),
+            "harbor_degraded": list(self.monitor.degraded),
             "standby_ready": self.monitor.ready,
             "standby_problems": list(self.monitor.ready_problems),
             "device": self.steps.device,

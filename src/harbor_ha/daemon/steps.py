@@ -29,7 +29,8 @@ finds the VIP at once; a replayed or stray line (the FIFO can replay, docs/desig
 not."""
 
 HEALTH_POLL_S = 0.25
-"""How often the start step re-checks Harbor while waiting for healthy (also woken by events)."""
+"""How often the start step re-checks Harbor while waiting for it to serve (also woken by
+events)."""
 
 
 class StepError(Exception):
@@ -197,7 +198,9 @@ class Steps:
             raise StepError(f"{self._s.mountpoint} is not mounted from {device} after mount")
 
     async def start(self) -> None:
-        """Safety rule 5: Harbor starts only on the verified mount; done when healthy."""
+        """Safety rule 5: Harbor starts only on the verified mount.  Done when Harbor serves
+        through this node's own proxy (core's ping, the registry's /v2/) with its containers
+        up: not when Docker's 30 s healthcheck cadence reports them healthy."""
         device = await self._mapped_device()
         if not self._fs.is_mounted_from(device):
             raise StepError(
@@ -210,9 +213,9 @@ class Steps:
             # next check at once, not cost a full HEALTH_POLL_S (measured by bench/failover.py:
             # up to 1 s between the last container healthy and MASTER).
             mark = self._wake.mark()
-            report = await self._harbor.check()
+            report = await self._harbor.serving()
             if report.healthy:
-                log.info("harbor_healthy", duration_s=round(time.monotonic() - started, 3))
+                log.info("harbor_serving", duration_s=round(time.monotonic() - started, 3))
                 self._harbor_healthy = True
                 return
             await self._wake.wait(mark, HEALTH_POLL_S)

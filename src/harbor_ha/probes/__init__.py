@@ -1,10 +1,17 @@
-"""Health probes of the local Harbor: containers (Docker API), TCP port, Harbor's health API,
-and the debouncer that turns probe results into a stable healthy/unhealthy value."""
+"""Health probes of the local Harbor: containers (Docker API), serving through its proxy,
+Harbor's health API, and the debouncer that turns probe results into a stable value."""
 
 from harbor_ha.probes.containers import ContainerProbe, ContainerReport
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.probes.harbor import HarborHealth, HarborProbe
-from harbor_ha.probes.http import HealthReport, ProbeResult, health_probe, parse_health, tcp_probe
+from harbor_ha.probes.http import (
+    HealthReport,
+    ProbeResult,
+    ServeReport,
+    health_probe,
+    parse_health,
+    tcp_probe,
+)
 
 __all__ = [
     "ContainerProbe",
@@ -14,6 +21,7 @@ __all__ = [
     "HarborProbe",
     "HealthReport",
     "ProbeResult",
+    "ServeReport",
     "health_probe",
     "parse_health",
     "tcp_probe",

@@ -1,14 +1,16 @@
 """Harbor's containers as the Docker API sees them (aiodocker), and the Docker event stream.
 
-Healthy = at least ``harbor_expected_containers`` containers labelled
+Up = at least ``harbor_expected_containers`` containers labelled
 ``com.docker.compose.project=PROJECT``, each with State.Status ``running`` and, if it has a
-healthcheck, State.Health.Status ``healthy`` (a stopped container keeps its last health value,
-so both are checked).  The standby's readiness questions (the project's containers, the images
-present) are answered through the same client: no ``docker`` CLI run per check.  The event
-stream (the project's container events of WATCH_EVENTS only: unfiltered, healthchecks flood
-exec_* events) lets the daemon react at once.  While it is connected, check() lists the
-containers again only after an event or ``probe_containers_full_s`` after its last list (the
-periodic backstop against a lost event); otherwise its last look stands.
+healthcheck, a State.Health.Status other than ``unhealthy``: Harbor's images check every 30 s
+(Docker's default interval), so ``starting`` is a normal state for the first 30 s, not a failure
+(a stopped container keeps its last health value, so both are checked). The standby's readiness
+questions (the project's containers, the images present) are answered through the same client:
+no ``docker`` CLI run per check. The event stream (the project's container events of
+WATCH_EVENTS only: unfiltered, healthchecks flood exec_* events) lets the daemon react at once.
+While it is connected, check() lists the containers again only after an event or
+``probe_containers_full_s`` after its last list (the periodic backstop against a lost event);
+otherwise its last look stands.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +29,7 @@ import aiodocker
 import aiohttp
 import structlog
 
+from harbor_ha.probes.criticality import noncritical_services
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -67,6 +70,9 @@ class ContainerReport:
     reason: str = ""
     api_error: bool = False
     """Docker's API did not answer (the report says nothing about the containers)."""
+    degraded: tuple[str, ...] = ()
+    """Containers of non-critical services (portal, jobservice, registryctl, trivy-adapter by
+    default) stopped or unhealthy: named, not failing."""
 
 
 def container_status(state: dict[str, Any]) -> tuple[str, bool]:
@@ -75,7 +81,9 @@ def container_status(state: dict[str, Any]) -> tuple[str, bool]:
     health = state.get("Health")
     health_status = health.get("Status") if isinstance(health, dict) else None
     text = f"{status}/{health_status}" if health_status else status
-    good = status == "running" and (health_status is None or health_status == "healthy")
+    # Harbor's images check every 30 s (Docker's default): a started container reads
+    # "starting" for about that long.  Only "unhealthy" (its retries failed) is a failure.
+    good = status == "running" and health_status != "unhealthy"
     return text, good
 
 
@@ -90,17 +98,31 @@ def list_key(state: object, status: object) -> tuple[str, str]:
     return str(state), m.group(1) if m else ""
 
 
-def judge(containers: dict[str, tuple[str, bool]], expected: int) -> ContainerReport:
-    """Verdict over name -> (status text, good) (pure)."""
+def judge(
+    containers: dict[str, tuple[str, bool]],
+    expected: int,
+    noncritical: Collection[str] = (),
+) -> ContainerReport:
+    """Verdict over name -> (status text, good) (pure).  A container named in ``noncritical``
+    that is not good only degrades (named in ``degraded``); any other fails the verdict."""
     shown = {name: text for name, (text, _good) in sorted(containers.items())}
-    bad = [f"{name} {text}" for name, (text, good) in sorted(containers.items()) if not good]
-    if bad:
-        return ContainerReport(False, shown, "containers not healthy: " + ", ".join(bad))
+    bad = [name for name, (_text, good) in sorted(containers.items()) if not good]
+    degraded = tuple(name for name in bad if name in noncritical)
+    failing = [f"{name} {shown[name]}" for name in bad if name not in noncritical]
+    if failing:
+        return ContainerReport(
+            False, shown, "containers not up: " + ", ".join(failing), degraded=degraded
+        )
     if len(containers) < expected:
         return ContainerReport(
-            False, shown, f"{len(containers)} of {expected} expected containers exist"
-        )
-    return ContainerReport(True, shown, f"{len(containers)} containers running and healthy")
+            False, shown, f"{len(containers)} of {expected} expected containers exist",
+            degraded=degraded,
+        )  # fmt: skip
+    note = f"; degraded: {', '.join(degraded)}" if degraded else ""
+    return ContainerReport(
+        True, shown, f"{len(containers)} containers running, none unhealthy{note}",
+        degraded=degraded,
+    )  # fmt: skip
 
 
 def _endpoint(docker_host: str) -> tuple[str, aiohttp.BaseConnector | None]:
@@ -119,7 +141,7 @@ class ContainerProbe:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._docker: aiodocker.Docker | None = None
-        self._seen: dict[str, tuple[tuple[str, str], str, tuple[str, bool]]] = {}
+        self._seen: dict[str, tuple[tuple[str, str], str, tuple[str, bool], str]] = {}
         """container id -> ((list State, list Status), name, status) of its last inspect."""
         self._stream_live = False
         """watch() holds a connected event stream: no event means no change."""
@@ -253,12 +275,15 @@ class ContainerProbe:
             return ContainerReport(False, {}, why, api_error=True)
         fresh = {
             c.id: (keys[c.id], str(info.get("Name", c.id)).lstrip("/"),
-                   container_status(info.get("State") or {}))
+                   container_status(info.get("State") or {}),
+                   str(((info.get("Config") or {}).get("Labels") or {}).get(SERVICE_LABEL, "")))
             for c, info in zip(stale, infos, strict=True)
         }  # fmt: skip
         self._seen = {cid: fresh.get(cid) or self._seen[cid] for cid in keys}
-        seen = {name: status for _, name, status in self._seen.values()}
-        return judge(seen, self._settings.harbor_expected_containers)
+        seen = {name: status for _, name, status, _svc in self._seen.values()}
+        minor = noncritical_services(self._settings.harbor_critical_components)
+        names = {name for _, name, _status, svc in self._seen.values() if svc in minor}
+        return judge(seen, self._settings.harbor_expected_containers, names)
 
     async def watch(self) -> AsyncIterator[str]:
         """Yield "NAME ACTION" for each start/die/stop/health_status event of the project.

@@ -1,61 +1,127 @@
-"""One verdict on the local Harbor: containers + TCP port + health API."""
+"""One verdict on the local Harbor: its containers, whether it serves through its own proxy,
+and its health API judged by each component's criticality."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import structlog
 
 from harbor_ha.probes.containers import ContainerProbe, ContainerReport
-from harbor_ha.probes.http import HealthProbe, HealthReport, ProbeResult, tcp_probe
+from harbor_ha.probes.http import HealthProbe, HealthReport, ServeReport
 from harbor_ha.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+NOT_ASKED = HealthReport(False, "not asked", {}, "health API not asked")
+
 
 @dataclass(frozen=True)
 class HarborHealth:
-    """The combined result; ``reason`` names the first failing part (containers, tcp, health)."""
+    """The combined result; ``reason`` names the first failing part (containers, serving,
+    health)."""
 
     healthy: bool
     reason: str
     containers: ContainerReport
-    tcp: ProbeResult
+    serving: ServeReport
     health: HealthReport
     duration_s: float
+    degraded: tuple[str, ...] = ()
+    """Non-critical components the health API reports not healthy: an alert, never a
+    failover."""
+    judged: bool = True
+    """False while the health API is not judged (a fresh master's first checker period)."""
+
+
+def verdict(
+    containers: ContainerReport,
+    serving: ServeReport,
+    health: HealthReport,
+    *,
+    critical: Collection[str],
+    judge_health: bool,
+) -> tuple[bool, str, tuple[str, ...]]:
+    """(healthy, reason, degraded parts) from the three looks (pure).
+
+    Containers must be up (running, none ``unhealthy``: ``starting`` is not a failure; those
+    of non-critical services only degrade) and Harbor must serve through its proxy.  The
+    health API counts only when ``judge_health``: then every ``critical`` component must read
+    healthy (a critical one missing from the answer counts as not healthy), and the others
+    only degrade.  Degraded parts are component names and container names."""
+    if not containers.healthy:
+        return False, f"containers: {containers.reason}", containers.degraded
+    if not serving.ok:
+        return False, serving.reason, containers.degraded
+    minor = set(containers.degraded)
+    if not judge_health:
+        why = "harbor serves (health API not judged in its first checker period)"
+        return True, why + _listed(minor), tuple(sorted(minor))
+    if health.status == "error":  # no answer, not 200, or not Harbor's JSON
+        return False, f"health: {health.reason}", tuple(sorted(minor))
+    comps = health.components
+    bad = [name for name in sorted(critical) if comps.get(name, "not reported") != "healthy"]
+    minor |= {name for name, st in comps.items() if st != "healthy" and name not in critical}
+    degraded = tuple(sorted(minor))
+    if bad:
+        parts = ", ".join(f"{name} {comps.get(name, 'not reported')}" for name in bad)
+        return False, f"health: critical component not healthy: {parts}", degraded
+    if degraded:
+        return True, "harbor serves" + _listed(minor), degraded
+    return True, "harbor healthy", ()
+
+
+def _listed(degraded: set[str]) -> str:
+    return f"; degraded: {', '.join(sorted(degraded))}" if degraded else ""
 
 
 class HarborProbe:
-    """Runs the three probes concurrently (each bounded by probe_timeout_s)."""
+    """Runs the probes concurrently (each bounded by probe_timeout_s)."""
 
     def __init__(self, settings: Settings, container_probe: ContainerProbe) -> None:
         self._settings = settings
         self._containers = container_probe
-        self._health = HealthProbe(settings)
+        self._http = HealthProbe(settings)
 
     async def close(self) -> None:
-        """Drop the health probe's kept-alive connection."""
-        await self._health.close()
+        """Drop the HTTP probes' kept-alive connection."""
+        await self._http.close()
 
-    async def check(self) -> HarborHealth:
-        s = self._settings
+    async def check(self, *, judge_health: bool = True) -> HarborHealth:
+        """Containers, serving and the health API (the MASTER's periodic probe)."""
         started = time.monotonic()
-        containers, tcp, health = await asyncio.gather(
-            self._containers.check(),
-            tcp_probe(s.probe_host, s.https_port, s.probe_timeout_s),
-            self._health.check(),
+        containers, serving, health = await asyncio.gather(
+            self._containers.check(), self._http.serves(), self._http.check()
         )
-        if not containers.healthy:
-            ok, reason = False, f"containers: {containers.reason}"
-        elif not tcp.ok:
-            ok, reason = False, f"tcp: {tcp.reason}"
-        elif not health.ok:
-            ok, reason = False, f"health: {health.reason}"
-        else:
-            ok, reason = True, "harbor healthy"
-        result = HarborHealth(ok, reason, containers, tcp, health, time.monotonic() - started)
+        return self._result(containers, serving, health, judge_health, started)
+
+    async def serving(self) -> HarborHealth:
+        """Containers and serving only: the start step is done when this is healthy.  The
+        health API is not asked: its components are checked on core's own 10 s ticker and
+        read ``unknown status`` until core's first check ends."""
+        started = time.monotonic()
+        containers, serving = await asyncio.gather(self._containers.check(), self._http.serves())
+        return self._result(containers, serving, NOT_ASKED, False, started)
+
+    def _result(
+        self,
+        containers: ContainerReport,
+        serving: ServeReport,
+        health: HealthReport,
+        judge_health: bool,
+        started: float,
+    ) -> HarborHealth:
+        critical = self._settings.harbor_critical_components
+        ok, reason, degraded = verdict(
+            containers, serving, health, critical=critical, judge_health=judge_health
+        )
+        result = HarborHealth(
+            ok, reason, containers, serving, health, time.monotonic() - started, degraded,
+            judge_health,
+        )  # fmt: skip
         log.debug(
             "harbor_probe", healthy=ok, reason=reason, duration_ms=round(result.duration_s * 1e3)
         )

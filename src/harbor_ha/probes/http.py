@@ -102,11 +102,16 @@ def parse_health(body: bytes | str) -> HealthReport:
     return HealthReport(ok, status, components, reason)
 
 
-def health_url(settings: Settings) -> str:
+def base_url(settings: Settings) -> str:
+    """``scheme://probe_host:https_port``: this node's own proxy."""
     host = settings.probe_host
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"{settings.health_scheme}://{host}:{settings.https_port}{settings.health_path}"
+    return f"{settings.health_scheme}://{host}:{settings.https_port}"
+
+
+def health_url(settings: Settings) -> str:
+    return base_url(settings) + settings.health_path
 
 
 async def health_probe(settings: Settings) -> HealthReport:
@@ -119,12 +124,34 @@ async def health_probe(settings: Settings) -> HealthReport:
         await probe.close()
 
 
+PING_PATH = "/api/v2.0/ping"
+"""Core's liveness answer (200 ``Pong``, no dependency checked), reached through the proxy:
+proves TLS on the proxy, nginx, and core's HTTP server."""
+
+REGISTRY_PATH = "/v2/"
+"""The registry's API version check, reached through the proxy: 401 from distribution behind
+Harbor's token auth (200 from a registry without auth); a 5xx is nginx not reaching it."""
+
+REGISTRY_ANSWERS = frozenset({200, 401})
+
+
+@dataclass(frozen=True)
+class ServeReport:
+    """Does Harbor serve a client through this node's own proxy (the pull/push path's ends)."""
+
+    ok: bool
+    reason: str
+    answers: dict[str, str] = field(default_factory=dict)
+    """path -> what it answered ("200", "HTTP 502", "timeout", ...)."""
+
+
 class HealthProbe:
-    """The health API probe on a kept-alive connection: the daemon probes every
-    probe_interval_s, and a new TLS handshake each time was most of the master's idle CPU.
-    Any error drops the session (the next probe connects afresh).  A kept connection the server
-    closed in between is retried once on a new one by aiohttp itself (GET is idempotent), within
-    the same probe_timeout_s: the verdict is the one a fresh connection gives (pinned by a test)."""
+    """Harbor's HTTP probes on one kept-alive connection: the health API (:meth:`check`) and
+    the serving check (:meth:`serves`).  The daemon probes every probe_interval_s, and a new
+    TLS handshake each time was most of the master's idle CPU.  Any error drops the session
+    (the next probe connects afresh).  A kept connection the server closed in between is
+    retried once on a new one by aiohttp itself (GET is idempotent), within the same
+    probe_timeout_s: the verdict is the one a fresh connection gives (pinned by a test)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -165,3 +192,41 @@ class HealthProbe:
         if status != 200:
             return HealthReport(False, "error", {}, f"health API: HTTP {status}")
         return parse_health(body)
+
+    async def serves(self) -> ServeReport:
+        """Through this node's own proxy (TLS on https_port, as a client reaches it): core's
+        ping answers 200 and the registry's ``/v2/`` answers 401 (or 200), both within
+        probe_timeout_s.  A TCP accept is not enough: Docker's published port accepts before
+        nginx listens."""
+        timeout = self._settings.probe_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                ping, registry = await asyncio.gather(
+                    self._status(PING_PATH), self._status(REGISTRY_PATH)
+                )
+        except TimeoutError:
+            await self.close()
+            return ServeReport(False, f"serving: no answer within {timeout:g} s")
+        except (aiohttp.ClientError, OSError) as exc:
+            await self.close()
+            return ServeReport(False, f"serving: {type(exc).__name__}: {exc}")
+        return judge_serving(ping, registry)
+
+    async def _status(self, path: str) -> int:
+        session = self._client()
+        async with session.get(base_url(self._settings) + path, allow_redirects=False) as resp:
+            await resp.content.read(MAX_BODY_BYTES)
+            return resp.status
+
+
+def judge_serving(ping: int, registry: int) -> ServeReport:
+    """The serving verdict from the two answers' HTTP statuses (pure)."""
+    answers = {PING_PATH: str(ping), REGISTRY_PATH: str(registry)}
+    bad = []
+    if ping != 200:
+        bad.append(f"{PING_PATH} answered {ping} (core not reached)")
+    if registry not in REGISTRY_ANSWERS:
+        bad.append(f"{REGISTRY_PATH} answered {registry} (registry not reached)")
+    if bad:
+        return ServeReport(False, "serving: " + ", ".join(bad), answers)
+    return ServeReport(True, f"serving: ping {ping}, registry {registry}", answers)

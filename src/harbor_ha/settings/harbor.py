@@ -9,6 +9,11 @@ from pydantic import BaseModel, Field
 
 from harbor_ha.settings.units import CommandLine, Seconds
 
+HARBOR_CRITICAL_COMPONENTS = ["core", "database", "redis", "registry"]
+"""The health API's components on the pull/push path: the token service and API (core), the
+metadata (database, redis) and the blobs (registry).  Not here: portal (the web UI),
+jobservice (replication, GC, scans), registryctl (GC's control), trivy and other scanners."""
+
 HARBOR_DATA_SERVICES = [
     "registry",
     "registryctl",
@@ -49,7 +54,10 @@ class ComposeSettings(BaseModel):
     harbor_expected_containers: int = Field(
         default=9,
         ge=1,
-        description="How many containers a healthy Harbor runs (9 for Harbor v2 without extras).",
+        description=(
+            "Fewest containers a serving Harbor runs: 9 for Harbor v2 without extras (10 with "
+            "trivy). A floor, so one default fits both."
+        ),
     )
     compose_stop_timeout_s: int = Field(
         default=10,
@@ -96,7 +104,10 @@ class ProbeSettings(BaseModel):
         default=443,
         ge=1,
         le=65535,
-        description="Harbor's HTTPS port on this node, probed with a TCP connect.",
+        description=(
+            "Harbor's HTTPS port on this node (its proxy): serving is GET /api/v2.0/ping "
+            "(200) and GET /v2/ (401 or 200) through it."
+        ),
     )
     health_scheme: Literal["https", "http"] = Field(
         default="https",
@@ -108,6 +119,29 @@ class ProbeSettings(BaseModel):
     health_path: str = Field(
         default="/api/v2.0/health",
         description="Harbor's health API path (always HTTP 200: the JSON status decides).",
+    )
+    harbor_critical_components: list[str] = Field(
+        default_factory=lambda: list(HARBOR_CRITICAL_COMPONENTS),
+        description=(
+            "Comma-separated components of Harbor's health API (/api/v2.0/health) whose "
+            "unhealthy status fails Harbor (the VIP moves). Default: those on the pull/push "
+            "path, " + ",".join(HARBOR_CRITICAL_COMPONENTS) + ". Every other component "
+            "(portal, jobservice, registryctl, trivy) that reads unhealthy only degrades: a "
+            "metric, an alert and a line in status, never a failover: a scanner's or the "
+            "UI's hiccup must not take the registry away from its clients."
+        ),
+    )
+    harbor_health_grace_s: float = Field(
+        default=15.0,
+        ge=0,
+        description=(
+            "How long after promotion the health API's component verdicts are not judged "
+            "(containers and serving still are). Harbor's core checks each component on its "
+            "own 10 s ticker from its start, and a component reads 'unknown status' until "
+            "its first check ends: just after a start a verdict can be 10 s old. 15 s: one "
+            "checker period plus the check itself and a probe interval. 0: judged from the "
+            "first probe."
+        ),
     )
     probe_interval_s: Seconds = Field(
         default=2.0,

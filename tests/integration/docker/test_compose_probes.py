@@ -183,7 +183,7 @@ async def test_up_healthy_down(
     print(f"[{compose_command[0]}] one HarborProbe.check(): {report.duration_s * 1000:.0f} ms")
     assert sorted(report.containers.containers) == sorted(CONTAINER_NAMES.values())
     assert set(report.containers.containers.values()) == {"running/healthy"}
-    assert report.tcp.ok and report.health.ok, report.reason
+    assert report.serving.ok and report.health.ok, report.reason
     assert report.health.components["database"] == "healthy"
     assert (project.data_dir / "registry" / "shape-registry.log").is_file()
     assert (project.data_dir / "database" / "shape-postgresql.log").is_file()
@@ -196,7 +196,7 @@ async def test_up_healthy_down(
     assert project.project_containers() == []
     after = await harbor_check(netns_exec, s)
     assert not after.healthy and after.reason.startswith("containers:")
-    assert not after.tcp.ok
+    assert not after.serving.ok
 
     await compose.down()  # idempotent
     assert project.project_containers() == []
@@ -364,7 +364,7 @@ async def test_tcp_port_closed_is_seen(
         combined = await harbor_check(netns_exec, v1_settings)
         assert not combined.healthy
         assert "nginx exited" in combined.reason
-        assert not combined.tcp.ok
+        assert not combined.serving.ok
     finally:
         await compose.down()
 

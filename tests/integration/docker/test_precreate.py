@@ -13,10 +13,12 @@ import subprocess
 import pytest
 
 from harbor_ha.compose import Compose
+from harbor_ha.compose.parse import service_blocks
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
-from lab.harbor_shape import CONTAINER_NAMES, HarborShape
+from lab.harbor_secrets import prepare_data_volume
+from lab.harbor_shape import HarborShape
 from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
@@ -48,7 +50,7 @@ async def test_precreated_containers_never_start_until_up(
     """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
     there, runs nothing; after a dockerd restart they are still only created while a stopped
     `restart: always` witness container is brought back (proof the restart policy ran); then
-    up() starts all ten.  The Docker API's project_containers() (what the standby asks before
+    up() starts them all (after Harbor's secrets are written).  The Docker API's project_containers() (what the standby asks before
     creating) lists the created, never-started containers, and none after down."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
     s = example_settings(
@@ -69,9 +71,10 @@ async def test_precreated_containers_never_start_until_up(
     chattr("+i", data)
     witness = "hhpc-witness-" + secrets.token_hex(3)
     try:
-        await compose.create(60)
+        services = await compose.create(60)
+        every = list(service_blocks(await compose.config()))
         created = created_ids(dockerd, harbor_shape.project)
-        assert len(created) == len(CONTAINER_NAMES)
+        assert services and len(created) == len(services)
         # `ps -aq` prints short IDs, the API full ones
         assert sorted(i[:12] for i in await probe.project_containers()) == sorted(created)
         assert await compose.running_containers() == []
@@ -88,10 +91,11 @@ async def test_precreated_containers_never_start_until_up(
             30,
         )
         assert await compose.running_containers() == []
-        assert len(created_ids(dockerd, harbor_shape.project)) == len(CONTAINER_NAMES)
+        assert len(created_ids(dockerd, harbor_shape.project)) == len(services)
         chattr("-i", data)
+        prepare_data_volume(data)  # the volume "mounted": Harbor's secrets are on it
         await compose.up()
-        assert len(await compose.running_containers()) == len(CONTAINER_NAMES)
+        assert len(await compose.running_containers()) == len(every)
     finally:
         chattr("-i", data, check=False)
         dockerd.docker("rm", "-f", witness, check=False)

@@ -1,0 +1,159 @@
+"""The part of Harbor's v2.0 REST API that harbor-ha's replicated pair uses, as the lab's
+stand-in for Harbor core (stdlib only, so the lab's core image can run it too): registries,
+replication policies and executions, in memory, behind basic auth.
+
+Shapes follow Harbor's swagger (api/v2.0/swagger.yaml): 201 with ``Location`` on create, 409
+when the name exists, 400 on a body Harbor would refuse, 401 without valid credentials, lists
+paged by ``page``/``page_size``.  It is a stand-in: it replicates nothing by itself (an
+execution is recorded as Succeed at once)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API = "/api/v2.0"
+Answer = tuple[int, Any, dict[str, str]]
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class ReplicationApi:
+    """Harbor's registries, policies and executions of one Harbor, in memory."""
+
+    users: dict[str, str]
+    registries: list[dict[str, Any]] = field(default_factory=list)
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    executions: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    _next: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _id(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def authorized(self, header: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return False
+        return self.users.get(user) == password
+
+    def handle(self, method: str, target: str, body: Any, auth: str | None) -> Answer:
+        """One request: (status, JSON body, headers)."""
+        with self._lock:
+            self.requests.append((method, target, body))
+            if not self.authorized(auth):
+                return 401, {"errors": [{"code": "UNAUTHORIZED"}]}, {}
+            parts = urlsplit(target)
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            path = parts.path.removeprefix(API)
+            route = {
+                ("GET", "/registries"): lambda: self._page(self.registries, query),
+                ("POST", "/registries"): lambda: self._create_registry(body),
+                ("GET", "/replication/policies"): lambda: self._page(self.policies, query),
+                ("POST", "/replication/policies"): lambda: self._create_policy(body),
+                ("GET", "/replication/executions"): lambda: self._executions(query),
+                ("POST", "/replication/executions"): lambda: self._start(body),
+            }.get((method, path))
+            if route is None:
+                return 404, {"errors": [{"code": "NOT_FOUND"}]}, {}
+            return route()
+
+    @staticmethod
+    def _page(items: list[dict[str, Any]], query: dict[str, str]) -> Answer:
+        size = int(query.get("page_size", "10"))
+        page = int(query.get("page", "1"))
+        chunk = items[(page - 1) * size : page * size]
+        return 200, chunk, {"X-Total-Count": str(len(items))}
+
+    def _create_registry(self, body: Any) -> Answer:
+        if not isinstance(body, dict) or not body.get("name") or not body.get("url"):
+            return 400, {"errors": [{"code": "BAD_REQUEST"}]}, {}
+        if any(r["name"] == body["name"] for r in self.registries):
+            return 409, {"errors": [{"code": "CONFLICT"}]}, {}
+        cred = dict(body.get("credential") or {})
+        cred.pop("access_secret", None)  # Harbor never returns the secret
+        reg = {
+            "id": self._id(), "name": body["name"], "url": body["url"],
+            "type": body.get("type", "harbor"), "insecure": bool(body.get("insecure")),
+            "description": body.get("description", ""), "credential": cred,
+            "status": "healthy", "creation_time": _now(), "update_time": _now(),
+        }  # fmt: skip
+        self.registries.append(reg)
+        return 201, None, {"Location": f"{API}/registries/{reg['id']}"}
+
+    def _create_policy(self, body: Any) -> Answer:
+        if not isinstance(body, dict) or not body.get("name"):
+            return 400, {"errors": [{"code": "BAD_REQUEST"}]}, {}
+        dest = (body.get("dest_registry") or {}).get("id")
+        registry = next((r for r in self.registries if r["id"] == dest), None)
+        if registry is None:
+            return 400, {"errors": [{"code": "BAD_REQUEST", "message": "no such registry"}]}, {}
+        if any(p["name"] == body["name"] for p in self.policies):
+            return 409, {"errors": [{"code": "CONFLICT"}]}, {}
+        policy = {**body, "id": self._id(), "dest_registry": registry,
+                  "creation_time": _now(), "update_time": _now()}  # fmt: skip
+        self.policies.append(policy)
+        return 201, None, {"Location": f"{API}/replication/policies/{policy['id']}"}
+
+    def _executions(self, query: dict[str, str]) -> Answer:
+        pid = int(query.get("policy_id", "0"))
+        mine = [e for e in reversed(self.executions) if not pid or e["policy_id"] == pid]
+        return self._page(mine, query)
+
+    def _start(self, body: Any) -> Answer:
+        pid = (body or {}).get("policy_id")
+        if not any(p["id"] == pid for p in self.policies):
+            return 400, {"errors": [{"code": "BAD_REQUEST"}]}, {}
+        ex = {"id": self._id(), "policy_id": pid, "status": "Succeed", "trigger": "manual",
+              "start_time": _now(), "end_time": _now(), "status_text": "", "total": 0,
+              "failed": 0, "succeed": 0, "in_progress": 0, "stopped": 0}  # fmt: skip
+        self.executions.append(ex)
+        return 201, None, {"Location": f"{API}/replication/executions/{ex['id']}"}
+
+
+def serve(api: ReplicationApi, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
+    """Serve ``api`` over plain HTTP on host:port in a daemon thread (``shutdown()`` stops
+    it); the bound port is ``server.server_address[1]``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _do(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = "not JSON"
+            status, answer, headers = api.handle(
+                self.command, self.path, body, self.headers.get("Authorization")
+            )
+            data = b"" if answer is None else json.dumps(answer).encode()
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _do
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
