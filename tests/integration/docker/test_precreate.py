@@ -50,8 +50,9 @@ async def test_precreated_containers_never_start_until_up(
     """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
     there, runs nothing; after a dockerd restart they are still only created while a stopped
     `restart: always` witness container is brought back (proof the restart policy ran); then
-    up() starts them all (after Harbor's secrets are written).  The Docker API's project_containers() (what the standby asks before
-    creating) lists the created, never-started containers, and none after down."""
+    up() starts them all (once Harbor's secrets are written).  The Docker API's
+    project_containers() (what the standby asks before creating) lists the created,
+    never-started containers, and none after down."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
     s = example_settings(
         compose_file=harbor_shape.compose_file,
