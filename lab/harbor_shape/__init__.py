@@ -165,11 +165,14 @@ class HarborShape:
         data_dir: Path | None = None,
         https_port: int = 8443,
         https_bind: str = "127.0.0.1",
+        http_port: int = 80,
         tag: str = SHAPE_TAG,
         health_interval: str | None = None,
         prepare: bool = True,
     ) -> HarborShape:
         """Write ``workdir/docker-compose.yml`` from the template and return the project.
+        The proxy's 8443 is published on ``https_bind:https_port``, its 8080 on
+        ``https_bind:http_port`` (Harbor: 443 and 80).
 
         ``health_interval``: None = Harbor's healthcheck cadence (no interval: Docker's 30 s;
         trivy-adapter 30 s). A value (e.g. "1s") is a named deviation from Harbor for a test
@@ -191,6 +194,8 @@ class HarborShape:
             "@CONTROL_DIR@": str(control),
             "@HTTPS_BIND@": https_bind,
             "@HTTPS_PORT@": str(https_port),
+            "@HTTP_BIND@": https_bind,
+            "@HTTP_PORT@": str(http_port),
         }.items():
             text = text.replace(key, value)
         compose_file = workdir / "docker-compose.yml"

@@ -1,15 +1,15 @@
 """The small health component of the lab's Harbor-like stack (stdlib only: it runs on the image's
 Debian python3).
 
-``harbor_core.py serve``          Harbor core's health API on 127.0.0.1:8080: ``/api/v2.0/health``
+``harbor_core.py serve``          Harbor core's health API on :8080: ``/api/v2.0/health``
                                   answers ``{"status": ..., "components": [...]}`` (sorted by
                                   name) from real checks (PostgreSQL: pg_isready; Redis: PING;
                                   registry: GET /; the stand-ins: GET of Harbor's path), each
                                   component but core a periodic checker as in Harbor's core: first
                                   check when core starts, then every 10 s, "unknown status" until
                                   the first check ends; ``/api/v2.0/ping`` answers ``Pong``.
-``harbor_core.py standin PORT``   a light stand-in (log, portal, jobservice, registryctl): 200 on
-                                  any GET on 127.0.0.1:PORT.
+``harbor_core.py standin PORT``   a light stand-in (portal, jobservice, registryctl,
+                                  trivy-adapter): 200 on any GET on :PORT.
 ``harbor_core.py check URL``      a Docker healthcheck: exit 0 when GET URL answers 200.
 ``harbor_core.py syslog PORT``    harbor-log: a syslog receiver on PORT (TCP, one thread
                                   per connection: Docker's syslog driver keeps one connection
@@ -41,14 +41,20 @@ from pathlib import Path
 
 CONTROL = Path("/control")
 CHECK_TIMEOUT_S = 1.0
-CORE_PORT = 8080
-STANDIN_PORTS = {
-    "portal": 8081,
-    "jobservice": 8082,
-    "registryctl": 8083,
-    "trivy": 8085,
+ADDRESSES = {
+    "registry": "172.30.250.11",
+    "registryctl": "172.30.250.12",
+    "postgresql": "172.30.250.13",
+    "portal": "172.30.250.15",
+    "jobservice": "172.30.250.16",
+    "redis": "172.30.250.17",
+    "trivy-adapter": "172.30.250.19",
 }
-"""Loopback port of each light stand-in (network_mode host: they share the node's loopback)."""
+"""Each service's fixed address on the harbor network (docker-compose.yml.tmpl): core reaches
+them by address, not through Docker's DNS (a stopped service's name goes to Docker's upstream
+resolvers, none reachable from a lab netns, and the lookup stalls)."""
+HTTP_PORT = 8080
+"""Where core and each light stand-in answer, in its own container (Harbor's port)."""
 
 
 CHECK_PERIOD_S = 10.0
@@ -68,7 +74,8 @@ def _http_ok(url: str) -> str | None:
 
 def check_database() -> str | None:
     port = os.environ.get("PGPORT", "5432")
-    argv = ["pg_isready", "-q", "-h", "127.0.0.1", "-p", port, "-U", "postgres", "-t", "1"]
+    host = ADDRESSES["postgresql"]
+    argv = ["pg_isready", "-q", "-h", host, "-p", port, "-U", "postgres", "-t", "1"]
     try:
         res = subprocess.run(argv, capture_output=True, timeout=CHECK_TIMEOUT_S + 1, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -81,7 +88,7 @@ def check_database() -> str | None:
 def check_redis() -> str | None:
     port = int(os.environ.get("REDIS_PORT", "6379"))
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=CHECK_TIMEOUT_S) as s:
+        with socket.create_connection((ADDRESSES["redis"], port), timeout=CHECK_TIMEOUT_S) as s:
             s.sendall(b"PING\r\n")
             answer = s.recv(64)
     except OSError as e:
@@ -90,11 +97,11 @@ def check_redis() -> str | None:
 
 
 def check_registry() -> str | None:
-    return _http_ok("http://127.0.0.1:5000/")
+    return _http_ok(f"http://{ADDRESSES['registry']}:5000/")
 
 
-def _standin(name: str, path: str) -> Callable[[], str | None]:
-    return lambda: _http_ok(f"http://127.0.0.1:{STANDIN_PORTS[name]}{path}")
+def _standin(service: str, path: str) -> Callable[[], str | None]:
+    return lambda: _http_ok(f"http://{ADDRESSES[service]}:{HTTP_PORT}{path}")
 
 
 CHECKS: dict[str, Callable[[], str | None]] = {
@@ -104,7 +111,7 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "redis": check_redis,
     "registry": check_registry,
     "registryctl": _standin("registryctl", "/api/health"),
-    "trivy": _standin("trivy", "/probe/healthy"),
+    "trivy": _standin("trivy-adapter", "/probe/healthy"),
 }
 """Harbor's periodic components (``database`` is the postgresql service, ``trivy`` the
 trivy-adapter) -> check, with the path Harbor's core GETs."""
@@ -226,7 +233,7 @@ def listening(port: int) -> str | None:
 
 
 def serve(port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), handler)
     server.daemon_threads = True
     server.serve_forever()
 
@@ -234,7 +241,7 @@ def serve(port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"]:
         start_checkers()
-        serve(CORE_PORT, CoreHandler)
+        serve(HTTP_PORT, CoreHandler)
     elif argv[:1] == ["standin"] and len(argv) == 2:
         serve(int(argv[1]), StandinHandler)
     elif argv[:1] == ["syslog"] and len(argv) == 2:

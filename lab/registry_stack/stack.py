@@ -100,6 +100,7 @@ class RegistryStack:
         compose: list[str],
         https_bind: str = "127.0.0.1",
         https_port: int = 443,
+        http_port: int = 80,
         project: str | None = None,
         cert_names: tuple[str, ...] = (),
         certs_from: Path | None = None,
@@ -137,6 +138,7 @@ class RegistryStack:
             "@CONTROL_DIR@": str(control),
             "@HTTPS_BIND@": https_bind,
             "@HTTPS_PORT@": str(https_port),
+            "@HTTP_PORT@": str(http_port),
         }
         compose_file = workdir / "docker-compose.yml"
         for template, dest in (

@@ -3,8 +3,9 @@
 #   shape.sh run SERVICE     the service's main process (writes a marker into its data mount)
 #   shape.sh health SERVICE  the service's Docker healthcheck (what Harbor's image checks)
 #   shape.sh route           one connection through the proxy (run by socat per connection)
-# Each service answers HTTP on its loopback port while it runs (busybox httpd); the paths
-# Harbor's checks use exist. core serves /api/v2.0/ping and /api/v2.0/health like Harbor's core:
+# Each service answers HTTP on its port while it runs (busybox httpd), on the harbor bridge
+# network under its service name, as Harbor's (HTTP services 8080, registry 5000, postgresql
+# 5432, redis 6379: the shape's httpd plays them too); the paths Harbor's checks use exist. core serves /api/v2.0/ping and /api/v2.0/health like Harbor's core:
 # every component but core is a periodic checker (first check when core starts, then every
 # HEALTH_CHECK_PERIOD s, 10 as in Harbor), reading "unknown status" until its first check ends.
 # The proxy is a real TLS front (socat) that sends /api/ and /service/ to core, /v2/ to the
@@ -15,11 +16,22 @@ CONTROL=/control
 cmd=$1
 svc=$2
 
-port() {  # the loopback port a service answers HTTP on while it runs ("" = none)
+port() {  # the port a service answers HTTP on while it runs ("" = none), Harbor's
     case "$1" in
-        core) echo 18080 ;; portal) echo 18081 ;; jobservice) echo 18082 ;;
-        registryctl) echo 18083 ;; trivy-adapter) echo 18084 ;; postgresql) echo 18432 ;;
-        redis) echo 18379 ;; registry) echo 18500 ;; proxy) echo 18088 ;; *) echo "" ;;
+        core | portal | jobservice | registryctl | trivy-adapter | proxy) echo 8080 ;;
+        postgresql) echo 5432 ;; redis) echo 6379 ;; registry) echo 5000 ;; *) echo "" ;;
+    esac
+}
+
+addr() {  # a service's fixed address on the harbor network (docker-compose.yml.tmpl); the
+    # shape does not rely on Docker's DNS: a stopped service's name then goes unresolved to
+    # Docker's upstream resolvers (none reachable from a lab netns) and a lookup stalls
+    case "$1" in
+        log) echo 172.30.250.10 ;; registry) echo 172.30.250.11 ;;
+        registryctl) echo 172.30.250.12 ;; postgresql) echo 172.30.250.13 ;;
+        core) echo 172.30.250.14 ;; portal) echo 172.30.250.15 ;;
+        jobservice) echo 172.30.250.16 ;; redis) echo 172.30.250.17 ;;
+        proxy) echo 172.30.250.18 ;; trivy-adapter) echo 172.30.250.19 ;;
     esac
 }
 
@@ -36,8 +48,8 @@ service_of() {  # Harbor health component -> compose service
     esac
 }
 
-http_get() {  # exit 0 when GET http://127.0.0.1:PORT/PATH answers 200 (busybox wget: no -T)
-    timeout 5 wget -q -O /dev/null "http://127.0.0.1:$1$2" 2>/dev/null
+http_get() {  # exit 0 when GET http://HOST:PORT/PATH answers 200 (busybox wget: no -T)
+    timeout 5 wget -q -O /dev/null "http://$1:$2$3" 2>/dev/null
 }
 
 PERIODIC="database jobservice portal redis registry registryctl trivy"
@@ -47,7 +59,7 @@ periodic_check() {  # one check of component $1 -> $CHECKS/$1 (empty = healthy, 
     s=$(service_of "$1")
     if [ -e "$CONTROL/unhealthy-$s" ]; then
         err="lab: unhealthy-$s"
-    elif http_get "$(port "$s")" "$(check_path "$s")"; then
+    elif http_get "$(addr "$s")" "$(port "$s")" "$(check_path "$s")"; then
         err=""
     else
         err="failed to check health: $s does not answer"
@@ -94,7 +106,7 @@ run_core() {
             sleep 0.2
         done
     ) &
-    exec httpd -f -p "127.0.0.1:$(port core)" -h "$www"
+    exec httpd -f -p "$(port core)" -h "$www"
 }
 
 route() {  # one proxied connection: its request line picks the upstream
@@ -102,15 +114,15 @@ route() {  # one proxied connection: its request line picks the upstream
     path=${line#* }
     path=${path%% *}
     case "$path" in
-        /api/* | /service/* | /c/*) up=$(port core) ;;
-        /v2 | /v2/*) up=$(port registry) ;;
-        *) up=$(port portal) ;;
+        /api/* | /service/* | /c/*) up=core ;;
+        /v2 | /v2/*) up=registry ;;
+        *) up=portal ;;
     esac
     fifo=/tmp/route.$$
     mkfifo "$fifo" || exit 1
     { printf '%s\n' "$line"; exec cat; } >"$fifo" &
     feeder=$!
-    if ! nc 127.0.0.1 "$up" <"$fifo" 2>/dev/null; then
+    if ! nc -w 2 "$(addr "$up")" "$(port "$up")" <"$fifo" 2>/dev/null; then
         printf 'HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Gateway\n'
     fi
     kill "$feeder" 2>/dev/null
@@ -122,7 +134,7 @@ health)
     [ -e "$CONTROL/unhealthy-$svc" ] && exit 1
     case "$svc" in
         log) netstat -ltn 2>/dev/null | grep -q ":${SYSLOG_PORT:-10514} " ;;
-        *) http_get "$(port "$svc")" "$(check_path "$svc")" ;;
+        *) http_get 127.0.0.1 "$(port "$svc")" "$(check_path "$svc")" ;;
     esac
     ;;
 run)
@@ -135,12 +147,12 @@ run)
         log)
             # A syslog receiver: socat forks one child per TCP connection (Docker's syslog
             # driver keeps one connection per container); the lines go to harbor-log's stdout.
-            exec socat "TCP-LISTEN:${SYSLOG_PORT:-10514},bind=${SYSLOG_BIND:-127.0.0.1},reuseaddr,fork" STDOUT
+            exec socat "TCP-LISTEN:${SYSLOG_PORT:-10514},reuseaddr,fork" STDOUT
             ;;
         proxy)
             mkdir -p /tmp/www-proxy && echo proxy >/tmp/www-proxy/index.html
-            httpd -p "127.0.0.1:$(port proxy)" -h /tmp/www-proxy
-            exec socat "OPENSSL-LISTEN:${HTTPS_PORT:-8443},bind=${HTTPS_BIND:-0.0.0.0},reuseaddr,fork,cert=${TLS_CERT:-/etc/cert/server.crt},key=${TLS_KEY:-/etc/cert/server.key},verify=0" \
+            httpd -p "$(port proxy)" -h /tmp/www-proxy
+            exec socat "OPENSSL-LISTEN:8443,reuseaddr,fork,cert=${TLS_CERT:-/etc/cert/server.crt},key=${TLS_KEY:-/etc/cert/server.key},verify=0" \
                 EXEC:"/shape/shape.sh route"
             ;;
     esac
@@ -155,7 +167,7 @@ run)
     : >"$conf"
     # The registry's /v2/ asks for credentials (401), as distribution does behind Harbor's token.
     [ "$svc" = registry ] && echo "/v2:harbor:lab-only" >"$conf"
-    exec httpd -f -p "127.0.0.1:$p" -h "$www" -c "$conf"
+    exec httpd -f -p "$p" -h "$www" -c "$conf"
     ;;
 route) route ;;
 *)
