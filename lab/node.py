@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from lab.dockerd import start_dockerd
+from lab.harbor_secrets import prepare_data_volume
 from lab.harbor_shape import HarborShape, build_images
 from lab.keepalived import keepalived_argv, wait_previous_gone
 from lab.mappings import KRBD_STANDIN, standin_env
 from lab.procs import LabError, adopt, alive, kill_pid, mounts_under, reap, sh, spawn
 from lab.registry_stack.images import ensure_images
-from lab.registry_stack.stack import RegistryStack
+from lab.registry_stack.stack import RegistryStack, prepare_stack_data
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
 FAILSAFE_PORT = 9106
@@ -57,6 +58,8 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_COMPOSE_FILE": str(node.path / "harbor" / "docker-compose.yml"),
         "HARBOR_HA_COMPOSE_PROJECT": PROJECT,
         "HARBOR_HA_COMPOSE_COMMAND": compose,
+        # Both of the lab's stacks run Harbor's ten containers of an install with trivy.
+        "HARBOR_HA_HARBOR_EXPECTED_CONTAINERS": "10",
         "HARBOR_HA_DOCKER_HOST": node.docker_host,
         "HARBOR_HA_HTTPS_PORT": str(HTTPS_PORT),
         "HARBOR_HA_HTTP_PORT": "9105",
@@ -100,8 +103,8 @@ def install_node(st: LabState, node: NodeState, compose: str) -> None:
             data_dir=node.mountpoint,
             https_bind="0.0.0.0",
             https_port=HTTPS_PORT,
+            prepare=False,
         )
-        relax_healthchecks(shape.compose_file)
         control_dir = shape.control_dir
     (control_dir / "node-name").write_text(node.name)
     node.env_file.write_text(node_env(st, node, compose))
@@ -132,19 +135,28 @@ def install_registry_stack(st: LabState, node: NodeState, docker_host: str, comp
     return stack.control_dir
 
 
-HEALTH_TIMEOUT_S = 5
-HEALTH_RETRIES = 3
-"""The lab's Docker healthchecks: the shape's 1 s timeout with 1 retry makes a master flap
-(unhealthy -> failover -> unhealthy ...) when this 2-core machine is loaded by other labs;
-Harbor's own images allow several retries.  A switched-unhealthy service still fails at once,
-so it is seen after HEALTH_RETRIES checks (interval 1 s)."""
-
-
-def relax_healthchecks(compose_file: Path) -> None:
-    text = compose_file.read_text()
-    text = text.replace("timeout: 1s", f"timeout: {HEALTH_TIMEOUT_S}s")
-    text = text.replace("retries: 1\n", f"retries: {HEALTH_RETRIES}\n")
-    compose_file.write_text(text)
+def prepare_image(st: LabState, node: NodeState) -> None:
+    """Harbor's prepare on the formatted RBD image (what an install writes onto the data
+    volume before the first start): map it on ``node`` with the krbd stand-in, mount it on
+    NODE/prepare, write Harbor's secrets and the proxy's certificate (lab/harbor_secrets.py;
+    the registry stack's is its lab CA's server certificate), unmount, unmap.  Both stacks bind
+    them with the long syntax, so without them Docker creates no core, registry or
+    trivy-adapter container."""
+    dev = rbd_as_harbor(st, node, "device", "map", "rbd/harbor")
+    mnt = node.path / "prepare"
+    mnt.mkdir(exist_ok=True)
+    try:
+        sh("mount", dev, str(mnt), timeout=60)
+        try:
+            if st.stack == "registry":
+                prepare_stack_data(mnt, node.path / "harbor" / "config" / "cert")
+            else:
+                prepare_data_volume(mnt)
+        finally:
+            sh("umount", str(mnt), timeout=60)
+    finally:
+        rbd_as_harbor(st, node, "device", "unmap", dev)
+    mnt.rmdir()
 
 
 def harbor_ha(
@@ -259,9 +271,10 @@ def mounted_here(node: NodeState) -> bool:
     return bool(mounts_under(str(node.mountpoint)))
 
 
-STATELESS = frozenset(("log", "portal", "proxy"))
+STATELESS = frozenset(("log", "portal"))
 """The services a warm standby runs: those not in harbor-ha's default harbor_data_services
-(Harbor's data-bearing services), in both of the lab's projects."""
+(Harbor's data-bearing services) whose compose config names no path under the mountpoint, in
+both of the lab's projects (Harbor's https proxy binds data/secret/cert, so not the proxy)."""
 
 
 def running_all(node: NodeState) -> dict[str, str]:

@@ -3,7 +3,8 @@ addresses in its own netns (the topology: lab/netns.py; a node: lab/node.py).
 
 ``up``: netns -> Ceph mon + OSD in P-ceph -> per node a containerd + dockerd, the Harbor-shaped
 images and project, harbor-ha's env file and keepalived's config (``harbor-ha
-render-keepalived``) -> ``harbor-ha format`` -> harbor-ha, then keepalived, on each node.
+render-keepalived``) -> ``harbor-ha format`` -> Harbor's secrets written on the image's
+filesystem (as Harbor's prepare) -> harbor-ha, then keepalived, on each node.
 krbd is missing from this kernel, so ``rbd`` is the krbd stand-in lab/krbd_standin.py
 (rbd-fuse + loop device, named as such); each node's Ceph client has its own address, so
 fencing by address is what production does.
@@ -28,7 +29,7 @@ from lab.ceph import start_cluster
 from lab.dockerd import compose_v2_binary
 from lab.mappings import teardown_mappings
 from lab.netns import make_lab_topology
-from lab.node import harbor_ha, install_node, start_services
+from lab.node import harbor_ha, install_node, prepare_image, start_services
 from lab.procs import alive, kill_pid, mounts_under, reap, sh
 from lab.state import (
     DEFAULT_LABDIR,
@@ -109,7 +110,8 @@ def up(
         say(f"lab: dockerd + {stack} images on each node ({time.monotonic() - t0:.1f} s)")
         first = st.nodes[nodes[0]]
         harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
-        say("lab: image formatted (harbor-ha format)")
+        prepare_image(st, first)
+        say("lab: image formatted (harbor-ha format), Harbor's secrets written on it")
         for name in nodes:
             start_services(st, name)
         say(

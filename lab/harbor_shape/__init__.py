@@ -1,4 +1,4 @@
-"""The Harbor shape: a compose project with Harbor's nine services, container names and
+"""The Harbor shape: a compose project with Harbor's ten services (with trivy), container names and
 images, all built locally from one busybox image (``image/``, ``docker-compose.yml.tmpl``;
 see README.md here).  ``build_images`` builds and tags the image into a dockerd;
 ``HarborShape.render`` writes a project for one node."""
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.dockerd import DOCKER_CLI
+from lab.harbor_secrets import prepare_data_volume
 
 SHAPE_DIR = Path(__file__).resolve().parent
 COMPOSE_TEMPLATE = SHAPE_DIR / "docker-compose.yml.tmpl"
@@ -33,6 +34,7 @@ HARBOR_IMAGES: dict[str, str] = {
     "jobservice": "goharbor/harbor-jobservice",
     "redis": "goharbor/redis-photon",
     "proxy": "goharbor/nginx-photon",
+    "trivy-adapter": "goharbor/trivy-adapter-photon",
 }
 """Compose service -> image repository (Harbor's names)."""
 
@@ -46,13 +48,37 @@ CONTAINER_NAMES: dict[str, str] = {
     "jobservice": "harbor-jobservice",
     "redis": "redis",
     "proxy": "nginx",
+    "trivy-adapter": "trivy-adapter",
 }
 """Compose service -> container_name (Harbor's names)."""
 
 
+HOST_PROGRAMS = ("socat",)
+"""Host programs copied into the image with the libraries ldd names: socat (the proxy's TLS
+front and log's syslog receiver; Debian package socat, scripts/setup)."""
+
+
+def _copy_with_libraries(dest: Path, program: str) -> None:
+    path = Path(shutil.which(program) or f"/usr/bin/{program}").resolve()
+    files = [path]
+    ldd = subprocess.run(["ldd", str(path)], capture_output=True, text=True, check=True).stdout
+    for line in ldd.splitlines():
+        lib = next((p for p in line.split() if p.startswith("/")), None)
+        if lib:
+            files.append(Path(lib))
+    for f in files:
+        target = dest / str(f).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f.resolve(), target)
+    link = dest / "usr/bin" / program
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(f"/{str(path).lstrip('/')}")
+
+
 def _rootfs(dest: Path) -> None:
-    """busybox-static with its applets, the host's openssl with the libraries ldd names, a
-    self-signed certificate, and the shape script."""
+    """busybox-static with its applets, the host's socat with the libraries ldd names, and the
+    shape script (the proxy's certificate is on the data volume: data/secret/cert)."""
     (dest / "bin").mkdir(parents=True)
     shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
     applets = subprocess.run(
@@ -62,22 +88,8 @@ def _rootfs(dest: Path) -> None:
         link = dest / "bin" / applet
         if not link.exists():
             link.symlink_to("busybox")
-    openssl = Path(shutil.which("openssl") or "/usr/bin/openssl").resolve()
-    files = [openssl]
-    ldd = subprocess.run(["ldd", str(openssl)], capture_output=True, text=True, check=True).stdout
-    for line in ldd.splitlines():
-        parts = line.split()
-        for p in parts:
-            if p.startswith("/"):
-                files.append(Path(p))
-                break
-    for f in files:
-        target = dest / str(f).lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(f.resolve(), target)
-    (dest / "usr/bin").mkdir(parents=True, exist_ok=True)
-    if not (dest / "usr/bin/openssl").exists():
-        (dest / "usr/bin/openssl").symlink_to(f"/{str(openssl).lstrip('/')}")
+    for program in HOST_PROGRAMS:
+        _copy_with_libraries(dest, program)
     for d in ("tmp", "control", "etc", "usr/lib/ssl"):
         (dest / d).mkdir(parents=True, exist_ok=True)
     (dest / "tmp").chmod(0o1777)
@@ -86,15 +98,6 @@ def _rootfs(dest: Path) -> None:
     shape = dest / "shape"
     shape.mkdir()
     shutil.copy2(IMAGE_DIR / "shape.sh", shape / "shape.sh")
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", "/CN=harbor-shape", "-keyout", str(shape / "key.pem"),
-            "-out", str(shape / "cert.pem"),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
 
 
 def build_images(docker_host: str, tag: str = SHAPE_TAG) -> list[str]:
@@ -122,10 +125,24 @@ def build_images(docker_host: str, tag: str = SHAPE_TAG) -> list[str]:
     return refs
 
 
+HARBOR_TRIVY_INTERVAL = "30s"
+"""trivy-adapter's healthcheck interval in Harbor's image (the others declare none)."""
+
+
+def with_health_interval(template: str, interval: str | None) -> str:
+    """The compose template with Harbor's healthcheck cadence (``interval`` None: the lines
+    holding @HEALTH_INTERVAL@ dropped, trivy-adapter's 30 s) or the named deviation
+    ``interval`` on every service."""
+    if interval is None:
+        lines = [ln for ln in template.splitlines(keepends=True) if "@HEALTH_INTERVAL@" not in ln]
+        return "".join(lines).replace("@TRIVY_INTERVAL@", HARBOR_TRIVY_INTERVAL)
+    return template.replace("@HEALTH_INTERVAL@", interval).replace("@TRIVY_INTERVAL@", interval)
+
+
 # ------------------------------------------------------------------------------ the project
 @dataclass
 class HarborShape:
-    """A rendered Harbor-shaped compose project (nine containers, Harbor's names)."""
+    """A rendered Harbor-shaped compose project (ten containers, Harbor's names)."""
 
     compose_file: Path
     project: str
@@ -148,21 +165,37 @@ class HarborShape:
         data_dir: Path | None = None,
         https_port: int = 8443,
         https_bind: str = "127.0.0.1",
+        http_port: int = 80,
         tag: str = SHAPE_TAG,
+        health_interval: str | None = None,
+        prepare: bool = True,
     ) -> HarborShape:
-        """Write ``workdir/docker-compose.yml`` from the template and return the project."""
+        """Write ``workdir/docker-compose.yml`` from the template and return the project.
+        The proxy's 8443 is published on ``https_bind:https_port``, its 8080 on
+        ``https_bind:http_port`` (Harbor: 443 and 80).
+
+        ``health_interval``: None = Harbor's healthcheck cadence (no interval: Docker's 30 s;
+        trivy-adapter 30 s). A value (e.g. "1s") is a named deviation from Harbor for a test
+        that needs containers healthy in seconds: every caller says why.
+        ``prepare``: write Harbor's secrets into ``data_dir`` (lab/harbor_secrets.py, as
+        Harbor's prepare); False for a lab node, whose data dir is an unmounted mountpoint
+        (the lab writes them onto the image's filesystem)."""
         workdir.mkdir(parents=True, exist_ok=True)
         data = data_dir or workdir / "data"
         control = workdir / "control"
         data.mkdir(parents=True, exist_ok=True)
         control.mkdir(parents=True, exist_ok=True)
-        text = COMPOSE_TEMPLATE.read_text()
+        if prepare:
+            prepare_data_volume(data)
+        text = with_health_interval(COMPOSE_TEMPLATE.read_text(), health_interval)
         for key, value in {
             "@TAG@": tag,
             "@DATA_DIR@": str(data),
             "@CONTROL_DIR@": str(control),
             "@HTTPS_BIND@": https_bind,
             "@HTTPS_PORT@": str(https_port),
+            "@HTTP_BIND@": https_bind,
+            "@HTTP_PORT@": str(http_port),
         }.items():
             text = text.replace(key, value)
         compose_file = workdir / "docker-compose.yml"

@@ -68,6 +68,7 @@ SERVICE_IMAGES: dict[str, tuple[str, str]] = {
     "portal": ("goharbor/harbor-portal", "standin"),
     "jobservice": ("goharbor/harbor-jobservice", "standin"),
     "registryctl": ("goharbor/harbor-registryctl", "standin"),
+    "trivy-adapter": ("goharbor/trivy-adapter-photon", "standin"),
 }
 """Compose service -> (Harbor's image repository, build directory under images/)."""
 

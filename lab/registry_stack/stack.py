@@ -2,8 +2,9 @@
 
 ``RegistryStack.render(workdir, docker_host, data_dir=..., compose=[...])`` writes the compose
 file, nginx's config and a lab CA + server certificate (for ``127.0.0.1`` and ``https_bind``)
-under ``workdir/config`` (NOT on the data mount: the proxy is stateless), and prepares Harbor's
-data layout (registry/, database/, redis/) under ``data_dir``. ``up``/``down``/``psql``/``health``
+under ``workdir/config``, and prepares Harbor's data layout (registry/, database/, redis/,
+trivy-adapter/, and secret/ with the proxy's certificate, as Harbor's prepare) under
+``data_dir``. ``up``/``down``/``psql``/``health``
 are the plain commands a test or the lab runs, each with a timeout.
 """
 
@@ -17,14 +18,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.harbor_secrets import prepare_data_volume
+from lab.harbor_shape import with_health_interval
 from lab.registry_stack.images import DOCKER, image_refs
 
 HERE = Path(__file__).resolve().parent
 COMPOSE_TEMPLATE = HERE / "docker-compose.yml.tmpl"
 NGINX_TEMPLATE = HERE / "nginx.conf.tmpl"
-DATA_SUBDIRS = ("registry", "database", "redis")
+DATA_SUBDIRS = ("registry", "database", "redis", "trivy-adapter/trivy", "trivy-adapter/reports")
 """Harbor's data_volume layout: the services that keep data on the mount."""
-DATA_SERVICES = ("registry", "postgresql", "redis")
+DATA_SERVICES = ("registry", "postgresql", "redis", "trivy-adapter")
 """Compose services whose data is under the mountpoint (the rest is stateless)."""
 COMMAND_TIMEOUT_S = 180.0
 
@@ -53,6 +56,12 @@ def make_certificates(cert_dir: Path, names: list[str]) -> None:
     _run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
           "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(crt)])  # fmt: skip
     key.chmod(0o644)  # read by nginx's workers (www-data) through the read-only bind mount
+
+
+def prepare_stack_data(data_dir: Path, cert_dir: Path) -> None:
+    """Harbor's secrets on the data volume (lab/harbor_secrets.py), the proxy's certificate
+    being the lab CA's server certificate from ``cert_dir``."""
+    prepare_data_volume(data_dir, cert_dir / "server.crt", cert_dir / "server.key")
 
 
 @dataclass
@@ -91,27 +100,34 @@ class RegistryStack:
         compose: list[str],
         https_bind: str = "127.0.0.1",
         https_port: int = 443,
+        http_port: int = 80,
         project: str | None = None,
         cert_names: tuple[str, ...] = (),
         certs_from: Path | None = None,
         make_data_layout: bool = True,
+        health_interval: str | None = None,
     ) -> RegistryStack:
-        """Write the compose file, nginx's config and the certificates (for 127.0.0.1,
-        ``https_bind`` and ``cert_names``; or copied from another stack's ``certs_from`` cert
-        dir, so that two nodes behind one VIP show one certificate); create the data layout
-        (not with ``make_data_layout=False``: a lab node's data dir is an unmounted mountpoint,
-        and Docker creates each bind source on the mounted image when the service starts)."""
+        """Write the compose file, nginx's config and the certificates (a lab CA and a server
+        certificate for 127.0.0.1, ``https_bind`` and ``cert_names`` under
+        ``workdir/config/cert``; or copied from another stack's ``certs_from`` cert dir, so that
+        two nodes behind one VIP show one certificate); create the data layout with Harbor's
+        secrets and the server certificate under secret/ (``prepare_stack_data``; not with
+        ``make_data_layout=False``: a lab node's data dir is an unmounted mountpoint, and the
+        lab prepares the image's filesystem once).
+        ``health_interval``: None = Harbor's healthcheck cadence (Docker's 30 s default;
+        trivy-adapter 30 s); a value is a named deviation for a test that needs it (say why)."""
         config = workdir / "config"
         control = workdir / "control"
         for d in (config / "nginx", control):
             d.mkdir(parents=True, exist_ok=True)
-        if make_data_layout:
-            for sub in DATA_SUBDIRS:
-                (data_dir / sub).mkdir(parents=True, exist_ok=True)
         if certs_from is not None:
             shutil.copytree(certs_from, config / "cert", dirs_exist_ok=True)
         else:
             make_certificates(config / "cert", ["127.0.0.1", https_bind, *cert_names])
+        if make_data_layout:
+            for sub in DATA_SUBDIRS:
+                (data_dir / sub).mkdir(parents=True, exist_ok=True)
+            prepare_stack_data(data_dir, config / "cert")
         client = config / "client"
         client.mkdir(exist_ok=True)
         (client / "ca.crt").write_bytes((config / "cert" / "ca.crt").read_bytes())
@@ -122,13 +138,14 @@ class RegistryStack:
             "@CONTROL_DIR@": str(control),
             "@HTTPS_BIND@": https_bind,
             "@HTTPS_PORT@": str(https_port),
+            "@HTTP_PORT@": str(http_port),
         }
         compose_file = workdir / "docker-compose.yml"
         for template, dest in (
             (COMPOSE_TEMPLATE, compose_file),
             (NGINX_TEMPLATE, config / "nginx" / "nginx.conf"),
         ):
-            text = template.read_text()
+            text = with_health_interval(template.read_text(), health_interval)
             for key, value in values.items():
                 text = text.replace(key, value)
             dest.write_text(text)

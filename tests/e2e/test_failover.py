@@ -35,7 +35,8 @@ def test_cold_start_one_master_serves_other_clean(good_lab: Lab) -> None:
     assert not lab.mounted_here(st.nodes[b])
     assert lab.running_containers(st.nodes[b]) == []
 
-    # warm standby: only the stateless services (proxy, portal, log) run there, all of them.
+    # warm standby: only the stateless services (portal, log; the https proxy binds
+    # data/secret/cert) run there, all of them.
     def warm() -> tuple[bool | None, str]:
         services = set(lab.running_all(st.nodes[b]).values())
         return (True if services == lab.STATELESS else None), f"running {sorted(services)}"

@@ -138,12 +138,6 @@ LAB_ENV = {"HARBOR_HA_PROBE_FALL": "4"}
 before a master gives up; the default lab's 2 flaps under the load of several labs on
 2 cores (load average 40 measured) and turns every test into a failover storm."""
 
-HEALTHCHECK = {"interval: 1s": "interval: 2s", "timeout: 1s": "timeout: 5s"}
-"""Harbor-shape healthchecks of the fault lab: 9 containers x 1 s `docker exec` healthchecks
-x several labs saturate the 2 cores; real Harbor checks every 30 s. Changes only the lab's
-stand-in, not the product."""
-
-
 READ_LEASE_RATIO = 15
 """The lab OSD's PG read lease, as a multiple of osd_heartbeat_grace (20 s): 300 s instead of
 Ceph's 0.8 (16 s).  A PG whose lease lapses while the lab's single OSD is SIGSTOPped (the
@@ -164,9 +158,9 @@ def tune_ceph(st: LabState) -> None:
 
 
 def tune_lab(st: LabState) -> None:
-    """Apply LAB_ENV and HEALTHCHECK: both nodes in maintenance (Harbor stopped, image
-    unmapped), edit, restart both daemons (they reconcile from facts), wait for convergence;
-    and the OSD's read lease (READ_LEASE_RATIO)."""
+    """Apply LAB_ENV (the Harbor stacks keep Harbor's own healthcheck cadence, 30 s): both
+    nodes in maintenance (Harbor stopped, image unmapped), edit, restart both daemons (they
+    reconcile from facts), wait for convergence; and the OSD's read lease (READ_LEASE_RATIO)."""
     tune_ceph(st)
     for name in st.nodes:
         lab.harbor_ha(st.nodes[name], "maintenance", "on")
@@ -177,11 +171,6 @@ def tune_lab(st: LabState) -> None:
             f"{name} BACKUP and unmapped in maintenance",
         )
     for name, node in st.nodes.items():
-        compose = node.path / "harbor" / "docker-compose.yml"
-        text = compose.read_text()
-        for old, new in HEALTHCHECK.items():
-            text = text.replace(old, new)
-        compose.write_text(text)
         fl.set_env(st, name, **LAB_ENV)
         lab.kill_pid(node.pids["harbor-ha"], signal.SIGTERM, group=False, wait_s=40)
     lab.reap()

@@ -50,10 +50,9 @@ project, the real `harbor-ha` CLI) or, for bad input, into the real CLI / intake
 on the test's assertions (xfailed = a known product defect, described in the row and in
 the test's xfail reason).  Figures are measurements of this run, not limits.
 
-Fault-lab tuning (tests/faults/conftest.py, named so): harbor-ha's `PROBE_FALL=4`, and the
-Harbor stand-in's healthchecks every 2 s with a 5 s timeout (instead of 1 s / 1 s), because
-several labs share 2 cores here (load average 40 measured) and 1 s `docker exec`
-healthchecks then fail spuriously.  Injected FIFO lines are written by the test in
+Fault-lab tuning (tests/faults/conftest.py, named so): harbor-ha's `PROBE_FALL=4`.  The
+Harbor stand-in runs Harbor's own healthcheck cadence (no interval: Docker's 30 s; core's
+health API checks its components every 10 s).  Injected FIFO lines are written by the test in
 keepalived's format into the real FIFO, and say so.
 """
 

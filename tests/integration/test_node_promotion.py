@@ -17,6 +17,7 @@ import pytest
 
 import lab
 from lab import timeline
+from lab.harbor_shape import CONTAINER_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def test_promotion_then_demotion_with_real_parts(one_node: lab.LabState) -> None
     assert any(node.mountpoint.glob("registry/shape-registry.log")) or any(
         node.mountpoint.rglob("shape-*.log")
     ), "Harbor-shaped services wrote nothing onto the image"
-    assert len(lab.running_all(node)) == 9
+    assert len(lab.running_all(node)) == len(CONTAINER_NAMES)
     entries = timeline.read(node.log, "a", since=t0)
     path = [e.fields["to"] for e in entries if e.msg == "transition"]
     assert path[-5:] == ["FENCING", "MAPPING", "MOUNTING", "STARTING", "MASTER"]
@@ -103,16 +104,22 @@ def test_preflight_check_on_a_configured_node(one_node: lab.LabState) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert "OK: preflight passed" in res.stdout
     assert "bare mountpoint" not in res.stdout
-    # Core binding only the mountpoint itself (no ca_download): a WARN naming it, still exit 0.
+    # Core binding only the mountpoint itself (no ca_download, none of its long-syntax secret
+    # file binds, which Docker refuses to start without): a WARN naming it, still exit 0.
     compose = node.path / "compose-root-only.yml"
-    compose.write_text(
-        "\n".join(
-            ln
-            for ln in (node.path / "harbor" / "docker-compose.yml").read_text().splitlines()
-            if "ca_download" not in ln
-        )
-        + "\n"
-    )
+    lines = (node.path / "harbor" / "docker-compose.yml").read_text().splitlines()
+    kept: list[str] = []
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == "- type: bind" and (
+            "secret/core/" in lines[i + 1] or "secret/keys/" in lines[i + 1]
+        ):
+            i += 3  # type, source, target
+            continue
+        if "ca_download" not in lines[i]:
+            kept.append(lines[i])
+        i += 1
+    compose.write_text("\n".join(kept) + "\n")
     root_env = node.path / "root-only.env"
     root_env.write_text(node.env_file.read_text() + f"HARBOR_HA_COMPOSE_FILE={compose}\n")
     res = lab.sh(

@@ -39,6 +39,8 @@ COMPOSE_COMMANDS = {
     "v2": [V2] if V2 else None,
 }
 HEALTHY_DEADLINE_S = 40.0
+HEALTH_CHECK_PERIOD_S = 10.0
+"""Harbor core's period for its component checkers (the shape's core follows it)."""
 
 
 def make_settings(shape: HarborShape, compose_command: list[str]) -> Settings:
@@ -47,7 +49,7 @@ def make_settings(shape: HarborShape, compose_command: list[str]) -> Settings:
         compose_project=shape.project,
         compose_command=compose_command,
         docker_host=shape.docker_host,
-        harbor_expected_containers=9,
+        harbor_expected_containers=10,
         compose_stop_timeout_s=5,
         stop_timeout_s=40,
         start_timeout_s=60,
@@ -124,9 +126,15 @@ async def up_and_healthy(
     started = time.monotonic()
     await compose.up()
     report, _ = await wait_for(
-        "harbor healthy",
+        "harbor healthy, every component and container",
         lambda: harbor_check(ex, settings),
-        lambda r: r.healthy,
+        # Not only the product's verdict (it takes 'starting' containers and a degraded,
+        # non-critical component as serving): Docker's health and core's every component.
+        lambda r: (
+            r.healthy
+            and r.health.status == "healthy"
+            and set(r.containers.containers.values()) == {"running/healthy"}
+        ),
         HEALTHY_DEADLINE_S,
     )
     return report, time.monotonic() - started
@@ -169,7 +177,7 @@ class EventLog:
 async def test_up_healthy_down(
     project: HarborShape, compose_command: list[str], netns_exec: NetnsExecutor
 ) -> None:
-    """up brings all nine Harbor containers (Harbor's names) to running/healthy; ContainerProbe
+    """up brings all ten Harbor containers (Harbor's names) to running/healthy; ContainerProbe
     and HarborProbe (containers + TLS port + health API) say healthy; data lands under the data
     dir; down leaves nothing running or created and the probes say unhealthy; a second down is a
     no-op."""
@@ -185,7 +193,7 @@ async def test_up_healthy_down(
     assert report.health.components["database"] == "healthy"
     assert (project.data_dir / "registry" / "shape-registry.log").is_file()
     assert (project.data_dir / "database" / "shape-postgresql.log").is_file()
-    assert len(await compose.running_containers()) == 9
+    assert len(await compose.running_containers()) == len(CONTAINER_NAMES)
 
     started = time.monotonic()
     await compose.down()
@@ -267,9 +275,15 @@ async def test_unhealthy_component_seen_by_watch_and_check(
         assert report.containers["harbor-db"] == "running/unhealthy"
         assert "harbor-db running/unhealthy" in report.reason
 
-        health: HealthReport = await in_ns(netns_exec, lambda: health_probe(v1_settings))
+        # Harbor's core sees the switch at its next periodic check of the database (<= 10 s).
+        health: HealthReport
+        health, _ = await wait_for(
+            "health API reports database unhealthy",
+            lambda: in_ns(netns_exec, lambda: health_probe(v1_settings)),
+            lambda h: h.components.get("database") == "unhealthy",
+            HEALTH_CHECK_PERIOD_S + 5,
+        )
         assert not health.ok and health.status == "unhealthy"
-        assert health.components["database"] == "unhealthy"
         assert "database unhealthy" in health.reason
         combined = await harbor_check(netns_exec, v1_settings)
         assert not combined.healthy and combined.reason.startswith("containers:")
@@ -310,15 +324,16 @@ async def test_check_lists_only_after_an_event_while_the_stream_is_connected(
             assert probe.lists == 3 and quiet is listed, "no event: the last list stands"
 
             stopped = time.monotonic()
-            dockerd.docker("stop", "-t", "2", "harbor-jobservice")
-            await events.wait(lambda d: d == "harbor-jobservice die", stopped, 10)
+            # a critical service: a stopped jobservice (non-critical) only degrades
+            dockerd.docker("stop", "-t", "2", "harbor-db")
+            await events.wait(lambda d: d == "harbor-db die", stopped, 10)
             seen = await probe.check()
             assert probe.lists == 4
             assert not seen.healthy
-            assert seen.containers["harbor-jobservice"].startswith("exited")
+            assert seen.containers["harbor-db"].startswith("exited")
 
             # Quiet again: the backstop lists once probe_containers_full_s has passed.
-            await events.wait(lambda d: d == "harbor-jobservice stop", stopped, 10)
+            await events.wait(lambda d: d == "harbor-db stop", stopped, 10)
             await probe.check()
             n = probe.lists
             await probe.check()
@@ -439,8 +454,9 @@ async def test_watch_reconnects_and_restart_policy(
 ) -> None:
     """dockerd restarts under a running watch(): watch() reports the reconnection and still
     delivers the project's events afterwards.  Also pins Docker's behaviour with Harbor's
-    `restart: always`: containers stopped (docker stop) come back when dockerd restarts; after
-    down() nothing exists and nothing comes back."""
+    `restart: always`: a stopped harbor-log comes back when dockerd restarts (the others may
+    too, unless their syslog driver finds it not yet listening); after down() nothing exists
+    and nothing comes back."""
     compose = Compose(v1_settings, ProcessRunner())
     await up_and_healthy(compose, netns_exec, v1_settings)
     dockerd.docker("stop", "-t", "2", *await compose.running_containers())  # stop, not remove
@@ -453,16 +469,22 @@ async def test_watch_reconnects_and_restart_policy(
         back = await events.wait(lambda d: d == "docker events reconnected", restarted, 20)
         print(f"\ndockerd restart -> watch() reconnected: {back - restarted:.2f} s")
         assert await probe.ping()
-        running, took = await wait_for(
-            "stopped containers resurrected by restart: always",
-            compose.running_containers,
-            lambda ids: len(ids) == 9,
+        # restart: always brings harbor-log back; the others start at the same moment and may
+        # fail ("failed to initialize logging driver": their syslog driver dials harbor-log
+        # before it listens), as Harbor's do after a dockerd restart (goharbor/harbor#7008,
+        # #12063): how many came back is printed, not asserted.
+        _, took = await wait_for(
+            "harbor-log resurrected by restart: always",
+            lambda: asyncio.to_thread(dockerd.docker, "ps", "-q", "--filter", "name=^harbor-log$"),
+            lambda out: out.strip() != "",
             20,
         )
-        print(f"dockerd restart -> {len(running)} stopped containers running again in {took:.2f} s")
+        running = await compose.running_containers()
+        print(f"dockerd restart -> {len(running)} of {len(CONTAINER_NAMES)} stopped containers "
+              f"running again ({took:.2f} s to harbor-log)")  # fmt: skip
         since = time.monotonic()
         await compose.down()
-        await events.wait(lambda d: d == "nginx die", since, 20)
+        await events.wait(lambda d: d == "harbor-log die", since, 20)
         assert await compose.project_containers() == []
         await asyncio.to_thread(restart_dockerd, dockerd)
         await wait_for("docker up", probe.ping, bool, 10)

@@ -17,6 +17,7 @@ from harbor_ha.compose.parse import service_blocks
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
+from lab.harbor_secrets import prepare_data_volume
 from lab.harbor_shape import HarborShape
 from tests.fakes import example_settings
 
@@ -49,8 +50,9 @@ async def test_precreated_containers_never_start_until_up(
     """On an unmounted, guarded (empty, chattr +i) data dir: create succeeds, writes nothing
     there, runs nothing; after a dockerd restart they are still only created while a stopped
     `restart: always` witness container is brought back (proof the restart policy ran); then
-    up() starts all nine.  The Docker API's project_containers() (what the standby asks before
-    creating) lists the created, never-started containers, and none after down."""
+    up() starts them all (once Harbor's secrets are written).  The Docker API's
+    project_containers() (what the standby asks before creating) lists the created,
+    never-started containers, and none after down."""
     compose_cmd = [compose_v2_binary() or COMPOSE_V1]
     s = example_settings(
         compose_file=harbor_shape.compose_file,
@@ -92,6 +94,7 @@ async def test_precreated_containers_never_start_until_up(
         assert await compose.running_containers() == []
         assert len(created_ids(dockerd, harbor_shape.project)) == len(services)
         chattr("-i", data)
+        prepare_data_volume(data)  # the volume "mounted": Harbor's secrets are on it
         await compose.up()
         assert len(await compose.running_containers()) == len(every)
     finally:
