@@ -25,7 +25,9 @@ HARBOR_DATA_SERVICES = [
 ]
 """Harbor v2's compose services that mount its data_volume (/data) in the installer's
 docker-compose.yml: the registry's blobs, the database, redis's AOF, core's and jobservice's
-files under /data.  The rest (proxy, portal, log) keep nothing under /data."""
+files under /data.  The rest keep no data there: log and portal bind nothing under it; an
+https install's proxy binds only its certificate under /data/secret/cert, so it needs the
+mount too (found from the compose config, without a warning)."""
 
 
 class ComposeSettings(BaseModel):
@@ -86,9 +88,10 @@ class ComposeSettings(BaseModel):
     warm_standby: bool = Field(
         default=True,
         description=(
-            "A ready standby keeps Harbor's stateless services (those not in "
-            "harbor_data_services: proxy, portal, log) running, so promotion starts only the "
-            "data-bearing ones. Off: the standby runs no container."
+            "A ready standby keeps Harbor's stateless services (those that need nothing on "
+            "the mount: log and portal with Harbor's own file; the proxy too on an http-only "
+            "install) running, so promotion starts only the others. Off: the standby runs no "
+            "container."
         ),
     )
 
