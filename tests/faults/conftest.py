@@ -28,6 +28,7 @@ import pytest
 import lab
 from lab import LabState
 from tests.faults import faultlab as fl
+from tests.faults import promotions
 
 LOGS = Path("/var/tmp/hhflt-logs")
 
@@ -103,6 +104,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             row.outcome = outcome
             rows.append(asdict(row))
     Path(dest).write_text(json.dumps(rows, indent=1))
+    Path(dest).with_suffix(".promotions").write_text("\n".join(TALLY))
+
+
+# ------------------------------------------------------------------ promotions
+_INJECTED: dict[str, list[float]] = {}
+"""node -> when a test switched one of its Harbor services unhealthy (lab.set_unhealthy)."""
+TALLY: list[str] = []
+"""The session's promotions and fresh masters demoted (tests/faults/promotions.py)."""
+
+
+def _switch(plain: Callable[..., None], st: LabState, name: str, service: str, on: bool) -> None:
+    if on:
+        _INJECTED.setdefault(name, []).append(time.time())
+    plain(st, name, service, on)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in TALLY:
+        terminalreporter.write_line(f"[faults] {line}")
 
 
 # ------------------------------------------------------------------------ lab
@@ -122,10 +142,16 @@ def flt_lab() -> Iterator[LabState]:
     tag = secrets.token_hex(2)
     labdir = Path(f"/var/tmp/hhflt-{tag}")
     st = lab.up(labdir, prefix=f"hf{tag}", say=lambda m: print(m, flush=True))
+    since = time.time()
+    plain_switch = lab.set_unhealthy
+    lab.set_unhealthy = functools.partial(_switch, plain_switch)
     try:
         tune_lab(st)
         yield st
     finally:
+        lab.set_unhealthy = plain_switch
+        logs = {name: node.log for name, node in st.nodes.items()}
+        TALLY.append(promotions.tally(logs, _INJECTED, since).line())
         fl.reap_writers()
         if os.environ.get("HHFLT_KEEP"):
             print(f"fault lab left up in {labdir}")

@@ -352,7 +352,13 @@ def _cell(text: Any) -> str:
 
 
 def render(
-    rows: list[dict[str, Any]], *, command: str, took_s: float, rc: int, at: str | None = None
+    rows: list[dict[str, Any]],
+    *,
+    command: str,
+    took_s: float,
+    rc: int,
+    at: str | None = None,
+    promotions: str = "",
 ) -> str:
     now = at or datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [HEADER]
@@ -360,6 +366,8 @@ def render(
         f"Last run: {now}, `{command}`, {took_s / 60:.1f} min, pytest exit code {rc}; "
         f"{len(rows)} rows.\n"
     )
+    if promotions:
+        out.append(f"Over the whole run: {promotions}.\n")
     out.append("| # | Injected | Runs | Expected | Observed | Figures | Result | Ran on | Test |")
     out.append("|---|---|---|---|---|---|---|---|---|")
     for i, r in enumerate(rows, 1):
@@ -397,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 took_s=data["took_s"],
                 rc=data["rc"],
                 at=data.get("at"),
+                promotions=data.get("promotions", ""),
             )
         )
         return 0
@@ -419,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
         rc = subprocess.run(cmd, cwd=ROOT, env=env, check=False).returncode
         took = time.monotonic() - t0
         rows = json.loads(results.read_text()) if results.exists() else []
+        tally = results.with_suffix(".promotions")
+        promotions = tally.read_text().strip() if tally.exists() else ""
     shown = "python -m tests.faults.report" + (" --quick" if args.quick else "")
     store = args.doc.with_suffix(".json")
     if args.merge and store.exists():
@@ -439,9 +450,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge and store.exists():
         at = json.loads(store.read_text()).get("at", at)
     store.write_text(
-        json.dumps({"command": shown, "took_s": took, "rc": rc, "rows": rows, "at": at})
+        json.dumps(
+            {
+                "command": shown,
+                "took_s": took,
+                "rc": rc,
+                "rows": rows,
+                "at": at,
+                "promotions": promotions,
+            }
+        )
     )
-    args.doc.write_text(render(rows, command=shown, took_s=took, rc=rc, at=at))
+    args.doc.write_text(
+        render(rows, command=shown, took_s=took, rc=rc, at=at, promotions=promotions)
+    )
     print(f"wrote {args.doc} ({len(rows)} rows, pytest exit {rc}, {took / 60:.1f} min)")
     return rc
 
