@@ -94,6 +94,7 @@ from lab import timeline
 from lab.client import Client
 from lab.mappings import KRBD_STANDIN, RBD_STATE_ENV, standin_env
 from lab.traffic import Load, Traffic, pg_recovery
+from lab.waiting import poll
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -242,13 +243,8 @@ def wait_stable(st: lab.LabState, within_s: float = STABLE_WITHIN_S) -> str:
 
 
 def wait_for(cond: Any, within_s: float, what: str, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every_s)
-    raise lab.LabError(f"timed out waiting for {what}")
+    """lab.waiting.poll, every 0.1 s."""
+    return poll(cond, within_s, what, every_s=every_s)
 
 
 # ------------------------------------------------------------------------- ours
