@@ -105,6 +105,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     Path(dest).write_text(json.dumps(rows, indent=1))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``runs_last`` run after all the others, which keep their order: such a test
+    can leave the session's shared lab broken for minutes (test_backoff.py says why)."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
 # ------------------------------------------------------------------------ lab
 def _need_root() -> None:
     if os.geteuid() != 0:

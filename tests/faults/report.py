@@ -188,7 +188,7 @@ FINDINGS = """
 5. **Observed once, not reproduced**: right after the repeated-failed-promotions case, both
    nodes' `rbd device map -o exclusive` (stand-in) failed with EPERM for more than 40 s while
    `rbd status` showed no watcher and `rbd lock ls` no lock; a non-exclusive map + write by the
-   test cleared it. The back-off case now runs last (tests/faults/test_zz_backoff.py).
+   test cleared it. The back-off case now runs last (marked `runs_last`, tests/faults/test_backoff.py).
 6. **Data check, first full run**: 0 acknowledged records lost, but `e2fsck -fn` exit 4:
    "skipping journal recovery ... Free blocks count wrong for group #1 ... Block bitmap
    differences": the image's journal still held committed transactions after clean demotions,
