@@ -147,7 +147,7 @@ FINDINGS = """
    asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/build.py). Unit tests:
    tests/unit/test_steps_fence_vip.py. The row marked (rerun) is after the fix ("fenced the
    master 0x").
-2. **Product behaviour, closed by the lease (issue 10)**: during a real partition between the
+2. **Product behaviour, closed by the leadership lease**: during a real partition between the
    nodes (both keepalived MASTER, both reaching Ceph) the daemons used to take the image from
    each other in turn: the one with the VIP promoted and fenced the other, the fenced one
    demoted with backoff, then promoted again and fenced back: 4 promotions in 60 s (the
@@ -209,7 +209,7 @@ FINDINGS = """
    4th deliberate failure), so at the switchover nobody could take the VIP and the old master
    was elected again after its hold. `settle` now restarts a standby still faulted between
    tests (as an operator would); both rows (rerun) passed after it.
-9. **Product behaviour found on the VM tier, fixed (point 4 of issue 9)**: on a master cut
+9. **Product behaviour found on the VM tier, fixed**: on a master cut
    from Ceph (real krbd), the demotion's `umount` sat in D state past the unmount step's
    bound even with `osd_request_timeout=20` (45 s in two runs: the unmount's writes wait one
    after another), in another run the unmap step ran out (60 s) instead; the FENCED_SELF
@@ -229,7 +229,7 @@ FINDINGS = """
    demoted, the resumed node's daemon found its storage fenced and demoted too, and the taker
    promoted again: about one more minute without Harbor under TCG. Never two writers (the resumed node's writes were refused), and
    no acknowledged record was lost. In the other runs the resumed node went BACKUP at once.
-11. **Lease (issue 10): the lease group, all on the krbd stand-in.** Full run of the lease
+11. **The leadership lease: the lease group, all on the krbd stand-in.** Full run of the lease
     group through this tool (`python -m tests.faults.report --merge -- -k test_lease`,
     2026-12-02 00:18-00:24 UTC, 4 passed in 6.0 min; rows 56-59, marked (rerun)). History:
     - The 120 s partition failed at 21:21 UTC (the standby judged the renewing master stale
