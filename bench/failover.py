@@ -1,4 +1,4 @@
-"""Failover benchmark (issue 4): harbor-ha against one naive sequential shell script.
+"""Failover benchmark: harbor-ha against one naive sequential shell script.
 
 Run as root from the repository top::
 
@@ -31,7 +31,7 @@ Figures per failover (new master = the node that takes over):
             master's ``MASTER`` FIFO line as harbor-ha logs it (``fifo_line``).
 - trigger:  t0 -> that transition (switchover: the operator's CLI process + control socket;
             health: the probe debounce, probe_interval_s x probe_fall).  0 for crash.
-- lease:    the new master's lease step (issue 10: waits for a crashed holder's lock to lapse).
+- lease:    the new master's lease step (waits for a crashed holder's lock to lapse).
 - fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
             (``fsck_done``); mount is reported without the fsck.
 - start:    the start step (compose up -> Harbor healthy as the daemon sees it);
@@ -44,19 +44,21 @@ Figures per failover (new master = the node that takes over):
                   [t0, trigger]                       (CLI / probe debounce, see trigger)
                   every external command of the old master in [trigger, fault file]
                   [fault file, MASTER line]           (keepalived)
+                  the new master's lease step         (its wait on Ceph: figure ``lease``)
                   every external command of the new master's harbor-ha that overlaps
                   [MASTER line, end of `compose up`], as [end - duration_ms, end]
                   [end of `compose up`, client answer] (Harbor's containers starting)
             i.e. the time between keepalived's MASTER line and the end of `compose up` during
-            which the new master ran no external command: event handling, Python, scheduling,
-            polling sleeps (e.g. fence's wait for the fenced watcher to vanish).
+            which the new master ran no external command and was not in its lease step: event
+            handling, Python, scheduling, polling sleeps (e.g. fence's wait for the fenced
+            watcher to vanish).  The lease step is its own figure, not overhead.
 - to_master_overhead: the same up to the daemon's own MASTER transition, with Harbor's part
             ending at the last container's first ``health_status: healthy`` Docker event instead
             of the client's answer: adds the start step's health-poll lag.
 - health_lag: the start step's end (harbor_healthy) - the last container's first
-            ``health_status: healthy`` Docker event (idea (c) of the issue).
+            ``health_status: healthy`` Docker event.
 - fence_poll_sleeps_n: FENCE_POLL_S sleeps in the fence step (its `rbd status` calls - 2:
-            one before the blocklist add, one re-check); idea (b) of the issue.
+            one before the blocklist add, one re-check).
 
 Baseline (crash kind only): harbor-ha is killed (-9) on BOTH nodes; keepalived keeps running
 with the track files as they are.  The serving node keeps Harbor; the standby runs
@@ -95,6 +97,7 @@ from lab import timeline
 from lab.client import Client
 from lab.mappings import KRBD_STANDIN, RBD_STATE_ENV, standin_env
 from lab.traffic import Load, Traffic, pg_recovery
+from lab.waiting import poll
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,13 +246,8 @@ def wait_stable(st: lab.LabState, within_s: float = STABLE_WITHIN_S) -> str:
 
 
 def wait_for(cond: Any, within_s: float, what: str, every_s: float = 0.1) -> Any:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every_s)
-    raise lab.LabError(f"timed out waiting for {what}")
+    """lab.waiting.poll, every 0.1 s."""
+    return poll(cond, within_s, what, every_s=every_s)
 
 
 # ------------------------------------------------------------------------- ours
@@ -357,7 +355,7 @@ def run_ours(
     f["trigger"] = t_trig - t0
     f["demote"] = t_fault - t_trig
     f["vrrp"] = t1 - t_fault
-    f["lease"] = float(steps["lease"].f["duration_s"])  # the lease's cost (issue 10)
+    f["lease"] = float(steps["lease"].f["duration_s"])  # the lease's cost
     f["fence"] = float(steps["fence"].f["duration_s"])
     f["map"] = float(steps["map"].f["duration_s"])
     f["fsck"] = float(fsck.f["duration_s"]) if fsck else 0.0
@@ -369,6 +367,7 @@ def run_ours(
     f["to_master"] = master.at - t0
     f["to_primary"] = to_primary if to_primary is not None else float("nan")
     critical = [(a, b) for a, b, _ in cmds if b > t1 and a < t_up_end]
+    critical.append((steps["lease"].at - f["lease"], steps["lease"].at))  # not overhead
     ext = [(t0, t_trig), *old_cmds, (t_fault, t1), *critical, (t_up_end, t_c)]
     f["external"] = union_length(ext, t0, t_c)
     fence_end = steps["fence"].at
@@ -392,7 +391,7 @@ def run_ours(
         hh = first(nr, "harbor_serving", after=promo.at)
         if hh is not None:
             f["health_lag_ms"] = (hh.at - healthy_at) * 1000
-    # Gaps on the critical path (idea (d)): time with no external command running.
+    # Gaps on the critical path: time with no external command running.
     prev_end, prev_name = t1, "MASTER line"
     for a, b, name in sorted(c for c in cmds if c[1] > t1 and c[0] < t_up_end):
         if a > prev_end:

@@ -1,4 +1,4 @@
-"""The daemon's idle footprint (issue 11): CPU % of one core and RSS of each node's harbor-ha.
+"""The daemon's idle footprint: CPU % of one core and RSS of each node's harbor-ha.
 
 Run as root from the repository top::
 
@@ -20,7 +20,7 @@ then samples each harbor-ha process over ``--window`` seconds:
 - rss_mib:      VmRSS of the daemon at the end of the window (/proc/PID/status), VmHWM (the
                 peak), and the lease agent's VmRSS.
 
-Goals (issue 11): total < 0.5 % of a core, RSS < 60 MiB.  Prints ``uptime`` before and after
+Goals: total < 0.5 % of a core, RSS < 60 MiB.  Prints ``uptime`` before and after
 (the machine's load: other labs may run beside it).
 """
 
@@ -341,7 +341,7 @@ def main() -> int:
         "--probe-interval",
         type=float,
         default=1.0,
-        help="seconds (default 1, the lab's and issue 11's; 0: the settings default)",
+        help="seconds (default 1, the lab's and the goal's; 0: the settings default)",
     )
     ap.add_argument("--stack", default="registry", choices=lab.STACKS, help="the Harbor project")
     ap.add_argument(

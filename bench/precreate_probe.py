@@ -1,4 +1,4 @@
-"""Idea (a) of issue 4, measured on a real dockerd: may a standby keep Harbor's containers
+"""Pre-created containers, measured on a real dockerd: may a standby keep Harbor's containers
 CREATED (not started), and what does it save at promotion?
 
 Run as root: ``.venv/bin/python -m bench.precreate_probe [--runs 3]``.  It starts its own

@@ -96,3 +96,20 @@ class FakeRunner:
     def argvs(self) -> list[list[str]]:
         """The argv of every call, in order."""
         return [list(c.argv) for c in self.calls]
+
+
+class FakeFs:
+    """FAKE filesystem (real mounts: integration): mounted read-write and readable; mounted from
+    ``device`` only, or from any device when it is None."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = device
+
+    def is_read_only(self) -> bool:
+        return False
+
+    def is_mounted_from(self, device: str) -> bool:
+        return self.device is None or device == self.device
+
+    async def read_probe(self, device: str, timeout_s: float) -> bool:
+        return True

@@ -125,6 +125,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"[faults] {line}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``runs_last`` run after all the others, which keep their order: such a test
+    can leave the session's shared lab broken for minutes (test_backoff.py says why)."""
+    items.sort(key=lambda item: item.get_closest_marker("runs_last") is not None)
+
+
 # ------------------------------------------------------------------------ lab
 def _need_root() -> None:
     if os.geteuid() != 0:

@@ -39,8 +39,7 @@ Regenerate (as root, on a machine that can run the lab; rewrites this file):
 
 (prefix `HARBOR_HA_LEAK_CHECK=0` while other labs run on the machine: the suite-wide leak
 check would count their processes. Measured: full matrix 26.3 min, 66 tests (2026-12-02
-07:27 UTC run, nothing else running; 32.2 min at 06:10 UTC under load average up to 19);
-quick subset 3.6 min, 28 tests (2026-12-02 01:56 UTC).)
+07:27 UTC run, nothing else running); quick subset 3.6 min, 28 tests (2026-12-02 01:56 UTC).)
 
 CI runs the quick subset through `scripts/test` (`-m "not full"`); `scripts/test --full` runs
 everything without rewriting this file.  Each row is one fault injected into the real two-node
@@ -96,10 +95,8 @@ Known divergences of the stand-in from krbd (each measured on the VM tier, kerne
 Command: `flock /tmp/harbor-ha-heavy.lock env HARBOR_HA_LEAK_CHECK=0 .venv/bin/pytest tests/vm
 -p no:cacheprovider -v -s --durations=0` (part of `scripts/test`).  Run 2026-12-01 21:33-21:43
 UTC: 9 passed in 587 s (9.8 min; the daemon module 404 s of it, its cluster setup 94 s); load
-average ~2 (2 cores; other helpers' test runs shared the machine).  Figures from earlier runs
-of the same tests (20:30-21:18 UTC) are given as ranges; one of those failed K6 on its reason
-check, fixed since (finding 9).  Two 512 MB TCG guests; TCG
-is 10-20x slower than native, so the times are not absolute figures.
+average ~2 (2 cores; other helpers' test runs shared the machine).  Two 512 MB TCG guests;
+TCG is 10-20x slower than native, so the times are not absolute figures.
 
 Rows K6-K8 run the daemon itself on two VM nodes (tests/vm/test_daemon_failover.py,
 lab/vm/daemon_node.py): in each VM the real keepalived (VRRP between the VMs on the lab
@@ -126,9 +123,9 @@ gave way to K7 and K8, which check the same claims with the daemon driving.
 | K3 | fence (blocklist) the live owner, then map on the taker | map succeeds; the owner's write fails (EIO, or EROFS once ext4 aborted); its `read_probe` (O_DIRECT) fails | as expected | real krbd | `test_krbd_fencing.py` |
 | K4 | plain unmap of a mounted device; then the product's unmap (plain, then force) | `DeviceBusy` classified; the device gone | as expected | real krbd | `test_krbd_fencing.py` |
 | K5 | unmount + guard on /dev/rbdN; fsck rules; plain unmap after fencing | guard set; fsck 0/1 goes on; unmap after fencing + umount succeeds | as expected | real krbd | `test_krbd_fencing.py` |
-| K6 | daemon: the master cut from Ceph and the peer (its tap off the bridge) | a writer's fsync there fails within ~`osd_request_timeout` (20 s), no D-state hang; the peer's daemon takes over and serves every acknowledged record; the cut master's daemon answers throughout and ends BACKUP or FENCED_SELF within 211 s; a FENCED_SELF reason names the step and the command that did not return (with its D state when it sat in the kernel); after the heal it rejoins as a ready BACKUP | FENCED_SELF 74.3 s after the cut (bound 211 s; 85.8, 130.9, 130.4 s in earlier runs), reason "unmount timed out after 45 s; did not return: umount /data/harbor [pid 786, D state: uninterruptible I/O, SIGKILL cannot end it]" (in two earlier runs the unmap step ran out at 60 s instead); the writer failed with EIO after 23.5 s; the taker MASTER with every acknowledged record; the cut node a ready BACKUP 41.2 s after the heal (37.7 s earlier) | real krbd | `test_master_cut_from_ceph_ends_within_its_bound` |
-| K7 | daemon: kill -9 of the master's harbor-ha and keepalived (krbd mapping, mount, Harbor stay) | the peer's daemon fences, maps (first attempt, after it was itself fenced in K6: `noshare`), fsck, mount, start; the old side's writes not acknowledged; every acknowledged record on the taker, in order; the taker's fsck 0/1 and `e2fsck -fn` (frozen fs) clean; the old node, restarted, demotes its leftovers and rejoins | taker MASTER 40.7 s after the kill (25.3-45.0 s in 3 earlier runs), first attempt; old side's write answered `failed`; records = acknowledged, in order; fsck 0, `e2fsck -fn` clean; the old node rejoined | real krbd | `test_crash_of_master_with_live_ceph_client` |
-| K8 | daemon: the master VM frozen (QMP stop), cont after the takeover | the peer takes over while it is frozen; after cont the old master's writes are not acknowledged; one MASTER in the end, holding every acknowledged record | taker MASTER 42.4 s after the freeze (29.1-39.7 s in 3 earlier runs); the resumed node's writes refused; it demoted (storage not readable, or keepalived BACKUP); all records on the final master (see finding 10 for an extra failover seen once) | real krbd | `test_paused_master_writes_are_not_acknowledged` |
+| K6 | daemon: the master cut from Ceph and the peer (its tap off the bridge) | a writer's fsync there fails within ~`osd_request_timeout` (20 s), no D-state hang; the peer's daemon takes over and serves every acknowledged record; the cut master's daemon answers throughout and ends BACKUP or FENCED_SELF within 211 s; a FENCED_SELF reason names the step and the command that did not return (with its D state when it sat in the kernel); after the heal it rejoins as a ready BACKUP | FENCED_SELF 74.3 s after the cut (bound 211 s), reason "unmount timed out after 45 s; did not return: umount /data/harbor [pid 786, D state: uninterruptible I/O, SIGKILL cannot end it]"; the writer failed with EIO after 23.5 s; the taker MASTER with every acknowledged record; the cut node a ready BACKUP 41.2 s after the heal | real krbd | `test_master_cut_from_ceph_ends_within_its_bound` |
+| K7 | daemon: kill -9 of the master's harbor-ha and keepalived (krbd mapping, mount, Harbor stay) | the peer's daemon fences, maps (first attempt, after it was itself fenced in K6: `noshare`), fsck, mount, start; the old side's writes not acknowledged; every acknowledged record on the taker, in order; the taker's fsck 0/1 and `e2fsck -fn` (frozen fs) clean; the old node, restarted, demotes its leftovers and rejoins | taker MASTER 40.7 s after the kill, first attempt; old side's write answered `failed`; records = acknowledged, in order; fsck 0, `e2fsck -fn` clean; the old node rejoined | real krbd | `test_crash_of_master_with_live_ceph_client` |
+| K8 | daemon: the master VM frozen (QMP stop), cont after the takeover | the peer takes over while it is frozen; after cont the old master's writes are not acknowledged; one MASTER in the end, holding every acknowledged record | taker MASTER 42.4 s after the freeze; the resumed node's writes refused; it demoted (storage not readable, or keepalived BACKUP); all records on the final master (see finding 10 for an extra failover seen once) | real krbd | `test_paused_master_writes_are_not_acknowledged` |
 """
 
 
@@ -146,7 +143,7 @@ FINDINGS = """
    asked. `Daemon` passes `vip_present` to `Steps` (src/harbor_ha/daemon/build.py). Unit tests:
    tests/unit/test_steps_fence_vip.py. The row marked (rerun) is after the fix ("fenced the
    master 0x").
-2. **Product behaviour, closed by the lease (issue 10)**: during a real partition between the
+2. **Product behaviour, closed by the leadership lease**: during a real partition between the
    nodes (both keepalived MASTER, both reaching Ceph) the daemons used to take the image from
    each other in turn: the one with the VIP promoted and fenced the other, the fenced one
    demoted with backoff, then promoted again and fenced back: 4 promotions in 60 s (the
@@ -187,7 +184,7 @@ FINDINGS = """
 5. **Observed once, not reproduced**: right after the repeated-failed-promotions case, both
    nodes' `rbd device map -o exclusive` (stand-in) failed with EPERM for more than 40 s while
    `rbd status` showed no watcher and `rbd lock ls` no lock; a non-exclusive map + write by the
-   test cleared it. The back-off case now runs last (tests/faults/test_zz_backoff.py).
+   test cleared it. The back-off case now runs last (marked `runs_last`, tests/faults/test_backoff.py).
 6. **Data check, first full run**: 0 acknowledged records lost, but `e2fsck -fn` exit 4:
    "skipping journal recovery ... Free blocks count wrong for group #1 ... Block bitmap
    differences": the image's journal still held committed transactions after clean demotions,
@@ -208,7 +205,7 @@ FINDINGS = """
    4th deliberate failure), so at the switchover nobody could take the VIP and the old master
    was elected again after its hold. `settle` now restarts a standby still faulted between
    tests (as an operator would); both rows (rerun) passed after it.
-9. **Product behaviour found on the VM tier, fixed (point 4 of issue 9)**: on a master cut
+9. **Product behaviour found on the VM tier, fixed**: on a master cut
    from Ceph (real krbd), the demotion's `umount` sat in D state past the unmount step's
    bound even with `osd_request_timeout=20` (45 s in two runs: the unmount's writes wait one
    after another), in another run the unmap step ran out (60 s) instead; the FENCED_SELF
@@ -228,7 +225,7 @@ FINDINGS = """
    demoted, the resumed node's daemon found its storage fenced and demoted too, and the taker
    promoted again: about one more minute without Harbor under TCG. Never two writers (the resumed node's writes were refused), and
    no acknowledged record was lost. In the other runs the resumed node went BACKUP at once.
-11. **Lease (issue 10): the lease group, all on the krbd stand-in.** Full run of the lease
+11. **The leadership lease: the lease group, all on the krbd stand-in.** Full run of the lease
     group through this tool (`python -m tests.faults.report --merge -- -k test_lease`,
     2026-12-02 00:18-00:24 UTC, 4 passed in 6.0 min; rows 56-59, marked (rerun)). History:
     - The 120 s partition failed at 21:21 UTC (the standby judged the renewing master stale

@@ -29,6 +29,7 @@ from harbor_ha.lease import LeaseInfo, LeaseTimeout
 from harbor_ha.machine import Event, Facts, Kind, Node, State, Step, from_facts
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings
+from lab.waiting import Timeout, until
 from tests.fakes import example_settings
 
 
@@ -148,14 +149,12 @@ class Harness:
         first = replace(node or Node(), policy=self.policy)
         self.task = asyncio.create_task(self.driver.run((first, ()), "test start"))
 
-    async def until(self, cond: object, what: str, within_s: float = 5.0) -> None:
-        assert callable(cond)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within_s
-        while not cond():
-            if loop.time() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; node={self.driver.node}")
-            await asyncio.sleep(0.01)
+    async def until(self, cond: Callable[[], Any], what: str, within_s: float = 5.0) -> None:
+        """lab.waiting.until, its failure naming the driver's node."""
+        try:
+            await until(cond, what, within_s)
+        except Timeout as exc:
+            raise Timeout(f"{exc}; node={self.driver.node}") from None
 
     def fault(self) -> int | None:
         return read_track_file(self.fault_path)

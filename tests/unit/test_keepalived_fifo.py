@@ -10,7 +10,6 @@ import stat
 import struct
 import termios
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from harbor_ha.keepalived import BadFifoLine, FifoError, FifoLine, FifoReader, parse_line
 from harbor_ha.keepalived.fifo_grammar import LineSplitter
+from lab.waiting import until
 
 # ---------------------------------------------------------------- parse_line
 
@@ -147,15 +147,6 @@ class Collector:
         self.reader.close()
         if self.task is not None:
             await asyncio.wait_for(self.task, 5)
-
-
-async def until(cond: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
-    """Poll ``cond`` until true; fail naming ``what`` after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def unread(fd: int) -> int:

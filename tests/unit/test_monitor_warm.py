@@ -18,6 +18,7 @@ from harbor_ha.machine import Event, Kind, Node, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import DockerApiError
 from harbor_ha.settings import Settings
+from lab.waiting import until
 from tests.fakes import example_settings
 
 
@@ -75,14 +76,6 @@ async def _no_step(step: Step) -> None:
 
 async def _no_warm() -> None:
     return None
-
-
-async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 def standby(

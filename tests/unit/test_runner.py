@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+import harbor_ha.runner as runner_module
 from harbor_ha.runner import (
     CommandFailed,
     CommandNotFound,
@@ -16,6 +18,16 @@ from harbor_ha.runner import (
     CommandTimeout,
     ProcessRunner,
 )
+
+
+@pytest.fixture(autouse=True)
+async def _reaped() -> AsyncIterator[None]:
+    """The background reapers of a test's killed commands finish before its event loop closes:
+    a killed child left unreaped would warn at garbage collection, in a later test
+    (ResourceWarning: subprocess still running, unclosed transport)."""
+    yield
+    if runner_module._REAPING:
+        await asyncio.wait(set(runner_module._REAPING), timeout=5)
 
 
 def _alive(pid: int) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,7 +23,8 @@ from harbor_ha.daemon.status import StatusView
 from harbor_ha.daemon.watchers import VipTicker
 from harbor_ha.http import ControlError
 from harbor_ha.machine import Event, Kind, Node, State, Step
-from tests.fakes import example_settings
+from lab.waiting import until
+from tests.fakes import FakeFs, example_settings
 
 KEYS = {
     "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
@@ -34,17 +35,11 @@ KEYS = {
 }  # fmt: skip
 
 
-async def until(cond: Callable[[], bool], within_s: float = 5.0) -> None:
-    """Poll ``cond`` every 10 ms until it holds; fail after ``within_s``."""
-    deadline = time.monotonic() + within_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture
-def parts(tmp_path: Path) -> Parts:
-    return build(
+async def parts(tmp_path: Path) -> AsyncIterator[Parts]:
+    """The daemon's real parts; what they opened (the probes' HTTP sessions, the lease agent,
+    the journal) closed after the test, as the daemon's shutdown does."""
+    p = build(
         example_settings(
             node_name="n1",
             priority_file=tmp_path / "prio",
@@ -53,6 +48,13 @@ def parts(tmp_path: Path) -> Parts:
             state_dir=tmp_path / "state",
         )
     )
+    try:
+        yield p
+    finally:
+        await p.harbor.close()
+        await p.containers.close()
+        await p.lease.close()
+        p.history.close()
 
 
 async def test_status_keys_and_owners(parts: Parts) -> None:
@@ -120,19 +122,6 @@ async def test_notify_posts_the_role_event(parts: Parts) -> None:
     """A notify-script call for our instance is posted as the keepalived event."""
     got = await parts.control.handle("notify", {"state": "master"})
     assert got == {"posted": "KA_MASTER"} and parts.driver.pending == 1
-
-
-class FakeFs:
-    """FAKE filesystem: mounted read-write from the device, readable (real: integration)."""
-
-    def is_read_only(self) -> bool:
-        return False
-
-    def is_mounted_from(self, device: str) -> bool:
-        return True
-
-    async def read_probe(self, device: str, timeout_s: float) -> bool:
-        return True
 
 
 class FakeHarbor:

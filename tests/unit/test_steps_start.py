@@ -20,7 +20,7 @@ from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.daemon.steps import Steps
 from harbor_ha.daemon.watchers import forward_container_events
 from harbor_ha.metrics import Metrics
-from tests.fakes import example_settings
+from tests.fakes import FakeFs, example_settings
 
 
 @dataclass
@@ -49,13 +49,6 @@ class FakeHarborEventDuringCheck:
         return Report(True)
 
 
-class FakeFs:
-    """FAKE filesystem: the mountpoint is mounted from /dev/loop7 (real mounts: integration)."""
-
-    def is_mounted_from(self, device: str) -> bool:
-        return device == "/dev/loop7"
-
-
 class FakeCompose:
     """FAKE compose: records that `up` was called (the real one is tested in integration)."""
 
@@ -73,7 +66,7 @@ def make_steps(tmp_path: Path, harbor: Any, compose: Any, wake: Pulse) -> Steps:
     steps = Steps(
         settings,
         ceph=None,  # type: ignore[arg-type]
-        fs=FakeFs(),  # type: ignore[arg-type]
+        fs=FakeFs("/dev/loop7"),  # type: ignore[arg-type]
         compose=compose,
         harbor=harbor,
         metrics=Metrics(),

@@ -17,8 +17,8 @@ from harbor_ha.filesystem.probe import read_probe
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.machine import Event, Kind, Node, Policy, State, Step, transition
 from harbor_ha.metrics import Metrics
+from lab.waiting import until
 from tests.fakes import example_settings
-from tests.unit.test_monitor_warm import until
 
 E = Event
 S = State

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-from .rows import Row
+from .rows import MAY_PROMOTE, Row
 from .states import STEP_OF, TIMER_EVENT, Event, State
-from .table import ENTER, ILLEGAL, OBSERVE, REQUIRES, TABLE
+from .table import ENTER, ILLEGAL, OBSERVE, REQUIRES, REST, TABLE
 
 HEADER = """\
 # The state machine
@@ -43,9 +43,14 @@ def mermaid() -> list[str]:
         edges.items(), key=lambda kv: (_order(kv[0][0]), _order(kv[0][1]))
     ):
         out.append(f"    {src} --> {dst}: {', '.join(sorted(set(labels)))}")
-    out.append("    note right of BACKUP: on arrival, may_promote goes on to FENCING")
+    out.append(f"    note right of BACKUP: on arrival, {MAY_PROMOTE} goes on to {_promote_to()}")
     out.append("```")
     return out
+
+
+def _promote_to() -> State:
+    """Where BACKUP goes on arrival when it may promote: read from the table, not restated."""
+    return next(r.to for r in REST if r.when is MAY_PROMOTE and r.to is not None)
 
 
 def _order(state: State) -> int:

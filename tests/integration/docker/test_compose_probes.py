@@ -28,6 +28,7 @@ from harbor_ha.settings import Settings
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
 from lab.harbor_shape import CONTAINER_NAMES, HarborShape
 from lab.netns import NetnsExecutor
+from lab.waiting import until
 from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
@@ -109,15 +110,15 @@ async def harbor_check(ex: NetnsExecutor, settings: Settings) -> HarborHealth:
 async def wait_for(
     what: str, fn: Callable[[], Awaitable[T]], pred: Callable[[T], bool], deadline_s: float
 ) -> tuple[T, float]:
-    """Poll fn() until pred(result); returns (result, seconds taken)."""
+    """lab.waiting.until on pred(fn()), every 0.1 s; returns (result, seconds taken)."""
     started = time.monotonic()
-    last: T | None = None
-    while time.monotonic() - started < deadline_s:
-        last = await fn()
-        if pred(last):
-            return last, time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what}: not reached within {deadline_s} s; last: {last!r}")
+
+    async def reached() -> tuple[T] | None:
+        value = await fn()
+        return (value,) if pred(value) else None
+
+    (value,) = await until(reached, what, deadline_s, every_s=0.1)
+    return value, time.monotonic() - started
 
 
 async def up_and_healthy(

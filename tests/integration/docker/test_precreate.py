@@ -19,6 +19,7 @@ from harbor_ha.runner import ProcessRunner
 from lab.dockerd import COMPOSE_V1, Dockerd, compose_v2_binary, restart_dockerd
 from lab.harbor_secrets import prepare_data_volume
 from lab.harbor_shape import HarborShape
+from lab.waiting import until
 from tests.fakes import example_settings
 
 pytestmark = pytest.mark.integration
@@ -33,15 +34,6 @@ def created_ids(dockerd: Dockerd, project: str) -> list[str]:
         "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}",
         "--filter", "status=created",
     ).split()  # fmt: skip
-
-
-async def wait_until(what: str, cond: object, within_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not cond():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"not within {within_s} s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_precreated_containers_never_start_until_up(
@@ -86,10 +78,11 @@ async def test_precreated_containers_never_start_until_up(
         )  # fmt: skip
         dockerd.docker("stop", "-t", "0", witness)
         await asyncio.to_thread(restart_dockerd, dockerd)
-        await wait_until(
-            "the stopped restart:always witness running again",
+        await until(
             lambda: dockerd.docker("ps", "-q", "--filter", f"name={witness}").strip() != "",
+            "the stopped restart:always witness running again",
             30,
+            every_s=0.1,
         )
         assert await compose.running_containers() == []
         assert len(created_ids(dockerd, harbor_shape.project)) == len(services)

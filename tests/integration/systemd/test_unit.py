@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from lab import debian_root
+from lab.waiting import Timeout, poll
 from tests.integration.debroot import harbor_deb, unavailable
 from tests.integration.systemd import pid1
 from tests.integration.systemd.machine import Machine
@@ -65,16 +65,22 @@ def show(m: Machine, *props: str) -> dict[str, str]:
 
 
 def wait_for(m: Machine, what: str, cond: object, timeout_s: float) -> dict[str, str]:
-    """Poll ``systemctl show`` until ``cond(props)`` holds; returns the props."""
+    """lab.waiting.poll on ``systemctl show`` until ``cond(props)`` holds; returns the props
+    (a Timeout names them and the unit's journal)."""
     assert callable(cond)
-    deadline = time.monotonic() + timeout_s
     props: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        props = show(m, "ActiveState", "SubState", "MainPID", "NRestarts", "StatusText", "Result")
-        if cond(props):
-            return props
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s} s: {props}\n{journal(m)}")
+
+    def holds() -> bool:
+        props.update(
+            show(m, "ActiveState", "SubState", "MainPID", "NRestarts", "StatusText", "Result")
+        )
+        return bool(cond(props))
+
+    try:
+        poll(holds, timeout_s, what)
+    except Timeout:
+        raise Timeout(f"{what}: not within {timeout_s} s: {props}\n{journal(m)}") from None
+    return props
 
 
 def journal(m: Machine, *args: str) -> str:

@@ -1,6 +1,6 @@
 """Repeated failed promotions must back off, longer each time.
 
-In its own module so that it runs after the rest of the fault suite: once, right after this
+Marked ``runs_last`` (the ordering hook in tests/faults/conftest.py): once, right after this
 case, neither node could map the image for a few minutes (the rbd stand-in's exclusive-lock
 write got EPERM; see docs/reliability.md), and a broken lab would fail every later case.
 """
@@ -16,7 +16,7 @@ import lab
 from lab import LabState
 from tests.faults import faultlab as fl
 
-pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.full, pytest.mark.runs_last, pytest.mark.timeout(900)]
 
 
 def test_repeated_failed_promotions_back_off(fault_lab: LabState, record: Any) -> None:
