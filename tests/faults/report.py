@@ -38,8 +38,9 @@ Regenerate (as root, on a machine that can run the lab; rewrites this file):
     .venv/bin/python -m tests.faults.report --quick  # only the CI subset
 
 (prefix `HARBOR_HA_LEAK_CHECK=0` while other labs run on the machine: the suite-wide leak
-check would count their processes. Measured: full matrix 26.3 min, 66 tests (2026-12-02
-07:27 UTC run, nothing else running); quick subset 3.6 min, 28 tests (2026-12-02 01:56 UTC).)
+check would count their processes. Measured: full matrix 32.2 min, 66 tests (2026-12-07
+03:04-03:36 UTC, with other labs and benchmarks on the same 2 cores); quick subset 4.6 min,
+35 tests (2026-12-07, the e2e lab running beside it).)
 
 CI runs the quick subset through `scripts/test` (`-m "not full"`); `scripts/test --full` runs
 everything without rewriting this file.  Each row is one fault injected into the real two-node
@@ -126,6 +127,34 @@ gave way to K7 and K8, which check the same claims with the daemon driving.
 | K6 | daemon: the master cut from Ceph and the peer (its tap off the bridge) | a writer's fsync there fails within ~`osd_request_timeout` (20 s), no D-state hang; the peer's daemon takes over and serves every acknowledged record; the cut master's daemon answers throughout and ends BACKUP or FENCED_SELF within 211 s; a FENCED_SELF reason names the step and the command that did not return (with its D state when it sat in the kernel); after the heal it rejoins as a ready BACKUP | FENCED_SELF 74.3 s after the cut (bound 211 s), reason "unmount timed out after 45 s; did not return: umount /data/harbor [pid 786, D state: uninterruptible I/O, SIGKILL cannot end it]"; the writer failed with EIO after 23.5 s; the taker MASTER with every acknowledged record; the cut node a ready BACKUP 41.2 s after the heal | real krbd | `test_master_cut_from_ceph_ends_within_its_bound` |
 | K7 | daemon: kill -9 of the master's harbor-ha and keepalived (krbd mapping, mount, Harbor stay) | the peer's daemon fences, maps (first attempt, after it was itself fenced in K6: `noshare`), fsck, mount, start; the old side's writes not acknowledged; every acknowledged record on the taker, in order; the taker's fsck 0/1 and `e2fsck -fn` (frozen fs) clean; the old node, restarted, demotes its leftovers and rejoins | taker MASTER 40.7 s after the kill, first attempt; old side's write answered `failed`; records = acknowledged, in order; fsck 0, `e2fsck -fn` clean; the old node rejoined | real krbd | `test_crash_of_master_with_live_ceph_client` |
 | K8 | daemon: the master VM frozen (QMP stop), cont after the takeover | the peer takes over while it is frozen; after cont the old master's writes are not acknowledged; one MASTER in the end, holding every acknowledged record | taker MASTER 42.4 s after the freeze; the resumed node's writes refused; it demoted (storage not readable, or keepalived BACKUP); all records on the final master (see finding 10 for an extra failover seen once) | real krbd | `test_paused_master_writes_are_not_acknowledged` |
+"""
+
+
+CADENCE = """
+## Healthcheck cadence of each test tier (lab stacks as Harbor is deployed)
+
+Both lab stacks (lab/harbor_shape, lab/registry_stack) run Harbor's own cadence by default:
+no healthcheck `interval` (Docker's 30 s, no start period: a started container reports
+`starting` for ~30 s), trivy-adapter 30 s / 10 s / 3, and core's `/api/v2.0/health` built
+from periodic checkers (first check when core starts, then every 10 s; "unknown status"
+until the first ends).  A faster Docker cadence is the named deviation `health_interval`
+of `HarborShape.render` / `RegistryStack.render`, used only where a test says why.
+
+| tier | stack | Docker healthchecks | core's component checks |
+|---|---|---|---|
+| tests/unit | none | - | - |
+| tests/integration/docker | busybox shape | every 1 s (`health_interval="1s"`, tests/integration/fixtures/docker.py: these tests pin how the compose adapter and the probes follow container health events, and bring the project up in each test) | every 10 s |
+| tests/integration/registry | registry stack | Harbor's (30 s): compose up -> all healthy 31-33 s | every 10 s |
+| tests/integration/test_node_promotion.py, tests/e2e, tests/faults | the two-node lab (shape; registry stack where named) | Harbor's (30 s); the faults' former 2 s / 5 s tuning is gone (the "Fault-lab tuning" paragraph above describes the run it reports) | every 10 s |
+| tests/vm | its own one-service project | none (the daemon's probes judge it) | - |
+
+A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
+Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor
+serves through its own proxy (core's ping 200, `/v2/` 200/401), a promotion does not wait for
+Docker's first check (figures: docs/benchmark.md). Right after a start, core's components
+read unhealthy until their next 10 s check whenever their service was not yet up at core's
+first one (as in Harbor), so a client judging Harbor by `/api/v2.0/health` sees it healthy
+up to 10 s after it already serves pulls.
 """
 
 
@@ -374,7 +403,7 @@ def render(
             f"{_cell(r['observed'])} | {_cell(r['figures'])} | **{r['outcome']}** | "
             f"{ran_on(r['test'])} | `{_cell(test)}`{' (rerun)' if r.get('rerun') else ''} |"
         )
-    return "\n".join(out) + "\n" + KRBD + FINDINGS
+    return "\n".join(out) + "\n" + KRBD + FINDINGS + CADENCE
 
 
 def main(argv: list[str] | None = None) -> int:
