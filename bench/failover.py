@@ -34,7 +34,7 @@ Figures per failover (new master = the node that takes over):
 - lease:    the new master's lease step (waits for a crashed holder's lock to lapse).
 - fence, map, mount: the new master's step durations (``step_end``); fsck: the fsck command
             (``fsck_done``); mount is reported without the fsck.
-- start:    the start step (compose up -> Harbor healthy as the daemon sees it);
+- start:    the start step (compose up -> Harbor serves through the node's own proxy);
             compose_up: the `compose up -d` command alone.
 - client:   start of the start step -> the client's first healthy answer through the VIP
             served by the new master (``Client.served_by``), polled every 50 ms.
@@ -55,7 +55,9 @@ Figures per failover (new master = the node that takes over):
 - to_master_overhead: the same up to the daemon's own MASTER transition, with Harbor's part
             ending at the last container's first ``health_status: healthy`` Docker event instead
             of the client's answer: adds the start step's health-poll lag.
-- health_lag: the start step's end (harbor_healthy) - the last container's first
+- to_master, to_primary: t0 -> the new master's MASTER transition, and -> its /primary's first
+            200 (the baseline's to_master: its wait for every container healthy and :443).
+- health_lag: the start step's end (harbor_serving) - the last container's first
             ``health_status: healthy`` Docker event.
 - fence_poll_sleeps_n: FENCE_POLL_S sleeps in the fence step (its `rbd status` calls - 2:
             one before the blocklist add, one re-check).
