@@ -25,6 +25,8 @@ import aiohttp
 import lab
 from lab import timeline
 from lab.client import Answer, Client
+from lab.waiting import Timeout as WaitTimeout
+from lab.waiting import poll
 
 T = TypeVar("T")
 
@@ -49,16 +51,18 @@ def wait_for(
     every_s: float = 0.2,
 ) -> T:
     """Poll ``probe() -> (value or None, description)`` until it gives a value or the deadline
-    passes (then fail with the last description)."""
-    deadline = time.monotonic() + within_s
-    last = ""
-    while True:
-        value, last = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise Timeout(f"{what}: not within {within_s:g} s; last seen: {last}")
-        time.sleep(every_s)
+    passes (then fail with the last description): lab.waiting.poll on that probe."""
+    seen = [""]
+
+    def cond() -> tuple[T] | None:
+        value, seen[0] = probe()
+        return None if value is None else (value,)
+
+    try:
+        found: tuple[T] = poll(cond, within_s, what, every_s)
+    except WaitTimeout:
+        raise Timeout(f"{what}: not within {within_s:g} s; last seen: {seen[0]}") from None
+    return found[0]
 
 
 # ------------------------------------------------------------------ node facts
