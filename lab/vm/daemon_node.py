@@ -3,14 +3,16 @@
 Each VM of the :class:`~lab.vm.twonode.VmLab` becomes a node as on a real host: its own
 containerd + dockerd (lab/vm/node_docker.sh), a Harbor-shaped compose project of one service
 (busybox httpd, ``network_mode: host``, the data volume bind-mounted at /data, Harbor's health
-API shape and a write endpoint that answers ``ok`` only after fdatasync: lab/vm/www), its env
+API shape, core's ping and the registry's ``/v2/`` asking for credentials (what the start step
+waits for), and a write endpoint that answers ``ok`` only after fdatasync: lab/vm/www), its env
 file, keepalived's config rendered by ``harbor-ha render-keepalived``, then ``harbor-ha run``
 and keepalived started in the background and remembered by PID.  VRRP runs on the lab bridge;
 the client reaches the VIP from the bridge's netns (an address of the lab subnet on br0).
 
 Why one service, not the nine of lab/harbor_shape: under TCG every container start and every
 healthcheck exec costs seconds of the one vCPU.  The service has no Docker healthcheck; the
-daemon's probes (containers running, TCP port, health API) are the product's own.
+daemon's probes (containers running, serving through the port, health API) are the product's
+own.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def compose_file(mountpoint: str) -> str:
         "    restart: always\n"
         "    init: true\n"
         "    network_mode: host\n"
-        f"    entrypoint: [/bin/busybox, httpd, -f, -p, '{PORT}', -h, /www]\n"
+        f"    entrypoint: [/bin/busybox, httpd, -f, -p, '{PORT}', -h, /www, -c, /www/httpd.conf]\n"
         "    volumes:\n"
         f"      - {mountpoint}:/data\n"
         f"      - {REPO / 'lab' / 'vm' / 'www'}:/www:ro\n"
