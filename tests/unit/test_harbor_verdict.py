@@ -11,6 +11,7 @@ up): the real one is tested against a real dockerd in tests/integration/docker."
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,9 @@ class FakeProxy:
     ping: int = 200
     registry: int = 401
     components: dict[str, str] = field(default_factory=lambda: dict(ALL_HEALTHY))
+    pieces: bool = False  # write the health JSON in pieces, a pause between them
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/api/v2.0/ping":
             return web.Response(status=self.ping, text="Pong")
         if request.path == "/v2/":
@@ -118,7 +120,16 @@ class FakeProxy:
             ]
             bad = any(s != "healthy" for s in self.components.values())
             body = {"status": "unhealthy" if bad else "healthy", "components": items}
-            return web.json_response(body)  # always 200, as Harbor's
+            if not self.pieces:
+                return web.json_response(body)  # always 200, as Harbor's
+            text = json.dumps(body).encode()
+            resp = web.StreamResponse()  # chunked, as a CGI printing in several calls
+            await resp.prepare(request)
+            for i in range(0, len(text), 40):
+                await resp.write(text[i : i + 40])
+                await asyncio.sleep(0.05)
+            await resp.write_eof()
+            return resp
         return web.Response(status=404)
 
 
@@ -144,6 +155,21 @@ def settings(tmp_path: Path, port: int, **extra: object) -> Settings:
         runtime_dir=tmp_path / "run", probe_host="127.0.0.1", https_port=port,
         health_scheme="http", probe_fall=2, **extra,
     )  # fmt: skip
+
+
+async def test_a_health_answer_written_in_pieces_is_read_whole(
+    tmp_path: Path, proxy: tuple[FakeProxy, int]
+) -> None:
+    """The health JSON arriving in several pieces with pauses between them (a CGI's printf
+    calls, chunked encoding) is read to its end, not judged on its first piece."""
+    fake, port = proxy
+    fake.pieces = True
+    probe = HealthProbe(settings(tmp_path, port))
+    try:
+        report = await probe.check()
+    finally:
+        await probe.close()
+    assert report.ok and set(report.components) == set(ALL_HEALTHY), report.reason
 
 
 async def test_serves_asks_the_proxy_over_http(

@@ -187,7 +187,7 @@ class HealthProbe:
         session = self._client()
         url = health_url(self._settings)
         async with session.get(url, allow_redirects=False) as resp:
-            body = await resp.content.read(MAX_BODY_BYTES)
+            body = await read_body(resp)
             status = resp.status
         if status != 200:
             return HealthReport(False, "error", {}, f"health API: HTTP {status}")
@@ -217,6 +217,19 @@ class HealthProbe:
         async with session.get(base_url(self._settings) + path, allow_redirects=False) as resp:
             await resp.content.read(MAX_BODY_BYTES)
             return resp.status
+
+
+async def read_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body up to MAX_BODY_BYTES: ``content.read(n)`` returns what has arrived so
+    far, and a body written in several pieces (a CGI's printf calls, chunked encoding) would
+    be cut at the first."""
+    body = bytearray()
+    while len(body) < MAX_BODY_BYTES:
+        chunk = await resp.content.read(MAX_BODY_BYTES - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 def judge_serving(ping: int, registry: int) -> ServeReport:
