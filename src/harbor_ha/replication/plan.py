@@ -75,6 +75,7 @@ class Plan:
     create_endpoint: bool = False
     create_policy: bool = False
     endpoint_id: int | None = None
+    endpoint_differs: bool = False
     done: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
 
@@ -132,6 +133,7 @@ def plan(
         p.endpoint_id = int(endpoint["id"])
         diff = endpoint_differences(endpoint, peer)
         if diff:
+            p.endpoint_differs = True
             p.conflicts.append(f"endpoint {endpoint_name(peer)} differs: {'; '.join(diff)}")
         else:
             p.done.append(f"endpoint {endpoint_name(peer)} (id {p.endpoint_id}) as wanted")

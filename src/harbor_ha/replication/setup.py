@@ -20,8 +20,7 @@ async def setup_one(api: HarborApi, here: str, peer: Peer) -> list[Finding]:
         endpoint_id = await api.create_registry(endpoint_body(peer))
         out.append(("CREATED", f"{here}: endpoint {endpoint_body(peer)['name']} -> {peer.url} "
                     f"(id {endpoint_id})"))  # fmt: skip
-    endpoint_ok = not any("endpoint" in line.split(" differs")[0] for line in p.conflicts)
-    if p.create_policy and endpoint_id is not None and endpoint_ok:
+    if p.create_policy and endpoint_id is not None and not p.endpoint_differs:
         body = policy_body(peer, endpoint_id)
         policy_id = await api.create_policy(body)
         out.append(("CREATED", f"{here}: policy {body['name']} (id {policy_id}), event-based, "
