@@ -285,6 +285,13 @@ class Load:
                  zip(self.pull_starts, self.pulls.attempts, strict=False)]  # fmt: skip
         return first_good_pull(pulls, t_fault)
 
+    def pulled_since(self, t: float) -> bool:
+        """Whether a pull that began at or after ``t`` (time.time()) succeeded.  The puller is
+        one thread: a pull begun before a failover may hang through it (until skopeo's
+        timeout) and fail after later checks; one begun after the taker serves cannot."""
+        pulls = zip(self.pull_starts, self.pulls.attempts, strict=False)
+        return any(began >= t and ok for began, (_, ok) in list(pulls))
+
     def report(
         self, t_fault: float, missing_pushes: list[int], missing_rows: list[int]
     ) -> dict[str, Any]:

@@ -76,12 +76,14 @@ def through_failover(good_lab: Lab, kind: str, fault: Callable[[], None]) -> dic
         t_master = time.time()
         time.sleep(AFTER_S)
         # A push or pull begun during the outage may hang until skopeo's timeout: wait (bounded)
-        # until the taker acknowledged a push and a row and a pull succeeded after the outage.
+        # until the taker acknowledged a push and a row, and a pull begun after it became
+        # MASTER succeeded (a success on the old master after the fault, followed by a pull
+        # that hangs through the outage, is not the outage's end).
         deadline = time.time() + TAKER_WITHIN_S
         while time.time() < deadline and not (
             acked_after(load.pushes.acked, t_master)
             and acked_after(load.writes.acked, t_master)
-            and load.first_pull(t0)[0] is not None
+            and load.pulled_since(t_master)
         ):
             time.sleep(0.5)
     finally:

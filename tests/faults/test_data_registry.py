@@ -55,10 +55,6 @@ def registry_lab(request: pytest.FixtureRequest) -> Iterator[LabState]:
         lab.down(labdir, say=lambda m: print(m, flush=True))
 
 
-def pulled_since(load: Load, t0: float) -> bool:
-    return load.first_pull(t0)[0] is not None
-
-
 def test_registry_traffic_loses_nothing_across_failovers(
     registry_lab: LabState, record: Any
 ) -> None:
@@ -97,7 +93,9 @@ def test_registry_traffic_loses_nothing_across_failovers(
             fl.wait_converged(st, 180)
             times.append(time.monotonic() - m0)
             taker = fl.serving(st)
-            fl.poll(functools.partial(pulled_since, load, t0), 60, "a pull after the fault")
+            converged = time.time()
+            fl.poll(functools.partial(load.pulled_since, converged), 60,
+                    "a pull begun after the lab converged")  # fmt: skip
             first_s, failed = load.first_pull(t0)
             first_pulls.append(first_s)
             failed_pulls.append(failed)

@@ -3,7 +3,9 @@ figures of the e2e registry module, the data row and bench.failover --stack regi
 
 from __future__ import annotations
 
-from lab.traffic import first_good_pull
+from pathlib import Path
+
+from lab.traffic import Load, Traffic, first_good_pull
 
 T0 = 100.0
 
@@ -36,3 +38,25 @@ def test_still_failing_has_no_first_pull() -> None:
     """No good pull after the last failure yet: None (the callers poll or fail on it)."""
     pulls = [(100.1, 100.9, True), (101.0, 102.0, False)]
     assert first_good_pull(pulls, T0) == (None, 1)
+
+
+def _load_with(pulls: list[tuple[float, float, bool]]) -> Load:
+    load = Load(Traffic("unused", "10.0.0.1", Path("/nonexistent"), Path("/nonexistent")))
+    for began, ended, ok in pulls:
+        load.pull_starts.append(began)
+        load.pulls.attempts.append((ended, ok))
+    return load
+
+
+def test_a_success_on_the_old_master_is_not_a_pull_since_the_takeover() -> None:
+    """The e2e's wait for the taker: pulls answered by the old master after the fault, then
+    one that hangs through the outage (still in flight), are no pull begun after the taker
+    became MASTER; only a good pull begun after that instant is."""
+    load = _load_with([(100.1, 100.5, True), (100.7, 101.0, True)])
+    assert not load.pulled_since(104.0)
+    load.pull_starts.append(100.9)
+    load.pulls.attempts.append((121.0, False))  # the hung pull, killed at skopeo's timeout
+    assert not load.pulled_since(104.0)
+    load.pull_starts.append(121.2)
+    load.pulls.attempts.append((121.6, True))
+    assert load.pulled_since(104.0)
