@@ -10,11 +10,15 @@ cancel a timer, post an event, exit) and feeds the results back as events.
 - ``rows``: the language of the table (Row, Guard, Do, Decisions).
 - ``table``: every decision, as tables (NEXT_ON_DONE, NEXT_ON_FAIL, ROLLBACK, OBSERVE, TABLE,
   ILLEGAL, ENTER, ACTION_OF).
+- ``replicated``: the replicated mode's table (two Harbors, the VIP moves; no steps).
+- ``modes``: what a mode's table is; ``evaluate``: the one evaluator of every mode.
 - ``reconcile``: the first state, from facts.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
 
+from .evaluate import MODES, enter, refusal, table_of, transition
 from .lease_rows import ROUTINE_EVENTS, ROUTINE_KINDS, promise_refusal
+from .modes import ModeTable
 from .reconcile import Facts, from_facts
 from .rows import Decisions, Do, Guard, Row
 from .states import (
@@ -31,6 +35,7 @@ from .states import (
     Event,
     IllegalTransition,
     Kind,
+    Mode,
     Node,
     Policy,
     Probes,
@@ -47,13 +52,12 @@ from .table import (
     NEXT_ON_DONE,
     NEXT_ON_FAIL,
     OBSERVE,
+    RBD,
     REQUIRES,
     ROLLBACK,
     TABLE,
     Clock,
     failover_clock,
-    refusal,
-    transition,
 )
 
 __all__ = [
@@ -63,12 +67,14 @@ __all__ = [
     "ENTER",
     "EXIT",
     "ILLEGAL",
+    "MODES",
     "NEXT_ON_DONE",
     "NEXT_ON_FAIL",
     "OBSERVE",
     "OUTCOMES",
     "PROBE_OF",
     "PROMOTING",
+    "RBD",
     "REQUIRES",
     "ROLLBACK",
     "ROUTINE_EVENTS",
@@ -86,6 +92,8 @@ __all__ = [
     "Guard",
     "IllegalTransition",
     "Kind",
+    "Mode",
+    "ModeTable",
     "Node",
     "Policy",
     "Probes",
@@ -94,10 +102,12 @@ __all__ = [
     "State",
     "Step",
     "Timer",
+    "enter",
     "failover_clock",
     "from_facts",
     "promise_refusal",
     "refusal",
     "run",
+    "table_of",
     "transition",
 ]

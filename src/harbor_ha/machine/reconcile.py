@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .evaluate import enter
 from .rows import Do
-from .states import Action, Kind, Node, Policy, Result, State, Timer
-from .table import ACTION_OF, enter
+from .states import Action, Kind, Mode, Node, Policy, Result, State, Timer
+from .table import ACTION_OF
 
 RESUME_LEASED: tuple[Do, ...] = (Do.RENEW, Do.ARM_RENEW, Do.ARM_DEADLINE)
 """Resuming a promotion past the lease step (or adopting MASTER): renew the lease at once
@@ -58,6 +59,8 @@ def from_facts(
       keepalived still wants it).
     """
     base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
+    if base.policy.mode is Mode.REPLICATED:
+        return _replicated(base, facts)
     bare_harbor = facts.harbor_running and not facts.mounted
     held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
     if held and facts.vip and facts.lease_peer:
@@ -85,3 +88,14 @@ def from_facts(
     if state in (State.MAPPING, State.MOUNTING, State.STARTING, State.MASTER):
         actions += tuple(ACTION_OF[d](node, node, None) for d in RESUME_LEASED)
     return node, actions
+
+
+def _replicated(base: Node, facts: Facts) -> Result:
+    """The replicated mode (no image, no lease): the VIP here with Harbor running is MASTER
+    (a daemon restart is hitless; the monitor's first probes judge it as any MASTER's).
+    Anything else is BACKUP with Harbor not yet seen healthy (``harbor_down``): the fault
+    file stays up until the monitor's first verdict, so keepalived gives away a VIP left here
+    without a running Harbor and elects no node whose Harbor is unknown."""
+    if facts.vip and facts.harbor_running:
+        return enter(replace(base, state=State.MASTER))
+    return replace(base, harbor_down=True), ()

@@ -9,6 +9,14 @@ import enum
 from dataclasses import dataclass, field
 
 
+class Mode(enum.StrEnum):
+    """The shape of the Harbor deployment (settings.mode); each mode has its own table
+    (machine/modes.py) over a subset of the states and events."""
+
+    RBD = "rbd"  # one exclusive Ceph RBD image, failed over between two nodes
+    REPLICATED = "replicated"  # two Harbors, each on its own storage, replicating; the VIP moves
+
+
 class State(enum.StrEnum):
     BACKUP = "BACKUP"
     FENCING = "FENCING"
@@ -129,14 +137,22 @@ lease caused it: ``Node.lease_lost``)."""
 class Probes(enum.StrEnum):
     """What the monitor checks in a state."""
 
-    MASTER = "master"  # Harbor (debounced) and the storage under it
+    MASTER = "master"  # Harbor (debounced) and, in the rbd mode, the storage under it
     STANDBY = "standby"  # readiness to take over (Ceph, image, Docker, images)
+    HARBOR = "harbor"  # Harbor's health on a standby that runs it (replicated BACKUP)
     NONE = "none"  # a step is running or the node is fenced: not ready, nothing to probe
 
 
 PROBE_OF: dict[State, Probes] = {
     s: Probes.MASTER if s is State.MASTER else Probes.STANDBY if s is State.BACKUP else Probes.NONE
     for s in State
+}
+"""What the monitor checks in each state of the rbd mode."""
+
+PROBES_BY_MODE: dict[Mode, dict[State, Probes]] = {
+    Mode.RBD: PROBE_OF,
+    # Both nodes run Harbor: the standby's health decides whether it may take the VIP.
+    Mode.REPLICATED: {State.BACKUP: Probes.HARBOR, State.MASTER: Probes.MASTER},
 }
 
 
@@ -220,6 +236,7 @@ class Policy:
     Harbor's stateless services running (``warm_standby``).  The defaults are the settings'
     defaults; the daemon passes the configured values."""
 
+    mode: Mode = Mode.RBD  # which table decides (machine/modes.py)
     backoff_initial_s: float = 10.0
     backoff_max_s: float = 300.0
     switchover_hold_s: float = 15.0
@@ -298,6 +315,7 @@ class Node:
     lease_lost: bool = False  # LEASE_LOST: the peer holds it; the running demotion stops renewing
     awaiting_release: bool = False  # LEASING waits for a demoting holder (HANDOFF armed)
     keepalived_gone: bool = False  # KA_GONE until a keepalived line or KA_RETURNED
+    harbor_down: bool = False  # replicated: this node's Harbor not (yet) seen healthy
     policy: Policy = field(default_factory=Policy)
 
     @property
@@ -309,6 +327,7 @@ class Node:
             and not self.exiting
             and not self.handover
             and not self.promised
+            and not self.harbor_down
         )
 
     @property
@@ -328,7 +347,7 @@ class Node:
         would get I/O errors while it checkpoints)."""
         if self.handover and self.state is not State.FENCED_SELF:
             return False
-        return self.fault or self.maintenance or self.state is State.FENCED_SELF
+        return self.fault or self.maintenance or self.harbor_down or self.state is State.FENCED_SELF
 
     @property
     def step(self) -> Step | None:
@@ -336,7 +355,7 @@ class Node:
 
     @property
     def probes(self) -> Probes:
-        return PROBE_OF[self.state]
+        return PROBES_BY_MODE[self.policy.mode][self.state]
 
     @property
     def serving(self) -> bool:

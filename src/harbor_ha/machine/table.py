@@ -1,6 +1,7 @@
-"""Every decision the node makes, as data: this file and the lease's rows (lease_rows.py).
+"""Every decision of the rbd mode, as data: this file and the lease's rows (lease_rows.py).
 
-``transition(node, event) -> (node', actions)`` reads the table; no I/O.
+``transition(node, event) -> (node', actions)`` (evaluate.py, the same for every mode) reads
+the table; no I/O.
 
 1. ``OBSERVE[event]``: what the event tells the node whatever its state (keepalived's role,
    maintenance, shutdown asked).
@@ -12,7 +13,7 @@
    its step (STEP_OF), its timer (FENCED_SELF's retry, MASTER's stable timer), and for BACKUP
    how a clean demotion ends (``ARRIVE``: it depends on why it ran) then ``REST``.
 4. ``ACTION_OF[do]``: the concrete action of each row action, its delay from the node's
-   policy.  The only code is the evaluation at the end of this file.
+   policy.  The evaluation is evaluate.py's.
 
 Adding a behaviour (e.g. a leadership lease: LEASE_* events, a deadline timer) is adding
 events to ``states.Event``, a ``Timer``, rows here and, for a new kind of I/O, a ``Kind``
@@ -29,8 +30,7 @@ Shape of the machine::
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 
 from .lease_rows import (
     BACKUP_ON_ARRIVAL,
@@ -39,6 +39,7 @@ from .lease_rows import (
     WATCH_ON_ENTRY,
     add_lease_rows,
 )
+from .modes import ActionOf, ModeTable
 from .rows import (
     BUMP,
     DEMOTE_ON_EXIT,
@@ -47,14 +48,10 @@ from .rows import (
     FAULT,
     HANDOVER,
     HAS_FAILURES,
-    KEEPALIVED_HERE,
     MAY_PROMOTE,
-    MISMATCH_DUE,
     NOT_EXITING,
     ROLLING_BACK,
     STAY,
-    UNWANTED,
-    WANTED,
     WARM_STANDBY,
     Decisions,
     Do,
@@ -71,14 +68,14 @@ from .states import (
     STEP_OF,
     Action,
     Event,
-    IllegalTransition,
     Kind,
+    Mode,
     Node,
-    Result,
     State,
     Timer,
     run,
 )
+from .vip_rows import add_vip_rows
 
 S = State
 E = Event
@@ -245,30 +242,11 @@ _rows([S.BACKUP], E.DATA_ON_STANDBY, Row(S.STOPPING, when=NOT_EXITING), STAY)
 _rows(but(S.BACKUP), E.STANDBY_READY, STAY)
 _rows(but(S.BACKUP), E.DATA_ON_STANDBY, STAY)
 
-# The VIP tick: count consecutive ticks where the VIP disagrees with the state; act on the
-# vip_mismatch_ticks-th as if keepalived had written the line (missed FIFO lines must not matter).
-_rows(
-    [S.BACKUP],
-    E.VIP_SEEN,
-    Row(
-        set=changes(vip_mismatch=0),
-        do=(Do.POST_VERDICT,),
-        when=UNWANTED & MISMATCH_DUE & KEEPALIVED_HERE,
-    ),
-    Row(set=changes(vip_mismatch=BUMP), when=UNWANTED & KEEPALIVED_HERE),
-    Row(set=changes(vip_mismatch=0)),
+# The VIP tick (vip_rows): a VIP seen on a BACKUP, or absent where the node holds (or is
+# taking) the image, is a mismatch; counted, acted on as a missed keepalived line.
+add_vip_rows(
+    _DECIDE, standby=[S.BACKUP], holding=HOLDING, not_holding=NOT_HOLDING, others=but(S.BACKUP)
 )
-_rows(
-    HOLDING,
-    E.VIP_ABSENT,
-    Row(set=changes(vip_mismatch=0), do=(Do.POST_VERDICT,), when=WANTED & MISMATCH_DUE),
-    Row(set=changes(vip_mismatch=BUMP), when=WANTED),
-    Row(set=changes(vip_mismatch=0)),
-)
-# No mismatch to count: a VIP seen outside BACKUP (a node holding or releasing it), a VIP
-# absent where the node holds nothing (a demotion keeps it only during a hand-over).
-_rows(but(S.BACKUP), E.VIP_SEEN, Row(set=changes(vip_mismatch=0)))
-_rows(NOT_HOLDING, E.VIP_ABSENT, Row(set=changes(vip_mismatch=0)))
 
 # timers: backoff or switchover hold over: the node may be elected again (FENCED_SELF keeps
 # its fault until a clean demotion; a running demotion's end clears the flag).
@@ -360,7 +338,6 @@ def _stable(after: Node) -> Action:
     return _timer(Timer.STABLE, delay, f"MASTER for {delay:g} s")
 
 
-ActionOf = Callable[[Node, Node, "Event | None"], Action]
 ACTION_OF: dict[Do, ActionOf] = {
     Do.RUN_STEP: lambda before, after, event: run(STEP_OF[after.state]),
     Do.CANCEL: lambda before, after, event: CANCEL,
@@ -384,53 +361,17 @@ ACTION_OF: dict[Do, ActionOf] = {
 node's policy)."""
 
 
-# --------------------------------------------------------------- evaluation
-def _apply(node: Node, fields: Mapping[str, object]) -> Node:
-    out = {k: getattr(node, k) + 1 if v is BUMP else v for k, v in fields.items()}
-    return replace(node, **out)  # type: ignore[arg-type]
-
-
-def _take(node: Node, rows: Rows, event: Event | None) -> tuple[Node, tuple[Action, ...], Row]:
-    """Apply the first row whose guard holds."""
-    row = next(r for r in rows if r.when is None or r.when(node))
-    new = _apply(node, row.set)
-    return new, tuple(ACTION_OF[d](node, new, event) for d in row.do), row
-
-
-def enter(node: Node) -> Result:
-    """The node has just moved to ``node.state``: apply its entry rows (ENTER)."""
-    actions: tuple[Action, ...] = ()
-    for rows in ENTER.get(node.state, ()):
-        node, acts, row = _take(node, rows, None)
-        actions += acts
-        if row.to is not None and row.to is not node.state:
-            node, more = enter(replace(node, state=row.to))
-            return node, actions + more
-    return node, actions
-
-
-def transition(node: Node, event: Event) -> Result:
-    """The one pure function: where ``event`` takes ``node``, and what to do about it.
-
-    Raises IllegalTransition for a declared illegal (state, event) pair (ILLEGAL).
-    """
-    why = ILLEGAL.get((node.state, event))
-    if why is not None:
-        raise IllegalTransition(node.state, event, why)
-    rows = TABLE[(node.state, event)]
-    new, actions, row = _take(_apply(node, OBSERVE.get(event, {})), rows, event)
-    if row.to is None or row.to is node.state:
-        return new, actions
-    new, entry = enter(replace(new, state=row.to))
-    return new, (*actions, *entry)
-
-
-def refusal(node: Node, event: Event) -> str | None:
-    """Why an operator command is refused in this state (None: it is accepted)."""
-    need = REQUIRES.get(event)
-    if need is None or node.state is need[0]:
-        return None
-    return f"{need[1]}; this node is {node.state}"
+RBD = ModeTable(
+    mode=Mode.RBD,
+    states=frozenset(State),
+    events=frozenset(Event),
+    table=TABLE,
+    illegal=ILLEGAL,
+    enter=ENTER,
+    action_of=ACTION_OF,
+    requires=REQUIRES,
+)
+"""The rbd mode: one exclusive Ceph RBD image, failed over (every state and event)."""
 
 
 class Clock(enum.StrEnum):
