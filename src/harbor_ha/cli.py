@@ -26,6 +26,7 @@ from typing import Any
 
 from harbor_ha import __version__
 from harbor_ha.commands.control import Refused, Unreachable, request
+from harbor_ha.machine import Mode
 from harbor_ha.settings import Settings, SettingsError, load_settings
 
 EXIT_OK = 0
@@ -410,6 +411,13 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _format(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.mode is not Mode.RBD:
+        print(
+            f"harbor-ha: format refused: HARBOR_HA_MODE={settings.mode} has no image "
+            "(each Harbor keeps its data on its own storage)",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     if not args.confirm:
         print(
             "harbor-ha: format refused: pass --yes-i-know-this-image-is-new "

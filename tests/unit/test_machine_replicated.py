@@ -108,6 +108,13 @@ def test_switchover_hands_the_vip_over_for_the_hold() -> None:
     assert not node.fault_file_on
 
 
+def test_commands_of_the_rbd_mode_are_refused_in_the_replicated_mode() -> None:
+    """`harbor-ha retry` (FENCED_SELF's demotion) means nothing without an image: refused
+    with the mode named, never posted and silently ignored."""
+    why = refusal(rep(), E.RETRY)
+    assert why is not None and "replicated" in why
+
+
 def test_shutdown_leaves_harbor_running_and_demotes_only_if_asked() -> None:
     """SHUTDOWN exits at once (Harbor keeps running); with demote_on_exit the MASTER first
     raises its fault (the VIP moves to the peer) and then exits."""

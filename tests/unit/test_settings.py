@@ -28,8 +28,23 @@ def test_nothing_set_names_the_four_required() -> None:
     assert problems() == [
         "HARBOR_HA_INTERFACE / INTERFACE: required, not set",
         "HARBOR_HA_VIP / HARBOR_VIP: required, not set",
-        "HARBOR_HA_CEPH_POOL / CEPH_POOL_NAME: required, not set",
-        "HARBOR_HA_CEPH_IMAGE / CEPH_IMAGE_NAME: required, not set",
+        "HARBOR_HA_CEPH_POOL / CEPH_POOL_NAME: required, not set (HARBOR_HA_MODE=rbd)",
+        "HARBOR_HA_CEPH_IMAGE / CEPH_IMAGE_NAME: required, not set (HARBOR_HA_MODE=rbd)",
+    ]
+
+
+def test_the_image_is_required_by_the_rbd_mode_only() -> None:
+    """The Ceph pool and image are required in the rbd mode (named once each, also when every
+    other value is valid) and not in the replicated mode, which has no image."""
+    base = {"HARBOR_HA_VIP": "10.0.0.100/24", "HARBOR_HA_INTERFACE": "eth1"}
+    assert problems(**base) == [
+        "HARBOR_HA_CEPH_POOL / CEPH_POOL_NAME: required, not set (HARBOR_HA_MODE=rbd)",
+        "HARBOR_HA_CEPH_IMAGE / CEPH_IMAGE_NAME: required, not set (HARBOR_HA_MODE=rbd)",
+    ]
+    s = load_settings(None, {**base, "HARBOR_HA_MODE": "replicated"})
+    assert (s.mode, s.ceph_pool, s.ceph_image) == ("replicated", "", "")
+    assert problems(**base, HARBOR_HA_MODE="shared") == [
+        "HARBOR_HA_MODE: Input should be 'rbd' or 'replicated' (got 'shared')"
     ]
 
 

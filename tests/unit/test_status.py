@@ -27,7 +27,7 @@ from lab.waiting import until
 from tests.fakes import FakeFs, example_settings
 
 KEYS = {
-    "node", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
+    "node", "mode", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
     "failures", "step", "vip_present", "harbor_healthy", "harbor_degraded", "standby_ready",
     "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
@@ -63,7 +63,7 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     monitor in time order, the reconciled flag from the daemon."""
     status = (await parts.control.handle("status", {}))["status"]
     assert set(status) == KEYS
-    assert status["node"] == "n1" and status["state"] == "BACKUP" and status["device"] is None
+    assert status["node"] == "n1" and status["mode"] == "rbd" and status["state"] == "BACKUP" and status["device"] is None
     assert status["reconciled"] is False and status["harbor_healthy"] is None
     assert status["harbor_degraded"] == []
     parts.steps.adopt("/dev/rbd0")

@@ -1,4 +1,6 @@
-"""`harbor-ha check`: everything that can be checked without touching the image."""
+"""`harbor-ha check`: everything that can be checked without touching the image.  Per mode:
+the replicated mode has no Ceph, lease or image tools to check, and its data volume is a
+directory that must exist."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from harbor_ha.compose.parse import service_blocks
 from harbor_ha.filesystem.mounted import mount_at
 from harbor_ha.keepalived.render import check_config
 from harbor_ha.lease.check import check_lease
+from harbor_ha.machine import Mode
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.runner import ProcessRunner
@@ -23,18 +26,14 @@ Finding = tuple[str, str]  # (OK | WARN | FAIL, message)
 
 def _binaries(s: Settings) -> list[Finding]:
     out: list[Finding] = []
-    for what, name in [
-        ("rbd", s.rbd_bin),
-        ("ceph", s.ceph_bin),
-        ("rados", s.rados_bin),
-        ("keepalived", s.keepalived_bin),
-        ("mount", s.mount_bin),
-        ("umount", s.umount_bin),
-        ("fsck", s.fsck_bin),
-        ("blkid", s.blkid_bin),
-        ("chattr", s.chattr_bin),
-        ("docker", s.docker_bin),
-    ]:
+    needed = [("keepalived", s.keepalived_bin), ("docker", s.docker_bin)]
+    if s.mode is Mode.RBD:  # the image's tools
+        needed += [
+            ("rbd", s.rbd_bin), ("ceph", s.ceph_bin), ("rados", s.rados_bin),
+            ("mount", s.mount_bin), ("umount", s.umount_bin), ("fsck", s.fsck_bin),
+            ("blkid", s.blkid_bin), ("chattr", s.chattr_bin),
+        ]  # fmt: skip
+    for what, name in needed:
         if shutil.which(name) is None:
             out.append(("FAIL", f"{what}: executable {name!r} not found on PATH"))
     return out
@@ -45,8 +44,11 @@ def _paths(s: Settings) -> list[Finding]:
     mp = s.mountpoint
     if mp.exists() and not mp.is_dir():
         out.append(("FAIL", f"mountpoint {mp} exists and is not a directory"))
-    elif not mp.exists():
+    elif not mp.exists() and s.mode is Mode.RBD:
         out.append(("WARN", f"mountpoint {mp} does not exist yet (created at first mount)"))
+    elif not mp.exists():
+        out.append(("FAIL", f"data volume {mp} does not exist (the replicated mode's Harbor "
+                    "keeps its data there)"))  # fmt: skip
     fifo = s.keepalived_fifo
     if fifo.exists() and not stat.S_ISFIFO(fifo.stat().st_mode):
         out.append(("FAIL", f"keepalived_fifo {fifo} exists and is not a FIFO"))
@@ -65,7 +67,8 @@ async def _install(settings: Settings, compose: Compose) -> list[Finding]:
     harbor_yml = settings.compose_file.parent / "harbor.yml"
     text = harbor_yml.read_text() if harbor_yml.is_file() else None
     services = service_blocks(await compose.config())
-    mounted = mount_at(settings.mountpoint) is not None
+    # The replicated mode's data volume is a plain directory, always there.
+    mounted = settings.mode is Mode.REPLICATED or mount_at(settings.mountpoint) is not None
     return install_findings(text, services, settings.mountpoint, mounted, Path.exists)
 
 
@@ -91,18 +94,24 @@ async def peer_name_clash(s: Settings) -> list[Finding]:
     return []
 
 
-async def preflight(settings: Settings) -> list[Finding]:
-    """Everything that can be checked without touching the image; FAIL items block a takeover."""
-    runner = ProcessRunner()
-    findings = _binaries(settings) + _paths(settings)
+async def _ceph(settings: Settings, runner: ProcessRunner) -> list[Finding]:
+    findings: list[Finding] = []
     ceph = Ceph(settings, runner)
     try:
         findings += [("FAIL", f"ceph: {p}") for p in await ceph.check_access()]
     except Exception as exc:
         findings.append(("FAIL", f"ceph: {exc}"))
     problems, notes = await check_lease(settings, runner)
-    findings += [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
-    findings += await peer_name_clash(settings)
+    return findings + [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
+
+
+async def preflight(settings: Settings) -> list[Finding]:
+    """Everything that can be checked without touching the image; FAIL items block a takeover."""
+    runner = ProcessRunner()
+    findings = _binaries(settings) + _paths(settings)
+    if settings.mode is Mode.RBD:  # Ceph, the image and the lease
+        findings += await _ceph(settings, runner)
+        findings += await peer_name_clash(settings)
     conf: Path = settings.keepalived_conf
     if conf.is_file():
         try:

@@ -22,12 +22,12 @@ from typing import Any
 
 import structlog
 
-from harbor_ha.machine import Event, Result, from_facts
+from harbor_ha.machine import Event, Mode, Result, from_facts
 from harbor_ha.settings import Settings
 
 from .build import Parts, build, policy_of
 from .failsafe import promise_left, promise_path
-from .reconcile import observe
+from .reconcile import observe, observe_replicated
 from .watchers import forward_container_events
 
 log = structlog.get_logger("harbor_ha.daemon")
@@ -65,6 +65,7 @@ class Daemon:
         p, s = self.parts, self.settings
         log.info(
             "starting",
+            mode=str(s.mode),
             node=s.node_name,
             vip=s.vip,
             image=s.image_spec,
@@ -74,6 +75,15 @@ class Daemon:
         try:
             # Until reconciled, this node must not attract the VIP.
             p.track.ensure(keep_existing=True)
+            if s.mode is Mode.REPLICATED:
+                # No image: nothing to adopt, and the data volume is Harbor's own directory
+                # (never guarded: chattr +i on it would stop Harbor writing).
+                seen = await observe_replicated(vip_present=p.vip_present, compose=p.compose)
+                return await self._started(
+                    from_facts(
+                        seen.facts, policy=policy_of(s), demote_on_exit=s.stop_harbor_on_exit
+                    )
+                )
             seen = await observe(
                 vip_present=p.vip_present,
                 ceph=p.ceph,
@@ -89,13 +99,18 @@ class Daemon:
             initial = from_facts(
                 seen.facts, demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)
             )
-            await p.http.start()
-            if p.failsafe.server is not None:
-                await p.failsafe.server.start()
+            return await self._started(initial)
         except Exception as exc:
             log.error("start_failed", error=f"{type(exc).__name__}: {exc}")
             await self._close()
             return None
+
+    async def _started(self, initial: Result) -> Result:
+        """Reconciled: start the HTTP servers (and the failsafe's)."""
+        p = self.parts
+        await p.http.start()
+        if p.failsafe.server is not None:
+            await p.failsafe.server.start()
         p.reconciled = True
         return initial
 
@@ -114,7 +129,8 @@ class Daemon:
             "stop-requested": self.stop_requested.wait(),
         }
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
-        self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root task
+        if self.settings.mode is Mode.RBD:  # the replicated mode has no lease
+            self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root
         state = p.driver.node.state
         p.notifier.notify("READY=1", f"STATUS=reconciled: {state}")
         log.info("ready", state=str(state))

@@ -43,6 +43,7 @@ log = structlog.get_logger("harbor_ha.daemon")
 def policy_of(settings: Settings) -> Policy:
     """The machine's timing policy from the settings."""
     return Policy(
+        mode=settings.mode,
         backoff_initial_s=settings.backoff_initial_s,
         backoff_max_s=settings.backoff_max_s,
         switchover_hold_s=settings.switchover_hold_s,

@@ -5,6 +5,8 @@
   (still mounted from our device, still read-write, device still readable).
   Unhealthy Harbor -> HARBOR_UNHEALTHY; storage lost -> STORAGE_LOST (2 probes in a row;
   STORAGE_STUCK when the read got no answer: Ceph does not answer this node).
+- replicated BACKUP: this node's own Harbor, judged as a master's; the verdict is the
+  machine's ``harbor_down`` (the fault file) and the priority file.
 - BACKUP: readiness to take over (Ceph reachable, image there, no stale local
   mapping, Docker up, Harbor's images present: :mod:`.standby_readiness`, each fact at its own
   cadence).  Not ready -> priority file 0, so a broken standby never wins an election
@@ -20,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from harbor_ha.machine import Event, Probes
+from harbor_ha.machine import Event, Mode, Probes
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.settings import Settings
@@ -132,8 +134,10 @@ class Monitor:
     async def check_once(self) -> None:
         node, since = self._driver.node, self._driver.since
         if since != self._last_since:  # the node entered a new state
-            # A fresh MASTER was verified healthy by its start step.
-            self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=True)
+            # A fresh MASTER was verified healthy by its start step (rbd) or as a standby
+            # (replicated); a replicated standby's verdict starts undecided.
+            initial = None if node.probes is Probes.HARBOR else True
+            self._health = Debouncer(self._s.probe_rise, self._s.probe_fall, initial=initial)
             self._storage = Debouncer(1, 2, initial=True)
             self._last_since = since
             self._entered = time.monotonic()
@@ -145,10 +149,13 @@ class Monitor:
             self._metrics.harbor_healthy.set(0)
             self._set_degraded(())
         if probes is not Probes.STANDBY:
-            self._metrics.ready.set(0)
             self.probes.pop("standby_ceph_age_s", None)
+        if probes not in (Probes.STANDBY, Probes.HARBOR):
+            self._metrics.ready.set(0)
         if probes is Probes.MASTER:
             await self._check_master(since)
+        elif probes is Probes.HARBOR:
+            await self._check_standby_harbor()
         elif probes is Probes.STANDBY:
             now = time.monotonic()
             started, self._started_seen = self._started_seen, False
@@ -190,23 +197,15 @@ class Monitor:
 
     # ----------------------------------------------------------- master
     async def _check_master(self, since: float) -> None:
-        storage_ok, why, event = await self._storage_ok()
-        self._probe("storage", storage_ok)
-        held, self._held = self._held, self._driver.node.failsafe_held
-        if held and not self._held:
-            # The failsafe hold ended (Ceph answers the lease again): judge the storage
-            # afresh, so a read that began in the outage (no answer) does not demote alone.
-            self._storage = Debouncer(1, 2, initial=True)
-        self._storage.update(storage_ok)
-        if not storage_ok and self._storage.value is False:
-            # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
-            # the failsafe holds) hears it again, and an error after that still demotes.
-            self._driver.post(event, why)
+        if self._s.mode is Mode.RBD:
+            await self._check_storage()
         # Harbor's health API is judged only after one checker period of core's: before it,
-        # a component reads "unknown status" or a verdict older than the promotion.
+        # a component reads "unknown status" or a verdict older than the promotion.  In the
+        # replicated mode Harbor ran (and was judged) long before the VIP came: no grace.
         now = time.monotonic()
         restarting = now < self._restart_window[1]
-        judged = now - self._entered >= self._s.harbor_health_grace_s and not restarting
+        grace = self._s.harbor_health_grace_s if self._s.mode is Mode.RBD else 0.0
+        judged = now - self._entered >= grace and not restarting
         report = await self._harbor.check(judge_health=judged)
         ok = bool(report.healthy)
         self._probe("harbor", ok)
@@ -223,6 +222,46 @@ class Monitor:
             self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
         elif flipped is True:
             self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy again")
+
+    async def _check_storage(self) -> None:
+        """The rbd mode's MASTER: the image still mounted, writable and readable."""
+        storage_ok, why, event = await self._storage_ok()
+        self._probe("storage", storage_ok)
+        held, self._held = self._held, self._driver.node.failsafe_held
+        if held and not self._held:
+            # The failsafe hold ended (Ceph answers the lease again): judge the storage
+            # afresh, so a read that began in the outage (no answer) does not demote alone.
+            self._storage = Debouncer(1, 2, initial=True)
+        self._storage.update(storage_ok)
+        if not storage_ok and self._storage.value is False:
+            # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
+            # the failsafe holds) hears it again, and an error after that still demotes.
+            self._driver.post(event, why)
+
+    async def _check_standby_harbor(self) -> None:
+        """The replicated mode's standby runs its own Harbor: judge it as a master's (the
+        containers, serving through its proxy, the critical components), debounced, and
+        tell the machine when the verdict differs from what it holds (``harbor_down``: the
+        fault file), so a standby whose Harbor is broken never takes the VIP and one that
+        recovered may again.  The priority file and /ready follow the same verdict."""
+        node = self._driver.node
+        report = await self._harbor.check(judge_health=True)
+        ok = bool(report.healthy)
+        self._probe("harbor", ok)
+        self.probes["harbor"] = _describe(report)
+        self._set_degraded(report.degraded)
+        self._health.update(ok)
+        healthy = self._health.value
+        problems = [] if healthy else [f"harbor: {report.reason}"]
+        if healthy != self.ready or problems != self.ready_problems:
+            log.info("standby_harbor", healthy=healthy, reason=str(report.reason))
+        self.ready, self.ready_problems = bool(healthy), problems
+        self._metrics.ready.set(1 if healthy else 0)
+        self._set_ready(bool(healthy))
+        if healthy is True and node.harbor_down:
+            self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy on the standby")
+        elif healthy is False and not node.harbor_down:
+            self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
 
     async def _storage_ok(self) -> tuple[bool, str, Event]:
         """(ok, why not, the event a failure means): STORAGE_STUCK when the read got no

@@ -67,3 +67,23 @@ async def observe(
         promised_s=round(promised_s, 3),
     )
     return Observed(facts, device)
+
+
+async def observe_replicated(
+    *, vip_present: Callable[[], Awaitable[bool]], compose: ComposePort
+) -> Observed:
+    """The replicated mode's facts: the VIP and whether Harbor runs here (any container of
+    the project: both nodes run the whole Harbor).  No image, no lease, no mount."""
+    try:
+        vip = await vip_present()
+    except Exception as exc:
+        log.warning("reconcile_vip_unknown", error=str(exc))
+        vip = False
+    try:
+        running = bool(await compose.running_containers())
+    except Exception as exc:
+        log.warning("reconcile_containers_unknown", error=str(exc))
+        running = False
+    facts = Facts(vip=vip, mapped=False, mounted=False, harbor_running=running)
+    log.info("reconcile_facts", mode="replicated", vip=vip, harbor_running=running)
+    return Observed(facts, None)

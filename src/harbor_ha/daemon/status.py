@@ -41,6 +41,7 @@ class StatusView:
         errors = (self.driver.errors, self.ticker.errors, self.monitor.errors)
         return {
             "node": self.node_name,
+            "mode": str(n.policy.mode),
             "state": str(n.state),
             "since": since,
             "seconds_in_state": round(time.time() - since, 3),

@@ -79,7 +79,10 @@ def transition(node: Node, event: Event) -> Result:
 
 def refusal(node: Node, event: Event) -> str | None:
     """Why an operator command is refused in this state (None: it is accepted)."""
-    need = table_of(node).requires.get(event)
+    mode = table_of(node)
+    if event not in mode.events:
+        return f"{event} has no meaning in the {mode.mode} mode"
+    need = mode.requires.get(event)
     if need is None or node.state is need[0]:
         return None
     return f"{need[1]}; this node is {node.state}"

@@ -8,13 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-
-class Mode(enum.StrEnum):
-    """The shape of the Harbor deployment (settings.mode); each mode has its own table
-    (machine/modes.py) over a subset of the states and events."""
-
-    RBD = "rbd"  # one exclusive Ceph RBD image, failed over between two nodes
-    REPLICATED = "replicated"  # two Harbors, each on its own storage, replicating; the VIP moves
+from harbor_ha.settings.mode import Mode as Mode  # re-exported: the machine's vocabulary
 
 
 class State(enum.StrEnum):

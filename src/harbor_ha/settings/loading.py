@@ -20,7 +20,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harbor_ha.settings.envfile import EnvFileError, read_env_file
-from harbor_ha.settings.model import Settings
+from harbor_ha.settings.mode import Mode
+from harbor_ha.settings.model import REQUIRED_BY_MODE, Settings, required_in_mode
 from harbor_ha.settings.naming import ENV_PREFIX, env_names, known_names, suggestion
 from harbor_ha.settings.source import HarborHaSource
 
@@ -46,7 +47,7 @@ def _validation_problems(exc: ValidationError) -> list[str]:
         field = str(loc[0]) if loc and str(loc[0]) in Settings.model_fields else None
         msg = err["msg"].removeprefix("Value error, ")
         if field is None:  # a rule across fields: its message names the variables
-            problems.append(msg)
+            problems += msg.splitlines()  # one line per problem
             continue
         names = " / ".join(env_names(field))
         if err["type"] == "missing":
@@ -88,6 +89,17 @@ def load_settings(
         settings = Settings(**values)
     except ValidationError as exc:
         problems += _validation_problems(exc)
+        problems += _required_by_mode(values)
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(list(dict.fromkeys(problems)))
     return settings
+
+
+def _required_by_mode(values: Mapping[str, object]) -> list[str]:
+    """The fields the configured mode requires and that are not set: listed with the other
+    problems (Settings' own rule across fields runs only once every field is valid)."""
+    try:
+        mode = Mode(str(values.get("mode", Mode.RBD)))
+    except ValueError:
+        return []  # the mode itself is the problem (already listed)
+    return [required_in_mode(f, mode) for f in REQUIRED_BY_MODE.get(mode, ()) if not values.get(f)]

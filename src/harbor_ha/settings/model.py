@@ -12,11 +12,21 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
 from harbor_ha.settings.lease import LeaseSettings
-from harbor_ha.settings.naming import env_name
+from harbor_ha.settings.mode import Mode
+from harbor_ha.settings.naming import env_name, env_names
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.service import ServiceSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
 from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
+
+REQUIRED_BY_MODE: dict[Mode, tuple[str, ...]] = {Mode.RBD: ("ceph_pool", "ceph_image")}
+"""Fields without a default that only one mode needs (the replicated mode has no image)."""
+
+
+def required_in_mode(field: str, mode: Mode) -> str:
+    """The problem line of a field its mode requires (the loader's own wording)."""
+    return f"{' / '.join(env_names(field))}: required, not set (HARBOR_HA_MODE={mode})"
+
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
@@ -115,8 +125,6 @@ class Settings(
         "interface",
         "vrrp_instance",
         "compose_project",
-        "ceph_pool",
-        "ceph_image",
         "ceph_user",
         "node_name",
     )
@@ -125,6 +133,13 @@ class Settings(
         if not value or any(c.isspace() for c in value) or any(c in value for c in "\"'{}/;"):
             raise ValueError("must be a non-empty name without spaces, quotes, braces or '/'")
         return value
+
+    @field_validator("ceph_pool", "ceph_image")
+    @classmethod
+    def _ceph_name(cls, value: str) -> str:
+        if value == "":  # unset: required in the rbd mode only (_coherent)
+            return value
+        return cls._token(value)
 
     @field_validator("mountpoint", "runtime_dir")
     @classmethod
@@ -142,6 +157,9 @@ class Settings(
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        missing = [f for f in REQUIRED_BY_MODE.get(self.mode, ()) if getattr(self, f) == ""]
+        if missing:
+            raise ValueError("\n".join(required_in_mode(f, self.mode) for f in missing))
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError(
                 f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "

@@ -8,10 +8,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from harbor_ha.settings.mode import Mode
+
 
 class NodeSettings(BaseModel):
-    """Who this node is and where its VIP lives."""
+    """Which shape of Harbor this node serves, who this node is and where its VIP lives."""
 
+    mode: Mode = Field(
+        default=Mode.RBD,
+        description=(
+            "The shape of the deployment. rbd: one Harbor whose data is one exclusive Ceph "
+            "RBD image, failed over between the two nodes (lease, fence, map, mount, start). "
+            "replicated: two Harbors, each on its own storage, replicating to each other "
+            "through Harbor's API; both run all the time and harbor-ha only moves the VIP "
+            "(keepalived's track files from Harbor's health). Default rbd: the shape this "
+            "product was made for."
+        ),
+    )
     node_name: str = Field(
         default_factory=socket.gethostname,
         description="Name of this node in logs and metrics. Default: the hostname.",

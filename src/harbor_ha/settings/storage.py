@@ -30,9 +30,16 @@ class CephSettings(BaseModel):
         default=None,
         description="Keyring file for the user (alternative to ceph_user_key).",
     )
-    ceph_pool: str = Field(description="Required. RBD pool of Harbor's image.")
+    ceph_pool: str = Field(
+        default="",
+        description="Required in the rbd mode. RBD pool of Harbor's image.",
+    )
     ceph_image: str = Field(
-        description="Required. RBD image holding Harbor's data (feature exclusive-lock required).",
+        default="",
+        description=(
+            "Required in the rbd mode. RBD image holding Harbor's data (feature exclusive-lock "
+            "required)."
+        ),
     )
     rbd_bin: str = Field(
         default="rbd",
