@@ -1,4 +1,4 @@
-"""Write the machine's table as Markdown: a Mermaid state diagram and the rows, generated.
+"""Write every mode's table as Markdown: a Mermaid state diagram and the rows, generated.
 
     python -m harbor_ha.machine.diagram > docs/state-diagram.md
 
@@ -10,16 +10,22 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
+from .evaluate import MODES
+from .modes import ModeTable
 from .rows import MAY_PROMOTE, Row
-from .states import STEP_OF, TIMER_EVENT, Event, State
-from .table import ENTER, ILLEGAL, OBSERVE, REQUIRES, REST, TABLE
+from .states import STEP_OF, TIMER_EVENT, Event, Mode, State
+from .table import OBSERVE
 
 HEADER = """\
 # The state machine
 
-Generated from `src/harbor_ha/machine/table.py` by `python -m harbor_ha.machine.diagram`;
-do not edit (scripts/test fails when this file is stale).
+Generated from the modes' tables (`src/harbor_ha/machine/table.py` and `lease_rows.py`: the
+rbd mode; `replicated.py`: the replicated mode) by `python -m harbor_ha.machine.diagram`; do
+not edit (scripts/test fails when this file is stale).  The settings' `HARBOR_HA_MODE` picks
+the table; the evaluator is the same.
 """
+
+SOURCES = {Mode.RBD: "table.py, lease_rows.py", Mode.REPLICATED: "replicated.py"}
 
 
 def _label(row: Row) -> str:
@@ -32,9 +38,9 @@ def _sets(row: Row) -> str:
     )
 
 
-def mermaid() -> list[str]:
+def mermaid(mode: ModeTable) -> list[str]:
     edges: dict[tuple[State, State], list[str]] = defaultdict(list)
-    for (state, event), rows in TABLE.items():
+    for (state, event), rows in mode.table.items():
         for row in rows:
             if row.to is not None and row.to is not state:
                 edges[(state, row.to)].append(f"{event}{_label(row)}")
@@ -43,28 +49,31 @@ def mermaid() -> list[str]:
         edges.items(), key=lambda kv: (_order(kv[0][0]), _order(kv[0][1]))
     ):
         out.append(f"    {src} --> {dst}: {', '.join(sorted(set(labels)))}")
-    out.append(f"    note right of BACKUP: on arrival, {MAY_PROMOTE} goes on to {_promote_to()}")
+    out.append(
+        f"    note right of BACKUP: on arrival, {MAY_PROMOTE} goes on to {_promote_to(mode)}"
+    )
     out.append("```")
     return out
 
 
-def _promote_to() -> State:
+def _promote_to(mode: ModeTable) -> State:
     """Where BACKUP goes on arrival when it may promote: read from the table, not restated."""
-    return next(r.to for r in REST if r.when is MAY_PROMOTE and r.to is not None)
+    rows = (r for group in mode.enter[State.BACKUP] for r in group)
+    return next(r.to for r in rows if r.when is MAY_PROMOTE and r.to is not None)
 
 
 def _order(state: State) -> int:
     return list(State).index(state)
 
 
-def rows_table() -> list[str]:
+def rows_table(mode: ModeTable) -> list[str]:
     out = [
         "| state | event | when | to | sets | does |",
         "|---|---|---|---|---|---|",
     ]
     for state in State:
         for event in Event:
-            rows = TABLE.get((state, event))
+            rows = mode.table.get((state, event))
             if rows is None:
                 continue
             for row in rows:
@@ -78,17 +87,11 @@ def rows_table() -> list[str]:
 
 
 def render() -> str:
-    lines = [HEADER, "## Diagram", "", *mermaid(), ""]
-    lines += ["## Rows", ""]
+    lines = [HEADER]
+    for mode in MODES.values():
+        lines += render_mode(mode)
     lines += [
-        "Every (state, event) pair has rows or is illegal (below); none is left to a default.  "
-        "Rows that change nothing (a state that ignores the event: it changes nothing but what "
-        "the event observes, below) are written in the table, each with why, and not listed "
-        "here.  Rows of one pair are tried in order; the first whose guard holds applies.",
-        "",
-        *rows_table(),
-        "",
-        "## What each event observes, in every state",
+        "## What each event observes, in every state and mode",
         "",
         "| event | sets |",
         "|---|---|",
@@ -96,9 +99,29 @@ def render() -> str:
     lines += [
         f"| {ev} | {', '.join(f'{k}={v}' for k, v in ch.items())} |" for ev, ch in OBSERVE.items()
     ]
+    lines += ["", "## Timers", "", "| timer | posts |", "|---|---|"]
+    lines += [f"| {timer} | {event} |" for timer, event in TIMER_EVENT.items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_mode(mode: ModeTable) -> list[str]:
+    states = [s for s in State if s in mode.states]
+    events = [e for e in Event if e in mode.events]
+    lines = [f"## The {mode.mode} mode ({SOURCES[mode.mode]})", ""]
+    lines += [f"States: {', '.join(states)}.", ""]
+    if len(events) < len(Event):
+        lines += [f"Events: {', '.join(events)} (any other is illegal in this mode).", ""]
+    lines += ["### Diagram", "", *mermaid(mode), ""]
+    lines += ["### Rows", ""]
     lines += [
+        "Every (state, event) pair has rows or is illegal (below); none is left to a default.  "
+        "Rows that change nothing (a state that ignores the event: it changes nothing but what "
+        "the event observes) are written in the table, each with why, and not listed "
+        "here.  Rows of one pair are tried in order; the first whose guard holds applies.",
         "",
-        "## Entering a state",
+        *rows_table(mode),
+        "",
+        "### Entering a state",
         "",
         "On entering a state from another, each group of rows applies its first row whose guard "
         "holds, in order (`run_step` runs the state's step).",
@@ -106,24 +129,24 @@ def render() -> str:
         "| state | step | groups |",
         "|---|---|---|",
     ]
-    for state in State:
+    for state in states:
         groups = " **then** ".join(
-            " / ".join(str(r) for r in rows) for rows in ENTER.get(state, ())
+            " / ".join(str(r) for r in rows) for rows in mode.enter.get(state, ())
         )
         lines.append(f"| {state} | {STEP_OF.get(state, '')} | {groups} |")
-    lines += ["", "## Timers", "", "| timer | posts |", "|---|---|"]
-    lines += [f"| {timer} | {event} |" for timer, event in TIMER_EVENT.items()]
-    lines += ["", "## Illegal pairs (IllegalTransition: logged and ignored)", ""]
-    for event in Event:
+    lines += ["", "### Illegal pairs (IllegalTransition: logged and ignored)", ""]
+    for event in events:
         by_why: dict[str, list[str]] = defaultdict(list)
-        for s in State:
-            if (s, event) in ILLEGAL:
-                by_why[ILLEGAL[(s, event)]].append(str(s))
+        for s in states:
+            if (s, event) in mode.illegal:
+                by_why[mode.illegal[(s, event)]].append(str(s))
         for why, bad in by_why.items():
             lines.append(f"- {event} in {', '.join(bad)}: {why}")
-    lines += ["", "## Operator commands refused", ""]
-    lines += [f'- {ev} outside {need}: "{why}"' for ev, (need, why) in REQUIRES.items()]
-    return "\n".join(lines) + "\n"
+    if not mode.illegal:
+        lines.append("None: every pair of the mode's states and events has rows.")
+    lines += ["", "### Operator commands refused", ""]
+    lines += [f'- {ev} outside {need}: "{why}"' for ev, (need, why) in mode.requires.items()]
+    return [*lines, ""]
 
 
 def main() -> int:
