@@ -15,7 +15,13 @@ from typing import Protocol
 import structlog
 
 from harbor_ha.lease import Held, LeaseError, LeaseHeldByPeer, LeaseInfo, Locker, cookie_of
-from harbor_ha.machine import DEMOTING, Event, Node
+from harbor_ha.machine import Event, Node
+from harbor_ha.machine.verdicts import (
+    CLAIM_BACK_LOOKS,
+    lease_step_verdict,
+    peer_poll_verdict,
+    poll_verdict,
+)
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.settings import Settings
@@ -198,10 +204,11 @@ class Leasing:
             raise StepOutcome(Event.LEASE_STALE, f"{last.cookie} stopped renewing the lease")
 
     async def _refuse(self, holder: Locker) -> None:
-        """The holder renews: never fence it.  Say whether it is demoting cleanly."""
+        """The holder renews: never fence it.  The machine says what its state means
+        (``lease_step_verdict``): demoting cleanly, or holding."""
         s = self.settings
         state = await self._peer_state()
-        if state in DEMOTING:  # the machine's own set: its /status says one of these
+        if lease_step_verdict(True, state) is Event.LEASE_HOLDER_DEMOTING:
             log.info("lease_holder_demoting", object=s.lease_object, holder=holder.cookie,
                      peer_state=state, reason="it renews until it releases: wait")  # fmt: skip
             raise StepOutcome(
@@ -292,17 +299,12 @@ class Leasing:
             holder = (await self._look()).holder
         except LeaseError as exc:
             return Event.LEASE_PEER_RENEWS, f"cannot read the lease ({exc}): keep waiting"
-        if holder is None:
-            return Event.LEASE_CLAIM_BACK, "the lease is free"
-        self._polled = [*self._polled[-2:], holder.expiration]
-        if len(self._polled) == 3 and len(set(self._polled)) == 1:
-            return Event.LEASE_CLAIM_BACK, f"{holder.cookie} stopped renewing"
-        if await self._peer_serves_holding_the_lease():
-            return Event.LEASE_CLAIM_BACK, "partition healed: the peer is MASTER with the lease"
-        return Event.LEASE_PEER_RENEWS, f"{holder.cookie} renews"
-
-    async def _peer_serves_holding_the_lease(self) -> bool:
-        return await self._peer_state() == "MASTER"
+        if holder is not None:
+            self._polled = [*self._polled[-(CLAIM_BACK_LOOKS - 1) :], holder.expiration]
+        event, why = poll_verdict(holder is None, self._polled)
+        if event is None:  # only the holder's own state can tell (one HTTP call, bounded)
+            event, why = peer_poll_verdict(await self._peer_state())
+        return event, why if holder is None else f"{holder.cookie}: {why}"
 
     async def _peer_state(self) -> str | None:
         """The peer's state from its /status (``peer_http_url``), when it holds the lease;

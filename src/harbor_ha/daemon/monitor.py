@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from harbor_ha.machine import Event, Mode, Probes
+from harbor_ha.machine.verdicts import STORAGE_EVENT, StorageFinding
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.settings import Settings
@@ -225,7 +226,9 @@ class Monitor:
 
     async def _check_storage(self) -> None:
         """The rbd mode's MASTER: the image still mounted, writable and readable."""
-        storage_ok, why, event = await self._storage_ok()
+        finding, why = await self._storage_finding()
+        event = STORAGE_EVENT[finding]
+        storage_ok = event is None
         self._probe("storage", storage_ok)
         held, self._held = self._held, self._driver.node.failsafe_held
         if held and not self._held:
@@ -233,7 +236,7 @@ class Monitor:
             # afresh, so a read that began in the outage (no answer) does not demote alone.
             self._storage = Debouncer(1, 2, initial=True)
         self._storage.update(storage_ok)
-        if not storage_ok and self._storage.value is False:
+        if event is not None and self._storage.value is False:
             # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
             # the failsafe holds) hears it again, and an error after that still demotes.
             self._driver.post(event, why)
@@ -263,24 +266,25 @@ class Monitor:
         elif healthy is False and not node.harbor_down:
             self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
 
-    async def _storage_ok(self) -> tuple[bool, str, Event]:
-        """(ok, why not, the event a failure means): STORAGE_STUCK when the read got no
-        answer in time (Ceph does not answer), STORAGE_LOST for every error."""
-        lost = Event.STORAGE_LOST
+    async def _storage_finding(self) -> tuple[StorageFinding, str]:
+        """What the storage probe found (and why), checked in order: the read only when the
+        cheap checks pass.  The machine's STORAGE_EVENT says which event a finding is."""
         device = self._device()
         if device is None:
-            return False, "no mapped device recorded", lost
+            return StorageFinding.NO_DEVICE, "no mapped device recorded"
         if not self._fs.is_mounted_from(device):
-            return False, f"{self._s.mountpoint} no longer mounted from {device}", lost
+            why = f"{self._s.mountpoint} no longer mounted from {device}"
+            return StorageFinding.NOT_MOUNTED, why
         if self._fs.is_read_only():
-            return False, f"{self._s.mountpoint} went read-only (I/O errors: fenced?)", lost
+            return (StorageFinding.READ_ONLY,
+                    f"{self._s.mountpoint} went read-only (I/O errors: fenced?)")  # fmt: skip
         readable = await self._fs.read_probe(device, self._s.probe_timeout_s)
         if readable is None:
             why = f"no answer from a read of {device} within {self._s.probe_timeout_s:g} s"
-            return False, why, Event.STORAGE_STUCK
+            return StorageFinding.NO_ANSWER, why
         if not readable:
-            return False, f"{device} is not readable (blocklisted or lock lost)", lost
-        return True, "", lost
+            return StorageFinding.UNREADABLE, f"{device} is not readable (blocklisted or lock lost)"
+        return StorageFinding.OK, ""
 
     # ---------------------------------------------------------- standby
     async def _check_standby(self) -> None:

@@ -12,6 +12,7 @@ cancel a timer, post an event, exit) and feeds the results back as events.
   ILLEGAL, ENTER, ACTION_OF).
 - ``replicated``: the replicated mode's table (two Harbors, the VIP moves; no steps).
 - ``modes``: what a mode's table is; ``evaluate``: the one evaluator of every mode.
+- ``verdicts``: which event an observation is (storage findings, the lease's judgments).
 - ``reconcile``: the first state, from facts.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
