@@ -12,7 +12,7 @@ import pytest
 from harbor_ha.keepalived import RenderError, check_config, render_config
 from harbor_ha.keepalived.render import static_problems
 from harbor_ha.runner import ProcessRunner
-from harbor_ha.settings import Settings
+from harbor_ha.settings import Settings, load_settings
 from tests.fakes import example_settings
 
 
@@ -81,6 +81,23 @@ def test_multicast_by_default(tmp_path: Path) -> None:
     """Without unicast peers the config has no unicast_* keywords (multicast VRRP)."""
     text = render_config(make_settings(tmp_path))
     assert "unicast" not in text
+
+
+def test_the_replicated_mode_renders_without_ceph_and_says_what_the_files_mean(
+    tmp_path: Path,
+) -> None:
+    """render-keepalived in the replicated mode: no Ceph setting needed (loaded through the
+    settings loader, as the CLI does), the same two track files, and comments saying the
+    priority file is this node's Harbor health (the fault file up while it is not seen
+    healthy); the static check finds nothing missing."""
+    s = load_settings(None, {
+        "HARBOR_HA_MODE": "replicated", "HARBOR_HA_VIP": "10.77.0.100/24",
+        "HARBOR_HA_INTERFACE": "eth0", "HARBOR_HA_NODE_NAME": "node-a",
+    })  # fmt: skip
+    text = render_config(s)
+    assert "# Mode replicated." in text and "own Harbor is healthy" in text
+    assert "track_file harbor_ha_priority {" in text and "track_file harbor_ha_fault {" in text
+    assert static_problems(text, s) == []
 
 
 def test_unicast_peers(tmp_path: Path) -> None:
