@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
@@ -25,6 +26,7 @@ from structlog.testing import capture_logs
 
 from harbor_ha.daemon.replication import WatchMetrics
 from harbor_ha.metrics import Metrics
+from harbor_ha.replication.api import HarborApi, HarborApiError
 from harbor_ha.replication.plan import Peer, policy_name
 from harbor_ha.replication.setup import setup_pair
 from harbor_ha.replication.watch import ReplicationWatch
@@ -96,7 +98,8 @@ def policy_id(p: Pair) -> int:
 async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
     """The watch finds the policy setup made (harbor-ha-to-b) on a's Harbor, asks for its
     newest execution only (page 1 of size 1: Harbor lists newest first) and summarises it:
-    the newer Failed run, not the older Succeed one; what it parsed is Harbor's model."""
+    the newer Failed run, not the older Succeed one; what it parsed is Harbor's model.  The
+    view /status serves ages it to the time of the read."""
     pid = policy_id(pair)
     old = {"id": 50, "policy_id": pid, "status": "Succeed", "trigger": "event_based",
            "start_time": "2026-12-07T05:00:00Z", "end_time": "2026-12-07T05:01:00Z",
@@ -105,8 +108,8 @@ async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
     new = {**old, "id": 51, "status": "Failed", "end_time": "2026-12-07T05:30:00Z",
            "failed": 2, "succeed": 1, "status_text": "dial tcp: connection refused"}  # fmt: skip
     pair.a.executions += [old, new]
-    at = datetime.datetime(2026, 12, 7, 5, 31, tzinfo=datetime.UTC).timestamp()
-    watch = pair.watch(clock=lambda: at)
+    now = [datetime.datetime(2026, 12, 7, 5, 31, tzinfo=datetime.UTC).timestamp()]
+    watch = pair.watch(clock=lambda: now[0])
     await watch.round()
     s = watch.summary
     assert s is not None and (s.policy, s.policy_id, s.execution_id) == ("harbor-ha-to-b", pid, 51)
@@ -120,6 +123,8 @@ async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
     view = watch.view()
     assert view["configured"] is True and view["peer_reachable"] is True
     assert view["last"]["status"] == "Failed" and view["problem"] is None
+    now[0] += 30  # /status read later: the age as of the read
+    assert watch.view()["last"]["age_s"] == 90.0 and s.age_s == 60.0
 
 
 async def test_the_peers_return_starts_exactly_one_manual_run(pair: Pair) -> None:
@@ -239,3 +244,30 @@ async def test_setup_not_run_or_node_not_named_is_a_problem(pair: Pair) -> None:
     await watch.round()
     assert "harbor-ha replication setup" in str(watch.view()["problem"])
     assert watch.summary is None
+
+
+async def test_a_failed_start_says_whether_it_may_have_started(pair: Pair) -> None:
+    """What the watch's "once per return" rests on: a start Harbor refused (HTTP 400) or that
+    never connected may not have started (retried later); one sent and never answered may
+    have (never retried)."""
+    user, password = "replicator", "s3cret"
+    a_url = f"http://127.0.0.1:{pair.servers['a'].server_address[1]}"
+    async with HarborApi(a_url, user, password, timeout_s=2) as api:
+        with pytest.raises(HarborApiError) as refused:
+            await api.start_execution(999)
+    assert "HTTP 400" in str(refused.value) and not refused.value.maybe_done
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    async with HarborApi(url, user, password, timeout_s=2) as api:
+        with pytest.raises(HarborApiError) as unsent:
+            await api.start_execution(1)
+    assert not unsent.value.maybe_done
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        async with HarborApi(url, user, password, timeout_s=0.2) as api:
+            with pytest.raises(HarborApiError) as unanswered:
+                await api.start_execution(1)
+    assert "no answer" in str(unanswered.value) and unanswered.value.maybe_done

@@ -82,13 +82,17 @@ class ReplicationWatch:
 
     # ------------------------------------------------------------- views
     def view(self) -> dict[str, Any]:
-        """/status's "replication"."""
+        """/status's "replication"; the latest execution's age as of now (the summary is as
+        of its look, which may be long ago if the looks fail since)."""
+        last = self.summary.as_dict() if self.summary else None
+        if last is not None and last["age_s"] is not None and self.checked_at is not None:
+            last["age_s"] = round(last["age_s"] + max(0.0, self._clock() - self.checked_at), 3)
         return {
             "configured": self.configured,
             "problem": self.problem,
             "peer": self.peer,
             "peer_reachable": self.peer_up,
-            "last": self.summary.as_dict() if self.summary else None,
+            "last": last,
             "checked_at": self.checked_at,
             "manual_runs": self.manual_runs,
             "errors": self.error_count,
@@ -230,6 +234,7 @@ class ReplicationWatch:
             )
             return
         self._recovery.paid()
+        self._ok("replication_catch_up")
         self.manual_runs += 1
         self._observer.manual_run(name)
         log.info(
