@@ -239,6 +239,7 @@ async def test_setup_not_run_or_node_not_named_is_a_problem(pair: Pair) -> None:
     )
     await stranger.round()
     assert "no section [c]" in str(stranger.view()["problem"])
+    assert stranger.view()["configured"] is True
     pair.a.policies.clear()
     watch = pair.watch()
     await watch.round()

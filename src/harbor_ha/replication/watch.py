@@ -69,7 +69,7 @@ class ReplicationWatch:
         self._clock = clock
         self._recovery = PeerRecovery()
         self._said: dict[str, str] = {}  # where -> the error last logged there
-        self.configured: bool | None = None  # None: not looked yet
+        self.configured: bool | None = None  # a credentials file is there; None: not looked
         self.problem: str | None = None  # what went wrong in the last look (None: nothing)
         self._problem: str | None = None  # the same, in the running look
         self.peer: str | None = None
@@ -159,6 +159,7 @@ class ReplicationWatch:
                     "(`harbor-ha replication setup` reads the same file)",
                 )
             return None
+        self.configured = True  # a file is there: what is wrong with it is a problem
         try:
             a, b, cas = read_pair(self._credentials)
         except CredentialsError as exc:
@@ -171,7 +172,6 @@ class ReplicationWatch:
                 f"it names [{a.name}] and [{b.name}]",
             )
             return None
-        self.configured = True
         self._ok("replication_credentials")
         return (a, b, cas) if a.name == self._node else (b, a, cas)
 
