@@ -130,7 +130,8 @@ async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
 async def test_the_peers_return_starts_exactly_one_manual_run(pair: Pair) -> None:
     """b's Harbor stops answering (its server stopped) for three looks, then answers again:
     a's watch starts one manual execution of its policy (a POST of Harbor's
-    StartReplicationExecution), counted in the metrics; the looks after start none."""
+    StartReplicationExecution), counted in the metrics, and the next summary is that run (a
+    ReplicationExecution of trigger manual); the looks after start none."""
     metrics = Metrics()
     watch = pair.watch(observer=WatchMetrics(metrics))
     await watch.round()
@@ -145,6 +146,8 @@ async def test_the_peers_return_starts_exactly_one_manual_run(pair: Pair) -> Non
     assert set(pair.posts()[0]) <= set(models.StartReplicationExecution.attribute_map.values())
     assert watch.manual_runs == 1 and watch.peer_up is True
     assert watch.summary is not None and watch.summary.trigger == "manual"
+    (run,) = ApiClient()._ApiClient__deserialize(pair.a.executions, "list[ReplicationExecution]")
+    assert (run.id, run.trigger) == (watch.summary.execution_id, "manual")
     sample = metrics.registry.get_sample_value
     assert sample("harbor_ha_replication_manual_runs_total") == 1
     assert sample("harbor_ha_replication_peer_up", {"peer": "b"}) == 1
