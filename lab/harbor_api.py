@@ -4,8 +4,9 @@ replication policies and executions, in memory, behind basic auth.
 
 Shapes follow Harbor's swagger (api/v2.0/swagger.yaml): 201 with ``Location`` on create, 409
 when the name exists, 400 on a body Harbor would refuse, 401 without valid credentials, lists
-paged by ``page``/``page_size``.  It is a stand-in: it replicates nothing by itself (an
-execution is recorded as Succeed at once)."""
+paged by ``page``/``page_size`` (executions newest first); ``GET /api/v2.0/ping`` answers 200
+``Pong`` (text/plain) without credentials, as Harbor's core does.  It is a stand-in: it
+replicates nothing by itself (an execution is recorded as Succeed at once)."""
 
 from __future__ import annotations
 
@@ -52,9 +53,11 @@ class ReplicationApi:
         return self.users.get(user) == password
 
     def handle(self, method: str, target: str, body: Any, auth: str | None) -> Answer:
-        """One request: (status, JSON body, headers)."""
+        """One request: (status, JSON body or raw bytes, headers)."""
         with self._lock:
             self.requests.append((method, target, body))
+            if (method, urlsplit(target).path) == ("GET", f"{API}/ping"):
+                return 200, b"Pong", {"Content-Type": "text/plain; charset=utf-8"}
             if not self.authorized(auth):
                 return 401, {"errors": [{"code": "UNAUTHORIZED"}]}, {}
             parts = urlsplit(target)
@@ -140,11 +143,13 @@ def serve(api: ReplicationApi, host: str = "127.0.0.1", port: int = 0) -> Thread
             status, answer, headers = api.handle(
                 self.command, self.path, body, self.headers.get("Authorization")
             )
-            data = b"" if answer is None else json.dumps(answer).encode()
+            if isinstance(answer, bytes):
+                data = answer
+            else:
+                data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
-            for k, v in headers.items():
+            for k, v in {"Content-Type": "application/json", **headers}.items():
                 self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -230,7 +230,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.peer import PeerUnreachable, peer_status
-    from harbor_ha.commands.views import LIST_HEADER, node_row, table
+    from harbor_ha.commands.views import list_header, node_row, table
 
     async def both() -> list[tuple[str, dict[str, Any] | None, str]]:
         nodes: list[tuple[str, dict[str, Any] | None, str]] = []
@@ -253,7 +253,9 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
                for n, st, err in nodes]  # fmt: skip
         print(json.dumps(out, indent=1, default=str))
     else:
-        print(table(LIST_HEADER, [node_row(n, st, err) for n, st, err in nodes]))
+        repl = any(st is not None and st.get("replication") is not None for _, st, _ in nodes)
+        rows = [node_row(n, st, err, replication=repl) for n, st, err in nodes]
+        print(table(list_header(repl), rows))
         if not settings.peer_http_url:
             print("(peer not shown: set HARBOR_HA_PEER_HTTP_URL)")
     return EXIT_OK if all(st is not None for _, st, _ in nodes) else EXIT_UNREACHABLE
@@ -277,7 +279,9 @@ def _history(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def format_status(data: dict[str, Any]) -> str:
-    """The human table of `harbor-ha status`."""
+    """The human table of `harbor-ha status` (a replication row in the replicated mode)."""
+    from harbor_ha.commands.views import replication_text
+
     rows = [
         ("node", data.get("node")),
         ("state", data.get("state")),
@@ -293,6 +297,8 @@ def format_status(data: dict[str, Any]) -> str:
         ("device", data.get("device") or "-"),
         ("failed promotions", data.get("failures")),
     ]
+    if data.get("replication") is not None:
+        rows.append(("replication", replication_text(data["replication"], long=True)))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     for problem in data.get("standby_problems") or []:

@@ -187,3 +187,40 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # The replicated mode's watch of Harbor's replication (absent in the rbd mode).
+        self.replication_last_status = Gauge(
+            "harbor_ha_replication_last_status",
+            "1 for the status of the latest execution of this node's replication policy "
+            "(Succeed, Failed, InProgress, Stopped; none: no execution yet), 0 for the others.",
+            ["policy", "status"],
+            registry=r,
+        )
+        self.replication_last_age = Gauge(
+            "harbor_ha_replication_last_age_seconds",
+            "Seconds since the latest execution of the policy ended (started, while it runs).",
+            ["policy"],
+            registry=r,
+        )
+        self.replication_failed_items = Gauge(
+            "harbor_ha_replication_failed_items",
+            "Items (artifacts, deletions) the latest execution of the policy failed to copy.",
+            ["policy"],
+            registry=r,
+        )
+        self.replication_total_items = Gauge(
+            "harbor_ha_replication_total_items",
+            "Items of the latest execution of the policy.",
+            ["policy"],
+            registry=r,
+        )
+        self.replication_peer_up = Gauge(
+            "harbor_ha_replication_peer_up",
+            "1 when the peer's Harbor answered its ping at the watch's last look.",
+            ["peer"],
+            registry=r,
+        )
+        self.replication_manual_runs = Counter(
+            "harbor_ha_replication_manual_runs",
+            "Manual executions of the policy started because the peer's Harbor came back.",
+            registry=r,
+        )

@@ -158,6 +158,26 @@ async def test_list_shows_both_nodes(nodes: Nodes) -> None:
     assert [d["node"] for d in data] == ["a", "b"] and data[1]["status"]["state"] == "MASTER"
 
 
+async def test_list_and_status_show_replication_in_the_replicated_mode(nodes: Nodes) -> None:
+    """Nodes of the replicated mode: `list` gets a REPLICATION column after LEASE (the latest
+    execution and its age, or "not configured"), `status` a replication line with the items
+    and the policy; the rbd mode's nodes (replication None) get neither (the test above)."""
+    here, peer, env = nodes
+    last = {"policy": "harbor-ha-to-a", "status": "Failed", "age_s": 300.0, "failed": 2,
+            "total": 9, "trigger": "event_based"}  # fmt: skip
+    peer.status = {**MASTER, "replication": {"configured": True, "last": last, "peer": "a"}}
+    here.status = {**BACKUP, "replication": {"configured": False, "problem": "x: no such file"}}
+    code, out, err = await cli("list", env=env)
+    assert code == 0, err
+    header, row_a, row_b = out.splitlines()
+    at = header.index("REPLICATION")
+    assert header.split().index("REPLICATION") == header.split().index("LEASE") + 1
+    assert row_a[at:].startswith("not configured") and row_b[at:].startswith("Failed 5 min ago")
+    code, out, _ = await cli("status", env=env)
+    (line,) = [line for line in out.splitlines() if line.startswith("replication")]
+    assert line.split(None, 1)[1] == "not configured (x: no such file)"
+
+
 async def test_list_shows_an_unreachable_peer_instead_of_failing(nodes: Nodes) -> None:
     """A peer that does not answer is a row 'unreachable' with the reason, within the peer
     timeout; the command exits 4 (not every node could be read) after printing this node."""

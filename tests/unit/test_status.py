@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harbor_ha.cli import format_status
 from harbor_ha.daemon.build import Parts, build
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
@@ -31,7 +32,7 @@ KEYS = {
     "failures", "step", "vip_present", "harbor_healthy", "harbor_degraded", "standby_ready",
     "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
-    "last_failover",
+    "last_failover", "replication",
 }  # fmt: skip
 
 
@@ -63,9 +64,14 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     monitor in time order, the reconciled flag from the daemon."""
     status = (await parts.control.handle("status", {}))["status"]
     assert set(status) == KEYS
-    assert status["node"] == "n1" and status["mode"] == "rbd" and status["state"] == "BACKUP" and status["device"] is None
+    assert (
+        status["node"] == "n1"
+        and status["mode"] == "rbd"
+        and status["state"] == "BACKUP"
+        and status["device"] is None
+    )
     assert status["reconciled"] is False and status["harbor_healthy"] is None
-    assert status["harbor_degraded"] == []
+    assert status["harbor_degraded"] == [] and status["replication"] is None
     parts.steps.adopt("/dev/rbd0")
     parts.reconciled = True
     parts.ticker.errors.record("vip_check", "first")
@@ -73,6 +79,35 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     status = (await parts.control.handle("status", {}))["status"]
     assert status["device"] == "/dev/rbd0" and status["reconciled"] is True
     assert [e["error"] for e in status["last_errors"]] == ["first", "second"]
+
+
+async def test_the_replicated_mode_watches_replication(tmp_path: Path) -> None:
+    """Replicated mode: the daemon has a replication watch (the rbd mode has none: its
+    /status "replication" is None) reading HARBOR_HA_REPLICATION_CREDENTIALS_FILE; with that
+    file missing, a look shows "not configured" in /status and in `harbor-ha status`, and
+    counts no error."""
+    p = build(
+        example_settings(
+            node_name="a", mode="replicated", priority_file=tmp_path / "prio",
+            fault_file=tmp_path / "fault", runtime_dir=tmp_path / "run",
+            state_dir=tmp_path / "state",
+            replication_credentials_file=tmp_path / "replication.ini",
+        )
+    )  # fmt: skip
+    try:
+        assert p.replication is not None
+        status = (await p.control.handle("status", {}))["status"]
+        assert status["replication"]["configured"] is None
+        await p.replication.round()
+        status = (await p.control.handle("status", {}))["status"]
+        assert status["replication"]["configured"] is False
+        assert status["replication"]["errors"] == 0 and status["last_errors"] == []
+        assert "replication        not configured (" in format_status(status)
+    finally:
+        await p.harbor.close()
+        await p.containers.close()
+        await p.lease.close()
+        p.history.close()
 
 
 async def test_status_and_metrics_show_the_lease_of_its_owner(parts: Parts) -> None:

@@ -68,10 +68,14 @@ def _yes_no(value: object) -> str:
     return "-" if value is None else ("yes" if value else "no")
 
 
-def node_row(name: str, status: dict[str, Any] | None, error: str = "") -> list[object]:
-    """One row of `harbor-ha list`: a node's /status, or the reason it could not be read."""
+def node_row(
+    name: str, status: dict[str, Any] | None, error: str = "", *, replication: bool = False
+) -> list[object]:
+    """One row of `harbor-ha list`: a node's /status, or the reason it could not be read
+    (with the REPLICATION column when ``replication``)."""
     if status is None:
-        return [name, "unreachable", "-", "-", "-", "-", "-", "-", error]
+        dashes = ["-"] * (6 if replication else 5)
+        return [name, "unreachable", *dashes, "-", error]
     failover = status.get("last_failover") or {}
     return [
         status.get("node", name),
@@ -81,9 +85,60 @@ def node_row(name: str, status: dict[str, Any] | None, error: str = "") -> list[
         "SET" if status.get("fault") else "clear",
         "on" if status.get("maintenance") else "off",
         lease_holder(status.get("lease")),
+        *([replication_text(status.get("replication"))] if replication else []),
         f"{stamp(failover.get('at'))} ({failover.get('failover_s')} s)" if failover else "-",
         LABELS[verdict(status)[0]] + ": " + verdict(status)[1],
     ]
+
+
+def list_header(replication: bool) -> tuple[str, ...]:
+    """`harbor-ha list`'s columns; REPLICATION when a node is of the replicated mode."""
+    if not replication:
+        return LIST_HEADER
+    at = LIST_HEADER.index("LEASE") + 1
+    return (*LIST_HEADER[:at], "REPLICATION", *LIST_HEADER[at:])
+
+
+def ago(seconds: object) -> str:
+    """An age as "42 s ago", "5 min ago", "3 h ago", "2 d ago" ("at an unknown time": none)."""
+    if not isinstance(seconds, int | float):
+        return "at an unknown time"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit} ago"
+    return f"{int(seconds)} s ago"
+
+
+def replication_text(rep: object, *, long: bool = False) -> str:
+    """The replicated mode's replication watch (/status's "replication") in one line: the
+    latest execution of this node's policy, an unreachable peer, the current problem; "-" in
+    the rbd mode.  ``long`` adds the items, the policy and the problem's text."""
+    if not isinstance(rep, dict):
+        return "-"
+    problem = rep.get("problem")
+    if rep.get("configured") is False:
+        return "not configured" + (f" ({problem})" if long and problem else "")
+    if rep.get("configured") is None:
+        return "not checked yet"
+    parts: list[str] = []
+    last = rep.get("last")
+    if isinstance(last, dict):
+        policy = last.get("policy")
+        if last.get("status") == "none":
+            parts.append(f"no execution yet of {policy}" if long else "no execution yet")
+        else:
+            text = f"{last.get('status')} {ago(last.get('age_s'))}"
+            if long:
+                text += (
+                    f", {last.get('failed')} of {last.get('total')} items failed "
+                    f"({policy}, {last.get('trigger') or 'trigger unknown'})"
+                )
+            parts.append(text)
+    if rep.get("peer_reachable") is False:
+        parts.append(f"peer {rep.get('peer')} unreachable")
+    if problem:
+        parts.append(f"problem: {problem}" if long else "watch failing")
+    return "; ".join(parts) or "-"
 
 
 def lease_holder(lease: object) -> str:

@@ -18,10 +18,11 @@ from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Event, Kind, Node, Policy, State
+from harbor_ha.machine import Event, Kind, Mode, Node, Policy, State
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
+from harbor_ha.replication.watch import ReplicationWatch
 from harbor_ha.runner import CommandResult, ProcessRunner
 from harbor_ha.settings import Settings
 
@@ -32,6 +33,7 @@ from .fenced import FencedSelfClock
 from .leasing import Leasing
 from .monitor import Monitor
 from .pulse import Pulse
+from .replication import WatchMetrics, replication_watch
 from .sdnotify import SdNotifier, StatusReporter
 from .status import StatusView
 from .steps import Steps
@@ -110,6 +112,7 @@ class Parts:
     http: HttpServers
     history: HistoryWriter
     failsafe: Failsafe
+    replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -213,9 +216,12 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )  # fmt: skip
     parts: Parts
 
+    watched = WatchMetrics(metrics)
+    replication = replication_watch(s, watched) if s.mode is Mode.REPLICATED else None
     status = StatusView(
-        s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled
-    )
+        s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled,
+        replication=replication, replication_errors=watched.errors,
+    )  # fmt: skip
     control = Control(driver, status.snapshot, s.vrrp_instance)
 
     def primary() -> tuple[bool, str]:
@@ -251,6 +257,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http, history=history, failsafe=failsafe,
+        http=http, history=history, failsafe=failsafe, replication=replication,
     )  # fmt: skip
     return parts

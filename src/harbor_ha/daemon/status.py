@@ -2,8 +2,8 @@
 
 Each fact has one owner: the driver owns the node (state, since, transitions), the steps own
 the mapped device and Harbor's health at start, the monitor owns the probe results, the VIP
-ticker owns the last VIP observation, the FIFO follower the last keepalived line.  Nobody
-writes here.
+ticker owns the last VIP observation, the FIFO follower the last keepalived line, the
+replication watch (replicated mode) what it saw of replication.  Nobody writes here.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harbor_ha.replication.watch import ReplicationWatch
+
 from .driver import Driver
 from .monitor import Monitor
-from .recent import merged
+from .recent import Errors, merged
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
 
@@ -29,6 +31,8 @@ class StatusView:
     ticker: VipTicker
     fifo: FifoFollower
     reconciled: Callable[[], bool]
+    replication: ReplicationWatch | None = None  # None in the rbd mode
+    replication_errors: Errors | None = None
 
     def harbor_healthy(self) -> bool | None:
         """The monitor's debounced verdict in the current state, else the start step's."""
@@ -38,7 +42,10 @@ class StatusView:
     def snapshot(self) -> dict[str, Any]:
         n = self.driver.node
         since = self.driver.since
-        errors = (self.driver.errors, self.ticker.errors, self.monitor.errors)
+        errors = (
+            self.driver.errors, self.ticker.errors, self.monitor.errors,
+            self.replication_errors or (),
+        )  # fmt: skip
         return {
             "node": self.node_name,
             "mode": str(n.policy.mode),
@@ -63,4 +70,5 @@ class StatusView:
             "last_transitions": list(self.driver.transitions),
             "last_failover": self.driver.last_failover,
             "last_errors": merged(errors),
+            "replication": self.replication.view() if self.replication else None,
         }

@@ -15,7 +15,15 @@ PAGE_SIZE = 100
 
 
 class HarborApiError(Exception):
-    """Harbor did not answer as its API says (the message names the call and the answer)."""
+    """Harbor did not answer as its API says (the message names the call and the answer).
+
+    ``maybe_done``: the call may have had its effect (no answer within the timeout, or the
+    connection dropped after the request went out); False when Harbor answered with a refusal
+    or the connection was never made."""
+
+    def __init__(self, message: str, *, maybe_done: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_done = maybe_done
 
 
 class HarborApi:
@@ -73,9 +81,13 @@ class HarborApi:
                 body = await resp.json(content_type=None) if resp.content_length != 0 else None
                 return resp.status, body, resp.headers.get("Location", "")
         except TimeoutError as exc:
-            raise HarborApiError(f"{what}: no answer within {self._timeout:g} s") from exc
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise HarborApiError(
+                f"{what}: no answer within {self._timeout:g} s", maybe_done=True
+            ) from exc
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was sent
             raise HarborApiError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise HarborApiError(f"{what}: {type(exc).__name__}: {exc}", maybe_done=True) from exc
 
     async def _list(self, path: str, params: dict[str, str] | None = None) -> list[Any]:
         out: list[Any] = []
@@ -115,5 +127,33 @@ class HarborApi:
         """The policy's executions, newest first (Harbor's default sort)."""
         return await self._list("/replication/executions", {"policy_id": str(policy_id)})
 
+    async def latest_execution(self, policy_id: int) -> dict[str, Any] | None:
+        """The policy's newest execution (Harbor lists them newest first), None if none."""
+        path = "/replication/executions"
+        query = {"policy_id": str(policy_id), "page": "1", "page_size": "1"}
+        status, body, _ = await self._call("GET", path, params=query)
+        if status != 200 or not isinstance(body, list) or any(type(e) is not dict for e in body):
+            raise HarborApiError(f"GET {self.url}{API}{path}: HTTP {status}: {body!r:.200}")
+        return body[0] if body else None
+
     async def start_execution(self, policy_id: int) -> int:
         return await self._create("/replication/executions", {"policy_id": policy_id})
+
+    async def ping(self) -> None:
+        """Harbor's core answers ``GET /api/v2.0/ping`` (200 ``Pong``, no authentication
+        needed) within the timeout; else HarborApiError (a 502 from Harbor's proxy while
+        core is down included)."""
+        what = f"GET {self.url}{API}/ping"
+        try:
+            async with (
+                asyncio.timeout(self._timeout),
+                self._client().get(f"{self.url}{API}/ping", ssl=self._ssl) as resp,
+            ):
+                await resp.read()
+                status = resp.status
+        except TimeoutError as exc:
+            raise HarborApiError(f"{what}: no answer within {self._timeout:g} s") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise HarborApiError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if status != 200:
+            raise HarborApiError(f"{what}: HTTP {status}")

@@ -8,7 +8,8 @@ systemd's EnvironmentFile= grammar (:mod:`.envfile`).  Nothing here reads
 
 The fields are declared once each, grouped by subsystem: node and keepalived
 (:mod:`.node`), Ceph and the filesystem (:mod:`.storage`), compose and the probes
-(:mod:`.harbor`), timeouts and behaviour (:mod:`.timing`), HTTP, files and logs
+(:mod:`.harbor`), timeouts and behaviour (:mod:`.timing`), the lease (:mod:`.lease`), the
+replicated mode's watch of replication (:mod:`.replication`), HTTP, files and logs
 (:mod:`.service`); :mod:`.model` joins them into :class:`Settings` with the
 rules across fields, and :mod:`.loading` builds it with clear errors.
 """

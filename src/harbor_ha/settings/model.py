@@ -15,6 +15,7 @@ from harbor_ha.settings.lease import LeaseSettings
 from harbor_ha.settings.mode import Mode
 from harbor_ha.settings.naming import env_name, env_names
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
+from harbor_ha.settings.replication import ReplicationSettings
 from harbor_ha.settings.service import ServiceSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
 from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
@@ -30,7 +31,7 @@ def required_in_mode(field: str, mode: Mode) -> str:
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
-# timeouts, behaviour, lease, service (the order of config/harbor-ha.env.example).
+# timeouts, behaviour, lease, replication, service (the order of config/harbor-ha.env.example).
 LEASE_WATCH_MIN_S = 0.1
 """The fastest derived lease watch: ten Ceph reads a second (with sub-second adverts the
 VIP can arrive before any judgment could end, so faster buys little)."""
@@ -41,6 +42,7 @@ the lease, which should not be older than a second."""
 
 class Settings(
     ServiceSettings,
+    ReplicationSettings,
     LeaseSettings,
     BehaviourSettings,
     TimeoutSettings,
