@@ -152,6 +152,21 @@ def test_random_walks_never_run_a_step_or_touch_the_storage() -> None:
                 assert node.may_promote, (before, node)
 
 
+def test_a_vip_left_by_a_killed_keepalived_is_no_claim_while_the_peer_is_master() -> None:
+    """Restarted after a crash (keepalived killed: it left the VIP on the interface) while the
+    peer took over: the peer's /status says MASTER, so the node is a BACKUP keepalived did not
+    elect (never a second MASTER, even for a moment), its fault file up until its Harbor is
+    seen healthy; a peer that did not answer is no such fact."""
+    facts = Facts(vip=True, mapped=False, mounted=False, harbor_running=True, peer_master=True)
+    node, actions = from_facts(facts, policy=REP)
+    assert node.state is S.BACKUP and not node.want_master and node.fault_file_on
+    assert actions == ()
+    node, _ = transition(node, E.HARBOR_HEALTHY)
+    assert node.state is S.BACKUP and not node.fault_file_on
+    unknown = replace(facts, peer_master=False)
+    assert from_facts(unknown, policy=REP)[0].state is S.MASTER
+
+
 def test_reconcile_in_the_replicated_mode() -> None:
     """The first state from facts: the VIP here with Harbor running is MASTER (a daemon
     restart is hitless); anything else is BACKUP with Harbor not yet seen healthy (the fault

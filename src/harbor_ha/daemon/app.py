@@ -79,7 +79,9 @@ class Daemon:
             if s.mode is Mode.REPLICATED:
                 # No image: nothing to adopt, and the data volume is Harbor's own directory
                 # (never guarded: chattr +i on it would stop Harbor writing).
-                seen = await observe_replicated(vip_present=p.vip_present, compose=p.compose)
+                seen = await observe_replicated(
+                    vip_present=p.vip_present, compose=p.compose, peer_state=p.peer_state
+                )
                 return await self._started(
                     from_facts(
                         seen.facts, policy=policy_of(s), demote_on_exit=s.stop_harbor_on_exit

@@ -20,6 +20,7 @@ from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
 from harbor_ha.machine import Event, Kind, Mode, Node, Policy, State
 from harbor_ha.metrics import Metrics
+from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.probes.harbor import HarborProbe
 from harbor_ha.replication.watch import ReplicationWatch
@@ -117,6 +118,22 @@ class Parts:
 
     async def vip_present(self) -> bool:
         return await vip_present(self.runner, self.settings)
+
+    async def peer_state(self) -> str | None:
+        """The peer's state from its /status (``peer_http_url``, within ``peer_timeout_s``);
+        None: no URL, no answer, or a peer with this node's own name (not trusted)."""
+        s = self.settings
+        if not s.peer_http_url:
+            return None
+        try:
+            status = await peer_status(s.peer_http_url, s.peer_timeout_s)
+        except PeerUnreachable as exc:
+            log.info("peer_state_unknown", peer=s.peer_http_url, error=str(exc))
+            return None
+        state = status.get("state")
+        if status.get("node") == s.node_name or not isinstance(state, str):
+            return None
+        return state
 
     def occupied(self) -> bool:
         """Something (ours or not) is mounted at the mountpoint."""

@@ -70,10 +70,15 @@ async def observe(
 
 
 async def observe_replicated(
-    *, vip_present: Callable[[], Awaitable[bool]], compose: ComposePort
+    *,
+    vip_present: Callable[[], Awaitable[bool]],
+    compose: ComposePort,
+    peer_state: Callable[[], Awaitable[str | None]],
 ) -> Observed:
-    """The replicated mode's facts: the VIP and whether Harbor runs here (any container of
-    the project: both nodes run the whole Harbor).  No image, no lease, no mount."""
+    """The replicated mode's facts: the VIP, whether Harbor runs here (any container of the
+    project: both nodes run the whole Harbor) and whether the peer says it is MASTER
+    (``peer_state``: its /status, bounded; None when it does not answer).  No image, no
+    lease, no mount."""
     try:
         vip = await vip_present()
     except Exception as exc:
@@ -84,6 +89,8 @@ async def observe_replicated(
     except Exception as exc:
         log.warning("reconcile_containers_unknown", error=str(exc))
         running = False
-    facts = Facts(vip=vip, mapped=False, mounted=False, harbor_running=running)
-    log.info("reconcile_facts", mode="replicated", vip=vip, harbor_running=running)
+    peer = await peer_state()
+    facts = Facts(vip=vip, mapped=False, mounted=False, harbor_running=running,
+                  peer_master=peer == "MASTER")  # fmt: skip
+    log.info("reconcile_facts", mode="replicated", vip=vip, harbor_running=running, peer_state=peer)
     return Observed(facts, None)

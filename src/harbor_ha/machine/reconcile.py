@@ -35,6 +35,7 @@ class Facts:
     mount_foreign: bool = False  # something else is mounted at the mountpoint
     lease_peer: bool = False  # another node's cookie holds the lease (read at start)
     promised_s: float = 0.0  # seconds left of a failsafe promise given before this start
+    peer_master: bool = False  # replicated: the peer's /status says MASTER (read at start)
 
 
 def from_facts(
@@ -92,10 +93,14 @@ def from_facts(
 
 def _replicated(base: Node, facts: Facts) -> Result:
     """The replicated mode (no image, no lease): the VIP here with Harbor running is MASTER
-    (a daemon restart is hitless; the monitor's first probes judge it as any MASTER's).
-    Anything else is BACKUP with Harbor not yet seen healthy (``harbor_down``): the fault
-    file stays up until the monitor's first verdict, so keepalived gives away a VIP left here
-    without a running Harbor and elects no node whose Harbor is unknown."""
-    if facts.vip and facts.harbor_running:
+    (a daemon restart is hitless; the monitor's first probes judge it as any MASTER's),
+    unless the peer says it is MASTER (``peer_master``): then the VIP here is one a killed
+    keepalived left on the interface, no claim, and the node starts as a BACKUP that
+    keepalived did not elect.  Anything else is BACKUP with Harbor not yet seen healthy
+    (``harbor_down``): the fault file stays up until the monitor's first verdict, so
+    keepalived gives away a VIP left here without a running Harbor and elects no node whose
+    Harbor is unknown.  A peer that did not answer is no such fact: the VIP decides."""
+    if facts.vip and facts.harbor_running and not facts.peer_master:
         return enter(replace(base, state=State.MASTER))
-    return replace(base, harbor_down=True), ()
+    wanted = base.want_master and not facts.peer_master  # a VIP left here is no claim
+    return replace(base, harbor_down=True, want_master=wanted), ()
