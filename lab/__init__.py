@@ -17,6 +17,7 @@ Modules, from the bottom up:
     keepalived.py    real keepalived in a netns (command line, one process, node settings)
     loopdev.py       loop devices, ext4 on them, real damage, a device that fails with EIO
     node.py          one lab node: its dockerd + Harbor shape, harbor-ha, keepalived, queries
+    replicated.py    the replicated mode: Harbor started on each node by the lab, serving checks
     partitions.py    iptables cuts between the netns, and heal
     twonode.py       up / down of the whole two-node lab
     client.py        the client: HTTPS to Harbor through the VIP, from its own netns
@@ -54,6 +55,7 @@ from lab.state import (
     HARBOR_HA,
     HOSTS,
     HTTPS_PORT,
+    MODES,
     NODE_NAMES,
     PROJECT,
     STACKS,
@@ -67,6 +69,7 @@ __all__ = [
     "HARBOR_HA",
     "HOSTS",
     "HTTPS_PORT",
+    "MODES",
     "NODE_NAMES",
     "PROJECT",
     "STACKS",

@@ -1,6 +1,7 @@
 """`python -m lab COMMAND` (from the repository top): drive the two-node lab (as root).
 
-up            bring the lab up (tears down a previous one first)
+up            bring the lab up (tears down a previous one first; --mode replicated: harbor-ha's
+              replicated mode, each node's Harbor running on its local data dir, no Ceph)
 status        both nodes' state, the VIP holder, mappings, and the client's view
 kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
 restart NODE  start NODE's harbor-ha and keepalived again (as systemd would)
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         help="Harbor project: shape (busybox) or registry (real programs); "
         "default: registry for demo, shape for up",
     )
+    p.add_argument(
+        "--mode",
+        choices=lab.MODES,
+        default="rbd",
+        help="harbor-ha's mode for up: rbd (one Ceph RBD image failed over) or replicated "
+        "(each node's Harbor on its own local data dir, running on both nodes)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
         sub.add_parser(name)
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         return demo(args.dir, args.advert, args.stack or "registry")
     if args.cmd == "up":
-        st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape")
+        st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape", mode=args.mode)
         master = wait_one_master(st, within_s=240)
         print(f"lab: up; master is {master}")
         print_status(st)

@@ -1,4 +1,5 @@
-"""The lab's client: HTTPS requests to Harbor through the VIP, from the client's netns."""
+"""The lab's client: HTTPS requests to Harbor through the VIP, from the client's netns; and
+one plain GET from inside any of the lab's netns (``http_get``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import json
 import ssl
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 
 import aiohttp
@@ -78,3 +81,29 @@ class Client:
 
     def close(self) -> None:
         self._ex.close()
+
+
+def http_get(netns: str, url: str, timeout_s: float = 3.0) -> tuple[int, str]:
+    """GET ``url`` from inside ``netns`` (no proxy; https certificate not verified): (HTTP
+    status, body), or (0, the error) when no HTTP answer came."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx)
+    )
+
+    async def get() -> tuple[int, str]:
+        try:
+            with opener.open(url, timeout=timeout_s) as r:
+                return int(r.status), r.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+        except (OSError, ValueError) as exc:  # URLError, timeouts, resets are OSErrors
+            return 0, f"{type(exc).__name__}: {exc}"
+
+    ex = NetnsExecutor(netns)
+    try:
+        return asyncio.run(ex.run(get))
+    finally:
+        ex.close()

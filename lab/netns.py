@@ -8,7 +8,7 @@ Two-node lab topology (prefix P, subnet 10.99.0.0/24 by default)::
     netns P-a:    eth0 .11  node a
     netns P-b:    eth0 .12  node b
     netns P-c:    eth0 .13  the client (reaches Harbor through the VIP .100)
-    netns P-ceph: eth0 .20  ceph-mon + memstore ceph-osd
+    netns P-ceph: eth0 .20  ceph-mon + memstore ceph-osd (not in the replicated lab)
 """
 
 from __future__ import annotations
@@ -75,19 +75,21 @@ def add_port(bridge_netns: str, port: str, netns: str, cidr: str) -> None:
     sh("ip", "-n", netns, "link", "set", "eth0", "up")
 
 
-def make_lab_topology(st: LabState) -> None:
-    """The two-node lab's netns (module doc); each netns is recorded in ``st`` (and saved)
-    before anything is put in it, so ``down`` deletes it even after a failure half-way."""
+def make_lab_topology(st: LabState, roles: Sequence[str] = tuple(HOSTS)) -> None:
+    """The two-node lab's netns (module doc), for the ``roles`` of HOSTS (the replicated
+    lab has no P-ceph); each netns is recorded in ``st`` (and saved) before anything is put in
+    it, so ``down`` deletes it even after a failure half-way."""
     prefixlen = ipaddress.ip_network(st.subnet).prefixlen
     br = f"{st.prefix}-br"
-    for ns in (br, *(f"{st.prefix}-{role}" for role in HOSTS)):
+    for ns in (br, *(f"{st.prefix}-{role}" for role in roles)):
         sh("ip", "netns", "add", ns)
         st.netns.append(ns)
         st.save()
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     add_bridge(br)
-    for role, n in HOSTS.items():
-        add_port(br, f"v{role}", f"{st.prefix}-{role}", f"{host(st.subnet, n)}/{prefixlen}")
+    for role in roles:
+        cidr = f"{host(st.subnet, HOSTS[role])}/{prefixlen}"
+        add_port(br, f"v{role}", f"{st.prefix}-{role}", cidr)
 
 
 # ------------------------------------------------------------- a small topology

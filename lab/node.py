@@ -26,8 +26,12 @@ from lab.registry_stack.images import ensure_images
 from lab.registry_stack.stack import RegistryStack, prepare_stack_data
 from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
+HTTP_PORT = 9105
+"""Each node's HARBOR_HA_HTTP_PORT (/metrics, /status, /primary, ...)."""
 FAILSAFE_PORT = 9106
 """Each node's failsafe listener (harbor-ha to harbor-ha), next to the HTTP port 9105."""
+RBD_ONLY = ("HARBOR_HA_CEPH_", "HARBOR_HA_RBD_BIN", "HARBOR_HA_LEASE_", "HARBOR_HA_FAILSAFE_")
+"""Prefixes of the settings the replicated mode does not have (no Ceph, lease or failsafe)."""
 
 
 def node_env(st: LabState, node: NodeState, compose: str) -> str:
@@ -55,15 +59,15 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_CEPH_IMAGE": "harbor",
         "HARBOR_HA_RBD_BIN": str(KRBD_STANDIN),
         "HARBOR_HA_MOUNTPOINT": str(node.mountpoint),
-        "HARBOR_HA_COMPOSE_FILE": str(node.path / "harbor" / "docker-compose.yml"),
+        "HARBOR_HA_COMPOSE_FILE": str(node.compose_file),
         "HARBOR_HA_COMPOSE_PROJECT": PROJECT,
         "HARBOR_HA_COMPOSE_COMMAND": compose,
         # Both of the lab's stacks run Harbor's ten containers of an install with trivy.
         "HARBOR_HA_HARBOR_EXPECTED_CONTAINERS": "10",
         "HARBOR_HA_DOCKER_HOST": node.docker_host,
         "HARBOR_HA_HTTPS_PORT": str(HTTPS_PORT),
-        "HARBOR_HA_HTTP_PORT": "9105",
-        "HARBOR_HA_PEER_HTTP_URL": f"http://{peer.address}:9105" if peer else "",
+        "HARBOR_HA_HTTP_PORT": str(HTTP_PORT),
+        "HARBOR_HA_PEER_HTTP_URL": f"http://{peer.address}:{HTTP_PORT}" if peer else "",
         "HARBOR_HA_PROBE_INTERVAL_S": "1.0",
         "HARBOR_HA_PROBE_FALL": "2",
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
@@ -79,12 +83,25 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
         lines["HARBOR_HA_FAILSAFE_SECRET"] = "harbor-ha-lab-failsafe"
         lines["HARBOR_HA_FAILSAFE_PEER"] = f"{peer.address}:{FAILSAFE_PORT}"
         lines["HARBOR_HA_FAILSAFE_LISTEN"] = f"{node.address}:{FAILSAFE_PORT}"
+    if st.mode == "replicated":
+        kept = {k: v for k, v in lines.items() if not k.startswith(RBD_ONLY)}
+        lines = {"HARBOR_HA_MODE": "replicated", **kept}
     return "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
 def install_node(st: LabState, node: NodeState, compose: str) -> None:
     """A node's containerd + dockerd (in its netns), the Harbor-shaped images and project, its
     env file and keepalived's config (``harbor-ha render-keepalived``); every PID recorded."""
+    install_harbor(st, node, compose)
+    configure_node(st, node, compose)
+
+
+def install_harbor(st: LabState, node: NodeState, compose: str) -> None:
+    """A node's containerd + dockerd (in its netns, PIDs recorded) and its Harbor project
+    (``st.stack``) with data dir = the node's mountpoint: an unmounted mountpoint in the rbd
+    mode (the lab prepares the image's filesystem once), a plain directory in the replicated
+    mode, where Harbor's secrets are written now, as Harbor's prepare would."""
+    local_data = st.mode == "replicated"
     d = start_dockerd(node.path / "docker", node.netns)
     assert d.proc is not None and d.containerd is not None
     node.pids["dockerd"] = d.proc.pid
@@ -103,10 +120,14 @@ def install_node(st: LabState, node: NodeState, compose: str) -> None:
             data_dir=node.mountpoint,
             https_bind="0.0.0.0",
             https_port=HTTPS_PORT,
-            prepare=False,
+            prepare=local_data,
         )
         control_dir = shape.control_dir
     (control_dir / "node-name").write_text(node.name)
+
+
+def configure_node(st: LabState, node: NodeState, compose: str) -> None:
+    """A node's env file and keepalived's config (``harbor-ha render-keepalived``)."""
     node.env_file.write_text(node_env(st, node, compose))
     harbor_ha(node, "render-keepalived")
 
@@ -115,7 +136,8 @@ def install_registry_stack(st: LabState, node: NodeState, docker_host: str, comp
     """The registry stack on a node: its images loaded from the lab cache's tar (built there
     once), its project rendered with ONE certificate for both nodes (the first node's CA and
     server certificate, valid for the VIP and both addresses), no data layout on the unmounted
-    mountpoint.  Returns its control dir."""
+    mountpoint of the rbd mode (the replicated mode's local data dir gets it, with that
+    certificate).  Returns its control dir."""
     loaded = ensure_images(docker_host)
     first = next(iter(st.nodes.values()))
     certs = None if first is node else first.path / "harbor" / "config" / "cert"
@@ -130,7 +152,7 @@ def install_registry_stack(st: LabState, node: NodeState, docker_host: str, comp
         project=PROJECT,
         cert_names=(st.vip_address, *(n.address for n in st.nodes.values())),
         certs_from=certs,
-        make_data_layout=False,
+        make_data_layout=st.mode == "replicated",
     )
     return stack.control_dir
 

@@ -21,6 +21,11 @@ PROJECT = "harbor"
 STACKS = ("shape", "registry")
 """The lab's Harbor projects: the busybox shape (fast tiers) or the registry stack of real
 programs (registry, PostgreSQL, redis, nginx; lab/registry_stack)."""
+MODES = ("rbd", "replicated")
+"""harbor-ha's modes the lab runs (HARBOR_HA_MODE): "rbd", one Ceph RBD image failed over
+(Ceph, the krbd stand-in, the image formatted and prepared; harbor-ha starts and stops Harbor);
+"replicated", each node's Harbor on its own local data directory, started by the lab and
+running on both nodes all the time (no Ceph; harbor-ha only moves the VIP by Harbor's health)."""
 
 
 @dataclass
@@ -46,6 +51,11 @@ class NodeState:
     @property
     def mountpoint(self) -> Path:
         return self.path / "data"
+
+    @property
+    def compose_file(self) -> Path:
+        """Harbor's compose file on the node (HARBOR_HA_COMPOSE_FILE)."""
+        return self.path / "harbor" / "docker-compose.yml"
 
     @property
     def rbd_state(self) -> Path:
@@ -90,6 +100,7 @@ class LabState:
     blackholes: list[list[str]] = field(default_factory=list)
     log_level: str = "info"  # HARBOR_HA_LOG_LEVEL of both nodes ("debug": one line per command)
     stack: str = "shape"  # "shape": lab/harbor_shape (busybox); "registry": lab/registry_stack
+    mode: str = "rbd"  # MODES; a state.json written before the field existed is an rbd lab
 
     @property
     def vip_address(self) -> str:

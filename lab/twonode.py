@@ -5,6 +5,10 @@ addresses in its own netns (the topology: lab/netns.py; a node: lab/node.py).
 images and project, harbor-ha's env file and keepalived's config (``harbor-ha
 render-keepalived``) -> ``harbor-ha format`` -> Harbor's secrets written on the image's
 filesystem (as Harbor's prepare) -> harbor-ha, then keepalived, on each node.
+``up(mode="replicated")`` (lab/replicated.py): netns without P-ceph -> per node a containerd +
+dockerd and the Harbor project on the node's local data dir, Harbor's secrets written there ->
+``compose up -d`` on each node, until both Harbors serve -> env files (HARBOR_HA_MODE=replicated)
+and keepalived's configs -> harbor-ha, then keepalived, on each node.
 krbd is missing from this kernel, so ``rbd`` is the krbd stand-in lab/krbd_standin.py
 (rbd-fuse + loop device, named as such); each node's Ceph client has its own address, so
 fencing by address is what production does.
@@ -29,11 +33,20 @@ from lab.ceph import start_cluster
 from lab.dockerd import compose_v2_binary
 from lab.mappings import teardown_mappings
 from lab.netns import make_lab_topology
-from lab.node import harbor_ha, install_node, prepare_image, start_services
+from lab.node import (
+    configure_node,
+    harbor_ha,
+    install_harbor,
+    install_node,
+    prepare_image,
+    start_services,
+)
 from lab.procs import alive, kill_pid, mounts_under, reap, sh
+from lab.replicated import start_harbor, wait_serving
 from lab.state import (
     DEFAULT_LABDIR,
     HOSTS,
+    MODES,
     NODE_NAMES,
     STACKS,
     VIP_HOST,
@@ -53,15 +66,19 @@ def up(
     say: Any = print,
     log_level: str = "info",
     stack: str = "shape",
+    mode: str = "rbd",
 ) -> LabState:
     """Bring the whole lab up; on failure everything made so far is torn down.
 
     ``log_level`` is harbor-ha's HARBOR_HA_LOG_LEVEL on both nodes; ``"debug"`` adds one
     ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses
     it).  ``stack``: the Harbor project on the nodes, the busybox shape or the registry stack
-    of real programs (lab/state.py STACKS)."""
+    of real programs (lab/state.py STACKS).  ``mode``: harbor-ha's mode (lab/state.py MODES);
+    "replicated" has no Ceph and runs each node's Harbor on its local data dir all the time."""
     if stack not in STACKS:
         raise ValueError(f"stack {stack!r}: one of {', '.join(STACKS)}")
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)
@@ -76,23 +93,27 @@ def up(
         client_netns=f"{prefix}-c",
         log_level=log_level,
         stack=stack,
+        mode=mode,
     )
     st.save()
     t0 = time.monotonic()
+    rbd = mode == "rbd"
+    roles = tuple(role for role in HOSTS if rbd or role != "ceph")
     try:
-        make_lab_topology(st)
+        make_lab_topology(st, roles)
         say(
-            f"lab: network namespaces {prefix}-{{br,a,b,c,ceph}} on {subnet} "
+            f"lab: network namespaces {prefix}-{{{','.join(('br', *roles))}}} on {subnet} "
             f"({time.monotonic() - t0:.1f} s)"
         )
-        cluster = start_cluster(
-            labdir / "ceph", f"{prefix}-ceph", host(subnet, HOSTS["ceph"]), image_size_mb=256
-        )
-        st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
-        no_client_cache(cluster.conf)
-        st.ceph_keyring, st.ceph_pids = str(cluster.harbor_keyring), dict(cluster.pids)
-        st.save()
-        say(f"lab: ceph mon + osd in {prefix}-ceph ({cluster.startup_s:.1f} s)")
+        if rbd:
+            cluster = start_cluster(
+                labdir / "ceph", f"{prefix}-ceph", host(subnet, HOSTS["ceph"]), image_size_mb=256
+            )
+            st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
+            no_client_cache(cluster.conf)
+            st.ceph_keyring, st.ceph_pids = str(cluster.harbor_keyring), dict(cluster.pids)
+            st.save()
+            say(f"lab: ceph mon + osd in {prefix}-ceph ({cluster.startup_s:.1f} s)")
         v2 = compose_v2_binary()
         compose = v2 if v2 else "/usr/bin/docker-compose"
         for name in nodes:
@@ -103,15 +124,18 @@ def up(
                 dir=str(labdir / name),
             )
             st.nodes[name] = node
-            for d in (node.path, node.run_dir, node.rbd_state, node.mountpoint):
+            for d in (node.path, node.run_dir, *([node.rbd_state] if rbd else []), node.mountpoint):
                 d.mkdir(parents=True, exist_ok=True)
-        for node in st.nodes.values():
-            install_node(st, node, compose)
-        say(f"lab: dockerd + {stack} images on each node ({time.monotonic() - t0:.1f} s)")
-        first = st.nodes[nodes[0]]
-        harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
-        prepare_image(st, first)
-        say("lab: image formatted (harbor-ha format), Harbor's secrets written on it")
+        if rbd:
+            for node in st.nodes.values():
+                install_node(st, node, compose)
+            say(f"lab: dockerd + {stack} images on each node ({time.monotonic() - t0:.1f} s)")
+            first = st.nodes[nodes[0]]
+            harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
+            prepare_image(st, first)
+            say("lab: image formatted (harbor-ha format), Harbor's secrets written on it")
+        else:
+            harbor_on_each_node(st, compose, say, t0)
         for name in nodes:
             start_services(st, name)
         say(
@@ -127,6 +151,21 @@ def up(
         down(labdir, say=say)
         raise
     return st
+
+
+def harbor_on_each_node(st: LabState, compose: str, say: Any, t0: float) -> None:
+    """The replicated mode's nodes: each one's dockerd and Harbor project on its local data dir
+    (Harbor's secrets written there), ``compose up -d`` on EACH node, both Harbors serving
+    (bounded), then each env file (HARBOR_HA_MODE=replicated) and keepalived's config."""
+    for node in st.nodes.values():
+        install_harbor(st, node, compose)
+    say(f"lab: dockerd + {st.stack} images on each node ({time.monotonic() - t0:.1f} s)")
+    for node in st.nodes.values():
+        start_harbor(node, compose)
+    wait_serving(st, say=say)
+    for node in st.nodes.values():
+        configure_node(st, node, compose)
+    say("lab: env files (HARBOR_HA_MODE=replicated) and keepalived configs rendered")
 
 
 def no_client_cache(conf: Path) -> None:

@@ -50,11 +50,17 @@ def _say(request: pytest.FixtureRequest, line: str) -> None:
 
 @contextlib.contextmanager
 def bring_up(
-    request: pytest.FixtureRequest, labdir: Path, prefix: str, stack: str = "shape"
+    request: pytest.FixtureRequest,
+    labdir: Path,
+    prefix: str,
+    stack: str = "shape",
+    *,
+    subnet: str = "10.99.0.0/24",
+    mode: str = "rbd",
 ) -> Iterator[labmod.LabState]:
-    """A two-node lab in ``labdir`` with netns prefix ``prefix`` and Harbor project ``stack``, up
-    with exactly one healthy MASTER; torn down at the end whatever happens (node logs copied to
-    /var/tmp/PREFIX-logs-* first if anything failed)."""
+    """A two-node lab in ``labdir`` with netns prefix ``prefix`` on ``subnet``, Harbor project
+    ``stack`` and harbor-ha's ``mode``, up with exactly one healthy MASTER; torn down at the end
+    whatever happens (node logs copied to /var/tmp/PREFIX-logs-* first if anything failed)."""
     if os.geteuid() != 0:
         pytest.skip("the e2e lab needs root")
     st: labmod.LabState | None = None
@@ -62,14 +68,19 @@ def bring_up(
     t0 = time.monotonic()
     before = request.session.testsfailed
     try:
-        st = labmod.up(labdir, prefix=prefix, say=lambda line: _say(request, line), stack=stack)
-        client = Client(st.client_netns, st.vip_address)
-        try:
+        st = labmod.up(
+            labdir,
+            prefix=prefix,
+            subnet=subnet,
+            say=lambda line: _say(request, line),
+            stack=stack,
+            mode=mode,
+        )
+        with vip_client(st) as client:
             m, _ = helpers.wait_good(st, client, within_s=240)
-        finally:
-            client.close()
+        kind = stack if mode == "rbd" else f"{stack}, {mode}"
         helpers.figure(
-            f"lab ({stack}) up with {m} MASTER and Harbor healthy: {time.monotonic() - t0:.1f} s"
+            f"lab ({kind}) up with {m} MASTER and Harbor healthy: {time.monotonic() - t0:.1f} s"
         )
         failed = False
         yield st
@@ -86,7 +97,7 @@ def bring_up(
         labmod.down(labdir, say=lambda line: _say(request, line))
 
 
-FIRST_MODULES = ("test_registry_traffic.py",)
+FIRST_MODULES = ("test_registry_traffic.py", "test_replicated.py")
 """Modules with their own lab (module-scoped ``lab``): run first, so that the session's lab is
 not up at the same time (two labs on two cores would distort every timing)."""
 
@@ -102,12 +113,22 @@ def lab(request: pytest.FixtureRequest) -> Iterator[labmod.LabState]:
         yield st
 
 
+@contextlib.contextmanager
+def vip_client(st: labmod.LabState) -> Iterator[Client]:
+    """HTTPS client in the lab's client netns, asking Harbor's health through the VIP; closed
+    at the end."""
+    c = Client(st.client_netns, st.vip_address)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
 @pytest.fixture(scope="session")
 def client(lab: labmod.LabState) -> Iterator[Client]:
     """HTTPS client in the lab's client netns, asking Harbor's health through the VIP."""
-    c = Client(lab.client_netns, lab.vip_address)
-    yield c
-    c.close()
+    with vip_client(lab) as c:
+        yield c
 
 
 @dataclass

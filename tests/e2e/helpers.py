@@ -25,6 +25,7 @@ import aiohttp
 import lab
 from lab import timeline
 from lab.client import Answer, Client
+from lab.replicated import harbor_running
 from lab.waiting import Timeout as WaitTimeout
 from lab.waiting import poll
 
@@ -95,8 +96,9 @@ def statuses(st: lab.LabState) -> dict[str, dict[str, Any]]:
 
 
 def clean_backup(st: lab.LabState, name: str, s: dict[str, Any]) -> str:
-    """'' when node ``name`` is a clean BACKUP (fault clear, nothing mapped/mounted/running),
-    else what is wrong."""
+    """'' when node ``name`` is a clean BACKUP (fault clear; in the rbd mode nothing mapped,
+    mounted or running, in the replicated mode its whole Harbor running), else what is
+    wrong."""
     node = st.nodes[name]
     problems = []
     if s.get("state") != "BACKUP":
@@ -107,6 +109,8 @@ def clean_backup(st: lab.LabState, name: str, s: dict[str, Any]) -> str:
         problems.append("maintenance on")
     if problems:  # cheap facts first; the rest only when the daemon says it is clean
         return ", ".join(problems)
+    if st.mode == "replicated":
+        return "" if harbor_running(node) else f"Harbor not all running: {harbor_services(node)}"
     if lab.mapped_here(node):
         problems.append(f"mapped {lab.mapped_here(node)}")
     if lab.mounted_here(node):
@@ -115,6 +119,11 @@ def clean_backup(st: lab.LabState, name: str, s: dict[str, Any]) -> str:
     if running:
         problems.append(f"{len(running)} containers running")
     return ", ".join(problems)
+
+
+def harbor_services(node: lab.NodeState) -> list[str]:
+    """The compose services with a running container on ``node`` (sorted)."""
+    return sorted(set(lab.running_all(node).values()))
 
 
 def describe(s: dict[str, Any]) -> str:

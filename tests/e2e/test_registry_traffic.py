@@ -23,7 +23,7 @@ import lab as labmod
 from lab.client import Client
 from lab.traffic import Load, Traffic, pg_recovery
 from tests.e2e import helpers
-from tests.e2e.conftest import Lab, bring_up
+from tests.e2e.conftest import Lab, bring_up, vip_client
 
 LABDIR = Path("/var/tmp/hhe2r")
 PREFIX = "hhe2r"
@@ -49,9 +49,8 @@ def lab(request: pytest.FixtureRequest) -> Iterator[labmod.LabState]:
 @pytest.fixture(scope="module")
 def client(lab: labmod.LabState) -> Iterator[Client]:
     """Harbor's health through the VIP (what the good-state restore waits for)."""
-    c = Client(lab.client_netns, lab.vip_address)
-    yield c
-    c.close()
+    with vip_client(lab) as c:
+        yield c
 
 
 def acked_after(acked: dict[int, tuple[float, str]], t: float) -> list[int]:

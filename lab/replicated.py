@@ -1,0 +1,75 @@
+"""The replicated mode's part of the lab (HARBOR_HA_MODE=replicated): each node's Harbor runs
+all the time on its own local data directory (the node's ``mountpoint``, a plain directory),
+started by the lab with the project's own ``compose up -d`` as the operator's install does;
+harbor-ha never starts or stops it in this mode (``restart: always`` keeps it running), it only
+moves the VIP by Harbor's health.
+
+``start_harbor`` (compose up -d on one node), ``harbor_serves`` (what is missing for "this
+node's Harbor serves"), ``wait_serving`` (both nodes, bounded), ``harbor_running`` (every
+service of Harbor's project has a running container) and ``primary`` (the node's /primary,
+asked from the client's netns).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from lab.client import http_get
+from lab.harbor_shape import HARBOR_IMAGES
+from lab.node import HTTP_PORT, running_all
+from lab.procs import LabError, sh
+from lab.state import HTTPS_PORT, PROJECT, LabState, NodeState
+
+HARBOR_SERVICES = frozenset(HARBOR_IMAGES)
+"""Harbor's ten compose services (the same in both of the lab's stacks)."""
+COMPOSE_UP_TIMEOUT_S = 300.0
+SERVE_WITHIN_S = 240.0
+"""Bound on a node's Harbor serving after compose up (the registry stack's first start runs
+PostgreSQL's initdb; the shape takes seconds)."""
+
+
+def start_harbor(node: NodeState, compose: str) -> None:
+    """``compose -p harbor -f NODE/harbor/docker-compose.yml up -d`` against the node's dockerd."""
+    env = {**os.environ, "DOCKER_HOST": node.docker_host}
+    argv = (compose, "-p", PROJECT, "-f", str(node.compose_file), "up", "-d")
+    sh(*argv, timeout=COMPOSE_UP_TIMEOUT_S, env=env)
+
+
+def harbor_running(node: NodeState) -> bool:
+    """Every service of Harbor's project has a running container on ``node``."""
+    return set(running_all(node).values()) >= HARBOR_SERVICES
+
+
+def harbor_serves(node: NodeState) -> str:
+    """'' when the node's Harbor serves: core's ping answers 200 through the node's proxy (from
+    inside its netns, on its address) and every service's container runs; else what is not
+    so."""
+    url = f"https://{node.address}:{HTTPS_PORT}/api/v2.0/ping"
+    code, body = http_get(node.netns, url)
+    if code != 200:
+        return f"{url}: {code or ''} {body[:200]}".strip()
+    missing = HARBOR_SERVICES - set(running_all(node).values())
+    return f"not running: {', '.join(sorted(missing))}" if missing else ""
+
+
+def wait_serving(st: LabState, within_s: float = SERVE_WITHIN_S, say: Any = print) -> None:
+    """Wait until every node's Harbor serves (:func:`harbor_serves`); LabError naming the node
+    and what was last seen after ``within_s``."""
+    t0 = time.monotonic()
+    for node in st.nodes.values():
+        why = harbor_serves(node)
+        while why:
+            if time.monotonic() - t0 > within_s:
+                raise LabError(f"Harbor on {node.name} does not serve within {within_s:g} s: {why}")
+            time.sleep(0.5)
+            why = harbor_serves(node)
+        say(f"lab: Harbor serves on {node.name} ({time.monotonic() - t0:.1f} s)")
+
+
+def primary(st: LabState, name: str) -> int:
+    """The HTTP status of node ``name``'s ``GET /primary`` (harbor-ha's HTTP port), asked from
+    the client's netns; 0 when nothing answered."""
+    url = f"http://{st.nodes[name].address}:{HTTP_PORT}/primary"
+    return http_get(st.client_netns, url)[0]

@@ -1,0 +1,241 @@
+"""End-to-end, harbor-ha's replicated mode (HARBOR_HA_MODE=replicated): each node runs its whole
+Harbor all the time on its own local data directory (the lab started it with the project's
+``compose up -d``; ``restart: always`` keeps it), no Ceph, no lease, no fence, no mount;
+keepalived moves the VIP; harbor-ha probes Harbor and writes keepalived's track files from the
+verdict (fault file up while Harbor is unhealthy, so keepalived gives the VIP away).  MASTER
+means "the VIP is here and Harbor is healthy"; a demotion only gives the VIP away, Harbor keeps
+running.
+
+This module brings up its own lab (module-scoped ``lab`` and ``client``: /var/tmp/hhe2p, netns
+prefix hhe2p, 10.98.0.0/24, the busybox shape); the conftest runs it before the session's lab,
+so the two labs are never up together.  No timed assertions: durations are printed as figures;
+deadlines only bound a hang.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import lab as labmod
+from lab.client import Client
+from lab.replicated import harbor_serves, primary
+from tests.e2e import helpers
+from tests.e2e.conftest import Lab, bring_up, vip_client
+
+pytestmark = pytest.mark.e2e
+
+LABDIR = Path("/var/tmp/hhe2p")
+PREFIX = "hhe2p"
+SUBNET = "10.98.0.0/24"
+HOLD_S = 5.0
+"""How long a settled VIP is watched to stay where it is (50 adverts at the lab's 0.1 s)."""
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest) -> Iterator[labmod.LabState]:
+    """The two-node lab in the replicated mode (see conftest.bring_up)."""
+    with bring_up(request, LABDIR, PREFIX, subnet=SUBNET, mode="replicated") as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
+def client(lab: labmod.LabState) -> Iterator[Client]:
+    """Harbor's health through the VIP (what the good-state restore waits for)."""
+    with vip_client(lab) as c:
+        yield c
+
+
+# ------------------------------------------------------------------ node facts
+def containers(node: labmod.NodeState) -> dict[str, str]:
+    """The Harbor project's running containers on ``node``: name -> "ID status StartedAt"
+    (the same value later = the same container, never stopped or restarted since)."""
+    ids = list(labmod.running_all(node))
+    if not ids:
+        return {}
+    fmt = "{{.Name}} {{.Id}} {{.State.Status}} {{.State.StartedAt}}"
+    out = labmod.sh("docker", "-H", node.docker_host, "inspect", "-f", fmt, *ids).stdout
+    return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines() if line.strip())
+
+
+def fault_file(node: labmod.NodeState) -> str:
+    """The content of the node's fault track file ('1' = FAULT, '0' = clear)."""
+    try:
+        return (node.run_dir / "fault").read_text().strip()
+    except FileNotFoundError:
+        return "missing"
+
+
+def keepalived_conf(node: labmod.NodeState) -> tuple[bool, int]:
+    """(nopreempt, base priority) of the node's rendered keepalived.conf."""
+    text = (node.path / "keepalived.conf").read_text()
+    priority = re.search(r"^\s*priority\s+(\d+)", text, re.MULTILINE)
+    assert priority, f"no priority in {node.path / 'keepalived.conf'}"
+    return bool(re.search(r"^\s*nopreempt\b", text, re.MULTILINE)), int(priority.group(1))
+
+
+def holder_after_recovery(st: labmod.LabState, back: str, taker: str) -> str:
+    """Who holds the VIP once ``back`` runs clean again while ``taker`` is MASTER, as the
+    rendered configs imply: keepalived preempts only without ``nopreempt`` in ``back``'s config
+    and with ``back``'s priority above ``taker``'s (both track the same files, same weight)."""
+    nopreempt, prio_back = keepalived_conf(st.nodes[back])
+    _, prio_taker = keepalived_conf(st.nodes[taker])
+    return back if not nopreempt and prio_back > prio_taker else taker
+
+
+def wait_vip_on(st: labmod.LabState, name: str, within_s: float = 60) -> float:
+    """Wait until ``name`` holds the VIP; the time.time() it was first seen there."""
+
+    def probe() -> tuple[float | None, str]:
+        holders = labmod.vip_holders(st)
+        return (time.time() if name in holders else None), f"VIP on {holders}"
+
+    return helpers.wait_for(f"the VIP on {name}", probe, within_s, every_s=0.05)
+
+
+def settles_on(st: labmod.LabState, client: Client, expected: str, t0: float, label: str) -> None:
+    """Wait for the good state with ``expected`` MASTER (the other a clean BACKUP, the VIP on
+    ``expected`` only), print when, then watch HOLD_S that the VIP and MASTER stay there."""
+    helpers.wait_good(st, client, master=expected)
+    helpers.figure(f"{label}: settled, {expected} MASTER, {time.time() - t0:.2f} s after")
+    end = time.monotonic() + HOLD_S
+    while time.monotonic() < end:
+        holders, masters = labmod.vip_holders(st), helpers.statuses(st)
+        on = [n for n, s in masters.items() if s.get("state") == "MASTER"]
+        assert holders == [expected] and on == [expected], f"VIP on {holders}, MASTER {on}"
+        time.sleep(0.2)
+
+
+class MasterWatch:
+    """Samples both nodes' /status (control socket) in a thread; ``doubles`` lists the
+    samples where both said MASTER at once: a reads MASTER, then b, then a again (a race
+    with a handover, where one leaves as the other enters, is not counted)."""
+
+    def __init__(self, st: labmod.LabState) -> None:
+        self.st = st
+        self.doubles: list[str] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        a, b = list(self.st.nodes)
+        while not self._stop.is_set():
+            first = helpers.status(self.st, a)
+            other = helpers.status(self.st, b)
+            again = helpers.status(self.st, a)
+            self.samples += 1
+            if all(s.get("state") == "MASTER" for s in (first, other, again)):
+                holders = labmod.vip_holders(self.st)
+                self.doubles.append(f"{time.time():.2f}: both MASTER, VIP on {holders}")
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> MasterWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+# ------------------------------------------------------------------ the tests
+def test_both_nodes_run_harbor_one_master(good_lab: Lab) -> None:
+    """Both nodes run their whole Harbor and serve on their own address; exactly one node is
+    MASTER and holds the VIP, its /primary answers 200 and the client gets Harbor's healthy
+    answer from it through the VIP; the other is BACKUP with its fault file clear, /primary
+    503, and its Harbor running (every service's container)."""
+    st, m, b = good_lab.st, good_lab.master, good_lab.backup
+    assert labmod.masters(st) == [m]
+    assert labmod.vip_holders(st) == [m]
+    assert primary(st, m) == 200
+    assert primary(st, b) == 503
+    s = labmod.status(st, b)
+    assert s["state"] == "BACKUP", helpers.describe(s)
+    assert fault_file(st.nodes[b]) == "0"
+    for name in (m, b):
+        why = harbor_serves(st.nodes[name])
+        assert why == "", f"Harbor on {name}: {why}"
+    answer = good_lab.client.check()
+    assert answer.ok and answer.served_by == m, answer.detail
+
+
+def test_unhealthy_master_gives_the_vip_away_and_keeps_harbor(good_lab: Lab) -> None:
+    """Harbor's core unhealthy on the master (the lab's switch: core's component in Harbor's
+    health API reads unhealthy at once; the shape's core healthcheck fails too): the master's
+    fault file goes up, keepalived gives the VIP to the peer, which becomes MASTER (/primary
+    200) and serves the client; the old master's Harbor keeps running, the very same
+    containers never stopped or restarted (a demotion only gives the VIP away).  Switched back:
+    the old master becomes BACKUP with its fault file cleared, and the VIP ends where the
+    rendered keepalived.conf implies (nopreempt: it stays on the peer)."""
+    st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
+    before = containers(st.nodes[m])
+    t0 = time.time()
+    labmod.set_unhealthy(st, m, "core", True)
+    try:
+        at = wait_vip_on(st, b)
+        helpers.figure(f"replicated/unhealthy: VIP on {b} {at - t0:.2f} s after core unhealthy")
+        helpers.wait_master(st, b)
+        answer = helpers.wait_served_by(client, t0, b)
+        helpers.figure(
+            f"replicated/unhealthy: client's first healthy answer from {b} {answer.at - t0:.2f} s"
+        )
+        s = helpers.status(st, m)
+        reasons = helpers.left_master(st, m, t0)
+        helpers.figure(f"replicated/unhealthy: {m} now {helpers.describe(s)}; left for {reasons}")
+        assert s.get("state") != "MASTER", helpers.describe(s)
+        assert fault_file(st.nodes[m]) == "1"
+        assert (primary(st, b), primary(st, m)) == (200, 503)
+        assert containers(st.nodes[m]) == before, f"Harbor on {m} was stopped or restarted"
+    finally:
+        labmod.set_unhealthy(st, m, "core", False)
+    t1 = time.time()
+    seen = helpers.wait_clean_backup(st, m)
+    helpers.figure(f"replicated/unhealthy: {m} BACKUP, fault clear {seen - t1:.2f} s after")
+    assert fault_file(st.nodes[m]) == "0"
+    expected = holder_after_recovery(st, m, b)
+    settles_on(st, client, expected, t1, "replicated/unhealthy cleared")
+    assert containers(st.nodes[m]) == before, f"Harbor on {m} was stopped or restarted"
+
+
+def test_crash_of_master_services_moves_vip_restart_converges(good_lab: Lab) -> None:
+    """kill -9 of the master's harbor-ha and keepalived (Harbor keeps running there): the peer
+    takes the VIP and becomes MASTER with Harbor healthy, serving the client; the crashed
+    node's Harbor is untouched.  Restarted as systemd would: the node comes back BACKUP (or
+    MASTER, as the rendered keepalived.conf implies) consistently: never both nodes MASTER
+    at once (both /status sampled all along), and at the end exactly one MASTER, per `harbor-ha
+    status` on both, which is the only VIP holder."""
+    st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
+    before = containers(st.nodes[m])
+    t0 = time.time()
+    labmod.kill_services(st, m)
+    at = wait_vip_on(st, b)
+    helpers.figure(
+        f"replicated/crash: VIP on {b} {at - t0:.2f} s after the kill "
+        f"(holders then {labmod.vip_holders(st)}: keepalived killed -9 leaves its VIP)"
+    )
+    helpers.wait_master(st, b)
+    answer = helpers.wait_served_by(client, t0, b)
+    helpers.figure(
+        f"replicated/crash: client's first healthy answer from {b} {answer.at - t0:.2f} s"
+    )
+    assert primary(st, b) == 200
+    assert containers(st.nodes[m]) == before, f"Harbor on {m} was stopped or restarted"
+
+    expected = holder_after_recovery(st, m, b)
+    with MasterWatch(st) as watch:
+        t1 = time.time()
+        labmod.start_services(st, m)
+        settles_on(st, client, expected, t1, f"replicated/crash: {m} restarted")
+    helpers.figure(f"replicated/crash: {watch.samples} samples of both /status, no two MASTERs")
+    assert watch.doubles == [], f"both nodes MASTER at once: {watch.doubles[:10]}"
+    assert labmod.masters(st) == [expected]
+    assert labmod.vip_holders(st) == [expected]
+    other = b if expected == m else m
+    assert (primary(st, expected), primary(st, other)) == (200, 503)
+    assert containers(st.nodes[m]) == before, f"Harbor on {m} was stopped or restarted"
