@@ -13,23 +13,26 @@ from pathlib import Path
 import lab
 from lab import timeline
 from lab.client import Client
+from lab.replicated import harbor_serves
 from lab.traffic import Traffic
 
 
 def print_status(st: lab.LabState) -> None:
     holders = lab.vip_holders(st)
-    print(
-        f"{'node':<5} {'state':<12} {'VIP':<4} {'mapped':<12} {'mounted':<8} "
-        f"{'containers':<10} {'fault':<6} reason"
-    )
+    replicated = st.mode == "replicated"  # no mapping or mount: whether Harbor serves there
+    storage = f"{'harbor':<21}" if replicated else f"{'mapped':<12} {'mounted':<8}"
+    print(f"{'node':<5} {'state':<12} {'VIP':<4} {storage} {'containers':<10} {'fault':<6} reason")
     for name, node in st.nodes.items():
         s = lab.status(st, name)
-        mapped = ",".join(lab.mapped_here(node)) or "-"
+        if replicated:
+            storage = f"{'NOT serving' if harbor_serves(node) else 'serves':<21}"
+        else:
+            mapped = ",".join(lab.mapped_here(node)) or "-"
+            storage = f"{mapped:<12} {'yes' if lab.mounted_here(node) else 'no':<8}"
         last = (s.get("last_transitions") or [{}])[-1]
         print(
             f"{name:<5} {s.get('state', '?'):<12} {'yes' if name in holders else 'no':<4} "
-            f"{mapped:<12} {'yes' if lab.mounted_here(node) else 'no':<8} "
-            f"{len(lab.running_containers(node)):<10} "
+            f"{storage} {len(lab.running_containers(node)):<10} "
             f"{'SET' if s.get('fault') else 'clear':<6} {last.get('reason', s.get('error', ''))}"
         )
     client = Client(st.client_netns, st.vip_address)

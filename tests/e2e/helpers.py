@@ -140,7 +140,8 @@ def good_state(
 ) -> tuple[tuple[str, str] | None, str]:
     """((master, backup), '') when the lab is in its known good state, else (None, why):
     exactly one MASTER (``master`` if given) with Harbor healthy holding the VIP, the client
-    served by it; the other a clean BACKUP, fault clear, ready to take over."""
+    served by it; the other a clean BACKUP (:func:`clean_backup`), fault clear, ready to take
+    over."""
     s = statuses(st)
     seen = "; ".join(f"{n}: {describe(v)}" for n, v in s.items())
     masters = [n for n, v in s.items() if v.get("state") == "MASTER"]
@@ -153,7 +154,9 @@ def good_state(
     wrong = clean_backup(st, b, s[b])
     if wrong:
         return None, f"backup {b}: {wrong}; {seen}"
-    if s[b].get("standby_ready") is not True:
+    # The replicated mode has no standby readiness of its own (no Ceph, no image): a BACKUP is
+    # ready when its fault is clear and its Harbor runs, what clean_backup checked.
+    if st.mode == "rbd" and s[b].get("standby_ready") is not True:
         return None, f"backup {b} not ready: {s[b].get('standby_problems')}; {seen}"
     holders = lab.vip_holders(st)
     if holders != [m]:
