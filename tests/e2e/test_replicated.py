@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 import lab as labmod
+from lab import timeline
 from lab.client import Client
 from lab.replicated import harbor_serves, primary
 from tests.e2e import helpers
@@ -86,6 +87,15 @@ def holder_after_recovery(st: labmod.LabState, back: str, taker: str) -> str:
     nopreempt, prio_back = keepalived_conf(st.nodes[back])
     _, prio_taker = keepalived_conf(st.nodes[taker])
     return back if not nopreempt and prio_back > prio_taker else taker
+
+
+def transitions(st: labmod.LabState, name: str, since: float) -> list[str]:
+    """Node ``name``'s transitions logged after ``since`` (time.time()): "FROM->TO (reason)"."""
+    return [
+        f"{e.fields.get('from')}->{e.fields.get('to')} ({e.fields.get('reason')})"
+        for e in timeline.read(st.nodes[name].log, name, since=since)
+        if e.msg == "transition"
+    ]
 
 
 def wait_vip_on(st: labmod.LabState, name: str, within_s: float = 60) -> float:
@@ -232,7 +242,10 @@ def test_crash_of_master_services_moves_vip_restart_converges(good_lab: Lab) -> 
         t1 = time.time()
         labmod.start_services(st, m)
         settles_on(st, client, expected, t1, f"replicated/crash: {m} restarted")
-    helpers.figure(f"replicated/crash: {watch.samples} samples of both /status, no two MASTERs")
+    helpers.figure(
+        f"replicated/crash: {watch.samples} samples of both /status during the restart, "
+        f"{len(watch.doubles)} with both MASTER; {m}'s transitions: {transitions(st, m, t1)}"
+    )
     assert watch.doubles == [], f"both nodes MASTER at once: {watch.doubles[:10]}"
     assert labmod.masters(st) == [expected]
     assert labmod.vip_holders(st) == [expected]
