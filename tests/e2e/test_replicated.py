@@ -124,7 +124,8 @@ def settles_on(st: labmod.LabState, client: Client, expected: str, t0: float, la
 class MasterWatch:
     """Samples both nodes' /status (control socket) in a thread; ``doubles`` lists the
     samples where both said MASTER at once: a reads MASTER, then b, then a again (a race
-    with a handover, where one leaves as the other enters, is not counted)."""
+    with a handover, where one leaves as the other enters, is not counted), with the VIP's
+    holders and both nodes' /primary then."""
 
     def __init__(self, st: labmod.LabState) -> None:
         self.st = st
@@ -142,7 +143,10 @@ class MasterWatch:
             self.samples += 1
             if all(s.get("state") == "MASTER" for s in (first, other, again)):
                 holders = labmod.vip_holders(self.st)
-                self.doubles.append(f"{time.time():.2f}: both MASTER, VIP on {holders}")
+                codes = {n: primary(self.st, n) for n in (a, b)}
+                self.doubles.append(
+                    f"{time.time():.2f}: both MASTER, VIP on {holders}, /primary {codes}"
+                )
             self._stop.wait(0.1)
 
     def __enter__(self) -> MasterWatch:
