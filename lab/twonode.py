@@ -106,14 +106,7 @@ def up(
             f"({time.monotonic() - t0:.1f} s)"
         )
         if rbd:
-            cluster = start_cluster(
-                labdir / "ceph", f"{prefix}-ceph", host(subnet, HOSTS["ceph"]), image_size_mb=256
-            )
-            st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
-            no_client_cache(cluster.conf)
-            st.ceph_keyring, st.ceph_pids = str(cluster.harbor_keyring), dict(cluster.pids)
-            st.save()
-            say(f"lab: ceph mon + osd in {prefix}-ceph ({cluster.startup_s:.1f} s)")
+            ceph(st, say)
         v2 = compose_v2_binary()
         compose = v2 if v2 else "/usr/bin/docker-compose"
         for name in nodes:
@@ -127,13 +120,7 @@ def up(
             for d in (node.path, node.run_dir, *([node.rbd_state] if rbd else []), node.mountpoint):
                 d.mkdir(parents=True, exist_ok=True)
         if rbd:
-            for node in st.nodes.values():
-                install_node(st, node, compose)
-            say(f"lab: dockerd + {stack} images on each node ({time.monotonic() - t0:.1f} s)")
-            first = st.nodes[nodes[0]]
-            harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
-            prepare_image(st, first)
-            say("lab: image formatted (harbor-ha format), Harbor's secrets written on it")
+            nodes_on_one_image(st, compose, say, t0)
         else:
             harbor_on_each_node(st, compose, say, t0)
         for name in nodes:
@@ -151,6 +138,32 @@ def up(
         down(labdir, say=say)
         raise
     return st
+
+
+def ceph(st: LabState, say: Any) -> None:
+    """The rbd mode's Ceph cluster (mon + memstore OSD) in P-ceph, its PIDs recorded."""
+    cluster = start_cluster(
+        Path(st.labdir) / "ceph", f"{st.prefix}-ceph", host(st.subnet, HOSTS["ceph"]),
+        image_size_mb=256,
+    )  # fmt: skip
+    st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
+    no_client_cache(cluster.conf)
+    st.ceph_keyring, st.ceph_pids = str(cluster.harbor_keyring), dict(cluster.pids)
+    st.save()
+    say(f"lab: ceph mon + osd in {st.prefix}-ceph ({cluster.startup_s:.1f} s)")
+
+
+def nodes_on_one_image(st: LabState, compose: str, say: Any, t0: float) -> None:
+    """The rbd mode's nodes: each one's dockerd, Harbor project, env file and keepalived's
+    config; then ``harbor-ha format`` of the image on the first node and Harbor's secrets
+    written on its filesystem."""
+    for node in st.nodes.values():
+        install_node(st, node, compose)
+    say(f"lab: dockerd + {st.stack} images on each node ({time.monotonic() - t0:.1f} s)")
+    first = next(iter(st.nodes.values()))
+    harbor_ha(first, "format", "--yes-i-know-this-image-is-new", timeout=120)
+    prepare_image(st, first)
+    say("lab: image formatted (harbor-ha format), Harbor's secrets written on it")
 
 
 def harbor_on_each_node(st: LabState, compose: str, say: Any, t0: float) -> None:
