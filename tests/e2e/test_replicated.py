@@ -98,6 +98,31 @@ def transitions(st: labmod.LabState, name: str, since: float) -> list[str]:
     ]
 
 
+def master_overlaps(st: labmod.LabState, since: float, states: dict[str, str]) -> list[str]:
+    """The moments both nodes' logs put them in MASTER at once, after ``since`` (time.time()),
+    from the nodes' ``states`` then: each node's logged transitions replayed in time order (one
+    machine, one clock), every overlap as "+S s: NODE went MASTER (reason) while PEER was
+    MASTER, for D s"."""
+    entries = sorted(
+        (e for name, node in st.nodes.items() for e in timeline.read(node.log, name, since=since)
+         if e.msg == "transition"),
+        key=lambda e: e.at,
+    )  # fmt: skip
+    state, out, began = dict(states), [], ""
+    for e in entries:
+        state[e.node] = str(e.fields.get("to"))
+        both = all(v == "MASTER" for v in state.values())
+        if both and not began:
+            peer = next(n for n in state if n != e.node)
+            began = f"+{e.at - since:.2f} s: {e.node} went MASTER ({e.fields.get('reason')}) "
+            began += f"while {peer} was MASTER"
+            start = e.at
+        elif began and not both:
+            out.append(f"{began}, for {e.at - start:.2f} s")
+            began = ""
+    return [*out, f"{began}, still"] if began else out
+
+
 def wait_vip_on(st: labmod.LabState, name: str, within_s: float = 60) -> float:
     """Wait until ``name`` holds the VIP; the time.time() it was first seen there."""
 
@@ -222,8 +247,8 @@ def test_crash_of_master_services_moves_vip_restart_converges(good_lab: Lab) -> 
     takes the VIP and becomes MASTER with Harbor healthy, serving the client; the crashed
     node's Harbor is untouched.  Restarted as systemd would: the node comes back BACKUP (or
     MASTER, as the rendered keepalived.conf implies) consistently: never both nodes MASTER
-    at once (both /status sampled all along), and at the end exactly one MASTER, per `harbor-ha
-    status` on both, which is the only VIP holder."""
+    at once (both /status sampled all along, and both logs' transitions replayed), and at the
+    end exactly one MASTER, per `harbor-ha status` on both, which is the only VIP holder."""
     st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
     before = containers(st.nodes[m])
     t0 = time.time()
@@ -246,11 +271,14 @@ def test_crash_of_master_services_moves_vip_restart_converges(good_lab: Lab) -> 
         t1 = time.time()
         labmod.start_services(st, m)
         settles_on(st, client, expected, t1, f"replicated/crash: {m} restarted")
+    overlaps = master_overlaps(st, t1, {m: "DOWN", b: "MASTER"})
     helpers.figure(
         f"replicated/crash: {watch.samples} samples of both /status during the restart, "
-        f"{len(watch.doubles)} with both MASTER; {m}'s transitions: {transitions(st, m, t1)}"
+        f"{len(watch.doubles)} with both MASTER; {m}'s transitions: {transitions(st, m, t1)}; "
+        f"both MASTER per the logs: {overlaps or 'never'}"
     )
     assert watch.doubles == [], f"both nodes MASTER at once: {watch.doubles[:10]}"
+    assert overlaps == [], f"both nodes MASTER at once, per their logs: {overlaps}"
     assert labmod.masters(st) == [expected]
     assert labmod.vip_holders(st) == [expected]
     other = b if expected == m else m
