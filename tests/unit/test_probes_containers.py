@@ -3,6 +3,7 @@ they never raise."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from pathlib import Path
 
@@ -54,8 +55,9 @@ async def test_docker_absent_readiness_questions_raise(tmp_path: Path) -> None:
 
 
 async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
-    """Everything down: HarborProbe is unhealthy, its reason names the containers (first part),
-    and the serving and health parts carry their own errors."""
+    """Everything down: HarborProbe is unhealthy and its reason names the containers (first
+    part); the serving and health parts are not healthy either (their own error, or not asked
+    when the containers' failure decided first)."""
     s = _settings(tmp_path)
     cp = ContainerProbe(s)
     hp = HarborProbe(s, cp)
@@ -66,8 +68,36 @@ async def test_harbor_probe_names_first_failing_part(tmp_path: Path) -> None:
         await cp.close()
     assert not result.healthy
     assert result.reason.startswith("containers: docker API:")
-    assert not result.serving.ok and "connect" in result.serving.reason.lower()
-    assert not result.health.ok and result.health.status == "error"
+    assert not result.serving.ok and not result.health.ok
+
+
+async def test_failing_containers_do_not_wait_for_a_proxy_that_never_answers(
+    tmp_path: Path,
+) -> None:
+    """The containers already fail (a stopped registry, here no Docker at all) while the
+    proxy accepts connections and never answers (a stopped container's address does not
+    answer either): the verdict comes without waiting the HTTP probes' timeout (30 s here),
+    their reports say they were not asked, and no probe task is left running."""
+    with socket.socket() as hang:
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(16)
+        port = int(hang.getsockname()[1])
+        s = example_settings(
+            docker_host=f"unix://{tmp_path}/no-docker.sock", probe_host="127.0.0.1",
+            https_port=port, probe_timeout_s=30.0,
+        )  # fmt: skip
+        cp = ContainerProbe(s)
+        hp = HarborProbe(s, cp)
+        try:
+            async with asyncio.timeout(10):
+                result = await hp.check()
+        finally:
+            await hp.close()
+            await cp.close()
+    assert not result.healthy and result.reason.startswith("containers:")
+    assert result.serving.reason.startswith("not asked") and result.health.status == "not asked"
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in others if not t.done()]
 
 
 def test_list_key_ignores_the_uptime() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 
@@ -16,7 +17,9 @@ from harbor_ha.settings import Settings
 
 log = structlog.get_logger(__name__)
 
+R = TypeVar("R")
 NOT_ASKED = HealthReport(False, "not asked", {}, "health API not asked")
+NOT_SERVED = ServeReport(False, "not asked: the containers already failed")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,13 @@ def verdict(
     return True, "harbor healthy", ()
 
 
+def _finished(task: asyncio.Future[R] | None, otherwise: R) -> R:
+    """A probe's report if it has already ended with one, else ``otherwise``."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return otherwise
+    return task.result()
+
+
 def _listed(degraded: set[str]) -> str:
     return f"; degraded: {', '.join(sorted(degraded))}" if degraded else ""
 
@@ -93,9 +103,7 @@ class HarborProbe:
     async def check(self, *, judge_health: bool = True) -> HarborHealth:
         """Containers, serving and the health API (the MASTER's periodic probe)."""
         started = time.monotonic()
-        containers, serving, health = await asyncio.gather(
-            self._containers.check(), self._http.serves(), self._http.check()
-        )
+        containers, serving, health = await self._gather(self._http.check())
         return self._result(containers, serving, health, judge_health, started)
 
     async def serving(self) -> HarborHealth:
@@ -103,8 +111,32 @@ class HarborProbe:
         health API is not asked: its components are checked on core's own 10 s ticker and
         read ``unknown status`` until core's first check ends."""
         started = time.monotonic()
-        containers, serving = await asyncio.gather(self._containers.check(), self._http.serves())
+        containers, serving, _ = await self._gather(None)
         return self._result(containers, serving, NOT_ASKED, False, started)
+
+    async def _gather(
+        self, health: Coroutine[Any, Any, HealthReport] | None
+    ) -> tuple[ContainerReport, ServeReport, HealthReport]:
+        """The probes at once.  Containers that already fail decide the verdict: the HTTP
+        probes still running are cancelled instead of awaited (a stopped container's address
+        may not answer at all, and waiting for probe_timeout_s would only delay the
+        failover)."""
+        serves = asyncio.ensure_future(self._http.serves())
+        asked = asyncio.ensure_future(health) if health is not None else None
+        http = [t for t in (serves, asked) if t is not None]
+        try:
+            containers = await self._containers.check()
+            if not containers.healthy:
+                serving, got = _finished(serves, NOT_SERVED), _finished(asked, NOT_ASKED)
+                for task in http:
+                    task.cancel()
+                await asyncio.gather(*http, return_exceptions=True)
+                return containers, serving, got
+            return containers, await serves, (await asked) if asked is not None else NOT_ASKED
+        except BaseException:
+            for task in http:
+                task.cancel()
+            raise
 
     def _result(
         self,
