@@ -4,6 +4,7 @@ the peer, harbor-ha against the usual keepalived check script, in the same lab.
 Run as root from the repository top::
 
     .venv/bin/python -m bench.replicated [--runs N] [--kinds stopped,unhealthy]
+                                         [--variants harbor-ha,script]
                                          [--dir /var/tmp/hhbrep] [--prefix hhbrep] [--keep]
 
 It brings up its OWN two-node lab in the replicated mode (lab.up(mode="replicated"): real
@@ -267,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp/hhbrep"))
     ap.add_argument("--prefix", default="hhbrep")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    ap.add_argument(
+        "--variants", default="harbor-ha,script", help="which to run: harbor-ha, script or both"
+    )
     args = ap.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     bad = set(kinds) - set(KINDS)
@@ -278,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     st = lab.up(args.dir, prefix=args.prefix, subnet=SUBNET, mode="replicated",
                 say=lambda m: print(m, flush=True))  # fmt: skip
     try:
-        ours = run_harbor_ha(st, kinds, args.runs)
-        theirs = run_script(st, kinds, args.runs, Path(st.labdir))
+        variants = args.variants.split(",")
+        ours = run_harbor_ha(st, kinds, args.runs) if "harbor-ha" in variants else {}
+        theirs = run_script(st, kinds, args.runs, Path(st.labdir)) if "script" in variants else {}
     finally:
         if not args.keep:
             lab.down(args.dir, say=lambda m: print(m, flush=True))

@@ -153,6 +153,12 @@ class ContainerProbe:
         """How many times check() listed the containers (the tests count them)."""
 
     @property
+    def changed(self) -> bool:
+        """A container event arrived since the last list began (or no live event stream says
+        otherwise): the next check() lists again."""
+        return self._changed or not self._stream_live
+
+    @property
     def _label(self) -> str:
         return f"{PROJECT_LABEL}={self._settings.compose_project}"
 

@@ -18,6 +18,8 @@ from harbor_ha.settings import Settings
 log = structlog.get_logger(__name__)
 
 R = TypeVar("R")
+RECHECK_S = 0.1
+"""While the HTTP probes run, how often a container event is looked for."""
 NOT_ASKED = HealthReport(False, "not asked", {}, "health API not asked")
 NOT_SERVED = ServeReport(False, "not asked: the containers already failed")
 
@@ -77,6 +79,21 @@ def verdict(
     return True, "harbor healthy", ()
 
 
+async def _decided(
+    containers: ContainerReport,
+    serves: asyncio.Future[ServeReport],
+    asked: asyncio.Future[HealthReport] | None,
+) -> tuple[ContainerReport, ServeReport, HealthReport]:
+    """The containers fail: that is the verdict.  The HTTP probes that ended say what they
+    found; the others are cancelled (and waited for, so none is left running)."""
+    serving, got = _finished(serves, NOT_SERVED), _finished(asked, NOT_ASKED)
+    tasks = [t for t in (serves, asked) if t is not None]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return containers, serving, got
+
+
 def _finished(task: asyncio.Future[R] | None, otherwise: R) -> R:
     """A probe's report if it has already ended with one, else ``otherwise``."""
     if task is None or not task.done() or task.cancelled() or task.exception() is not None:
@@ -127,12 +144,18 @@ class HarborProbe:
         try:
             containers = await self._containers.check()
             if not containers.healthy:
-                serving, got = _finished(serves, NOT_SERVED), _finished(asked, NOT_ASKED)
-                for task in http:
-                    task.cancel()
-                await asyncio.gather(*http, return_exceptions=True)
-                return containers, serving, got
-            return containers, await serves, (await asked) if asked is not None else NOT_ASKED
+                return await _decided(containers, serves, asked)
+            # Harbor's HTTP answers can take up to probe_timeout_s (a container dying during
+            # the probe leaves the proxy's route hanging): a container event meanwhile is
+            # looked at, and containers failing then end the wait as above.
+            pending = set(http)
+            while pending:
+                _, pending = await asyncio.wait(pending, timeout=RECHECK_S)
+                if pending and self._containers.changed:
+                    containers = await self._containers.check()
+                    if not containers.healthy:
+                        return await _decided(containers, serves, asked)
+            return containers, serves.result(), asked.result() if asked is not None else NOT_ASKED
         except BaseException:
             for task in http:
                 task.cancel()

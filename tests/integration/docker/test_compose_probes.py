@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -352,6 +353,45 @@ async def test_check_lists_only_after_an_event_while_the_stream_is_connected(
     finally:
         await probe.close()
         await compose.down()
+
+
+async def test_a_container_dying_during_a_hung_http_probe_ends_the_probe(
+    project: HarborShape, v1_settings: Settings, dockerd: Dockerd
+) -> None:
+    """A check whose HTTP probes hang (here: a listener that never answers, with a 30 s
+    probe timeout; in the lab, the proxy's route to a registry that died mid-request) ends
+    as soon as a container event shows a critical container stopped: unhealthy, naming the
+    containers, the hung HTTP probes cancelled (not awaited for their timeout)."""
+    compose = Compose(v1_settings, ProcessRunner())
+    await compose.up()
+    with socket.socket() as hang:
+        hang.bind(("127.0.0.1", 0))
+        hang.listen(16)
+        settings = v1_settings.model_copy(update={
+            "probe_host": "127.0.0.1", "https_port": int(hang.getsockname()[1]),
+            "probe_timeout_s": 30.0,
+        })  # fmt: skip
+        cp = ContainerProbe(settings)
+        hp = HarborProbe(settings, cp)
+        events = EventLog(cp)
+        try:
+            await events.wait(lambda d: d == "docker events connected", 0, 10)
+            await wait_for("every container running", cp.check, lambda r: r.healthy, 60)
+            check = asyncio.create_task(hp.check())
+            await asyncio.sleep(1.0)  # the HTTP probes hang now
+            assert not check.done()
+            stopped = time.monotonic()
+            dockerd.docker("stop", "-t", "2", "harbor-db")
+            async with asyncio.timeout(15):  # well below the HTTP probes' 30 s
+                result = await check
+            assert not result.healthy and result.reason.startswith("containers:"), result
+            assert result.containers.containers["harbor-db"].startswith("exited")
+            print(f"figure: check ended {time.monotonic() - stopped:.2f} s after docker stop")
+        finally:
+            await events.close()
+            await hp.close()
+            await cp.close()
+            await compose.down()
 
 
 async def test_tcp_port_closed_is_seen(
