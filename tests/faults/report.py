@@ -147,6 +147,17 @@ of `HarborShape.render` / `RegistryStack.render`, used only where a test says wh
 | tests/integration/registry | registry stack | Harbor's (30 s): compose up -> all healthy 31-33 s | every 10 s |
 | tests/integration/test_node_promotion.py, tests/e2e, tests/faults | the two-node lab (shape; registry stack where named) | Harbor's (30 s); the faults' former 2 s / 5 s tuning is gone (the "Fault-lab tuning" paragraph above describes the run it reports) | every 10 s |
 | tests/vm | its own one-service project | none (the daemon's probes judge it) | - |
+| tests/e2e/test_replicated.py, bench/replicated.py | the replicated-mode lab (each node's own busybox shape on a local data dir, no Ceph) | Harbor's (30 s) | every 10 s |
+
+The replicated mode (HARBOR_HA_MODE=replicated) is held to the same real parts, without Ceph:
+real keepalived in network namespaces, a real dockerd per node running Harbor's compose
+shape on a local directory, the real CLI and daemon.  Its e2e module covers the VIP on a
+healthy node only, a critical component turning unhealthy on the master (the VIP moves,
+Harbor keeps running), and a crash of the master's harbor-ha and keepalived (the VIP moves;
+the restarted node comes back a BACKUP, never a second MASTER).  Its replication is
+exercised against lab/harbor_api.py, a stand-in of Harbor's replication API (named as such:
+it records executions and replicates nothing); the fault matrix has no replicated-mode row
+yet.
 
 A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
 Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor
