@@ -18,6 +18,7 @@ from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Mode
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
+from harbor_ha.replication.credentials import CredentialsError, pair_for
 from harbor_ha.runner import ProcessRunner
 from harbor_ha.settings import Settings
 
@@ -94,6 +95,22 @@ async def peer_name_clash(s: Settings) -> list[Finding]:
     return []
 
 
+def replication_credentials(s: Settings) -> list[Finding]:
+    """The replicated mode's credentials file (what the daemon's replication watch and
+    `harbor-ha replication setup` read): missing is a warning (nothing watches replication),
+    wrong (loose mode, incomplete, no section for this node) a failure."""
+    path = s.replication_credentials_file
+    if not path.exists():
+        return [("WARN", f"replication: {path} missing: the daemon does not watch "
+                 "replication (docs/runbook.md, \"Replication between two Harbors\")")]  # fmt: skip
+    try:
+        here, peer, _ = pair_for(path, s.node_name)
+    except CredentialsError as exc:
+        return [("FAIL", f"replication: {exc}")]
+    return [("OK", f"replication: {path} names this node [{here.name}] and its peer "
+             f"[{peer.name}] ({peer.url})")]  # fmt: skip
+
+
 async def _ceph(settings: Settings, runner: ProcessRunner) -> list[Finding]:
     findings: list[Finding] = []
     ceph = Ceph(settings, runner)
@@ -112,6 +129,8 @@ async def preflight(settings: Settings) -> list[Finding]:
     if settings.mode is Mode.RBD:  # Ceph, the image and the lease
         findings += await _ceph(settings, runner)
         findings += await peer_name_clash(settings)
+    else:
+        findings += replication_credentials(settings)
     conf: Path = settings.keepalived_conf
     if conf.is_file():
         try:

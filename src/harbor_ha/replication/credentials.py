@@ -67,3 +67,15 @@ def read_pair(path: Path) -> tuple[Peer, Peer, dict[str, str]]:
         peers.append(Peer(name, url, sec["username"], sec["password"], insecure))
         cas[name] = sec.get("ca_file", "").strip()
     return peers[0], peers[1], cas
+
+
+def pair_for(path: Path, node_name: str) -> tuple[Peer, Peer, dict[str, str]]:
+    """This node, its peer (by ``node_name``) and the CA files, from ``path``; CredentialsError
+    when the file is wrong or has no section for this node."""
+    a, b, cas = read_pair(path)
+    if node_name not in (a.name, b.name):
+        raise CredentialsError(
+            f"{path}: no section [{node_name}] (this node's name); it names [{a.name}] and "
+            f"[{b.name}]"
+        )
+    return (a, b, cas) if a.name == node_name else (b, a, cas)

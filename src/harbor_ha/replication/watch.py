@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from harbor_ha.replication.api import HarborApi, HarborApiError
-from harbor_ha.replication.credentials import CredentialsError, read_pair
+from harbor_ha.replication.credentials import CredentialsError, pair_for
 from harbor_ha.replication.plan import Peer, policy_name
 from harbor_ha.replication.recovery import PeerRecovery
 from harbor_ha.replication.summary import Summary, summarise
@@ -161,19 +161,12 @@ class ReplicationWatch:
             return None
         self.configured = True  # a file is there: what is wrong with it is a problem
         try:
-            a, b, cas = read_pair(self._credentials)
+            pair = pair_for(self._credentials, self._node)
         except CredentialsError as exc:
             self._fail("replication_credentials", str(exc))
             return None
-        if self._node not in (a.name, b.name):
-            self._fail(
-                "replication_credentials",
-                f"{self._credentials}: no section [{self._node}] (this node's name); "
-                f"it names [{a.name}] and [{b.name}]",
-            )
-            return None
         self._ok("replication_credentials")
-        return (a, b, cas) if a.name == self._node else (b, a, cas)
+        return pair
 
     def _api(self, who: Peer, cas: dict[str, str]) -> HarborApi:
         return HarborApi(
