@@ -284,3 +284,87 @@ def test_crash_of_master_services_moves_vip_restart_converges(good_lab: Lab) -> 
     other = b if expected == m else m
     assert (primary(st, expected), primary(st, other)) == (200, 503)
     assert containers(st.nodes[m]) == before, f"Harbor on {m} was stopped or restarted"
+
+
+def test_health_flap_on_the_master_never_makes_two_masters(good_lab: Lab) -> None:
+    """Harbor's core flapping on the master (unhealthy 3 s, healthy 3 s, four times): the VIP
+    goes to the peer at the first flap and, nopreempt, stays where a healthy Harbor holds it;
+    never both nodes MASTER at once (both /status sampled, both logs replayed); no Harbor
+    container stopped or restarted on either node; at the end one MASTER, the VIP's only
+    holder, and the other a clean BACKUP."""
+    st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
+    before = {n: containers(st.nodes[n]) for n in (m, b)}
+    t0 = time.time()
+    with MasterWatch(st) as watch:
+        try:
+            for _ in range(4):
+                labmod.set_unhealthy(st, m, "core", True)
+                time.sleep(3.0)
+                labmod.set_unhealthy(st, m, "core", False)
+                time.sleep(3.0)
+        finally:
+            labmod.set_unhealthy(st, m, "core", False)
+        helpers.wait_good(st, client)
+    overlaps = master_overlaps(st, t0, {m: "MASTER", b: "BACKUP"})
+    helpers.figure(
+        f"replicated/flap: {watch.samples} samples, {len(watch.doubles)} with both MASTER; "
+        f"{m}: {transitions(st, m, t0)}; {b}: {transitions(st, b, t0)}"
+    )
+    assert watch.doubles == [], f"both nodes MASTER at once: {watch.doubles[:10]}"
+    assert overlaps == [], f"both nodes MASTER at once, per their logs: {overlaps}"
+    masters = labmod.masters(st)
+    assert len(masters) == 1 and labmod.vip_holders(st) == masters
+    assert {n: containers(st.nodes[n]) for n in (m, b)} == before, "a Harbor was restarted"
+
+
+def test_a_broken_standby_raises_its_fault_and_the_master_keeps_the_vip(good_lab: Lab) -> None:
+    """The standby's own registry container stopped: its fault file goes up (a standby whose
+    Harbor is broken never takes the VIP), the master stays MASTER with the VIP; the registry
+    started again, the standby's fault clears and nothing moved."""
+    st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
+    node = st.nodes[b]
+    t0 = time.time()
+    labmod.sh("docker", "-H", node.docker_host, "stop", "registry", timeout=60)
+    try:
+
+        def raised() -> tuple[float | None, str]:
+            got = fault_file(node)
+            return (time.time() if got == "1" else None), f"fault file {got}"
+
+        at = helpers.wait_for(f"{b}'s fault file up", raised, 60, every_s=0.1)
+        helpers.figure(f"replicated/broken standby: {b}'s fault file up {at - t0:.2f} s after")
+        assert labmod.masters(st) == [m] and labmod.vip_holders(st) == [m]
+    finally:
+        labmod.sh("docker", "-H", node.docker_host, "start", "registry", timeout=60)
+    seen = helpers.wait_clean_backup(st, b)
+    helpers.figure(f"replicated/broken standby: {b} clean again {seen - t0:.2f} s after")
+    assert labmod.masters(st) == [m] and labmod.vip_holders(st) == [m]
+    assert client.check().served_by == m
+
+
+def test_a_partition_heals_to_one_master(good_lab: Lab) -> None:
+    """The two nodes cut from each other (VRRP included; both keep the client): each
+    keepalived takes the VIP, so both harbor-ha are MASTER with a healthy Harbor (the shape's
+    known limit: both sides accept pushes during a partition).  Healed: exactly one MASTER
+    holds the VIP again and the other is a clean BACKUP."""
+    st, client, m, b = good_lab.st, good_lab.client, good_lab.master, good_lab.backup
+    labmod.partition(st, m, b)
+    try:
+
+        def split() -> tuple[float | None, str]:
+            states = {n: helpers.status(st, n).get("state") for n in (m, b)}
+            both = all(v == "MASTER" for v in states.values())
+            return (time.time() if both else None), f"states {states}"
+
+        t0 = time.time()
+        at = helpers.wait_for("both nodes MASTER while partitioned", split, 60, every_s=0.1)
+        helpers.figure(f"replicated/partition: both MASTER {at - t0:.2f} s after the cut")
+    finally:
+        labmod.heal(st)
+    t1 = time.time()
+    helpers.wait_good(st, client)
+    masters = labmod.masters(st)
+    helpers.figure(
+        f"replicated/partition: healed to one MASTER ({masters}) {time.time() - t1:.2f} s after"
+    )
+    assert len(masters) == 1 and labmod.vip_holders(st) == masters

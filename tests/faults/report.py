@@ -151,13 +151,16 @@ of `HarborShape.render` / `RegistryStack.render`, used only where a test says wh
 
 The replicated mode (HARBOR_HA_MODE=replicated) is held to the same real parts, without Ceph:
 real keepalived in network namespaces, a real dockerd per node running Harbor's compose
-shape on a local directory, the real CLI and daemon.  Its e2e module covers the VIP on a
-healthy node only, a critical component turning unhealthy on the master (the VIP moves,
-Harbor keeps running), and a crash of the master's harbor-ha and keepalived (the VIP moves;
-the restarted node comes back a BACKUP, never a second MASTER).  Its replication is
-exercised against lab/harbor_api.py, a stand-in of Harbor's replication API (named as such:
-it records executions and replicates nothing); the fault matrix has no replicated-mode row
-yet.
+shape on a local directory, the real CLI and daemon.  Its e2e module
+(tests/e2e/test_replicated.py, in CI) covers the VIP on a healthy node only, a critical
+component turning unhealthy on the master (the VIP moves, Harbor keeps running), a crash of
+the master's harbor-ha and keepalived (the VIP moves; the restarted node comes back a
+BACKUP, never a second MASTER), a health flap on the master (never two MASTERs, no Harbor
+restarted), a broken standby (its fault file up, the master keeps the VIP) and a partition
+(both nodes MASTER while cut, the shape's known limit; one MASTER once healed).  Its
+replication is exercised against lab/harbor_api.py, a stand-in of Harbor's replication API
+(named as such: it records executions and replicates nothing); no row of this matrix runs
+the replicated mode yet.
 
 A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
 Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor
