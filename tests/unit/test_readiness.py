@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harbor_ha.daemon.build import readiness
 from harbor_ha.machine import Node, State
+from harbor_ha.machine.readiness import readiness
 
 ALIVE = (True, "ticked 0.1 s ago")
 STALLED = (False, "main loop has not ticked for 40 s")

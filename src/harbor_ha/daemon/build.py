@@ -18,7 +18,8 @@ from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Event, Kind, Mode, Node, Policy, State
+from harbor_ha.machine import Event, Kind, Mode, Node, Policy
+from harbor_ha.machine.readiness import readiness
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
@@ -65,27 +66,6 @@ def policy_of(settings: Settings) -> Policy:
             settings.stop_timeout_s + settings.unmount_timeout_s + settings.unmap_timeout_s
         ),
     )
-
-
-Verdict = tuple[bool, str]
-
-
-def readiness(
-    node: Node, alive: Verdict, primary: Verdict, standby_ready: bool | None, problems: list[str]
-) -> Verdict:
-    """Patroni's readiness: the loop is alive and the node can serve its role now (a MASTER
-    with Harbor healthy, or a BACKUP out of maintenance whose last standby check passed)."""
-    if not alive[0]:
-        return alive
-    if node.serving:
-        return primary
-    if node.state is not State.BACKUP:
-        return False, f"state is {node.state}"
-    if node.maintenance:
-        return False, "BACKUP in maintenance"
-    if standby_ready is not True:
-        return False, "standby not ready: " + ("; ".join(problems) or "not checked yet")
-    return True, "BACKUP and ready to take over"
 
 
 @dataclass

@@ -11,6 +11,11 @@
   mapping, Docker up, Harbor's images present: :mod:`.standby_readiness`, each fact at its own
   cadence).  Not ready -> priority file 0, so a broken standby never wins an election
   (safety rule 9).
+
+The monitor reports facts and performs writes; what they mean is the machine's
+(``machine.readiness``: the readiness verdict, the priority file's value, the event it
+tells, whether to pre-create Harbor's containers now; ``machine.verdicts``: the storage
+finding's event).
 """
 
 from __future__ import annotations
@@ -23,6 +28,14 @@ from typing import Any
 import structlog
 
 from harbor_ha.machine import Event, Mode, Probes
+from harbor_ha.machine.readiness import (
+    JUDGES_READINESS,
+    Readiness,
+    harbor_readiness,
+    precreate_now,
+    priority,
+    standby_readiness,
+)
 from harbor_ha.machine.verdicts import STORAGE_EVENT, StorageFinding
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
@@ -151,7 +164,7 @@ class Monitor:
             self._set_degraded(())
         if probes is not Probes.STANDBY:
             self.probes.pop("standby_ceph_age_s", None)
-        if probes not in (Probes.STANDBY, Probes.HARBOR):
+        if probes not in JUDGES_READINESS:
             self._metrics.ready.set(0)
         if probes is Probes.MASTER:
             await self._check_master(since)
@@ -166,7 +179,7 @@ class Monitor:
             elif started:  # a container started here: a data-bearing one?
                 await self._stop_stray_data_services()
         else:
-            self._set_ready(False)
+            self._write_priority(priority(probes, None))
 
     def container_started(self) -> None:
         """A container of the project started (Docker's event): a standby's next check (the
@@ -186,7 +199,8 @@ class Monitor:
                     "back do not count toward probe_fall, the health API is not judged",
                 )  # fmt: skip
 
-    def _set_ready(self, ready: bool) -> None:
+    def _write_priority(self, ready: bool) -> None:
+        """Write the priority track file as the machine's verdict says."""
         try:
             if self._track.set_ready(ready):
                 log.info("priority_file", value=int(ready), state=str(self._driver.node.state))
@@ -218,7 +232,7 @@ class Monitor:
         flipped = self._health.update(ok)
         self._healthy = (since, self._health.value)
         self._metrics.harbor_healthy.set(1 if self._health.value else 0)
-        self._set_ready(bool(self._health.value))
+        self._write_priority(priority(Probes.MASTER, self._health.value))
         if flipped is False:
             self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
         elif flipped is True:
@@ -246,8 +260,8 @@ class Monitor:
         containers, serving through its proxy, the critical components), debounced, and
         tell the machine when the verdict differs from what it holds (``harbor_down``: the
         fault file), so a standby whose Harbor is broken never takes the VIP and one that
-        recovered may again.  The priority file and /ready follow the same verdict."""
-        node = self._driver.node
+        recovered may again.  The priority file and /ready follow the same verdict
+        (``machine.readiness.harbor_readiness``)."""
         report = await self._harbor.check(judge_health=True)
         ok = bool(report.healthy)
         self._probe("harbor", ok)
@@ -255,16 +269,21 @@ class Monitor:
         self._set_degraded(report.degraded)
         self._health.update(ok)
         healthy = self._health.value
-        problems = [] if healthy else [f"harbor: {report.reason}"]
-        if healthy != self.ready or problems != self.ready_problems:
+        verdict = harbor_readiness(self._driver.node, healthy, str(report.reason))
+        if healthy != self.ready or list(verdict.problems) != self.ready_problems:
             log.info("standby_harbor", healthy=healthy, reason=str(report.reason))
-        self.ready, self.ready_problems = bool(healthy), problems
-        self._metrics.ready.set(1 if healthy else 0)
-        self._set_ready(bool(healthy))
-        if healthy is True and node.harbor_down:
-            self._driver.post(Event.HARBOR_HEALTHY, "harbor healthy on the standby")
-        elif healthy is False and not node.harbor_down:
-            self._driver.post(Event.HARBOR_UNHEALTHY, f"harbor unhealthy: {report.reason}")
+        self._publish(verdict)
+        if verdict.tell is Event.HARBOR_HEALTHY:
+            self._driver.post(verdict.tell, "harbor healthy on the standby")
+        elif verdict.tell is not None:
+            self._driver.post(verdict.tell, f"harbor unhealthy: {report.reason}")
+
+    def _publish(self, verdict: Readiness) -> None:
+        """A standby's readiness verdict: /readiness's and /status's view, the ready metric,
+        the priority track file."""
+        self.ready, self.ready_problems = verdict.ready, list(verdict.problems)
+        self._metrics.ready.set(1 if verdict.ready else 0)
+        self._write_priority(verdict.priority)
 
     async def _storage_finding(self) -> tuple[StorageFinding, str]:
         """What the storage probe found (and why), checked in order: the read only when the
@@ -288,24 +307,26 @@ class Monitor:
 
     # ---------------------------------------------------------- standby
     async def _check_standby(self) -> None:
+        """The readiness facts, judged by the machine (``standby_readiness``): published, a
+        pre-create if ``precreate_now`` says so, STANDBY_READY when the verdict tells it."""
         problems = await self._readiness.problems()
         self.probes["standby_ceph_age_s"] = _rounded(self._readiness.ceph_age_s)
-        ready = not problems
-        self._probe("standby", ready)
         first = self._standby_since != self._last_since
         self._standby_since = self._last_since
-        if ready != self.ready or problems != self.ready_problems:
-            log.info("standby_readiness", ready=ready, problems=problems)
-        newly_ready = ready and (first or self.ready is not True)
-        self.ready = ready
-        self.ready_problems = problems
-        self._metrics.ready.set(1 if ready else 0)
-        self._set_ready(ready)
+        verdict = standby_readiness(problems, was=self.ready, first=first)
+        self._probe("standby", verdict.ready)
+        if verdict.ready != self.ready or problems != self.ready_problems:
+            log.info("standby_readiness", ready=verdict.ready, problems=problems)
+        self._publish(verdict)
         await self._stop_stray_data_services()
-        if ready and self._s.precreate_containers:
+        failed = self._precreate_failed == self._last_since
+        node = self._driver.node
+        if precreate_now(
+            node, verdict, enabled=self._s.precreate_containers, failed_this_period=failed
+        ):
             await self._precreate()
-        if newly_ready:  # the machine decides what a ready standby does (warm_standby)
-            self._driver.post(Event.STANDBY_READY, "standby ready")
+        if verdict.tell is not None:  # the machine decides what a ready standby does (WARM)
+            self._driver.post(verdict.tell, "standby ready")
 
     async def _stop_stray_data_services(self) -> None:
         """Data-bearing services running on this BACKUP node (no image mapped or mounted
@@ -327,14 +348,10 @@ class Monitor:
             )
 
     async def _precreate(self) -> None:
-        """Keep Harbor's containers created (never started) on a ready standby: promotion's
-        `up -d` then only starts them.  Only when the project has no container at all, so a
-        standby never touches containers it did not make; a failure only costs speed, and is
-        not retried in the same standby period: Harbor's own file binds secrets and data
-        sub-directories with the long syntax, which Docker refuses to create a container for
-        while the data volume is not mounted, so on a real install it cannot succeed."""
-        if self._precreate_failed == self._last_since:
-            return
+        """Create Harbor's containers (never start them), as the machine decided
+        (``precreate_now``), only when the project has no container at all, so a standby
+        never touches containers it did not make.  A failure only costs speed; it is
+        reported as the fact the machine's next decision reads (the period it failed in)."""
         try:
             if await self._containers.project_containers():
                 return

@@ -13,6 +13,8 @@ cancel a timer, post an event, exit) and feeds the results back as events.
 - ``replicated``: the replicated mode's table (two Harbors, the VIP moves; no steps).
 - ``modes``: what a mode's table is; ``evaluate``: the one evaluator of every mode.
 - ``verdicts``: which event an observation is (storage findings, the lease's judgments).
+- ``readiness``: the node's readiness verdict (the priority track file, /readiness, the ready
+  metric, the event it tells) and whether a ready standby pre-creates Harbor's containers.
 - ``reconcile``: the first state, from facts.
 - ``diagram``: the state diagram of docs/state-diagram.md, generated from the table.
 """
