@@ -25,13 +25,14 @@ from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
 from harbor_ha.daemon.pulse import Pulse
 from harbor_ha.keepalived.trackfile import TrackFiles
-from harbor_ha.machine import Event, Kind, Node, State, Step
+from harbor_ha.machine import Event, Kind, Mode, Node, Policy, State, Step
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.containers import ContainerReport, judge
 from harbor_ha.probes.criticality import noncritical_services
 from harbor_ha.probes.harbor import HarborProbe, verdict
 from harbor_ha.probes.http import HealthProbe, HealthReport, ServeReport, judge_serving
 from harbor_ha.settings import Settings
+from lab.waiting import until
 from tests.fakes import example_settings
 
 CRITICAL = ("core", "database", "redis", "registry")
@@ -346,3 +347,55 @@ async def test_a_restart_on_the_master_is_ridden_out_once_per_window(
     driver, _, _ = await master_checks(s, checks=8, before=core_restarts)
     assert driver.node.state is not State.MASTER
     assert "core not reached" in demotion_reason(driver)
+
+
+async def test_a_replicated_standby_publishes_the_machines_verdict_on_its_harbor(
+    tmp_path: Path, proxy: tuple[FakeProxy, int]
+) -> None:
+    """A replicated BACKUP judges its own Harbor (the real HarborProbe over HTTP) and writes
+    what the machine's verdict says: undecided after one probe (priority file 0, the fault
+    file up: harbor_down); healthy for probe_rise probes: ready, priority 1, ready metric 1,
+    HARBOR_HEALTHY clears harbor_down (fault file 0); core unhealthy for probe_fall probes:
+    not ready naming core, priority 0, metric 0, HARBOR_UNHEALTHY raises the fault file."""
+    fake, port = proxy
+    s = settings(tmp_path, port, probe_rise=2)
+    track = TrackFiles(s.priority_file, s.fault_file)
+    track.ensure()
+    metrics = Metrics()
+    node = Node(policy=Policy(mode=Mode.REPLICATED), harbor_down=True)
+    driver = Driver(node, run_step=_step, step_timeout=lambda st: 60, track=track,
+                    metrics=metrics, background={})  # fmt: skip
+    harbor = HarborProbe(s, UpContainers())  # type: ignore[arg-type]
+    monitor = Monitor(
+        s, driver=driver, metrics=metrics, harbor=harbor, containers=None,  # type: ignore[arg-type]
+        ceph=None, fs=None, compose=None, device=lambda: None, track=track,  # type: ignore[arg-type]
+        wake=Pulse(),
+    )  # fmt: skip
+    task = asyncio.create_task(driver.run((node, ()), "test"))
+
+    def files() -> tuple[str, str]:
+        return s.priority_file.read_text().strip(), s.fault_file.read_text().strip()
+
+    def ready_metric() -> float | None:
+        return metrics.registry.get_sample_value("harbor_ha_standby_ready")
+
+    try:
+        await until(lambda: len(driver.transitions) == 1)  # the node adopted: its period began
+        await monitor.check_once()
+        await asyncio.sleep(0.02)
+        assert monitor.ready is False and files() == ("0", "1") and ready_metric() == 0
+        await monitor.check_once()
+        await until(lambda: not driver.node.harbor_down)
+        assert monitor.ready is True and monitor.ready_problems == []
+        assert files() == ("1", "0") and ready_metric() == 1
+        assert driver.node.state is State.BACKUP
+        fake.components["core"] = "unhealthy"
+        for _ in range(2):
+            await monitor.check_once()
+        await until(lambda: driver.node.harbor_down)
+        assert monitor.ready is False and "core" in monitor.ready_problems[0]
+        assert files() == ("0", "1") and ready_metric() == 0
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await harbor.close()

@@ -246,3 +246,33 @@ async def test_a_precreate_docker_refuses_is_not_retried_in_the_period(tmp_path:
     driver._since += 1  # a new BACKUP period (as the driver marks one)
     await monitor.check_once()
     assert len(creates) == 2
+
+
+async def test_a_promoting_node_drops_its_priority_and_readiness(tmp_path: Path) -> None:
+    """A ready standby's priority file reads 1 and its ready metric 1; once keepalived makes
+    it MASTER and its lease step runs (LEASING probes nothing: the machine's verdict is not
+    fit), the next check writes 0 to both, whatever the last standby verdict was."""
+    lease_started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def run_step(step: Step) -> None:
+        lease_started.set()
+        await release.wait()
+
+    s, driver, monitor, _engine = standby(tmp_path, _no_warm, run_step, precreate_containers=False)
+    task = asyncio.create_task(driver.run((Node(), ()), "test"))
+    try:
+        await until(lambda: len(driver.transitions) == 1)
+        await monitor.check_once()
+        ready = monitor._metrics.registry.get_sample_value
+        assert s.priority_file.read_text().strip() == "1"
+        assert ready("harbor_ha_standby_ready") == 1
+        driver.post(Event.KA_MASTER, "test")
+        await asyncio.wait_for(lease_started.wait(), 5)
+        await monitor.check_once()
+        assert s.priority_file.read_text().strip() == "0"
+        assert ready("harbor_ha_standby_ready") == 0
+    finally:
+        release.set()
+        task.cancel()
+        await asyncio.wait({task})
