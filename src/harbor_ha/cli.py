@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="file to write ('-' = stdout); default: settings.keepalived_conf",
     )
+    rk.add_argument(
+        "--for",
+        dest="front",
+        choices=["node", "lb", "lvs"],
+        default="node",
+        help="node: a harbor-ha node (default); lb: a VIP in front of a pair of HAProxy "
+        "machines; lvs: keepalived's own load balancer over HARBOR_HA_NODES",
+    )
+    rh = sub.add_parser(
+        "render-haproxy", help="write haproxy.cfg for a load balancer over HARBOR_HA_NODES"
+    )
+    rh.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout, default)")
     so = sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
     so.add_argument(
         "--wait", action="store_true", help="return when the peer serves (reads its /status)"
@@ -142,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": _history,
         "check": _check,
         "render-keepalived": _render,
+        "render-haproxy": _render_haproxy,
         "switchover": _switchover,
         "maintenance": _maintenance,
         "retry": _retry,
@@ -374,15 +387,45 @@ def _notify(settings: Settings, args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------- offline
 def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.keepalived.balancer import lvs_detection_s, render_front
     from harbor_ha.keepalived.errors import RenderError
     from harbor_ha.keepalived.render import render_config
 
     try:
-        text = render_config(settings)
+        text = (
+            render_config(settings) if args.front == "node" else render_front(settings, args.front)
+        )
     except RenderError as exc:
         print(f"harbor-ha: cannot render keepalived.conf: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.front == "lvs":
+        _detection(lvs_detection_s(settings), "keepalived's checker")
     target = args.output if args.output is not None else str(settings.keepalived_conf)
+    return _write(target, text)
+
+
+def _detection(seconds: float, who: str) -> None:
+    print(
+        f"harbor-ha: {who} takes a node that stops serving out of rotation within "
+        f"{seconds:g} s: a node's drain must wait at least {seconds:g} s",
+        file=sys.stderr,
+    )
+
+
+def _render_haproxy(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.haproxy import detection_s, render_haproxy
+
+    try:
+        text = render_haproxy(settings)
+    except ValueError as exc:
+        print(f"harbor-ha: cannot render haproxy.cfg: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _detection(detection_s(settings), "HAProxy")
+    return _write(args.output, text)
+
+
+def _write(target: str, text: str) -> int:
+    """Write a rendered config to ``target`` atomically ('-': stdout)."""
     if target == "-":
         sys.stdout.write(text)
         return EXIT_OK
