@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="preflight: config, binaries, Ceph access, keepalived, Docker"
     )
     ck.add_argument("--json", action="store_true", help="machine-readable output")
-    ls = sub.add_parser("list", help="both nodes: state, VIP, health, fault, last failover")
+    ls = sub.add_parser("list", help="every node: state, VIP, health, fault, last failover")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     hi = sub.add_parser("history", help="transitions and failovers, kept across restarts")
     hi.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
@@ -245,22 +245,23 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.peer import PeerUnreachable, peer_status
     from harbor_ha.commands.views import list_header, node_row, table
 
-    async def both() -> list[tuple[str, dict[str, Any] | None, str]]:
+    async def one(name: str | None, url: str) -> tuple[str, dict[str, Any] | None, str]:
+        try:
+            status = await peer_status(url, settings.peer_timeout_s)
+        except PeerUnreachable as exc:
+            return (name or url, None, str(exc))
+        return (str(status.get("node", name or url)), status, "")
+
+    async def every() -> list[tuple[str, dict[str, Any] | None, str]]:
         nodes: list[tuple[str, dict[str, Any] | None, str]] = []
         try:
             nodes.append((settings.node_name, await request(settings, "GET", "/status"), ""))
         except Unreachable as exc:
             nodes.append((settings.node_name, None, str(exc)))
-        url = settings.peer_http_url
-        if url:
-            try:
-                peer = await peer_status(url, settings.peer_timeout_s)
-                nodes.append((str(peer.get("node", url)), peer, ""))
-            except PeerUnreachable as exc:
-                nodes.append((url, None, str(exc)))
+        nodes += await asyncio.gather(*(one(name, url) for name, url in settings.peers))
         return nodes
 
-    nodes = asyncio.run(both())
+    nodes = asyncio.run(every())
     if args.json:
         out = [{"node": n, "reachable": st is not None, "error": err, "status": st}
                for n, st, err in nodes]  # fmt: skip
@@ -269,8 +270,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
         repl = any(st is not None and st.get("replication") is not None for _, st, _ in nodes)
         rows = [node_row(n, st, err, replication=repl) for n, st, err in nodes]
         print(table(list_header(repl), rows))
-        if not settings.peer_http_url:
-            print("(peer not shown: set HARBOR_HA_PEER_HTTP_URL)")
+        if not settings.peers:
+            print("(other nodes not shown: set HARBOR_HA_NODES or HARBOR_HA_PEER_HTTP_URL)")
     return EXIT_OK if all(st is not None for _, st, _ in nodes) else EXIT_UNREACHABLE
 
 

@@ -32,7 +32,7 @@ KEYS = {
     "failures", "step", "vip_present", "harbor_healthy", "harbor_degraded", "standby_ready",
     "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
-    "last_failover", "replication",
+    "last_failover", "replication", "cluster_fingerprint",
 }  # fmt: skip
 
 

@@ -1,6 +1,7 @@
 """`harbor-ha check`: everything that can be checked without touching the image.  Per mode:
 the replicated mode has no Ceph, lease or image tools to check, and its data volume is a
-directory that must exist."""
+directory that must exist.  With HARBOR_HA_NODES, the cluster's consistency across nodes
+(:mod:`harbor_ha.commands.cluster`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import stat
 from pathlib import Path
 
 from harbor_ha.ceph import Ceph
+from harbor_ha.commands.cluster import cluster_findings
 from harbor_ha.compose import Compose
 from harbor_ha.compose.install import install_findings
 from harbor_ha.compose.parse import service_blocks
@@ -164,4 +166,5 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings.append(("FAIL", f"docker/compose: {exc}"))
     finally:
         await probe.close()
+    findings += await cluster_findings(settings)
     return findings

@@ -133,6 +133,8 @@ class Daemon:
         }
         if p.replication is not None:  # the replicated mode
             roots["replication-watch"] = p.replication.run()
+        if p.cluster is not None:  # HARBOR_HA_NODES set
+            roots["cluster-watch"] = p.cluster.run()
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
         if self.settings.mode is Mode.RBD:  # the replicated mode has no lease
             self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root

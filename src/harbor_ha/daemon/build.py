@@ -27,6 +27,7 @@ from harbor_ha.replication.watch import ReplicationWatch
 from harbor_ha.runner import CommandResult, ProcessRunner
 from harbor_ha.settings import Settings
 
+from .cluster import ClusterWatch
 from .control import Control
 from .driver import Driver
 from .failsafe import Failsafe
@@ -114,6 +115,7 @@ class Parts:
     history: HistoryWriter
     failsafe: Failsafe
     replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
+    cluster: ClusterWatch | None = None  # the cluster's consistency; None without the node list
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -235,9 +237,10 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
 
     watched = WatchMetrics(metrics)
     replication = replication_watch(s, watched) if s.mode is Mode.REPLICATED else None
+    cluster = ClusterWatch(s, metrics) if s.nodes else None
     status = StatusView(
         s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled,
-        replication=replication, replication_errors=watched.errors,
+        replication=replication, replication_errors=watched.errors, cluster=cluster,
     )  # fmt: skip
     control = Control(driver, status.snapshot, s.vrrp_instance)
 
@@ -275,5 +278,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http, history=history, failsafe=failsafe, replication=replication,
+        cluster=cluster,
     )  # fmt: skip
     return parts
