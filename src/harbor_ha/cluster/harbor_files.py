@@ -39,11 +39,17 @@ def _unquote(value: str) -> str:
 
 def yaml_scalar(text: str, path: tuple[str, ...]) -> str | None:
     """The scalar at ``path`` (mapping keys from the top) of a block-style YAML text, or None.
-    List items and their contents are skipped."""
+    List items and what they hold are never on a path of mapping keys."""
     stack: list[tuple[int, str]] = []
     for line in text.splitlines():
         body = line.strip()
-        if not body or body.startswith(("#", "-")):
+        if not body or body.startswith("#"):
+            continue
+        if body.startswith("-"):  # a list item: what is below it is inside the item
+            indent = len(line) - len(line.lstrip())
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            stack.append((indent, "-"))
             continue
         m = _KEY.match(line)
         if m is None:

@@ -16,5 +16,9 @@ async def cluster_findings(settings: Settings) -> list[Finding]:
     """The consistency findings of `check` (none without HARBOR_HA_NODES)."""
     if not settings.nodes:
         return []
+    findings: list[Finding] = []
+    if settings.node_name not in {n.name for n in settings.nodes}:
+        findings.append(("WARN", f"cluster: this machine ({settings.node_name}) is not in "
+                         "HARBOR_HA_NODES: only the listed nodes are compared"))  # fmt: skip
     local = await asyncio.to_thread(local_fingerprint, settings)
-    return compare_nodes(await cluster_readings(settings, local)).findings
+    return findings + compare_nodes(await cluster_readings(settings, local)).findings

@@ -38,7 +38,8 @@ async def peer_reading(name: str, url: str, timeout_s: float) -> NodeReading:
 
 
 async def cluster_readings(settings: Settings, local: Fingerprint) -> dict[str, NodeReading]:
-    """Every node of HARBOR_HA_NODES: this one from ``local``, the others concurrently."""
+    """Every node of HARBOR_HA_NODES: this one from ``local`` (when it is in the list), the
+    others from their /status, concurrently."""
     peers = [(name or url, url) for name, url in settings.peers]
     answers = await asyncio.gather(
         *(peer_reading(name, url, settings.peer_timeout_s) for name, url in peers)

@@ -198,11 +198,6 @@ class Settings(
         names = [n.name for n in self.nodes]
         if len(self.nodes) < 2:
             raise ValueError(f"{env_name('nodes')} names one node ({names[0]}): list them all")
-        if self.node_name not in names:
-            raise ValueError(
-                f"{env_name('node_name')} ({self.node_name}) is not in {env_name('nodes')} "
-                f"({', '.join(names)}): list this node too, under its own name"
-            )
         if self.peer_http_url:
             raise ValueError(
                 f"set {env_name('nodes')} or {env_name('peer_http_url')}, not both: with the "
@@ -218,8 +213,8 @@ class Settings(
     @property
     def peers(self) -> list[tuple[str | None, str]]:
         """The other nodes as (name, base URL of their harbor-ha HTTP listener): the list's
-        others, else the two-node modes' peer_http_url (its name unknown until read), else
-        none."""
+        others (all of them on a machine that is not a node, e.g. a load balancer), else the
+        two-node modes' peer_http_url (its name unknown until read), else none."""
         if self.nodes:
             return [(n.name, self.node_url(n)) for n in self.nodes if n.name != self.node_name]
         if self.peer_http_url:
