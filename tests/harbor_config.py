@@ -39,7 +39,7 @@ class HarborValues:
         """The same install with ``changes`` (another node of one cluster)."""
         values = dict(self.__dict__)
         values.update(changes)
-        return HarborValues(**values)  # type: ignore[arg-type]
+        return HarborValues(**values)
 
 
 @dataclass(frozen=True)

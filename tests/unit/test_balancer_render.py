@@ -92,7 +92,8 @@ def test_keepalived_lb_tracks_haproxy() -> None:
 def test_keepalived_lvs_checks_each_node() -> None:
     """--for lvs: a virtual_server on the VIP's address and Harbor's port, persistence, and a
     real_server per node whose HTTP_GET asks /serving for 200 on harbor-ha's port."""
-    text = render_front(lb(HARBOR_HA_LVS_FORWARDING="NAT"), "lvs")
+    nodes = "a=10.0.0.11,b=10.0.0.12:9200,c=10.0.0.13"
+    text = render_front(lb(HARBOR_HA_LVS_FORWARDING="NAT", HARBOR_HA_NODES=nodes), "lvs")
     assert "virtual_server 10.0.0.200 443 {" in text
     assert "    lb_kind NAT" in text and "    persistence_timeout 1800" in text
     block = text[text.index("real_server 10.0.0.12 443") :]
@@ -103,10 +104,15 @@ def test_keepalived_lvs_checks_each_node() -> None:
     assert "track_process" not in text
 
 
-def test_lvs_needs_the_node_list() -> None:
-    """--for lvs without HARBOR_HA_NODES: a RenderError, not an empty virtual_server."""
+def test_lvs_needs_the_node_list_of_ip_addresses_of_the_vips_family() -> None:
+    """--for lvs without HARBOR_HA_NODES, with a DNS name, or with an IPv6 node behind an IPv4
+    VIP (keepalived would skip that real server): a RenderError naming the problem."""
     with pytest.raises(RenderError, match="HARBOR_HA_NODES is empty"):
         render_front(load_settings(None, LB), "lvs")
+    with pytest.raises(RenderError, match="different address families"):
+        render_front(lb(), "lvs")
+    with pytest.raises(RenderError, match="must be an IP address"):
+        render_front(lb(HARBOR_HA_NODES="a=10.0.0.11,b=harbor-b.example"), "lvs")
 
 
 def test_lb_examples_are_current() -> None:

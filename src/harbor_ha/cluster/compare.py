@@ -36,6 +36,7 @@ class NodeReading:
 
     fingerprint: Fingerprint | None
     problem: str = ""  # unreachable: ...; no fingerprint: ...
+    level: str = "WARN"  # of the problem: FAIL when the node list itself is wrong
 
 
 def _is_hash(value: str) -> bool:
@@ -89,14 +90,17 @@ class Comparison:
 def compare_nodes(readings: Mapping[str, NodeReading]) -> Comparison:
     """Findings over every node that gave a fingerprint: each item identical (OK) or not
     (FAIL, naming the groups of nodes); a node with a FILE job logger (FAIL); a node not read
-    (WARN: not compared).  Fewer than two fingerprints: nothing to compare (WARN)."""
+    (its reading's level: WARN when unreachable; not compared).  Fewer than two
+    fingerprints: nothing to compare (WARN)."""
     findings: list[Finding] = []
     differing: set[str] = set()
     file_loggers: set[str] = set()
     prints: dict[str, Fingerprint] = {}
     for node, reading in readings.items():
         if reading.fingerprint is None:
-            findings.append(("WARN", f"cluster: node {node} not compared: {reading.problem}"))
+            findings.append(
+                (reading.level, f"cluster: node {node} not compared: {reading.problem}")
+            )
         else:
             prints[node] = reading.fingerprint
     for node, fp in prints.items():

@@ -15,6 +15,7 @@ VRRP instance and HARBOR_HA_NODES; the daemon's FIFO and track files are not use
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from harbor_ha.keepalived.errors import RenderError
@@ -39,6 +40,21 @@ def _seconds(value: float) -> str:
     return f"{round(value, 3):g}"
 
 
+def _real_server(settings: Settings, host: str) -> str:
+    """A node's address as a real server: an IP address of the VIP's family (IPVS forwards
+    within one family; keepalived skips a real server of the other)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise RenderError(f"node host {host!r}: an LVS real server must be an IP address") from None
+    if address.version != ipaddress.ip_interface(settings.vip).version:
+        raise RenderError(
+            f"node host {host} and the VIP {settings.vip_address} are of different address "
+            "families: an LVS forwards within one"
+        )
+    return str(address)
+
+
 def _virtual_server(settings: Settings) -> list[str]:
     s = settings
     lines = [
@@ -52,7 +68,7 @@ def _virtual_server(settings: Settings) -> list[str]:
     ]
     for node in s.nodes:
         lines += [
-            f"    real_server {token('node host', node.host)} {s.https_port} {{",
+            f"    real_server {_real_server(s, node.host)} {s.https_port} {{",
             "        weight 1",
             "        HTTP_GET {",
             "            url {",

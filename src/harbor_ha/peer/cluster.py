@@ -29,6 +29,7 @@ async def peer_reading(name: str, url: str, timeout_s: float) -> NodeReading:
             None,
             f"{url} answers as node {status.get('node')!r}, not {name!r}: HARBOR_HA_NODES "
             "names the wrong address, or that node's HARBOR_HA_NODE_NAME differs",
+            level="FAIL",
         )
     fp = Fingerprint.from_json(status.get("cluster_fingerprint"))
     if fp is None:

@@ -105,9 +105,9 @@ class ClusterSettings(BaseModel):
             "(a=10.0.0.11,b=10.0.0.12,c=10.0.0.13). host: where the load balancer reaches the "
             "node's Harbor (https_port) and harbor-ha's HTTP listener; port: that listener's "
             "port (default http_port). The names are the nodes' HARBOR_HA_NODE_NAME (`check` "
-            "fails a node whose /status answers with another name). Read by `list`, `check` (the consistency of Harbor's "
-            "secrets, endpoints and version across nodes), render-haproxy and "
-            "render-keepalived --for lb|lvs. Empty: the two-node modes' peer_http_url is the "
+            "fails a node whose /status answers with another name). Read by `list`, `check` "
+            "(the consistency of Harbor's secrets, endpoints and version across nodes), "
+            "render-haproxy and render-keepalived --for lb|lvs. Empty: the two-node modes' peer_http_url is the "
             "only other node, and no cross-node comparison is made."
         ),
     )
