@@ -107,8 +107,8 @@ class ClusterSettings(BaseModel):
             "port (default http_port). The names are the nodes' HARBOR_HA_NODE_NAME (`check` "
             "fails a node whose /status answers with another name). Read by `list`, `check` "
             "(the consistency of Harbor's secrets, endpoints and version across nodes), "
-            "render-haproxy and render-keepalived --for lb|lvs. Empty: the two-node modes' peer_http_url is the "
-            "only other node, and no cross-node comparison is made."
+            "render-haproxy and render-keepalived --for lb|lvs. Empty: the two-node modes' "
+            "peer_http_url is the only other node, and no cross-node comparison is made."
         ),
     )
     harbor_config_dir: Path | None = Field(
