@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -29,14 +28,7 @@ from harbor_ha.machine import Event, Kind, Node, State, Step
 from lab.waiting import until
 from tests.fakes import FakeFs, example_settings
 from tests.harbor_config import HarborValues, secret_values, write_install
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from tests.unit.test_cli_ops import closed_port
 
 KEYS = {
     "node", "mode", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.metrics import Metrics
 from harbor_ha.settings import Settings, load_settings
 from tests.harbor_config import HarborInstall, HarborValues, secret_values, write_install
+from tests.unit.test_cli_ops import closed_port
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,6 @@ VALUES = {
         csrf_key="c-has-its-own-csrf-key-0123456789", job_loggers=("STD_OUTPUT", "FILE")
     ),
 }
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def node_env(name: str, install: HarborInstall, nodes: str, tmp: Path) -> dict[str, str]:
