@@ -336,15 +336,19 @@ def format_status(data: dict[str, Any]) -> str:
 def _switchover(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.peer import wait_until_serving
 
-    if args.wait and not settings.peer_http_url:
-        print("harbor-ha: switchover --wait needs HARBOR_HA_PEER_HTTP_URL", file=sys.stderr)
+    if args.wait and not settings.peer_url:
+        print(
+            "harbor-ha: switchover --wait needs HARBOR_HA_PEER_HTTP_URL "
+            "(or a two-node HARBOR_HA_NODES)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     code = _call(settings, "POST", "/control/switchover", {}, quiet=args.wait)
     if code != EXIT_OK or not args.wait:
         return code
     served, last = asyncio.run(
         wait_until_serving(
-            settings.peer_http_url,
+            settings.peer_url,
             timeout_s=args.timeout,
             request_timeout_s=settings.peer_timeout_s,
         )

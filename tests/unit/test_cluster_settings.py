@@ -51,6 +51,19 @@ def test_the_list_and_the_peers() -> None:
     assert s.peers == [("b", "http://10.0.0.12:9200"), ("c", "http://[fd00::3]:9111")]
 
 
+def test_a_two_node_list_gives_the_two_node_modes_their_peer() -> None:
+    """A list of two nodes is the two-node modes' peer (peer_url, read by reconcile, the
+    lease's view of the peer, switchover --wait); the single URL still is; three nodes or a
+    machine outside the list have no single peer."""
+    two = load_settings(None, {**BASE, "HARBOR_HA_NODES": "a=10.0.0.11,b=10.0.0.12"})
+    assert two.peer_url == "http://10.0.0.12:9105"
+    url = load_settings(None, {**BASE, "HARBOR_HA_PEER_HTTP_URL": "http://10.0.0.12:9105"})
+    assert url.peer_url == "http://10.0.0.12:9105"
+    three = load_settings(None, {**BASE, "HARBOR_HA_NODES": "a=10.0.0.11,b=10.0.0.12,c=x"})
+    outside = load_settings(None, {**BASE, "HARBOR_HA_NODES": "b=10.0.0.12,c=10.0.0.13"})
+    assert three.peer_url == "" and outside.peer_url == ""
+
+
 def test_a_machine_that_is_not_a_node_has_every_node_as_peer() -> None:
     """A load balancer's settings list the nodes without itself: all of them are peers."""
     s = load_settings(None, {**BASE, "HARBOR_HA_NODES": "b=10.0.0.12,c=10.0.0.13"})

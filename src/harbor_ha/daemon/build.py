@@ -125,12 +125,12 @@ class Parts:
         """The peer's state from its /status (``peer_http_url``, within ``peer_timeout_s``);
         None: no URL, no answer, or a peer with this node's own name (not trusted)."""
         s = self.settings
-        if not s.peer_http_url:
+        if not s.peer_url:
             return None
         try:
-            status = await peer_status(s.peer_http_url, s.peer_timeout_s)
+            status = await peer_status(s.peer_url, s.peer_timeout_s)
         except PeerUnreachable as exc:
-            log.info("peer_state_unknown", peer=s.peer_http_url, error=str(exc))
+            log.info("peer_state_unknown", peer=s.peer_url, error=str(exc))
             return None
         state = status.get("state")
         if status.get("node") == s.node_name or not isinstance(state, str):

@@ -222,6 +222,16 @@ class Settings(
         return []
 
     @property
+    def peer_url(self) -> str:
+        """The one peer of the two-node modes (reconcile, the lease's view of the peer,
+        `switchover --wait`, check's name clash): peer_http_url, or the other node of a
+        two-node HARBOR_HA_NODES; empty otherwise."""
+        if self.peer_http_url:
+            return self.peer_http_url
+        others = self.peers
+        return others[0][1] if len(self.nodes) == 2 and len(others) == 1 else ""
+
+    @property
     def harbor_config_path(self) -> Path:
         """harbor_config_dir, or its default: common/config beside compose_file."""
         return self.harbor_config_dir or self.compose_file.parent / "common" / "config"
