@@ -3,7 +3,8 @@
 - startup: the track files say "not ready" until reconciled; observe the facts, derive the
   first state, start HTTP, READY=1.
 - supervise: spawn the named root tasks (driver, FIFO, VIP tick, monitor, Docker events;
-  in the replicated mode the replication watch), wait for the first to end or for a stop
+  in the replicated mode the replication watch; with HARBOR_HA_NODES the cluster watch),
+  wait for the first to end or for a stop
   signal.  A root task that ends is a failure (exit 1); systemd restarts the daemon and the
   restart reconciles from facts.
 - shutdown, in bounded phases: stop intake, let the driver finish a demotion or cancel the
