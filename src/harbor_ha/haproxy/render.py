@@ -30,6 +30,13 @@ IDLE_TIMEOUT = "15m"
 can stay silent for minutes while it verifies and moves a large blob at the end of a push."""
 
 
+MAXCONN = 8000
+"""Concurrent connections HAProxy accepts: a docker client pushes a few layers at a time, so
+thousands of clients.  HAProxy raises its file limit to about twice this at start and refuses
+to start when the hard limit is lower (measured: maxconn 20000 wants 40021 and failed under a
+hard limit of 20000)."""
+
+
 def detection_s(settings: Settings) -> float:
     """Worst-case seconds from a node ceasing to serve to the load balancer taking it out of
     rotation: ``fall`` failed checks, ``lb_check_interval_s`` apart, the last one possibly
@@ -72,7 +79,7 @@ def render_haproxy(settings: Settings) -> str:
             "",
             "global",
             "    log /dev/log local0",
-            "    maxconn 20000",
+            f"    maxconn {MAXCONN}",
             "    user haproxy",
             "    group haproxy",
             "",
