@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="preflight: config, binaries, Ceph access, keepalived, Docker"
     )
     ck.add_argument("--json", action="store_true", help="machine-readable output")
-    ls = sub.add_parser("list", help="both nodes: state, VIP, health, fault, last failover")
+    ls = sub.add_parser("list", help="every node: state, VIP, health, fault, last failover")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
     hi = sub.add_parser("history", help="transitions and failovers, kept across restarts")
     hi.add_argument("--json", action="store_true", help="machine-readable output (JSON lines)")
@@ -72,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="file to write ('-' = stdout); default: settings.keepalived_conf",
     )
+    rk.add_argument(
+        "--for",
+        dest="front",
+        choices=["node", "lb", "lvs"],
+        default="node",
+        help="node: a harbor-ha node (default); lb: a VIP in front of a pair of HAProxy "
+        "machines; lvs: keepalived's own load balancer over HARBOR_HA_NODES",
+    )
+    rh = sub.add_parser(
+        "render-haproxy", help="write haproxy.cfg for a load balancer over HARBOR_HA_NODES"
+    )
+    rh.add_argument("-o", "--output", default="-", help="file to write ('-' = stdout, default)")
     so = sub.add_parser("switchover", help="hand the VIP to the peer (this node must be MASTER)")
     so.add_argument(
         "--wait", action="store_true", help="return when the peer serves (reads its /status)"
@@ -142,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "history": _history,
         "check": _check,
         "render-keepalived": _render,
+        "render-haproxy": _render_haproxy,
         "switchover": _switchover,
         "maintenance": _maintenance,
         "retry": _retry,
@@ -232,22 +245,23 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.peer import PeerUnreachable, peer_status
     from harbor_ha.commands.views import list_header, node_row, table
 
-    async def both() -> list[tuple[str, dict[str, Any] | None, str]]:
+    async def one(name: str | None, url: str) -> tuple[str, dict[str, Any] | None, str]:
+        try:
+            status = await peer_status(url, settings.peer_timeout_s)
+        except PeerUnreachable as exc:
+            return (name or url, None, str(exc))
+        return (str(status.get("node", name or url)), status, "")
+
+    async def every() -> list[tuple[str, dict[str, Any] | None, str]]:
         nodes: list[tuple[str, dict[str, Any] | None, str]] = []
         try:
             nodes.append((settings.node_name, await request(settings, "GET", "/status"), ""))
         except Unreachable as exc:
             nodes.append((settings.node_name, None, str(exc)))
-        url = settings.peer_http_url
-        if url:
-            try:
-                peer = await peer_status(url, settings.peer_timeout_s)
-                nodes.append((str(peer.get("node", url)), peer, ""))
-            except PeerUnreachable as exc:
-                nodes.append((url, None, str(exc)))
+        nodes += await asyncio.gather(*(one(name, url) for name, url in settings.peers))
         return nodes
 
-    nodes = asyncio.run(both())
+    nodes = asyncio.run(every())
     if args.json:
         out = [{"node": n, "reachable": st is not None, "error": err, "status": st}
                for n, st, err in nodes]  # fmt: skip
@@ -256,8 +270,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
         repl = any(st is not None and st.get("replication") is not None for _, st, _ in nodes)
         rows = [node_row(n, st, err, replication=repl) for n, st, err in nodes]
         print(table(list_header(repl), rows))
-        if not settings.peer_http_url:
-            print("(peer not shown: set HARBOR_HA_PEER_HTTP_URL)")
+        if not settings.peers:
+            print("(other nodes not shown: set HARBOR_HA_NODES or HARBOR_HA_PEER_HTTP_URL)")
     return EXIT_OK if all(st is not None for _, st, _ in nodes) else EXIT_UNREACHABLE
 
 
@@ -322,15 +336,19 @@ def format_status(data: dict[str, Any]) -> str:
 def _switchover(settings: Settings, args: argparse.Namespace) -> int:
     from harbor_ha.commands.peer import wait_until_serving
 
-    if args.wait and not settings.peer_http_url:
-        print("harbor-ha: switchover --wait needs HARBOR_HA_PEER_HTTP_URL", file=sys.stderr)
+    if args.wait and not settings.peer_url:
+        print(
+            "harbor-ha: switchover --wait needs HARBOR_HA_PEER_HTTP_URL "
+            "(or a two-node HARBOR_HA_NODES)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     code = _call(settings, "POST", "/control/switchover", {}, quiet=args.wait)
     if code != EXIT_OK or not args.wait:
         return code
     served, last = asyncio.run(
         wait_until_serving(
-            settings.peer_http_url,
+            settings.peer_url,
             timeout_s=args.timeout,
             request_timeout_s=settings.peer_timeout_s,
         )
@@ -374,15 +392,45 @@ def _notify(settings: Settings, args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------- offline
 def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.keepalived.balancer import lvs_detection_s, render_front
     from harbor_ha.keepalived.errors import RenderError
     from harbor_ha.keepalived.render import render_config
 
     try:
-        text = render_config(settings)
+        text = (
+            render_config(settings) if args.front == "node" else render_front(settings, args.front)
+        )
     except RenderError as exc:
         print(f"harbor-ha: cannot render keepalived.conf: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.front == "lvs":
+        _detection(lvs_detection_s(settings), "keepalived's checker")
     target = args.output if args.output is not None else str(settings.keepalived_conf)
+    return _write(target, text)
+
+
+def _detection(seconds: float, who: str) -> None:
+    print(
+        f"harbor-ha: {who} takes a node that stops serving out of rotation within "
+        f"{seconds:g} s: a node's drain must wait at least {seconds:g} s",
+        file=sys.stderr,
+    )
+
+
+def _render_haproxy(settings: Settings, args: argparse.Namespace) -> int:
+    from harbor_ha.haproxy import detection_s, render_haproxy
+
+    try:
+        text = render_haproxy(settings)
+    except ValueError as exc:
+        print(f"harbor-ha: cannot render haproxy.cfg: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _detection(detection_s(settings), "HAProxy")
+    return _write(args.output, text)
+
+
+def _write(target: str, text: str) -> int:
+    """Write a rendered config to ``target`` atomically ('-': stdout)."""
     if target == "-":
         sys.stdout.write(text)
         return EXIT_OK

@@ -224,3 +224,16 @@ class Metrics:
             "Manual executions of the policy started because the peer's Harbor came back.",
             registry=r,
         )
+        # The cluster's consistency (only with HARBOR_HA_NODES): the daemon's comparison.
+        self.cluster_mismatch = Gauge(
+            "harbor_ha_cluster_mismatch",
+            "1 when the item (a secret, an endpoint, Harbor's version; job_logger_file: a node "
+            "keeps job logs on FILE) differs between the nodes this node compared, else 0.",
+            ["item"],
+            registry=r,
+        )
+        self.cluster_nodes_compared = Gauge(
+            "harbor_ha_cluster_nodes_compared",
+            "Nodes whose fingerprint the last comparison read (this one included).",
+            registry=r,
+        )

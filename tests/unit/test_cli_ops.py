@@ -158,6 +158,29 @@ async def test_list_shows_both_nodes(nodes: Nodes) -> None:
     assert [d["node"] for d in data] == ["a", "b"] and data[1]["status"]["state"] == "MASTER"
 
 
+async def test_list_shows_every_node_of_the_node_list(nodes: Nodes, tmp_path: Path) -> None:
+    """With HARBOR_HA_NODES, `list` shows this node and every other node of the list in the
+    list's order (c served on its own loopback port, d's port closed: unreachable under its
+    listed name); exit 4 since d could not be read."""
+    _, _, env = nodes
+    peer_port = int(env.pop("HARBOR_HA_PEER_HTTP_URL").rsplit(":", 1)[1])
+    third = FakeNode({**BACKUP, "node": "c"})
+    s_third = await serve(third, tmp_path / "c.sock")
+    try:
+        listed = (
+            f"a=127.0.0.1:{closed_port()},b=127.0.0.1:{peer_port},"
+            f"c=127.0.0.1:{s_third.bound_port},d=127.0.0.1:{closed_port()}"
+        )
+        code, out, err = await cli("list", env={**env, "HARBOR_HA_NODES": listed})
+    finally:
+        await s_third.stop()
+    assert code == 4, err
+    _, row_a, row_b, row_c, row_d = out.splitlines()
+    assert [row.split()[0] for row in (row_a, row_b, row_c, row_d)] == ["a", "b", "c", "d"]
+    assert row_b.split()[1] == "MASTER" and row_c.split()[1] == "BACKUP"
+    assert row_d.split()[1] == "unreachable"
+
+
 async def test_list_and_status_show_replication_in_the_replicated_mode(nodes: Nodes) -> None:
     """Nodes of the replicated mode: `list` gets a REPLICATION column after LEASE (the latest
     execution and its age, or "not configured"), `status` a replication line with the items

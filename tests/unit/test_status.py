@@ -8,6 +8,7 @@ world.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -26,13 +27,15 @@ from harbor_ha.http import ControlError
 from harbor_ha.machine import Event, Kind, Node, State, Step
 from lab.waiting import until
 from tests.fakes import FakeFs, example_settings
+from tests.harbor_config import HarborValues, secret_values, write_install
+from tests.unit.test_cli_ops import closed_port
 
 KEYS = {
     "node", "mode", "state", "since", "seconds_in_state", "want_master", "fault", "maintenance",
     "failures", "step", "vip_present", "harbor_healthy", "harbor_degraded", "standby_ready",
     "standby_problems",
     "device", "reconciled", "probes", "last_event", "last_transitions", "last_errors", "lease",
-    "last_failover", "replication",
+    "last_failover", "replication", "cluster_fingerprint",
 }  # fmt: skip
 
 
@@ -72,6 +75,7 @@ async def test_status_keys_and_owners(parts: Parts) -> None:
     )
     assert status["reconciled"] is False and status["harbor_healthy"] is None
     assert status["harbor_degraded"] == [] and status["replication"] is None
+    assert status["cluster_fingerprint"] is None and parts.cluster is None  # no node list
     parts.steps.adopt("/dev/rbd0")
     parts.reconciled = True
     parts.ticker.errors.record("vip_check", "first")
@@ -103,6 +107,39 @@ async def test_the_replicated_mode_watches_replication(tmp_path: Path) -> None:
         assert status["replication"]["configured"] is False
         assert status["replication"]["errors"] == 0 and status["last_errors"] == []
         assert "replication        not configured (" in format_status(status)
+    finally:
+        await p.harbor.close()
+        await p.containers.close()
+        await p.lease.close()
+        p.history.close()
+
+
+async def test_with_a_node_list_status_shows_the_cluster_fingerprint(tmp_path: Path) -> None:
+    """With HARBOR_HA_NODES the daemon has a cluster watch: /status's cluster_fingerprint is
+    None until its first look, then this node's hashes read from Harbor's files (written here
+    for the test), with no secret; an unreachable other node is no error of the daemon."""
+    values = HarborValues()
+    install = write_install(tmp_path / "harbor", values)
+    p = build(
+        example_settings(
+            node_name="a", priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
+            runtime_dir=tmp_path / "run", state_dir=tmp_path / "state",
+            nodes=f"a=127.0.0.1:1,b=127.0.0.1:{closed_port()}", peer_timeout_s=1,
+            harbor_config_dir=install.config_dir, harbor_secret_dir=install.secret_dir,
+            compose_file=install.compose_file,
+        )
+    )  # fmt: skip
+    try:
+        assert p.cluster is not None
+        assert (await p.control.handle("status", {}))["status"]["cluster_fingerprint"] is None
+        await p.cluster.look()
+        status = (await p.control.handle("status", {}))["status"]
+        fingerprint = status["cluster_fingerprint"]
+        assert fingerprint["harbor_version"] == "v2.6.2"
+        assert all(v.startswith("sha256:") for v in fingerprint["items"].values())
+        assert [s for s in secret_values(values) if s in json.dumps(status)] == []
+        assert status["last_errors"] == []
+        assert p.metrics.registry.get_sample_value("harbor_ha_cluster_nodes_compared") == 1
     finally:
         await p.harbor.close()
         await p.containers.close()

@@ -1,6 +1,7 @@
 """`harbor-ha check`: everything that can be checked without touching the image.  Per mode:
 the replicated mode has no Ceph, lease or image tools to check, and its data volume is a
-directory that must exist."""
+directory that must exist.  With HARBOR_HA_NODES, the cluster's consistency across nodes
+(:mod:`harbor_ha.commands.cluster`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import stat
 from pathlib import Path
 
 from harbor_ha.ceph import Ceph
+from harbor_ha.commands.cluster import cluster_findings
 from harbor_ha.compose import Compose
 from harbor_ha.compose.install import install_findings
 from harbor_ha.compose.parse import service_blocks
@@ -78,17 +80,17 @@ async def peer_name_clash(s: Settings) -> list[Finding]:
     would share the lease's cookie, and each would break the other's live lock as its own
     stale one (every VIP move then steals the lease from a renewing master and fences it).
     A peer that does not answer is a warning: the check could not be made."""
-    if not s.peer_http_url:
+    if not s.peer_url:
         return []
     try:
-        status = await peer_status(s.peer_http_url, s.peer_timeout_s)
+        status = await peer_status(s.peer_url, s.peer_timeout_s)
     except PeerUnreachable as exc:
-        return [("WARN", f"peer {s.peer_http_url}: cannot compare node names: {exc}")]
+        return [("WARN", f"peer {s.peer_url}: cannot compare node names: {exc}")]
     if status.get("node") == s.node_name:
         return [
             (
                 "FAIL",
-                f"the peer at {s.peer_http_url} is also named {s.node_name!r}: the lease's "
+                f"the peer at {s.peer_url} is also named {s.node_name!r}: the lease's "
                 "cookie names the node; set HARBOR_HA_NODE_NAME differently on each node",
             )
         ]
@@ -164,4 +166,5 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings.append(("FAIL", f"docker/compose: {exc}"))
     finally:
         await probe.close()
+    findings += await cluster_findings(settings)
     return findings

@@ -3,7 +3,8 @@
 - startup: the track files say "not ready" until reconciled; observe the facts, derive the
   first state, start HTTP, READY=1.
 - supervise: spawn the named root tasks (driver, FIFO, VIP tick, monitor, Docker events;
-  in the replicated mode the replication watch), wait for the first to end or for a stop
+  in the replicated mode the replication watch; with HARBOR_HA_NODES the cluster watch),
+  wait for the first to end or for a stop
   signal.  A root task that ends is a failure (exit 1); systemd restarts the daemon and the
   restart reconciles from facts.
 - shutdown, in bounded phases: stop intake, let the driver finish a demotion or cancel the
@@ -133,6 +134,8 @@ class Daemon:
         }
         if p.replication is not None:  # the replicated mode
             roots["replication-watch"] = p.replication.run()
+        if p.cluster is not None:  # HARBOR_HA_NODES set
+            roots["cluster-watch"] = p.cluster.run()
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
         if self.settings.mode is Mode.RBD:  # the replicated mode has no lease
             self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root

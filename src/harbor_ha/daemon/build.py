@@ -28,6 +28,7 @@ from harbor_ha.replication.watch import ReplicationWatch
 from harbor_ha.runner import CommandResult, ProcessRunner
 from harbor_ha.settings import Settings
 
+from .cluster import ClusterWatch
 from .control import Control
 from .driver import Driver
 from .failsafe import Failsafe
@@ -94,6 +95,7 @@ class Parts:
     history: HistoryWriter
     failsafe: Failsafe
     replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
+    cluster: ClusterWatch | None = None  # the cluster's consistency; None without the node list
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -103,12 +105,12 @@ class Parts:
         """The peer's state from its /status (``peer_http_url``, within ``peer_timeout_s``);
         None: no URL, no answer, or a peer with this node's own name (not trusted)."""
         s = self.settings
-        if not s.peer_http_url:
+        if not s.peer_url:
             return None
         try:
-            status = await peer_status(s.peer_http_url, s.peer_timeout_s)
+            status = await peer_status(s.peer_url, s.peer_timeout_s)
         except PeerUnreachable as exc:
-            log.info("peer_state_unknown", peer=s.peer_http_url, error=str(exc))
+            log.info("peer_state_unknown", peer=s.peer_url, error=str(exc))
             return None
         state = status.get("state")
         if status.get("node") == s.node_name or not isinstance(state, str):
@@ -215,9 +217,10 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
 
     watched = WatchMetrics(metrics)
     replication = replication_watch(s, watched) if s.mode is Mode.REPLICATED else None
+    cluster = ClusterWatch(s, metrics) if s.nodes else None
     status = StatusView(
         s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled,
-        replication=replication, replication_errors=watched.errors,
+        replication=replication, replication_errors=watched.errors, cluster=cluster,
     )  # fmt: skip
     control = Control(driver, status.snapshot, s.vrrp_instance)
 
@@ -255,5 +258,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http, history=history, failsafe=failsafe, replication=replication,
+        cluster=cluster,
     )  # fmt: skip
     return parts

@@ -310,16 +310,16 @@ class Leasing:
         """The peer's state from its /status (``peer_http_url``), when it holds the lease;
         None: no URL, no answer in time, or the peer does not hold the lease."""
         s = self.settings
-        if not s.peer_http_url:
+        if not s.peer_url:
             return None
         timeout = min(s.peer_timeout_s, s.lease_renew_interval_s)
         try:
-            status = await peer_status(s.peer_http_url, timeout)
+            status = await peer_status(s.peer_url, timeout)
         except PeerUnreachable:
             return None
         if status.get("node") == s.node_name:
             log.error(
-                "peer_same_node_name", node=s.node_name, peer=s.peer_http_url,
+                "peer_same_node_name", node=s.node_name, peer=s.peer_url,
                 reason="both nodes share the lease's cookie: its /status is not trusted",
             )  # fmt: skip
             return None

@@ -15,6 +15,7 @@ from typing import Any
 
 from harbor_ha.replication.watch import ReplicationWatch
 
+from .cluster import ClusterWatch
 from .driver import Driver
 from .monitor import Monitor
 from .recent import Errors, merged
@@ -33,6 +34,7 @@ class StatusView:
     reconciled: Callable[[], bool]
     replication: ReplicationWatch | None = None  # None in the rbd mode
     replication_errors: Errors | None = None
+    cluster: ClusterWatch | None = None  # None without HARBOR_HA_NODES
 
     def harbor_healthy(self) -> bool | None:
         """The monitor's debounced verdict in the current state, else the start step's."""
@@ -44,7 +46,7 @@ class StatusView:
         since = self.driver.since
         errors = (
             self.driver.errors, self.ticker.errors, self.monitor.errors,
-            self.replication_errors or (),
+            self.replication_errors or (), self.cluster.errors if self.cluster else (),
         )  # fmt: skip
         return {
             "node": self.node_name,
@@ -71,4 +73,5 @@ class StatusView:
             "last_failover": self.driver.last_failover,
             "last_errors": merged(errors),
             "replication": self.replication.view() if self.replication else None,
+            "cluster_fingerprint": self.cluster.view() if self.cluster else None,
         }

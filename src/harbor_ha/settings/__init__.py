@@ -10,7 +10,8 @@ The fields are declared once each, grouped by subsystem: node and keepalived
 (:mod:`.node`), Ceph and the filesystem (:mod:`.storage`), compose and the probes
 (:mod:`.harbor`), timeouts and behaviour (:mod:`.timing`), the lease (:mod:`.lease`), the
 replicated mode's watch of replication (:mod:`.replication`), HTTP, files and logs
-(:mod:`.service`); :mod:`.model` joins them into :class:`Settings` with the
+(:mod:`.service`), the cluster's nodes, Harbor's files and the load balancer's checks
+(:mod:`.cluster`); :mod:`.model` joins them into :class:`Settings` with the
 rules across fields, and :mod:`.loading` builds it with clear errors.
 """
 

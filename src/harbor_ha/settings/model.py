@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from harbor_ha.settings.cluster import ClusterNode, ClusterSettings
 from harbor_ha.settings.harbor import ComposeSettings, ProbeSettings
 from harbor_ha.settings.lease import LeaseSettings
 from harbor_ha.settings.mode import Mode
@@ -31,7 +32,8 @@ def required_in_mode(field: str, mode: Mode) -> str:
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
-# timeouts, behaviour, lease, replication, service (the order of config/harbor-ha.env.example).
+# timeouts, behaviour, lease, replication, service, cluster (the order of
+# config/harbor-ha.env.example).
 LEASE_WATCH_MIN_S = 0.1
 """The fastest derived lease watch: ten Ceph reads a second (with sub-second adverts the
 VIP can arrive before any judgment could end, so faster buys little)."""
@@ -41,6 +43,7 @@ the lease, which should not be older than a second."""
 
 
 class Settings(
+    ClusterSettings,
     ServiceSettings,
     ReplicationSettings,
     LeaseSettings,
@@ -181,6 +184,7 @@ class Settings(
                 f" must be shorter than the lease deadline ({deadline:g} s): the answer must "
                 "come before it"
             )
+        self._cluster_coherent()
         if self.priority_file == self.fault_file:
             raise ValueError(
                 f"{env_name('priority_file')} and {env_name('fault_file')} must differ "
@@ -188,7 +192,55 @@ class Settings(
             )
         return self
 
+    def _cluster_coherent(self) -> None:
+        if not self.nodes:
+            return
+        names = [n.name for n in self.nodes]
+        if len(self.nodes) < 2:
+            raise ValueError(f"{env_name('nodes')} names one node ({names[0]}): list them all")
+        if self.peer_http_url:
+            raise ValueError(
+                f"set {env_name('nodes')} or {env_name('peer_http_url')}, not both: with the "
+                "list, the peers are the list's other nodes"
+            )
+
     # --------------------------------------------------------------- derived
+    def node_url(self, node: ClusterNode) -> str:
+        """The base URL of a node's harbor-ha HTTP listener."""
+        host = f"[{node.host}]" if ":" in node.host else node.host
+        return f"http://{host}:{node.port or self.http_port}"
+
+    @property
+    def peers(self) -> list[tuple[str | None, str]]:
+        """The other nodes as (name, base URL of their harbor-ha HTTP listener): the list's
+        others (all of them on a machine that is not a node, e.g. a load balancer), else the
+        two-node modes' peer_http_url (its name unknown until read), else none."""
+        if self.nodes:
+            return [(n.name, self.node_url(n)) for n in self.nodes if n.name != self.node_name]
+        if self.peer_http_url:
+            return [(None, self.peer_http_url.rstrip("/"))]
+        return []
+
+    @property
+    def peer_url(self) -> str:
+        """The one peer of the two-node modes (reconcile, the lease's view of the peer,
+        `switchover --wait`, check's name clash): peer_http_url, or the other node of a
+        two-node HARBOR_HA_NODES; empty otherwise."""
+        if self.peer_http_url:
+            return self.peer_http_url
+        others = self.peers
+        return others[0][1] if len(self.nodes) == 2 and len(others) == 1 else ""
+
+    @property
+    def harbor_config_path(self) -> Path:
+        """harbor_config_dir, or its default: common/config beside compose_file."""
+        return self.harbor_config_dir or self.compose_file.parent / "common" / "config"
+
+    @property
+    def harbor_secret_path(self) -> Path:
+        """harbor_secret_dir, or its default: secret under the mountpoint."""
+        return self.harbor_secret_dir or self.mountpoint / "secret"
+
     @property
     def vip_address(self) -> str:
         """The VIP without its prefix length."""

@@ -57,7 +57,8 @@ class ServiceSettings(BaseModel):
         description=(
             "The peer's read-only HTTP listener, e.g. http://10.0.0.12:9105 (its "
             "HARBOR_HA_HTTP_HOST/PORT): `harbor-ha list` and `switchover --wait` read its "
-            "/status. Empty: those commands show only this node / cannot wait."
+            "/status. Empty: those commands show only this node / cannot wait. A two-node "
+            "HARBOR_HA_NODES gives the same peer (set one or the other)."
         ),
     )
     peer_timeout_s: Seconds = Field(
