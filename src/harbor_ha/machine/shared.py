@@ -43,15 +43,13 @@ from .rows import (
     Rows,
     changes,
 )
-from .states import Action, Event, Kind, Mode, Node, State, Timer
+from .states import SHARED_STATES, Action, Event, Kind, Mode, Node, State, Timer
 from .table import ACTION_OF
 
 S = State
 E = Event
 
-STATES = frozenset(
-    {S.DOWN, S.MOUNTING, S.STARTING, S.SERVING, S.DRAINING, S.STOPPING, S.UNMOUNTING}
-)
+STATES = frozenset(SHARED_STATES)
 EVENTS = frozenset(
     {
         E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT,

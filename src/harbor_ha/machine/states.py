@@ -93,6 +93,11 @@ class Event(enum.StrEnum):
 
 SHARED_ONLY_STATES = frozenset({State.DOWN, State.SERVING, State.DRAINING})
 SHARED_ONLY_EVENTS = frozenset({Event.DRAIN, Event.DRAIN_OVER})
+SHARED_STATES = (
+    State.DOWN, State.MOUNTING, State.STARTING, State.SERVING, State.DRAINING, State.STOPPING,
+    State.UNMOUNTING,
+)  # fmt: skip
+"""The shared mode's states (machine/shared.py), in its order of joining then leaving."""
 RBD_STATES = tuple(s for s in State if s not in SHARED_ONLY_STATES)
 """The rbd mode's states (every state but the shared mode's own), in State's order."""
 RBD_EVENTS = tuple(e for e in Event if e not in SHARED_ONLY_EVENTS)

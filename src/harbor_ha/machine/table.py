@@ -61,12 +61,12 @@ from .rows import (
     changes,
 )
 from .states import (
-    RBD_EVENTS,
-    RBD_STATES,
     CANCEL,
     DEMOTING,
     EXIT,
     PROMOTING,
+    RBD_EVENTS,
+    RBD_STATES,
     STEP_OF,
     Action,
     Event,
