@@ -21,8 +21,8 @@ HEADER = """\
 
 Generated from the modes' tables (`src/harbor_ha/machine/table.py` and `lease_rows.py`: the
 rbd mode; `replicated.py`: the replicated mode; `shared.py`: the shared mode) by
-`python -m harbor_ha.machine.diagram`; do not edit (scripts/test fails when this file is stale).  The settings' `HARBOR_HA_MODE` picks
-the table; the evaluator is the same.
+`python -m harbor_ha.machine.diagram`; do not edit (scripts/test fails when this file is
+stale).  The settings' `HARBOR_HA_MODE` picks the table; the evaluator is the same.
 """
 
 SOURCES = {

@@ -169,18 +169,7 @@ PROBES_BY_MODE: dict[Mode, dict[State, Probes]] = {
     Mode.REPLICATED: {State.BACKUP: Probes.HARBOR, State.MASTER: Probes.MASTER},
     # Each node serves on its own: Harbor and the shared mount while SERVING, nothing else
     # (a draining node is already out of the pool; the steps check what they need).
-    Mode.SHARED: {
-        s: Probes.MASTER if s is State.SERVING else Probes.NONE
-        for s in (
-            State.DOWN,
-            State.MOUNTING,
-            State.STARTING,
-            State.SERVING,
-            State.DRAINING,
-            State.STOPPING,
-            State.UNMOUNTING,
-        )
-    },  # fmt: skip
+    Mode.SHARED: {s: Probes.MASTER if s is State.SERVING else Probes.NONE for s in SHARED_STATES},
 }
 
 
