@@ -12,6 +12,7 @@ from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.ceph.monitors import monitor_addresses
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.filesystem.shared import SharedFilesystem
 from harbor_ha.history import HistoryWriter
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
@@ -36,6 +37,7 @@ from .monitor import Monitor
 from .pulse import Pulse
 from .replication import WatchMetrics, replication_watch
 from .sdnotify import SdNotifier, StatusReporter
+from .shared_steps import SharedSteps
 from .status import StatusView
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
@@ -64,6 +66,7 @@ def policy_of(settings: Settings) -> Policy:
         demotion_bound_s=(
             settings.stop_timeout_s + settings.unmount_timeout_s + settings.unmap_timeout_s
         ),
+        drain_wait_s=settings.drain_wait_s,
     )
 
 
@@ -114,6 +117,7 @@ class Parts:
     history: HistoryWriter
     failsafe: Failsafe
     replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
+    shared: SharedFilesystem | None = None  # the shared mode's filesystem; None otherwise
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -173,9 +177,14 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     harbor = HarborProbe(s, containers)
     lease = Lease(s)
     leasing = Leasing(s, lease, metrics)
+    shared = SharedFilesystem(s, runner) if s.mode is Mode.SHARED else None
+    shared_steps = (
+        None if shared is None
+        else SharedSteps(s, fs=shared, compose=compose, harbor=harbor, wake=wake)
+    )  # fmt: skip
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
-        leasing=leasing, vip_present=vip,
+        leasing=leasing, vip_present=vip, shared=shared_steps,
     )  # fmt: skip
 
     async def warm() -> None:
@@ -223,13 +232,15 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )  # fmt: skip
     fifo = FifoFollower(s.vrrp_instance, driver, metrics)
     ticker = VipTicker(
-        interval_s=s.tick_interval_s, driver=driver, metrics=metrics, vip_present=vip,
+        interval_s=s.tick_interval_s, driver=driver, metrics=metrics,
+        vip_present=None if s.mode is Mode.SHARED else vip,  # no VIP on a shared node
         notifier=notifier,
     )  # fmt: skip
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=harbor, containers=containers, ceph=ceph,
         fs=fs, compose=compose, device=lambda: steps.device, track=track, wake=wake,
         ceph_monitors=monitor_addresses(s.ceph_mon_host, s.ceph_conf, s.ceph_user),
+        shared=shared,
     )  # fmt: skip
     parts: Parts
 
@@ -242,12 +253,14 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     control = Control(driver, status.snapshot, s.vrrp_instance)
 
     def primary() -> tuple[bool, str]:
+        """/primary and /serving: Harbor serves here (MASTER, or SERVING in the shared mode)
+        and is healthy."""
         node = driver.node
         if not node.serving:
             return False, f"state is {node.state}"
         if status.harbor_healthy() is not True:
             return False, "harbor not healthy"
-        return True, "MASTER and harbor healthy"
+        return True, f"{node.state} and harbor healthy"
 
     def ready() -> tuple[bool, str]:
         return readiness(
@@ -259,6 +272,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             registry=metrics.registry,
             alive=lambda: parts.alive(),
             primary=primary,
+            serving=primary,
             ready=ready,
             status=status.snapshot,
             control=control.handle,
@@ -274,6 +288,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         steps=steps,
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
-        http=http, history=history, failsafe=failsafe, replication=replication,
+        http=http, history=history, failsafe=failsafe, replication=replication, shared=shared,
     )  # fmt: skip
     return parts

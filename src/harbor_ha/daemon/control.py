@@ -18,6 +18,9 @@ log = structlog.get_logger("harbor_ha.control")
 OPERATOR: dict[str, tuple[Event, str]] = {
     "switchover": (Event.SWITCHOVER, "operator: switchover"),
     "retry": (Event.RETRY, "operator: retry the demotion"),
+    # The shared mode: out of the load balancer's pool (readiness 503), wait drain_wait_s,
+    # stop Harbor; it stays down until `maintenance off`.
+    "drain": (Event.DRAIN, "operator: drain"),
 }
 """Commands that post one event; the machine says when it refuses them (``refusal``)."""
 
