@@ -113,7 +113,7 @@ class Settings(
                 ipaddress.ip_address(str(peer))
         return value
 
-    @field_validator("harbor_data_services", mode="before")
+    @field_validator("harbor_data_services", "harbor_critical_components", mode="before")
     @classmethod
     def _data_services(cls, value: Any) -> Any:
         if isinstance(value, str):
