@@ -115,3 +115,28 @@ def stop_cephfs(fs: CephFS) -> None:
         fs.mds.wait(timeout=10)
     fs.cluster.procs.pop("mds.a", None)
     fs.cluster.pids.pop("mds.a", None)
+
+
+def fuse_pids(mountpoint: Path) -> list[int]:
+    """The ceph-fuse processes serving ``mountpoint`` (its path is on their command line):
+    the ones a test's mount started, to kill by PID."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ceph-fuse") and str(mountpoint).encode() in argv:
+            pids.append(int(proc.name))
+    return pids
+
+
+def kill_fuse(mountpoint: Path) -> list[int]:
+    """SIGKILL the ceph-fuse processes of ``mountpoint`` (see :func:`fuse_pids`)."""
+    pids = fuse_pids(mountpoint)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
