@@ -190,8 +190,9 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     async def warm() -> None:
         await compose.warm(s.start_timeout_s)
 
+    first = State.DOWN if s.mode is Mode.SHARED else State.BACKUP  # until reconciled
     driver = Driver(
-        Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
+        Node(state=first, demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
         run_step=steps.run,
         step_timeout=steps.timeout,
         track=track,
