@@ -43,6 +43,9 @@ class Control:
                 raise ValueError(f"state must be one of {', '.join(ROLE_EVENTS)}, not {state!r}")
             if instance != self._instance:
                 return {"ignored": f"instance {instance!r} is not ours ({self._instance})"}
+            why = refusal(node, ROLE_EVENTS[state])  # the shared mode has no keepalived
+            if why is not None:
+                raise ControlError(why)
             self._driver.post(ROLE_EVENTS[state], f"notify script: {state}")
             return {"posted": str(ROLE_EVENTS[state])}
         if command in OPERATOR:
