@@ -89,9 +89,17 @@ def _parser() -> argparse.ArgumentParser:
         "--wait", action="store_true", help="return when the peer serves (reads its /status)"
     )
     so.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits")
-    mt = sub.add_parser("maintenance", help="keep this node from taking the VIP")
+    mt = sub.add_parser(
+        "maintenance",
+        help="keep this node from taking the VIP (shared mode: drain it and keep it out)",
+    )
     mt.add_argument("mode", choices=["on", "off"])
     sub.add_parser("retry", help="retry a demotion that ended in FENCED_SELF")
+    sub.add_parser(
+        "drain",
+        help="shared mode: readiness 503, wait the balancer's detection time, stop Harbor; "
+        "`maintenance off` rejoins",
+    )
     nt = sub.add_parser(
         "notify",
         help="forward a keepalived role to the daemon (notify_master/notify_backup scripts)",
@@ -158,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "switchover": _switchover,
         "maintenance": _maintenance,
         "retry": _retry,
+        "drain": _drain,
         "notify": _notify,
         "format": _format,
     }[args.command]
@@ -364,6 +373,10 @@ def _maintenance(settings: Settings, args: argparse.Namespace) -> int:
     return _call(settings, "POST", "/control/maintenance", {"on": args.mode == "on"})
 
 
+def _drain(settings: Settings, _: argparse.Namespace) -> int:
+    return _call(settings, "POST", "/control/drain", {})
+
+
 def _retry(settings: Settings, _: argparse.Namespace) -> int:
     return _call(settings, "POST", "/control/retry", {})
 
@@ -465,6 +478,13 @@ def _check(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _format(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.mode is Mode.SHARED:
+        print(
+            "harbor-ha: format refused: HARBOR_HA_MODE=shared never formats (nor checks) a "
+            "shared filesystem: its servers own it, and the other nodes use it",
+            file=sys.stderr,
+        )
+        return EXIT_PROBLEMS
     if settings.mode is not Mode.RBD:
         print(
             f"harbor-ha: format refused: HARBOR_HA_MODE={settings.mode} has no image "

@@ -5,7 +5,9 @@
   ``/liveness`` (and its older name ``/health``: 200 while the daemon's loop ticks),
   ``/readiness`` (200 when the node is ready to serve its role: MASTER with Harbor
   healthy, or a BACKUP ready to take over), ``/primary`` (200 only when MASTER and Harbor
-  healthy).  The checks answer GET and HEAD with a JSON body and OPTIONS with the same
+  healthy), ``/serving`` (200 only while this node serves: a MASTER, or a SERVING node of
+  the shared mode, with Harbor healthy; a load balancer's per-node check).  The checks
+  answer GET and HEAD with a JSON body and OPTIONS with the same
   status code and no body: HAProxy's ``option httpchk`` sends OPTIONS by default.
 - Control listener on a Unix socket (root-only, 0600): the same read-only
   routes plus ``POST /control/<command>`` for notify, switchover, maintenance.
@@ -44,6 +46,7 @@ class Endpoints:
     ready: Callable[[], tuple[bool, str]]  # ready to serve its role (Patroni's readiness)
     status: Callable[[], dict[str, Any]]
     control: ControlHandler | None = None
+    serving: Callable[[], tuple[bool, str]] | None = None  # this node serves (default: primary)
 
 
 def _json(data: dict[str, Any], status: int = 200) -> web.Response:
@@ -61,6 +64,7 @@ CHECKS: tuple[tuple[str, str], ...] = (
     ("/liveness", "alive"),
     ("/readiness", "ready"),
     ("/primary", "primary"),
+    ("/serving", "serving"),
 )
 """Check routes and the Endpoints field each reads (the field name is the JSON key)."""
 
@@ -106,7 +110,7 @@ def build_app(ep: Endpoints, *, with_control: bool) -> web.Application:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     for path, field in CHECKS:
-        handler = _check_handler(getattr(ep, field), field)
+        handler = _check_handler(getattr(ep, field) or ep.primary, field)
         app.router.add_get(path, handler)  # HEAD too (aiohttp: allow_head)
         app.router.add_route("OPTIONS", path, handler)
     app.router.add_get("/status", status)

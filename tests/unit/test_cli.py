@@ -138,6 +138,18 @@ def test_format_needs_confirmation() -> None:
     assert r.returncode == 3 and "yes-i-know" in r.stderr
 
 
+def test_format_is_refused_in_the_shared_mode() -> None:
+    """format never runs in the shared mode, even with the flag: a shared filesystem is
+    never formatted by one of its clients."""
+    env = {
+        "HARBOR_HA_MODE": "shared", "HARBOR_HA_VIP": "10.0.0.100/24",
+        "HARBOR_HA_INTERFACE": "eth1", "HARBOR_HA_SHARED_FS_TYPE": "nfs",
+        "HARBOR_HA_SHARED_FS_SOURCE": "nas:/export",
+    }  # fmt: skip
+    r = cli("format", "--yes-i-know-this-image-is-new", env=env)
+    assert r.returncode == 3 and "never formats" in r.stderr
+
+
 @pytest.mark.parametrize(
     ("words", "body"),
     [

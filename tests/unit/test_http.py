@@ -20,6 +20,7 @@ class Board:
         self.alive = (True, "ticked 0.1 s ago")
         self.primary = (False, "state is BACKUP")
         self.ready = (True, "BACKUP and ready to take over")
+        self.serving = (False, "state is DRAINING")
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     async def control(self, command: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +45,7 @@ async def served(tmp_path: Path) -> AsyncIterator[tuple[HttpServers, Board, Metr
             alive=lambda: board.alive,
             primary=lambda: board.primary,
             ready=lambda: board.ready,
+            serving=lambda: board.serving,
             status=lambda: {"state": "BACKUP"},
             control=board.control,
         ),
@@ -112,6 +114,22 @@ async def test_primary_answers_load_balancer_methods(
     assert (b"state is BACKUP" in body) is (method == "GET")
     board.primary = (True, "MASTER and harbor healthy")
     assert (await _request(method, servers.bound_port, "/primary"))[0] == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])
+async def test_serving_is_the_per_node_check(
+    served: tuple[HttpServers, Board, Metrics], method: str
+) -> None:
+    """/serving (the shared mode's per-node check for the load balancer) answers GET, HEAD
+    and OPTIONS with 503 while the node does not serve (a drain) and 200 while it does; it
+    reads its own verdict, not /primary's."""
+    servers, board, _ = served
+    assert servers.bound_port
+    code, body = await _request(method, servers.bound_port, "/serving")
+    assert code == 503 and (b"DRAINING" in body) is (method == "GET")
+    board.serving = (True, "SERVING and harbor healthy")
+    assert (await _request(method, servers.bound_port, "/serving"))[0] == 200
+    assert (await _request(method, servers.bound_port, "/primary"))[0] == 503
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS"])

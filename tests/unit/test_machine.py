@@ -36,6 +36,7 @@ from harbor_ha.machine import (
     refusal,
     transition,
 )
+from harbor_ha.machine.states import RBD_EVENTS, RBD_STATES
 from tests.fakes import example_settings
 
 S = State
@@ -166,7 +167,7 @@ def canonical(state: State) -> Node:
     return Node(state=state, want_master=want, fault=state is S.FENCED_SELF)
 
 
-PAIRS = [(s, e) for s in State for e in Event]
+PAIRS = [(s, e) for s in RBD_STATES for e in RBD_EVENTS]
 
 
 @pytest.mark.parametrize(("state", "event"), PAIRS, ids=[f"{s}-{e}" for s, e in PAIRS])
@@ -793,7 +794,7 @@ def test_policy_defaults_are_the_settings_defaults() -> None:
 HOLDING = [S.MASTER, *PROMOTING]
 
 
-@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("state", RBD_STATES)
 @pytest.mark.parametrize("vip", [E.VIP_SEEN, E.VIP_ABSENT])
 def test_vip_mismatch_counted_then_posted(state: State, vip: Event) -> None:
     """The VIP tick's observation: a VIP on a BACKUP keepalived did not make MASTER, or no VIP
@@ -857,7 +858,7 @@ def test_a_master_whose_keepalived_died_demotes_and_its_stale_vip_is_no_verdict(
 
 
 # ------------------------------------------------------- derived properties
-@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("state", RBD_STATES)
 @pytest.mark.parametrize("event", [E.SWITCHOVER, E.RETRY, E.MAINTENANCE_ON, E.KA_MASTER])
 def test_operator_refusals(state: State, event: Event) -> None:
     """switchover needs MASTER, retry is for FENCED_SELF; other commands are never refused."""
@@ -873,7 +874,7 @@ def test_operator_refusals(state: State, event: Event) -> None:
 def test_probes_by_state() -> None:
     """MASTER probes Harbor and its storage, BACKUP its readiness, the others nothing."""
     assert PROBE_OF[S.MASTER] is Probes.MASTER and PROBE_OF[S.BACKUP] is Probes.STANDBY
-    assert {PROBE_OF[s] for s in State if s not in (S.MASTER, S.BACKUP)} == {Probes.NONE}
+    assert {PROBE_OF[s] for s in RBD_STATES if s not in (S.MASTER, S.BACKUP)} == {Probes.NONE}
     assert Node(state=S.MASTER).serving and not Node(state=S.STARTING).serving
 
 
@@ -895,7 +896,7 @@ def test_a_standby_watches_the_lease_every_interval_but_in_maintenance() -> None
     assert transition(node, E.LEASE_WATCH_DUE) == (node, (look, WATCH))
     resting = replace(node, maintenance=True)
     assert transition(resting, E.LEASE_WATCH_DUE) == (resting, (WATCH,))
-    for state in set(State) - {S.BACKUP}:
+    for state in set(RBD_STATES) - {S.BACKUP}:
         assert transition(canonical(state), E.LEASE_WATCH_DUE) == (canonical(state), ())
 
 
@@ -1036,7 +1037,7 @@ def test_reconcile_with_the_peer_holding_and_nothing_here_takes_the_lease_step()
     assert node.state is S.LEASING
 
 
-@pytest.mark.parametrize("state", sorted(set(State) - {S.BACKUP}))
+@pytest.mark.parametrize("state", sorted(set(RBD_STATES) - {S.BACKUP}))
 def test_a_promise_is_granted_only_in_backup(state: State) -> None:
     """The failsafe promise is the machine's decision: granted (promised, PROMISE armed) only
     in BACKUP, where nothing promotes; in any other state (a promotion in flight, MASTER, a

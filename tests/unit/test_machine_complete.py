@@ -23,11 +23,12 @@ from harbor_ha.machine import (
     transition,
 )
 from harbor_ha.machine.rows import STAY
+from harbor_ha.machine.states import RBD_EVENTS, RBD_STATES
 
 S = State
 E = Event
 
-PAIRS = [(s, e) for s in State for e in Event]
+PAIRS = [(s, e) for s in RBD_STATES for e in RBD_EVENTS]
 
 NODES = [
     Node(),
@@ -88,7 +89,7 @@ def test_step_results_are_illegal_exactly_where_no_step_runs() -> None:
     """STEP_DONE, STEP_FAILED and STEP_TIMEOUT are decided in the states that run a step and
     declared illegal in the others (BACKUP, MASTER, FENCED_SELF)."""
     for event in (E.STEP_DONE, E.STEP_FAILED, E.STEP_TIMEOUT):
-        assert {s for s in State if (s, event) in ILLEGAL} == set(State) - set(STEP_OF)
+        assert {s for s in RBD_STATES if (s, event) in ILLEGAL} == set(RBD_STATES) - set(STEP_OF)
 
 
 def test_a_pair_cannot_be_decided_twice() -> None:
@@ -111,7 +112,7 @@ def test_a_step_outcome_is_legal_exactly_where_a_step_declaring_it_runs() -> Non
     outcomes = {ev for evs in OUTCOMES.values() for ev in evs}
     assert outcomes >= STEP_RESULTS
     for event in outcomes:
-        for state in State:
+        for state in RBD_STATES:
             step = STEP_OF.get(state)
             declared = step is not None and event in OUTCOMES[step]
             assert ((state, event) in TABLE) is declared, (state, event)

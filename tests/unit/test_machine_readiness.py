@@ -43,11 +43,14 @@ def test_priority_is_one_only_for_a_fit_node_that_probes() -> None:
 def test_every_state_of_every_mode_has_its_priority_decided() -> None:
     """Each state of each mode probes something or nothing (PROBES_BY_MODE), and the priority
     of its unknown verdict is 0; the states probing nothing are exactly those running a step
-    and FENCED_SELF (a node that cannot take over never wins an election)."""
+    and FENCED_SELF (a node that cannot take over never wins an election), and the shared
+    mode's DOWN and DRAINING (no keepalived, no standby role: nothing to judge)."""
+    idle_shared = {S.DOWN, S.DRAINING}
     for node in nodes():
         probes = node.probes
         assert priority(probes, None) is False
         none = node.state in STEP_OF or node.state is S.FENCED_SELF
+        none = none or (node.policy.mode is Mode.SHARED and node.state in idle_shared)
         assert (probes is Probes.NONE) is none, node.state
         assert priority(probes, True) is not none
 

@@ -43,8 +43,8 @@ def test_the_image_is_required_by_the_rbd_mode_only() -> None:
     ]
     s = load_settings(None, {**base, "HARBOR_HA_MODE": "replicated"})
     assert (s.mode, s.ceph_pool, s.ceph_image) == ("replicated", "", "")
-    assert problems(**base, HARBOR_HA_MODE="shared") == [
-        "HARBOR_HA_MODE: Input should be 'rbd' or 'replicated' (got 'shared')"
+    assert problems(**base, HARBOR_HA_MODE="nas") == [
+        "HARBOR_HA_MODE: Input should be 'rbd', 'replicated' or 'shared' (got 'nas')"
     ]
 
 

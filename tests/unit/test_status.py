@@ -115,9 +115,10 @@ async def test_the_replicated_mode_watches_replication(tmp_path: Path) -> None:
 
 
 async def test_with_a_node_list_status_shows_the_cluster_fingerprint(tmp_path: Path) -> None:
-    """With HARBOR_HA_NODES the daemon has a cluster watch: /status's cluster_fingerprint is
-    None until its first look, then this node's hashes read from Harbor's files (written here
-    for the test), with no secret; an unreachable other node is no error of the daemon."""
+    """With HARBOR_HA_NODES a shared-mode daemon has a cluster watch: /status's
+    cluster_fingerprint is None until its first look, then this node's hashes read from
+    Harbor's files (written here for the test), with no secret; an unreachable other node is
+    no error of the daemon."""
     values = HarborValues()
     install = write_install(tmp_path / "harbor", values)
     p = build(
@@ -126,7 +127,7 @@ async def test_with_a_node_list_status_shows_the_cluster_fingerprint(tmp_path: P
             runtime_dir=tmp_path / "run", state_dir=tmp_path / "state",
             nodes=f"a=127.0.0.1:1,b=127.0.0.1:{closed_port()}", peer_timeout_s=1,
             harbor_config_dir=install.config_dir, harbor_secret_dir=install.secret_dir,
-            compose_file=install.compose_file,
+            compose_file=install.compose_file, mode="shared", shared_fs_type="none",
         )
     )  # fmt: skip
     try:
@@ -315,3 +316,27 @@ async def test_the_driver_journals_each_transition(parts: Parts) -> None:
     records = list(read_history(parts.settings.state_dir))
     assert records[0]["node"] == "n1" and records[0]["event"] == "RECONCILE"
     assert records[0]["reason"] == "reconciled from facts" and "in_previous_s" in records[0]
+
+
+@pytest.mark.parametrize("mode", ["rbd", "replicated"])
+async def test_a_two_node_mode_with_a_node_list_compares_no_fingerprint(
+    tmp_path: Path, mode: str
+) -> None:
+    """Only the shared mode compares the nodes' Harbor files: the replicated pair's two Harbors
+    hold their own secrets and an rbd standby cannot read the image's, so a node list there is
+    only the peer (no cluster watch, no fingerprint in /status)."""
+    p = build(
+        example_settings(
+            node_name="a", priority_file=tmp_path / "prio", fault_file=tmp_path / "fault",
+            runtime_dir=tmp_path / "run", state_dir=tmp_path / "state", mode=mode,
+            nodes=f"a=127.0.0.1:1,b=127.0.0.1:{closed_port()}", peer_timeout_s=1,
+        )
+    )  # fmt: skip
+    try:
+        assert p.cluster is None
+        assert (await p.control.handle("status", {}))["status"].get("cluster_fingerprint") is None
+    finally:
+        await p.harbor.close()
+        await p.containers.close()
+        await p.lease.close()
+        p.history.close()

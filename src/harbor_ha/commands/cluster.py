@@ -10,11 +10,14 @@ from harbor_ha.cluster import compare_nodes
 from harbor_ha.cluster.compare import Finding
 from harbor_ha.peer.cluster import cluster_readings, local_fingerprint
 from harbor_ha.settings import Settings
+from harbor_ha.settings.mode import Mode
 
 
 async def cluster_findings(settings: Settings) -> list[Finding]:
-    """The consistency findings of `check` (none without HARBOR_HA_NODES)."""
-    if not settings.nodes:
+    """The consistency findings of `check`: the shared mode's, with HARBOR_HA_NODES (the two
+    Harbors of the replicated mode hold their own secrets; an rbd standby cannot read the
+    secrets on the image it has not mounted)."""
+    if not settings.nodes or settings.mode is not Mode.SHARED:
         return []
     findings: list[Finding] = []
     if settings.node_name not in {n.name for n in settings.nodes}:

@@ -1,7 +1,8 @@
 """`harbor-ha check`: everything that can be checked without touching the image.  Per mode:
 the replicated mode has no Ceph, lease or image tools to check, and its data volume is a
-directory that must exist.  With HARBOR_HA_NODES, the cluster's consistency across nodes
-(:mod:`harbor_ha.commands.cluster`)."""
+directory that must exist; the shared mode has no keepalived, Ceph image or lease: its
+shared filesystem's tools and what is mounted at the mountpoint.  With HARBOR_HA_NODES, the
+cluster's consistency across nodes (:mod:`harbor_ha.commands.cluster`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from harbor_ha.compose import Compose
 from harbor_ha.compose.install import install_findings
 from harbor_ha.compose.parse import service_blocks
 from harbor_ha.filesystem.mounted import mount_at
+from harbor_ha.filesystem.shared import spec_of
+from harbor_ha.filesystem.shared_spec import MountFinding
 from harbor_ha.keepalived.render import check_config
 from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Mode
@@ -29,7 +32,16 @@ Finding = tuple[str, str]  # (OK | WARN | FAIL, message)
 
 def _binaries(s: Settings) -> list[Finding]:
     out: list[Finding] = []
-    needed = [("keepalived", s.keepalived_bin), ("docker", s.docker_bin)]
+    needed = [("docker", s.docker_bin)]
+    if s.mode is not Mode.SHARED:  # keepalived has no say in the shared mode
+        needed.append(("keepalived", s.keepalived_bin))
+    if s.mode is Mode.SHARED and not s.object_storage:
+        needed += [("mount", s.mount_bin), ("umount", s.umount_bin), ("chattr", s.chattr_bin)]
+        if s.shared_fs_type == "ceph-fuse":
+            needed.append(("ceph-fuse", s.ceph_fuse_bin))
+        else:  # mount -t ceph / nfs needs its helper (mount.ceph, mount.nfs)
+            helper = "mount." + s.shared_fs_type.removesuffix("4")
+            needed.append((helper, helper))
     if s.mode is Mode.RBD:  # the image's tools
         needed += [
             ("rbd", s.rbd_bin), ("ceph", s.ceph_bin), ("rados", s.rados_bin),
@@ -47,7 +59,7 @@ def _paths(s: Settings) -> list[Finding]:
     mp = s.mountpoint
     if mp.exists() and not mp.is_dir():
         out.append(("FAIL", f"mountpoint {mp} exists and is not a directory"))
-    elif not mp.exists() and s.mode is Mode.RBD:
+    elif not mp.exists() and (s.mode is Mode.RBD or s.mode is Mode.SHARED):
         out.append(("WARN", f"mountpoint {mp} does not exist yet (created at first mount)"))
     elif not mp.exists():
         out.append(("FAIL", f"data volume {mp} does not exist (the replicated mode's Harbor "
@@ -70,8 +82,13 @@ async def _install(settings: Settings, compose: Compose) -> list[Finding]:
     harbor_yml = settings.compose_file.parent / "harbor.yml"
     text = harbor_yml.read_text() if harbor_yml.is_file() else None
     services = service_blocks(await compose.config())
-    # The replicated mode's data volume is a plain directory, always there.
-    mounted = settings.mode is Mode.REPLICATED or mount_at(settings.mountpoint) is not None
+    # The replicated mode's data volume is a plain directory, always there (and the shared
+    # mode's object-storage variant's: its blobs are elsewhere).
+    mounted = (
+        settings.mode is Mode.REPLICATED
+        or settings.object_storage
+        or mount_at(settings.mountpoint) is not None
+    )
     return install_findings(text, services, settings.mountpoint, mounted, Path.exists)
 
 
@@ -95,6 +112,21 @@ async def peer_name_clash(s: Settings) -> list[Finding]:
             )
         ]
     return []
+
+
+def shared_mount(s: Settings) -> list[Finding]:
+    """The shared mode: what is mounted at the mountpoint, against the configured shared
+    filesystem (the daemon mounts it; another filesystem there is never unmounted)."""
+    spec = spec_of(s)
+    if not spec.mounts:
+        return [("OK", "shared: object storage, nothing to mount (readiness includes the "
+                 "registry reaching its storage)")]  # fmt: skip
+    found, why = spec.finding(mount_at(s.mountpoint))
+    if found is MountFinding.OURS:
+        return [("OK", f"shared: {spec.describe()} mounted")]
+    if found is MountFinding.NOT_MOUNTED:
+        return [("OK", f"shared: {why} (the daemon mounts {spec.describe()})")]
+    return [("FAIL", f"shared: {why}")]
 
 
 def replication_credentials(s: Settings) -> list[Finding]:
@@ -124,6 +156,17 @@ async def _ceph(settings: Settings, runner: ProcessRunner) -> list[Finding]:
     return findings + [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
 
 
+async def _keepalived(settings: Settings, runner: ProcessRunner) -> list[Finding]:
+    conf: Path = settings.keepalived_conf
+    if not conf.is_file():
+        return [("WARN", f"keepalived config {conf} missing: run render-keepalived")]
+    try:
+        problems = await check_config(runner, settings, conf)
+    except Exception as exc:
+        return [("FAIL", f"keepalived: {exc}")]
+    return [("FAIL", f"keepalived: {p}") for p in problems]
+
+
 async def preflight(settings: Settings) -> list[Finding]:
     """Everything that can be checked without touching the image; FAIL items block a takeover."""
     runner = ProcessRunner()
@@ -131,17 +174,12 @@ async def preflight(settings: Settings) -> list[Finding]:
     if settings.mode is Mode.RBD:  # Ceph, the image and the lease
         findings += await _ceph(settings, runner)
         findings += await peer_name_clash(settings)
+    elif settings.mode is Mode.SHARED:
+        findings += shared_mount(settings)
     else:
         findings += replication_credentials(settings)
-    conf: Path = settings.keepalived_conf
-    if conf.is_file():
-        try:
-            problems = await check_config(runner, settings, conf)
-            findings += [("FAIL", f"keepalived: {p}") for p in problems]
-        except Exception as exc:
-            findings.append(("FAIL", f"keepalived: {exc}"))
-    else:
-        findings.append(("WARN", f"keepalived config {conf} missing: run render-keepalived"))
+    if settings.mode is not Mode.SHARED:  # no keepalived on a node of the shared mode
+        findings += await _keepalived(settings, runner)
     probe = ContainerProbe(settings)
     try:
         if not await probe.ping():

@@ -17,25 +17,28 @@ LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"
 def verdict(status: dict[str, Any]) -> tuple[int, str]:
     """The exit code and one-line summary of a node's /status.
 
-    0 OK: MASTER with Harbor healthy, or BACKUP ready to take over; 1 WARNING: maintenance,
+    0 OK: MASTER (or the shared mode's SERVING) with Harbor healthy, or BACKUP ready to take
+    over; 1 WARNING: DOWN or DRAINING (the shared mode), maintenance,
     backoff after failed promotions, a standby not ready, a step running, Harbor's health
     not measured yet, a non-critical component unhealthy (degraded); 2 CRITICAL:
     FENCED_SELF, or MASTER with Harbor unhealthy."""
     state = str(status.get("state"))
     if state == "FENCED_SELF":
         return CRITICAL, "FENCED_SELF: a demotion did not end clean; the node retries"
-    if state == "MASTER":
+    if state in ("MASTER", "SERVING"):  # SERVING: the shared mode
         healthy = status.get("harbor_healthy")
         if healthy is False:
-            return CRITICAL, "MASTER but Harbor is unhealthy"
+            return CRITICAL, f"{state} but Harbor is unhealthy"
         if status.get("maintenance"):
-            return WARNING, "MASTER in maintenance (handing over)"
+            return WARNING, f"{state} in maintenance (handing over)"
         if healthy is None:
-            return WARNING, "MASTER, Harbor's health not measured yet"
+            return WARNING, f"{state}, Harbor's health not measured yet"
         degraded = status.get("harbor_degraded") or []
         if degraded:
-            return WARNING, "MASTER, Harbor serves; degraded: " + ", ".join(map(str, degraded))
-        return OK, "MASTER, Harbor healthy"
+            return WARNING, f"{state}, Harbor serves; degraded: " + ", ".join(map(str, degraded))
+        return OK, f"{state}, Harbor healthy"
+    if state in ("DOWN", "DRAINING"):  # the shared mode, out of the load balancer's pool
+        return WARNING, f"{state}: {_why_out(status)}"
     if state != "BACKUP":
         return WARNING, f"{state}: step {status.get('step') or '-'} running"
     if status.get("maintenance"):
@@ -46,6 +49,15 @@ def verdict(status: dict[str, Any]) -> tuple[int, str]:
         problems = "; ".join(status.get("standby_problems") or []) or "not checked yet"
         return WARNING, f"BACKUP not ready: {problems}"
     return OK, "BACKUP, ready to take over"
+
+
+def _why_out(status: dict[str, Any]) -> str:
+    """Why a node of the shared mode is out of the pool."""
+    if status.get("maintenance"):
+        return "drained (maintenance)"
+    if status.get("fault"):
+        return f"backing off after {status.get('failures')} failures"
+    return "out of the pool"
 
 
 def stamp(at: object) -> str:

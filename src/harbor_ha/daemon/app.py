@@ -29,7 +29,7 @@ from harbor_ha.settings import Settings
 
 from .build import Parts, build, policy_of
 from .failsafe import promise_left, promise_path
-from .reconcile import observe, observe_replicated
+from .reconcile import observe, observe_replicated, observe_shared
 from .watchers import forward_container_events
 
 log = structlog.get_logger("harbor_ha.daemon")
@@ -77,6 +77,17 @@ class Daemon:
         try:
             # Until reconciled, this node must not attract the VIP.
             p.track.ensure(keep_existing=True)
+            if s.mode is Mode.SHARED:
+                # No VIP, image or lease: what is mounted here and whether Harbor runs.
+                assert p.shared is not None
+                seen = await observe_shared(fs=p.shared, compose=p.compose)
+                if p.shared.mounts and not seen.facts.mounted and not seen.facts.mount_foreign:
+                    await p.shared.guard()
+                return await self._started(
+                    from_facts(
+                        seen.facts, policy=policy_of(s), demote_on_exit=s.stop_harbor_on_exit
+                    )
+                )
             if s.mode is Mode.REPLICATED:
                 # No image: nothing to adopt, and the data volume is Harbor's own directory
                 # (never guarded: chattr +i on it would stop Harbor writing).
@@ -124,7 +135,6 @@ class Daemon:
         p = self.parts
         roots: dict[str, Coroutine[Any, Any, Any]] = {
             "driver": p.driver.run(initial, "reconciled from facts"),
-            "fifo": p.fifo.follow(p.fifo_reader.lines()),
             "ticker": p.ticker.run(),
             "monitor": p.monitor.run(),
             "docker-events": forward_container_events(
@@ -132,6 +142,8 @@ class Daemon:
             ),
             "stop-requested": self.stop_requested.wait(),
         }
+        if self.settings.mode is not Mode.SHARED:  # keepalived has no say in the shared mode
+            roots["fifo"] = p.fifo.follow(p.fifo_reader.lines())
         if p.replication is not None:  # the replicated mode
             roots["replication-watch"] = p.replication.run()
         if p.cluster is not None:  # HARBOR_HA_NODES set

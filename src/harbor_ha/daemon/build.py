@@ -12,13 +12,14 @@ from harbor_ha.ceph import Ceph, write_keyring
 from harbor_ha.ceph.monitors import monitor_addresses
 from harbor_ha.compose import Compose
 from harbor_ha.filesystem import Filesystem, mount_at
+from harbor_ha.filesystem.shared import SharedFilesystem
 from harbor_ha.history import HistoryWriter
 from harbor_ha.http import Endpoints, HttpServers
 from harbor_ha.keepalived.fifo import FifoReader
 from harbor_ha.keepalived.trackfile import TrackFiles
 from harbor_ha.keepalived.vip import vip_present
 from harbor_ha.lease import Lease
-from harbor_ha.machine import Event, Kind, Mode, Node, Policy
+from harbor_ha.machine import Event, Kind, Mode, Node, Policy, State
 from harbor_ha.machine.readiness import readiness
 from harbor_ha.metrics import Metrics
 from harbor_ha.peer import PeerUnreachable, peer_status
@@ -38,6 +39,7 @@ from .monitor import Monitor
 from .pulse import Pulse
 from .replication import WatchMetrics, replication_watch
 from .sdnotify import SdNotifier, StatusReporter
+from .shared_steps import SharedSteps
 from .status import StatusView
 from .steps import Steps
 from .watchers import FifoFollower, VipTicker
@@ -66,6 +68,7 @@ def policy_of(settings: Settings) -> Policy:
         demotion_bound_s=(
             settings.stop_timeout_s + settings.unmount_timeout_s + settings.unmap_timeout_s
         ),
+        drain_wait_s=settings.drain_wait_s,
     )
 
 
@@ -96,6 +99,7 @@ class Parts:
     failsafe: Failsafe
     replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
     cluster: ClusterWatch | None = None  # the cluster's consistency; None without the node list
+    shared: SharedFilesystem | None = None  # the shared mode's filesystem; None otherwise
     reconciled: bool = False
 
     async def vip_present(self) -> bool:
@@ -155,16 +159,22 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     harbor = HarborProbe(s, containers)
     lease = Lease(s)
     leasing = Leasing(s, lease, metrics)
+    shared = SharedFilesystem(s, runner) if s.mode is Mode.SHARED else None
+    shared_steps = (
+        None if shared is None
+        else SharedSteps(s, fs=shared, compose=compose, harbor=harbor, wake=wake)
+    )  # fmt: skip
     steps = Steps(
         s, ceph=ceph, fs=fs, compose=compose, harbor=harbor, metrics=metrics, wake=wake,
-        leasing=leasing, vip_present=vip,
+        leasing=leasing, vip_present=vip, shared=shared_steps,
     )  # fmt: skip
 
     async def warm() -> None:
         await compose.warm(s.start_timeout_s)
 
+    first = State.DOWN if s.mode is Mode.SHARED else State.BACKUP  # until reconciled
     driver = Driver(
-        Node(demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
+        Node(state=first, demote_on_exit=s.stop_harbor_on_exit, policy=policy_of(s)),
         run_step=steps.run,
         step_timeout=steps.timeout,
         track=track,
@@ -205,19 +215,21 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     )  # fmt: skip
     fifo = FifoFollower(s.vrrp_instance, driver, metrics)
     ticker = VipTicker(
-        interval_s=s.tick_interval_s, driver=driver, metrics=metrics, vip_present=vip,
+        interval_s=s.tick_interval_s, driver=driver, metrics=metrics,
+        vip_present=None if s.mode is Mode.SHARED else vip,  # no VIP on a shared node
         notifier=notifier,
     )  # fmt: skip
     monitor = Monitor(
         s, driver=driver, metrics=metrics, harbor=harbor, containers=containers, ceph=ceph,
         fs=fs, compose=compose, device=lambda: steps.device, track=track, wake=wake,
         ceph_monitors=monitor_addresses(s.ceph_mon_host, s.ceph_conf, s.ceph_user),
+        shared=shared,
     )  # fmt: skip
     parts: Parts
 
     watched = WatchMetrics(metrics)
     replication = replication_watch(s, watched) if s.mode is Mode.REPLICATED else None
-    cluster = ClusterWatch(s, metrics) if s.nodes else None
+    cluster = ClusterWatch(s, metrics) if s.nodes and s.mode is Mode.SHARED else None
     status = StatusView(
         s.node_name, driver, steps, monitor, ticker, fifo, reconciled=lambda: parts.reconciled,
         replication=replication, replication_errors=watched.errors, cluster=cluster,
@@ -225,12 +237,14 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
     control = Control(driver, status.snapshot, s.vrrp_instance)
 
     def primary() -> tuple[bool, str]:
+        """/primary and /serving: Harbor serves here (MASTER, or SERVING in the shared mode)
+        and is healthy."""
         node = driver.node
         if not node.serving:
             return False, f"state is {node.state}"
         if status.harbor_healthy() is not True:
             return False, "harbor not healthy"
-        return True, "MASTER and harbor healthy"
+        return True, f"{node.state} and harbor healthy"
 
     def ready() -> tuple[bool, str]:
         return readiness(
@@ -242,6 +256,7 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
             registry=metrics.registry,
             alive=lambda: parts.alive(),
             primary=primary,
+            serving=primary,
             ready=ready,
             status=status.snapshot,
             control=control.handle,
@@ -258,6 +273,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         driver=driver,
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http, history=history, failsafe=failsafe, replication=replication,
-        cluster=cluster,
+        cluster=cluster, shared=shared,
     )  # fmt: skip
     return parts

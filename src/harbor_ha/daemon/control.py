@@ -18,6 +18,9 @@ log = structlog.get_logger("harbor_ha.control")
 OPERATOR: dict[str, tuple[Event, str]] = {
     "switchover": (Event.SWITCHOVER, "operator: switchover"),
     "retry": (Event.RETRY, "operator: retry the demotion"),
+    # The shared mode: out of the load balancer's pool (readiness 503), wait drain_wait_s,
+    # stop Harbor; it stays down until `maintenance off`.
+    "drain": (Event.DRAIN, "operator: drain"),
 }
 """Commands that post one event; the machine says when it refuses them (``refusal``)."""
 
@@ -40,6 +43,9 @@ class Control:
                 raise ValueError(f"state must be one of {', '.join(ROLE_EVENTS)}, not {state!r}")
             if instance != self._instance:
                 return {"ignored": f"instance {instance!r} is not ours ({self._instance})"}
+            why = refusal(node, ROLE_EVENTS[state])  # the shared mode has no keepalived
+            if why is not None:
+                raise ControlError(why)
             self._driver.post(ROLE_EVENTS[state], f"notify script: {state}")
             return {"posted": str(ROLE_EVENTS[state])}
         if command in OPERATOR:

@@ -36,7 +36,12 @@ from harbor_ha.machine.readiness import (
     priority,
     standby_readiness,
 )
-from harbor_ha.machine.verdicts import STORAGE_EVENT, StorageFinding
+from harbor_ha.machine.verdicts import (
+    SHARED_STORAGE_EVENT,
+    STORAGE_EVENT,
+    SharedFinding,
+    StorageFinding,
+)
 from harbor_ha.metrics import Metrics
 from harbor_ha.probes.debounce import Debouncer
 from harbor_ha.settings import Settings
@@ -49,6 +54,7 @@ from .ports import (
     FilesystemPort,
     HarborProbePort,
     HarborReport,
+    SharedFilesystemPort,
     TrackFilesPort,
 )
 from .pulse import Pulse
@@ -83,7 +89,9 @@ class Monitor:
         track: TrackFilesPort,
         wake: Pulse,
         ceph_monitors: Sequence[tuple[str, int]] = (),
+        shared: SharedFilesystemPort | None = None,
     ) -> None:
+        self._shared = shared  # the shared mode's filesystem (its SERVING storage probe)
         self._s = settings
         self._driver = driver
         self._metrics = metrics
@@ -214,12 +222,15 @@ class Monitor:
     async def _check_master(self, since: float) -> None:
         if self._s.mode is Mode.RBD:
             await self._check_storage()
+        elif self._shared is not None and self._shared.mounts:
+            await self._check_shared_storage()
         # Harbor's health API is judged only after one checker period of core's: before it,
         # a component reads "unknown status" or a verdict older than the promotion.  In the
         # replicated mode Harbor ran (and was judged) long before the VIP came: no grace.
         now = time.monotonic()
         restarting = now < self._restart_window[1]
-        grace = self._s.harbor_health_grace_s if self._s.mode is Mode.RBD else 0.0
+        fresh = self._s.mode in (Mode.RBD, Mode.SHARED)  # Harbor started with this state
+        grace = self._s.harbor_health_grace_s if fresh else 0.0
         judged = now - self._entered >= grace and not restarting
         report = await self._harbor.check(judge_health=judged)
         ok = bool(report.healthy)
@@ -254,6 +265,33 @@ class Monitor:
             # Each failed probe once debounced: a MASTER kept serving on STORAGE_STUCK (while
             # the failsafe holds) hears it again, and an error after that still demotes.
             self._driver.post(event, why)
+
+    async def _check_shared_storage(self) -> None:
+        """The shared mode's SERVING node: the configured filesystem still mounted at the
+        mountpoint (mountinfo: type and source, read-write) and answering a statfs.  What
+        mountinfo shows is certain and posted at once; an error or no answer twice in a row."""
+        finding, why = await self._shared_finding()
+        event = SHARED_STORAGE_EVENT[finding]
+        ok = event is None
+        self._probe("storage", ok)
+        self.probes["storage"] = {"finding": finding.name, "reason": why}
+        self._storage.update(ok)
+        certain = finding in (SharedFinding.NOT_MOUNTED, SharedFinding.FOREIGN,
+                              SharedFinding.READ_ONLY)  # fmt: skip
+        if event is not None and (certain or self._storage.value is False):
+            self._driver.post(event, why)
+
+    async def _shared_finding(self) -> tuple[SharedFinding, str]:
+        assert self._shared is not None
+        found, why = self._shared.problem()
+        if found != "OURS":
+            return SharedFinding[found], why
+        answered, error = await self._shared.answers(self._s.probe_timeout_s)
+        if answered is None:
+            return SharedFinding.NO_ANSWER, error
+        if not answered:
+            return SharedFinding.ERROR, error
+        return SharedFinding.OK, ""
 
     async def _check_standby_harbor(self) -> None:
         """The replicated mode's standby runs its own Harbor: judge it as a master's (the

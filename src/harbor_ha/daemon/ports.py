@@ -48,6 +48,18 @@ class FilesystemPort(Protocol):
     async def read_probe(self, device: str, timeout_s: float) -> bool | None: ...  # None: no answer
 
 
+class SharedFilesystemPort(Protocol):
+    """The shared mode's filesystem (harbor_ha.filesystem.shared.SharedFilesystem)."""
+
+    @property
+    def mounts(self) -> bool: ...  # False: object storage, nothing to mount
+    def verified(self) -> bool: ...  # mountinfo: the configured type and source, read-write
+    def problem(self) -> tuple[str, str]: ...  # (what is at the mountpoint, why) if not verified
+    async def answers(self, timeout_s: float) -> tuple[bool | None, str]: ...
+    async def mount(self, timeout_s: float) -> None: ...
+    async def unmount(self, timeout_s: float, term_grace_s: float) -> UnmountResult: ...
+
+
 class ComposePort(Protocol):
     async def up(self, timeout_s: float) -> None: ...
     async def down(self, timeout_s: float) -> None: ...

@@ -9,7 +9,7 @@ import structlog
 
 from harbor_ha.machine import Facts
 
-from .ports import CephPort, ComposePort, FilesystemPort
+from .ports import CephPort, ComposePort, FilesystemPort, SharedFilesystemPort
 
 log = structlog.get_logger("harbor_ha.daemon")
 
@@ -93,4 +93,21 @@ async def observe_replicated(
     facts = Facts(vip=vip, mapped=False, mounted=False, harbor_running=running,
                   peer_master=peer == "MASTER")  # fmt: skip
     log.info("reconcile_facts", mode="replicated", vip=vip, harbor_running=running, peer_state=peer)
+    return Observed(facts, None)
+
+
+async def observe_shared(*, fs: SharedFilesystemPort, compose: ComposePort) -> Observed:
+    """The shared mode's facts: the configured filesystem mounted here (mountinfo: type and
+    source; always, for the object-storage variant), something else mounted there, Harbor's
+    containers running.  No VIP, no image, no lease."""
+    found, _why = fs.problem()
+    mounted = found == "OURS" or not fs.mounts
+    try:
+        running = bool(await compose.running_containers())
+    except Exception as exc:
+        log.warning("reconcile_containers_unknown", error=str(exc))
+        running = False
+    facts = Facts(vip=False, mapped=False, mounted=mounted, harbor_running=running,
+                  mount_foreign=found in ("FOREIGN", "READ_ONLY"))  # fmt: skip
+    log.info("reconcile_facts", mode="shared", mount=found, harbor_running=running)
     return Observed(facts, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -19,6 +20,9 @@ from harbor_ha.settings import Settings
 from .leasing import Leasing, StepOutcome
 from .ports import CephPort, ComposePort, FilesystemPort, HarborProbePort
 from .pulse import Pulse
+
+if TYPE_CHECKING:
+    from .shared_steps import SharedSteps
 
 log = structlog.get_logger("harbor_ha.steps")
 
@@ -37,6 +41,25 @@ class StepError(Exception):
     """A step cannot go on; the message says why (logged, and in /status)."""
 
 
+async def up_until_serving(
+    compose: ComposePort, harbor: HarborProbePort, wake: Pulse, timeout_s: float
+) -> None:
+    """``compose up``, then wait until Harbor serves through this node's own proxy (core's
+    ping, the registry's /v2/) with its containers up (the driver bounds the wait)."""
+    started = time.monotonic()
+    await compose.up(timeout_s)
+    while True:
+        # Mark BEFORE the check: an event arriving during a (slow) check must trigger the
+        # next check at once, not cost a full HEALTH_POLL_S (measured by bench/failover.py:
+        # up to 1 s between the last container healthy and MASTER).
+        mark = wake.mark()
+        report = await harbor.serving()
+        if report.healthy:
+            log.info("harbor_serving", duration_s=round(time.monotonic() - started, 3))
+            return
+        await wake.wait(mark, HEALTH_POLL_S)
+
+
 class Steps:
     """Runs one step by name.  Owns two facts: the device of the current mapping, and Harbor's
     health as the start step saw it (True once healthy, None once the stop step ran)."""
@@ -53,7 +76,9 @@ class Steps:
         wake: Pulse,
         leasing: Leasing,
         vip_present: Callable[[], Awaitable[bool]] | None = None,
+        shared: SharedSteps | None = None,
     ) -> None:
+        self._shared = shared  # the shared mode: its steps run instead (daemon/shared_steps)
         self._vip_present = vip_present
         self._s = settings
         self._ceph = ceph
@@ -74,6 +99,8 @@ class Steps:
 
     @property
     def harbor_healthy(self) -> bool | None:
+        if self._shared is not None:
+            return self._shared.harbor_healthy
         return self._harbor_healthy
 
     def lease_view(self) -> dict[str, object]:
@@ -85,6 +112,8 @@ class Steps:
         self._device = device
 
     def timeout(self, step: Step) -> float:
+        if self._shared is not None:
+            return self._shared.timeout(step)
         s = self._s
         return {
             Step.LEASE: self._leasing.timeout_s(),
@@ -98,6 +127,9 @@ class Steps:
         }[step]
 
     async def run(self, step: Step) -> None:
+        if self._shared is not None:
+            await self._shared.run(step)
+            return
         await {
             Step.LEASE: self._leasing.take,
             Step.FENCE: self.fence,
@@ -208,19 +240,8 @@ class Steps:
             raise StepError(
                 f"refusing to start Harbor: {self._s.mountpoint} is not mounted from {device}"
             )
-        started = time.monotonic()
-        await self._compose.up(self._s.start_timeout_s)
-        while True:
-            # Mark BEFORE the check: an event arriving during a (slow) check must trigger the
-            # next check at once, not cost a full HEALTH_POLL_S (measured by bench/failover.py:
-            # up to 1 s between the last container healthy and MASTER).
-            mark = self._wake.mark()
-            report = await self._harbor.serving()
-            if report.healthy:
-                log.info("harbor_serving", duration_s=round(time.monotonic() - started, 3))
-                self._harbor_healthy = True
-                return
-            await self._wake.wait(mark, HEALTH_POLL_S)
+        await up_until_serving(self._compose, self._harbor, self._wake, self._s.start_timeout_s)
+        self._harbor_healthy = True
 
     # ----------------------------------------------------------- demotion
     async def stop(self) -> None:

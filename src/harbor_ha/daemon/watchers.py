@@ -71,7 +71,7 @@ class VipTicker:
         interval_s: float,
         driver: Driver,
         metrics: Metrics,
-        vip_present: Callable[[], Awaitable[bool]],
+        vip_present: Callable[[], Awaitable[bool]] | None,
         notifier: SdNotifier,
     ) -> None:
         self._interval_s = interval_s
@@ -94,8 +94,18 @@ class VipTicker:
         lag = now - self.last_tick_monotonic
         self.last_tick_monotonic = now
         self._metrics.loop_tick_ts.set(time.time())
+        if self._vip_present is not None:  # the shared mode has no VIP to observe
+            await self._observe_vip(self._vip_present)
+        self._driver.rewrite_fault()
+        # The tick ran, so the loop is not blocked; a lag of several ticks means it was.
+        if lag < 5 * self._interval_s + 5:
+            self._notifier.notify("WATCHDOG=1")
+        else:
+            log.warning("loop_lag", lag_s=round(lag, 3))
+
+    async def _observe_vip(self, vip_present: Callable[[], Awaitable[bool]]) -> None:
         try:
-            vip = await self._vip_present()
+            vip = await vip_present()
         except Exception as exc:
             self._metrics.errors.labels("vip_check").inc()
             self.errors.record("vip_check", str(exc))
@@ -105,12 +115,6 @@ class VipTicker:
             self._metrics.vip_present.set(int(vip))
             event = Event.VIP_SEEN if vip else Event.VIP_ABSENT
             self._driver.post(event, "VIP tick")
-        self._driver.rewrite_fault()
-        # The tick ran, so the loop is not blocked; a lag of several ticks means it was.
-        if lag < 5 * self._interval_s + 5:
-            self._notifier.notify("WATCHDOG=1")
-        else:
-            log.warning("loop_lag", lag_s=round(lag, 3))
 
 
 async def forward_container_events(

@@ -19,6 +19,7 @@ import mmap
 import os
 import queue
 import threading
+from collections.abc import Callable
 
 BLOCK_BYTES = 4096
 """One page: aligned for O_DIRECT on devices with a logical block size up to 4 KiB."""
@@ -38,11 +39,20 @@ def read_first_block(device: str) -> int:
         buf.close()
 
 
+def statvfs_of(path: str) -> int:
+    """statfs(2) of the filesystem mounted at ``path``: answered by the filesystem itself (a
+    FUSE daemon, an NFS server's FSSTAT), so a dead ceph-fuse errors (ENOTCONN) and a hung
+    server does not answer.  Blocking: call it from a thread."""
+    return os.statvfs(path).f_bsize
+
+
 class DirectReader:
     """Bounded O_DIRECT reads, one at a time, in one long-lived worker thread (started at the
-    first read); owns the device of the read in flight."""
+    first read); owns the device of the read in flight.  ``op`` is the blocking call (the
+    shared mode asks the mounted filesystem itself: ``statvfs_of``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, op: Callable[[str], object] = read_first_block) -> None:
+        self._op = op
         self._requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._in_flight: str | None = None  # set by the loop, cleared by the worker
@@ -70,7 +80,7 @@ class DirectReader:
         while True:
             device, loop, done = self._requests.get()
             try:
-                read_first_block(device)
+                self._op(device)
                 result: tuple[bool | None, str] = (True, "")
             except OSError as exc:
                 result = (False, f"{device}: {os.strerror(exc.errno) if exc.errno else exc}")

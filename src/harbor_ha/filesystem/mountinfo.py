@@ -111,3 +111,17 @@ def top_mount(infos: Sequence[MountInfo], mountpoint: os.PathLike[str] | str) ->
     covered = {m.parent_id for m in here}
     top = [m for m in here if m.mount_id not in covered]
     return (top or here)[-1]
+
+
+def normalize_source(source: str) -> str:
+    """A network filesystem's source as compared: ``host:/path`` with the path's trailing
+    slashes dropped (``server:/export/`` is ``server:/export``; ``mon:/`` stays)."""
+    head, sep, path = source.strip().rpartition(":/")
+    if not sep:
+        return source.strip()
+    return f"{head}:/{path.rstrip('/')}"
+
+
+def is_mount_of(info: MountInfo, fstypes: frozenset[str], source: str) -> bool:
+    """Is ``info`` a mount of one of ``fstypes`` from ``source`` (compared normalized)?"""
+    return info.fstype in fstypes and normalize_source(info.source) == normalize_source(source)

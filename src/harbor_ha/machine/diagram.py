@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from .evaluate import MODES
 from .modes import ModeTable
-from .rows import MAY_PROMOTE, Row
+from .rows import Row
 from .states import STEP_OF, TIMER_EVENT, Event, Mode, State
 from .table import OBSERVE
 
@@ -20,12 +20,18 @@ HEADER = """\
 # The state machine
 
 Generated from the modes' tables (`src/harbor_ha/machine/table.py` and `lease_rows.py`: the
-rbd mode; `replicated.py`: the replicated mode) by `python -m harbor_ha.machine.diagram`; do
-not edit (scripts/test fails when this file is stale).  The settings' `HARBOR_HA_MODE` picks
-the table; the evaluator is the same.
+rbd mode; `replicated.py`: the replicated mode; `shared.py`: the shared mode) by
+`python -m harbor_ha.machine.diagram`; do not edit (scripts/test fails when this file is
+stale).  The settings' `HARBOR_HA_MODE` picks the table; the evaluator is the same.
 """
 
-SOURCES = {Mode.RBD: "table.py, lease_rows.py", Mode.REPLICATED: "replicated.py"}
+SOURCES = {
+    Mode.RBD: "table.py, lease_rows.py",
+    Mode.REPLICATED: "replicated.py",
+    Mode.SHARED: "shared.py",
+}
+FIRST = {Mode.RBD: State.BACKUP, Mode.REPLICATED: State.BACKUP, Mode.SHARED: State.DOWN}
+"""The state the diagram starts from (reconcile may start elsewhere, from facts)."""
 
 
 def _label(row: Row) -> str:
@@ -44,22 +50,24 @@ def mermaid(mode: ModeTable) -> list[str]:
         for row in rows:
             if row.to is not None and row.to is not state:
                 edges[(state, row.to)].append(f"{event}{_label(row)}")
-    out = ["```mermaid", "stateDiagram-v2", "    [*] --> BACKUP: reconcile (from facts)"]
+    first = FIRST[mode.mode]
+    out = ["```mermaid", "stateDiagram-v2", f"    [*] --> {first}: reconcile (from facts)"]
     for (src, dst), labels in sorted(
         edges.items(), key=lambda kv: (_order(kv[0][0]), _order(kv[0][1]))
     ):
         out.append(f"    {src} --> {dst}: {', '.join(sorted(set(labels)))}")
-    out.append(
-        f"    note right of BACKUP: on arrival, {MAY_PROMOTE} goes on to {_promote_to(mode)}"
-    )
+    rest = _rest(mode, first)
+    if rest is not None:
+        out.append(f"    note right of {first}: on arrival, {rest[0]} goes on to {rest[1]}")
     out.append("```")
     return out
 
 
-def _promote_to(mode: ModeTable) -> State:
-    """Where BACKUP goes on arrival when it may promote: read from the table, not restated."""
-    rows = (r for group in mode.enter[State.BACKUP] for r in group)
-    return next(r.to for r in rows if r.when is MAY_PROMOTE and r.to is not None)
+def _rest(mode: ModeTable, first: State) -> tuple[str, State] | None:
+    """Where the first state goes on arrival, and when: read from the table, not restated."""
+    rows = (r for group in mode.enter[first] for r in group)
+    row = next((r for r in rows if r.when is not None and r.to is not None), None)
+    return None if row is None or row.to is None else (str(row.when), row.to)
 
 
 def _order(state: State) -> int:

@@ -19,10 +19,11 @@ from dataclasses import replace
 from .modes import ModeTable
 from .replicated import REPLICATED
 from .rows import BUMP, Rows
+from .shared import SHARED
 from .states import Action, Event, IllegalTransition, Mode, Node, Result, State
 from .table import OBSERVE, RBD
 
-MODES: dict[Mode, ModeTable] = {Mode.RBD: RBD, Mode.REPLICATED: REPLICATED}
+MODES: dict[Mode, ModeTable] = {Mode.RBD: RBD, Mode.REPLICATED: REPLICATED, Mode.SHARED: SHARED}
 """Every mode's table."""
 
 

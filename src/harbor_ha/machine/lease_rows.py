@@ -47,7 +47,7 @@ from .rows import (
     but,
     changes,
 )
-from .states import DEMOTING, PROMOTING, Action, Event, Kind, Node, State, Timer
+from .states import DEMOTING, PROMOTING, RBD_STATES, Action, Event, Kind, Node, State, Timer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -159,7 +159,7 @@ def add_lease_rows(
         rows(NOT_RENEWING, ev, STAY)
     rows(DEMOTING, E.LEASE_RENEWED, STAY)
     # A failed renewal (no timely answer): the deadline decides, not one answer.
-    rows(State, E.LEASE_UNREACHABLE, STAY)
+    rows(RBD_STATES, E.LEASE_UNREACHABLE, STAY)
 
     rows([S.MASTER], E.FAILSAFE_DUE, Row(do=(Do.ASK_PEER,), when=FAILSAFE), STAY)
     rows(
@@ -171,7 +171,7 @@ def add_lease_rows(
     rows(but(S.MASTER), E.FAILSAFE_DUE, STAY)
     rows(but(S.MASTER), E.FAILSAFE_CONFIRMED, STAY)
     # No confirmation from the peer: the deadline decides.
-    rows(State, E.FAILSAFE_DENIED, STAY)
+    rows(RBD_STATES, E.FAILSAFE_DENIED, STAY)
 
     # LEASE_LOST: the peer holds the lease, the demotion cannot renew it.  LEASE_DEADLINE:
     # nobody else holds it yet; the demotion goes on renewing until its release, so once

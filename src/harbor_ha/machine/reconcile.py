@@ -62,6 +62,8 @@ def from_facts(
     base = Node(want_master=facts.vip, demote_on_exit=demote_on_exit, policy=policy or Policy())
     if base.policy.mode is Mode.REPLICATED:
         return _replicated(base, facts)
+    if base.policy.mode is Mode.SHARED:
+        return _shared(base, facts)
     bare_harbor = facts.harbor_running and not facts.mounted
     held = facts.mapped or facts.mounted or facts.harbor_running or facts.mount_foreign
     if held and facts.vip and facts.lease_peer:
@@ -104,3 +106,23 @@ def _replicated(base: Node, facts: Facts) -> Result:
         return enter(replace(base, state=State.MASTER))
     wanted = base.want_master and not facts.peer_master  # a VIP left here is no claim
     return replace(base, harbor_down=True, want_master=wanted), ()
+
+
+def _shared(base: Node, facts: Facts) -> Result:
+    """The shared mode (no VIP, no image, no lease): the configured filesystem mounted and
+    Harbor running is SERVING (a daemon restart is hitless; the monitor judges it at once);
+    mounted without Harbor resumes at STARTING; Harbor without the verified mount (a bare
+    mountpoint, or another filesystem there) is stopped first (STOPPING: then the unmount
+    refuses a foreign mount, and the node is DOWN with the fault); nothing held is DOWN,
+    which joins at once unless maintenance holds it."""
+    if facts.mounted and facts.harbor_running and not facts.mount_foreign:
+        state = State.SERVING
+    elif facts.harbor_running:
+        state = State.STOPPING
+    elif facts.mounted and not facts.mount_foreign:
+        state = State.STARTING
+    elif facts.mount_foreign:
+        state = State.UNMOUNTING
+    else:
+        state = State.DOWN
+    return enter(replace(base, want_master=False, state=state))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from .states import Event, Node, State
+from .states import RBD_STATES, Event, Node, State
 
 
 class Do(enum.StrEnum):
@@ -38,6 +38,7 @@ class Do(enum.StrEnum):
     ARM_PROMISE = "arm_promise"  # arm Timer.PROMISE for policy.failsafe_window_s
     ARM_ASK = "arm_ask"  # arm Timer.ASK for policy.failsafe_ask_s
     REARM_ASK = "rearm_ask"  # arm Timer.ASK for policy.failsafe_reask_s
+    ARM_DRAIN = "arm_drain"  # shared: arm Timer.DRAIN for policy.drain_wait_s
     POST_VERDICT = "post_verdict"  # the VIP mismatch lasted: post VIP_VERDICT[event]
     EXIT = "exit"
 
@@ -121,8 +122,8 @@ Rows = tuple[Row, ...]
 
 
 def but(*states: State) -> tuple[State, ...]:
-    """Every state except ``states`` (in State's order)."""
-    return tuple(s for s in State if s not in states)
+    """Every state of the rbd mode except ``states`` (in State's order)."""
+    return tuple(s for s in RBD_STATES if s not in states)
 
 
 class Decisions:

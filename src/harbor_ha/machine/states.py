@@ -24,6 +24,10 @@ class State(enum.StrEnum):
     FENCED_SELF = "FENCED_SELF"
     # Last, so the metric's state codes (deploy/) of the older states stay what they were.
     LEASING = "LEASING"  # taking the leadership lease in Ceph (issue 10) before fencing
+    # The shared mode's own states (machine/shared.py), after the others for the same reason.
+    DOWN = "DOWN"  # shared: holds nothing (Harbor stopped, nothing mounted), out of the pool
+    SERVING = "SERVING"  # shared: Harbor runs on the verified mount and serves, in the pool
+    DRAINING = "DRAINING"  # shared: out of the pool (readiness 503), waiting drain_wait_s
 
 
 class Event(enum.StrEnum):
@@ -77,11 +81,27 @@ class Event(enum.StrEnum):
     FAILSAFE_DENIED = "FAILSAFE_DENIED"  # no confirmation from the peer
     FAILSAFE_PROMISED = "FAILSAFE_PROMISED"  # this node promised the peer not to promote
     PROMISE_EXPIRED = "PROMISE_EXPIRED"  # timer: that promise is over
+    # the shared mode: the drain's wait is over (the load balancer has taken this node out)
+    DRAIN_OVER = "DRAIN_OVER"
     # operator
+    DRAIN = "DRAIN"  # the shared mode: take this node out of the pool (maintenance on)
     SWITCHOVER = "SWITCHOVER"
     MAINTENANCE_ON = "MAINTENANCE_ON"
     MAINTENANCE_OFF = "MAINTENANCE_OFF"
     SHUTDOWN = "SHUTDOWN"
+
+
+SHARED_ONLY_STATES = frozenset({State.DOWN, State.SERVING, State.DRAINING})
+SHARED_ONLY_EVENTS = frozenset({Event.DRAIN, Event.DRAIN_OVER})
+SHARED_STATES = (
+    State.DOWN, State.MOUNTING, State.STARTING, State.SERVING, State.DRAINING, State.STOPPING,
+    State.UNMOUNTING,
+)  # fmt: skip
+"""The shared mode's states (machine/shared.py), in its order of joining then leaving."""
+RBD_STATES = tuple(s for s in State if s not in SHARED_ONLY_STATES)
+"""The rbd mode's states (every state but the shared mode's own), in State's order."""
+RBD_EVENTS = tuple(e for e in Event if e not in SHARED_ONLY_EVENTS)
+"""The rbd mode's events (every event but the shared mode's own), in Event's order."""
 
 
 class Step(enum.StrEnum):
@@ -147,6 +167,9 @@ PROBES_BY_MODE: dict[Mode, dict[State, Probes]] = {
     Mode.RBD: PROBE_OF,
     # Both nodes run Harbor: the standby's health decides whether it may take the VIP.
     Mode.REPLICATED: {State.BACKUP: Probes.HARBOR, State.MASTER: Probes.MASTER},
+    # Each node serves on its own: Harbor and the shared mount while SERVING, nothing else
+    # (a draining node is already out of the pool; the steps check what they need).
+    Mode.SHARED: {s: Probes.MASTER if s is State.SERVING else Probes.NONE for s in SHARED_STATES},
 }
 
 
@@ -163,6 +186,7 @@ class Timer(enum.StrEnum):
     ASK = "failsafe_ask"  # ask the peer before the deadline (failsafe configured)
     WATCH = "lease_watch"  # a standby's next look at the lease (its past looks speed LEASING)
     HANDOFF = "lease_handoff"  # how long LEASING waits for a demoting holder's release
+    DRAIN = "drain"  # shared: the load balancer's detection time, then stop Harbor
 
 
 TIMER_EVENT: dict[Timer, Event] = {
@@ -176,6 +200,7 @@ TIMER_EVENT: dict[Timer, Event] = {
     Timer.ASK: Event.FAILSAFE_DUE,
     Timer.WATCH: Event.LEASE_WATCH_DUE,
     Timer.HANDOFF: Event.LEASE_HANDOFF_OVER,
+    Timer.DRAIN: Event.DRAIN_OVER,
 }
 """The event a timer posts when it fires."""
 
@@ -248,6 +273,7 @@ class Policy:
     failsafe_window_s: float = 15.0  # how long a peer's promise not to promote lasts
     failsafe_request_timeout_s: float = 1.5
     demotion_bound_s: float = 120.0  # stop + unmount + unmap timeouts (the same on both nodes)
+    drain_wait_s: float = 10.0  # shared: readiness 503 this long before Harbor stops
 
     @property
     def lease_deadline_s(self) -> float:
@@ -353,8 +379,9 @@ class Node:
 
     @property
     def serving(self) -> bool:
-        """Harbor runs here on the verified mount (what /primary answers, with Harbor healthy)."""
-        return self.state is State.MASTER
+        """Harbor runs here on the verified mount (what /primary and /serving answer, with
+        Harbor healthy): the MASTER of the rbd and replicated modes, a SERVING shared node."""
+        return self.state is State.MASTER or self.state is State.SERVING
 
 
 class IllegalTransition(Exception):

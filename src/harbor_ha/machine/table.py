@@ -65,6 +65,8 @@ from .states import (
     DEMOTING,
     EXIT,
     PROMOTING,
+    RBD_EVENTS,
+    RBD_STATES,
     STEP_OF,
     Action,
     Event,
@@ -153,7 +155,7 @@ TABLE: dict[tuple[State, Event], Rows] = _DECIDE.table
 ILLEGAL: dict[tuple[State, Event], str] = _DECIDE.illegal_pairs
 """Every illegal (state, event) pair and why: ``transition`` raises IllegalTransition.  Each
 pair of State x Event is in exactly one of TABLE and ILLEGAL (tests/unit/test_machine_complete)."""
-ALL = tuple(State)
+ALL = RBD_STATES
 HOLDING = (S.MASTER, *sorted(PROMOTING))  # has (or is taking) the image
 LEASED = (S.MASTER, *sorted(PROMOTING - {S.LEASING}))  # holds the lease (after the lease step)
 NOT_HOLDING = (S.BACKUP, *sorted(DEMOTING), S.FENCED_SELF)  # neither serving nor promoting
@@ -363,15 +365,16 @@ node's policy)."""
 
 RBD = ModeTable(
     mode=Mode.RBD,
-    states=frozenset(State),
-    events=frozenset(Event),
+    states=frozenset(RBD_STATES),
+    events=frozenset(RBD_EVENTS),
     table=TABLE,
     illegal=ILLEGAL,
     enter=ENTER,
     action_of=ACTION_OF,
     requires=REQUIRES,
 )
-"""The rbd mode: one exclusive Ceph RBD image, failed over (every state and event)."""
+"""The rbd mode: one exclusive Ceph RBD image, failed over (every state and event but the
+shared mode's own)."""
 
 
 class Clock(enum.StrEnum):

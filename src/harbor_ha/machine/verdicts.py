@@ -41,6 +41,30 @@ STORAGE_EVENT: dict[StorageFinding, Event | None] = {
 }
 """The event each storage finding is (None: healthy)."""
 
+
+class SharedFinding(enum.StrEnum):
+    """What the shared mode's storage probe found on a SERVING node, checked in this order
+    (the object-storage variant has no mount: the registry component judges its storage)."""
+
+    OK = "ok"
+    NOT_MOUNTED = "the shared filesystem is no longer mounted at the mountpoint"
+    FOREIGN = "another filesystem is mounted at the mountpoint"
+    READ_ONLY = "the shared filesystem went read-only"
+    ERROR = "the shared filesystem answers with an error (a dead ceph-fuse: ENOTCONN)"
+    NO_ANSWER = "no answer from the shared filesystem in time (a hung server or MDS)"
+
+
+SHARED_STORAGE_EVENT: dict[SharedFinding, Event | None] = {
+    SharedFinding.OK: None,
+    SharedFinding.NOT_MOUNTED: Event.STORAGE_LOST,
+    SharedFinding.FOREIGN: Event.STORAGE_LOST,
+    SharedFinding.READ_ONLY: Event.STORAGE_LOST,
+    SharedFinding.ERROR: Event.STORAGE_LOST,
+    # No error, no answer: both drain the node (no failsafe in this mode); the event says why.
+    SharedFinding.NO_ANSWER: Event.STORAGE_STUCK,
+}
+"""The event each shared storage finding is (None: healthy)."""
+
 DEMOTING_NAMES = frozenset(str(s) for s in DEMOTING)
 CLAIM_BACK_LOOKS = 3
 """A refused standby's polls that must see the holder's expiry unchanged before it judges

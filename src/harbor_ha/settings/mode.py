@@ -11,3 +11,4 @@ class Mode(enum.StrEnum):
 
     RBD = "rbd"  # one exclusive Ceph RBD image, failed over between two nodes
     REPLICATED = "replicated"  # two Harbors, each on its own storage, replicating; the VIP moves
+    SHARED = "shared"  # N Harbors on one shared filesystem (or object storage) behind an LB

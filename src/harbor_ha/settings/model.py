@@ -18,11 +18,16 @@ from harbor_ha.settings.naming import env_name, env_names
 from harbor_ha.settings.node import KeepalivedSettings, NodeSettings
 from harbor_ha.settings.replication import ReplicationSettings
 from harbor_ha.settings.service import ServiceSettings
+from harbor_ha.settings.shared import SharedSettings
 from harbor_ha.settings.storage import CephSettings, FilesystemSettings
 from harbor_ha.settings.timing import BehaviourSettings, TimeoutSettings
 
-REQUIRED_BY_MODE: dict[Mode, tuple[str, ...]] = {Mode.RBD: ("ceph_pool", "ceph_image")}
-"""Fields without a default that only one mode needs (the replicated mode has no image)."""
+REQUIRED_BY_MODE: dict[Mode, tuple[str, ...]] = {
+    Mode.RBD: ("ceph_pool", "ceph_image"),
+    Mode.SHARED: ("shared_fs_type",),
+}
+"""Fields without a default that only one mode needs (the replicated mode has no image; the
+shared mode's filesystem; its source is required unless the type is none: ``_coherent``)."""
 
 
 def required_in_mode(field: str, mode: Mode) -> str:
@@ -32,7 +37,7 @@ def required_in_mode(field: str, mode: Mode) -> str:
 
 # The groups are listed last-first: pydantic collects the fields of the bases in reverse
 # order, so the fields keep the order node, keepalived, ceph, filesystem, compose, probes,
-# timeouts, behaviour, lease, replication, service, cluster (the order of
+# timeouts, behaviour, lease, replication, shared, service, cluster (the order of
 # config/harbor-ha.env.example).
 LEASE_WATCH_MIN_S = 0.1
 """The fastest derived lease watch: ten Ceph reads a second (with sub-second adverts the
@@ -45,6 +50,7 @@ the lease, which should not be older than a second."""
 class Settings(
     ClusterSettings,
     ServiceSettings,
+    SharedSettings,
     ReplicationSettings,
     LeaseSettings,
     BehaviourSettings,
@@ -109,7 +115,7 @@ class Settings(
                 ipaddress.ip_address(str(peer))
         return value
 
-    @field_validator("harbor_data_services", mode="before")
+    @field_validator("harbor_data_services", "harbor_critical_components", mode="before")
     @classmethod
     def _data_services(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -165,6 +171,9 @@ class Settings(
         missing = [f for f in REQUIRED_BY_MODE.get(self.mode, ()) if getattr(self, f) == ""]
         if missing:
             raise ValueError("\n".join(required_in_mode(f, self.mode) for f in missing))
+        shared = _shared_problems(self)
+        if shared:
+            raise ValueError("\n".join(shared))
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError(
                 f"{env_name('backoff_max_s')} ({self.backoff_max_s}) must be >= "
@@ -242,6 +251,11 @@ class Settings(
         return self.harbor_secret_dir or self.mountpoint / "secret"
 
     @property
+    def object_storage(self) -> bool:
+        """The shared mode's object-storage variant: nothing to mount."""
+        return self.mode is Mode.SHARED and self.shared_fs_type == "none"
+
+    @property
     def vip_address(self) -> str:
         """The VIP without its prefix length."""
         return str(ipaddress.ip_interface(self.vip).ip)
@@ -273,3 +287,24 @@ class Settings(
     @property
     def image_spec(self) -> str:
         return f"{self.ceph_pool}/{self.ceph_image}"
+
+
+def _shared_problems(s: Settings) -> list[str]:
+    """The shared mode's rules across fields: a filesystem needs its source; the
+    object-storage variant's readiness needs the registry component judged."""
+    if s.mode is not Mode.SHARED:
+        return []
+    if s.shared_fs_type == "none":
+        if "registry" in s.harbor_critical_components:
+            return []
+        return [
+            f"{env_name('harbor_critical_components')}: must include registry with "
+            f"{env_name('shared_fs_type')}=none (readiness includes the registry reaching "
+            "its object storage)"
+        ]
+    if not s.shared_fs_source.strip():
+        return [
+            f"{env_name('shared_fs_source')}: required, not set "
+            f"(HARBOR_HA_MODE=shared, {env_name('shared_fs_type')}={s.shared_fs_type})"
+        ]
+    return []

@@ -21,7 +21,9 @@ class NodeSettings(BaseModel):
             "RBD image, failed over between the two nodes (lease, fence, map, mount, start). "
             "replicated: two Harbors, each on its own storage, replicating to each other "
             "through Harbor's API; both run all the time and harbor-ha only moves the VIP "
-            "(keepalived's track files from Harbor's health). Default rbd: the shape this "
+            "(keepalived's track files from Harbor's health). shared: N Harbors on one shared "
+            "filesystem or object storage behind a load balancer; each node mounts, starts, "
+            "serves and drains on its own (HARBOR_HA_SHARED_*). Default rbd: the shape this "
             "product was made for."
         ),
     )

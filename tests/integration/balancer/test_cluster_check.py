@@ -36,17 +36,18 @@ VALUES = {
 
 
 def node_env(name: str, install: HarborInstall, nodes: str, tmp: Path) -> dict[str, str]:
-    """The env of one node's harbor-ha (the replicated mode: no Ceph setting)."""
+    """The env of one node's harbor-ha (the shared mode's object-storage variant: no Ceph
+    setting, nothing to mount)."""
     return {
         "HARBOR_HA_VIP": "10.0.0.100/24", "HARBOR_HA_INTERFACE": "eth0",
-        "HARBOR_HA_MODE": "replicated", "HARBOR_HA_NODE_NAME": name,
+        "HARBOR_HA_MODE": "shared", "HARBOR_HA_SHARED_FS_TYPE": "none",
+        "HARBOR_HA_NODE_NAME": name,
         "HARBOR_HA_NODES": nodes, "HARBOR_HA_PEER_TIMEOUT_S": "2",
         "HARBOR_HA_HARBOR_CONFIG_DIR": str(install.config_dir),
         "HARBOR_HA_HARBOR_SECRET_DIR": str(install.secret_dir),
         "HARBOR_HA_COMPOSE_FILE": str(install.compose_file),
         "HARBOR_HA_RUNTIME_DIR": str(tmp / "run"),
         "HARBOR_HA_KEEPALIVED_CONF": str(tmp / "keepalived.conf"),
-        "HARBOR_HA_REPLICATION_CREDENTIALS_FILE": str(tmp / "replication.ini"),
         "HARBOR_HA_DOCKER_HOST": f"unix://{tmp / 'no-docker.sock'}",
     }  # fmt: skip
 
