@@ -21,11 +21,12 @@ PROJECT = "harbor"
 STACKS = ("shape", "registry")
 """The lab's Harbor projects: the busybox shape (fast tiers) or the registry stack of real
 programs (registry, PostgreSQL, redis, nginx; lab/registry_stack)."""
-MODES = ("rbd", "replicated")
+MODES = ("rbd", "replicated", "shared")
 """harbor-ha's modes the lab runs (HARBOR_HA_MODE): "rbd", one Ceph RBD image failed over
 (Ceph, the krbd stand-in, the image formatted and prepared; harbor-ha starts and stops Harbor);
 "replicated", each node's Harbor on its own local data directory, started by the lab and
-running on both nodes all the time (no Ceph; harbor-ha only moves the VIP by Harbor's health)."""
+running on both nodes all the time (no Ceph; harbor-ha only moves the VIP by Harbor's health);
+"shared", N nodes on one CephFS behind HAProxy (lab/shared.py)."""
 
 
 @dataclass
@@ -101,6 +102,7 @@ class LabState:
     log_level: str = "info"  # HARBOR_HA_LOG_LEVEL of both nodes ("debug": one line per command)
     stack: str = "shape"  # "shape": lab/harbor_shape (busybox); "registry": lab/registry_stack
     mode: str = "rbd"  # MODES; a state.json written before the field existed is an rbd lab
+    extra_pids: dict[str, int] = field(default_factory=dict)  # the shared lab's ext and lb
 
     @property
     def vip_address(self) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.ceph import start_cluster
+from lab.cephfs import kill_fuse
 from lab.dockerd import compose_v2_binary
 from lab.mappings import teardown_mappings
 from lab.netns import make_lab_topology
@@ -79,6 +80,11 @@ def up(
         raise ValueError(f"stack {stack!r}: one of {', '.join(STACKS)}")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
+    if mode == "shared":
+        from lab.shared import up_shared
+
+        return up_shared(labdir, prefix=prefix, subnet=subnet, advert_s=advert_s,
+                         nodes=nodes, say=say, log_level=log_level)  # fmt: skip
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)
@@ -229,9 +235,12 @@ def down(labdir: Path = DEFAULT_LABDIR, *, say: Any = print) -> None:
                 ids = sh("docker", "-H", node.docker_host, "ps", "-aq", check=False).stdout.split()
                 if ids:
                     sh("docker", "-H", node.docker_host, "rm", "-f", *ids, check=False, timeout=60)
+        for pid in st.extra_pids.values():  # the shared lab's HAProxy, PostgreSQL, ...
+            kill_pid(pid, signal.SIGTERM, wait_s=10)
         for node in st.nodes.values():
             for mnt in mounts_under(str(node.mountpoint)):
                 sh("umount", "-l", mnt, check=False)
+            kill_fuse(node.mountpoint)  # the shared lab's ceph-fuse
             teardown_mappings(node.rbd_state)
             for what in ("dockerd", "containerd"):
                 if node.pids.get(what):

@@ -19,7 +19,8 @@ Debian python3).
 Like the busybox shape, a file ``/control/unhealthy-<service>`` marks that component unhealthy
 at that component's next periodic check (core's own component at once: core is no periodic
 checker in Harbor) and ``/control/node-name`` is reported as ``served_by`` (the lab's client tells
-nodes apart).
+nodes apart).  ``POSTGRESQL_ADDRESS`` / ``REDIS_ADDRESS`` (and ``PGPORT`` / ``REDIS_PORT``) in
+core's environment point its checks at an external PostgreSQL and Redis.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ ADDRESSES = {
 """Each service's fixed address on the harbor network (docker-compose.yml.tmpl): core reaches
 them by address, not through Docker's DNS (a stopped service's name goes to Docker's upstream
 resolvers, none reachable from a lab netns, and the lookup stalls)."""
+for _service in ADDRESSES:  # an external one (the shared lab's PostgreSQL and Redis)
+    ADDRESSES[_service] = os.environ.get(
+        f"{_service.upper().replace('-', '_')}_ADDRESS", ADDRESSES[_service]
+    )
 HTTP_PORT = 8080
 """Where core and each light stand-in answer, in its own container (Harbor's port)."""
 
