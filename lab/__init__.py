@@ -20,6 +20,10 @@ Modules, from the bottom up:
     replicated.py    the replicated mode: Harbor started on each node by the lab, serving checks
     partitions.py    iptables cuts between the netns, and heal
     twonode.py       up / down of the whole two-node lab
+    shared.py        the shared mode's lab: three nodes on one CephFS (ceph-fuse) behind HAProxy
+    external.py      the shared lab's external PostgreSQL and Redis (Debian's, in their netns)
+    balancer.py      the shared lab's HAProxy + keepalived with the VIP (harbor-ha's renders)
+    shared_faults.py a shared node drained, killed, unhealthy or cut from CephFS under load
     client.py        the client: HTTPS to Harbor through the VIP, from its own netns
     timeline.py      the nodes' JSON logs read back as a failover timeline
     demo.py          the demo (``scripts/demo``): kill the master, print the failover live

@@ -1,7 +1,8 @@
 """`python -m lab COMMAND` (from the repository top): drive the two-node lab (as root).
 
 up            bring the lab up (tears down a previous one first; --mode replicated: harbor-ha's
-              replicated mode, each node's Harbor running on its local data dir, no Ceph)
+              replicated mode, each node's Harbor running on its local data dir, no Ceph;
+              --mode shared: three nodes on one CephFS behind HAProxy, lab/shared.py)
 status        both nodes' state, the VIP holder, mappings, and the client's view
 kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
 restart NODE  start NODE's harbor-ha and keepalived again (as systemd would)
@@ -44,8 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mode",
         choices=lab.MODES,
         default="rbd",
-        help="harbor-ha's mode for up: rbd (one Ceph RBD image failed over) or replicated "
-        "(each node's Harbor on its own local data dir, running on both nodes)",
+        help="harbor-ha's mode for up: rbd (one Ceph RBD image failed over), replicated "
+        "(each node's Harbor on its own local data dir, running on both nodes) or shared "
+        "(three nodes on one CephFS behind HAProxy; always the registry stack)",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
@@ -59,6 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "demo":
         return demo(args.dir, args.advert, args.stack or "registry")
+    if args.cmd == "up" and args.mode == "shared":
+        from lab.shared_faults import serving_nodes, wait_all_serving
+
+        st = lab.up(args.dir, advert_s=args.advert, stack="registry", mode="shared",
+                    nodes=("a", "b", "c"))  # fmt: skip
+        wait_all_serving(st, within_s=300)
+        print(f"lab: up; serving: {', '.join(serving_nodes(st))}; VIP {st.vip} on HAProxy")
+        return 0
     if args.cmd == "up":
         st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape", mode=args.mode)
         master = wait_one_master(st, within_s=240)

@@ -148,6 +148,7 @@ of `HarborShape.render` / `RegistryStack.render`, used only where a test says wh
 | tests/integration/test_node_promotion.py, tests/e2e, tests/faults | the two-node lab (shape; registry stack where named) | Harbor's (30 s); the faults' former 2 s / 5 s tuning is gone (the "Fault-lab tuning" paragraph above describes the run it reports) | every 10 s |
 | tests/vm | its own one-service project | none (the daemon's probes judge it) | - |
 | tests/e2e/test_replicated.py, bench/replicated.py | the replicated-mode lab (each node's own busybox shape on a local data dir, no Ceph) | Harbor's (30 s) | every 10 s |
+| tests/e2e/test_shared.py, bench/shared.py | the shared-mode lab: three nodes' registry stacks (without PostgreSQL and Redis) on one CephFS mounted by harbor-ha with ceph-fuse (this kernel has no ceph module), the external PostgreSQL and Redis in their own netns (one of each, their HA out of scope), HAProxy + keepalived with the VIP (keepalived's track_process removed: no proc connector in a netns) | Harbor's (30 s) | every 10 s |
 
 The replicated mode (HARBOR_HA_MODE=replicated) is held to the same real parts, without Ceph:
 real keepalived in network namespaces, a real dockerd per node running Harbor's compose
