@@ -1,7 +1,8 @@
 """`python -m lab COMMAND` (from the repository top): drive the two-node lab (as root).
 
 up            bring the lab up (tears down a previous one first; --mode replicated: harbor-ha's
-              replicated mode, each node's Harbor running on its local data dir, no Ceph)
+              replicated mode, each node's Harbor running on its local data dir, no Ceph;
+              with --stack registry the two Harbors replicate to each other)
 status        both nodes' state, the VIP holder, mappings, and the client's view
 kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
 restart NODE  start NODE's harbor-ha and keepalived again (as systemd would)
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--dir", type=Path, default=lab.DEFAULT_LABDIR, help="lab directory")
     p.add_argument("--advert", type=float, default=0.1, help="VRRP advert interval (s)")
+    p.add_argument("--prefix", default="hha", help="netns prefix for up (one per lab)")
+    p.add_argument("--subnet", default="10.99.0.0/24", help="the lab's subnet for up")
     p.add_argument(
         "--stack",
         choices=lab.STACKS,
@@ -60,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         return demo(args.dir, args.advert, args.stack or "registry")
     if args.cmd == "up":
-        st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape", mode=args.mode)
+        st = lab.up(
+            args.dir, prefix=args.prefix, subnet=args.subnet, advert_s=args.advert,
+            stack=args.stack or "shape", mode=args.mode,
+        )  # fmt: skip
         master = wait_one_master(st, within_s=240)
         print(f"lab: up; master is {master}")
         print_status(st)
