@@ -52,6 +52,9 @@ PACKAGES = (
     "python3",
     "ca-certificates",
     "skopeo",
+    # skopeo's golang-github-containers-common depends on the virtual container-network-stack,
+    # which debootstrap does not resolve: netavark (one binary) provides it.
+    "netavark",
 )
 PRUNE = (
     "var/cache/apt/archives",
