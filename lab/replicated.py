@@ -81,6 +81,21 @@ ADMIN = ("admin", "Harbor12345")
 """The registry stack's core account (HARBOR_ADMIN_PASSWORD in docker-compose.yml.tmpl)."""
 
 
+HARBOR_NETWORK = "172.30.250.0/24"
+"""The registry stack's harbor network (docker-compose.yml.tmpl), on every node."""
+
+
+def masquerade(node: NodeState) -> None:
+    """NAT what the node's containers send out of its eth0 (core's copies to the peer), as a
+    host's dockerd does by default (``--ip-masq``); the lab's dockerd runs with iptables off,
+    and both nodes' harbor networks have the same subnet, so the peer could not answer."""
+    rule = ["POSTROUTING", "-s", HARBOR_NETWORK, "-o", "eth0", "-j", "MASQUERADE"]
+    probe = sh("ip", "netns", "exec", node.netns, "iptables", "-t", "nat", "-C", *rule,
+               check=False)  # fmt: skip
+    if probe.returncode != 0:
+        sh("ip", "netns", "exec", node.netns, "iptables", "-t", "nat", "-A", *rule)
+
+
 def write_credentials(st: LabState) -> None:
     """The pair's credentials file (docs/runbook.md's format), root's, mode 0600: each node's
     own address, the admin account, the lab CA its certificate is verified with."""
@@ -97,8 +112,11 @@ def write_credentials(st: LabState) -> None:
 
 
 def setup_replication(st: LabState, say: Any = print) -> str:
-    """``harbor-ha replication setup --credentials FILE`` on the first node (in its netns, as
-    an operator runs it there); returns what it printed."""
+    """Each node's containers NATed out of it (:func:`masquerade`), the credentials file, then
+    ``harbor-ha replication setup --credentials FILE`` on the first node (in its netns, as an
+    operator runs it there); returns what it printed."""
+    for node in st.nodes.values():
+        masquerade(node)
     write_credentials(st)
     first = next(iter(st.nodes.values()))
     res = sh(

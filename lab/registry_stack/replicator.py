@@ -121,10 +121,13 @@ class Replicator:
         dest = policy.get("dest_registry") or {}
         host = str(dest.get("url", "")).split("://", 1)[-1].rstrip("/")
         insecure = bool(dest.get("insecure"))
-        here = self.digest(f"http://{self.registry}", repo, tag, insecure=True)
+        here, _ = self.digest(f"http://{self.registry}", repo, tag, insecure=True)
         if here is None:
             return f"{repo}:{tag}: not in the local registry"
-        if self.digest(f"https://{host}", repo, tag, insecure=insecure) == here:
+        there, unreachable = self.digest(f"https://{host}", repo, tag, insecure=insecure)
+        if unreachable:  # fail now: a copy would wait skopeo's timeout for the same answer
+            return f"{repo}:{tag} -> {host}: {unreachable}"
+        if there == here:
             return None
         argv = [self.skopeo, "--insecure-policy", "--command-timeout", f"{COPY_TIMEOUT_S:g}s",
                 "copy", "--retry-times", "0", "--preserve-digests", "--src-tls-verify=false",
@@ -156,9 +159,11 @@ class Replicator:
         ca = self.ca_dir / "ca.crt"
         return ssl.create_default_context(cafile=str(ca) if ca.exists() else None)
 
-    def digest(self, base: str, repo: str, tag: str, *, insecure: bool) -> str | None:
-        """The manifest digest of ``repo:tag`` at ``base`` (HEAD), None if absent or
-        unreachable."""
+    def digest(
+        self, base: str, repo: str, tag: str, *, insecure: bool
+    ) -> tuple[str | None, str | None]:
+        """(the manifest digest of ``repo:tag`` at ``base`` (HEAD) or None when absent,
+        why ``base`` did not answer or None)."""
         req = urllib.request.Request(
             f"{base}/v2/{repo}/manifests/{tag}", method="HEAD",
             headers={"Accept": MANIFEST_ACCEPT},
@@ -167,9 +172,11 @@ class Replicator:
         try:
             with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S, context=ctx) as resp:
                 got = resp.headers.get("Docker-Content-Digest")
-                return str(got) if got else None
-        except (OSError, urllib.error.HTTPError):
-            return None
+                return (str(got) if got else None), None
+        except urllib.error.HTTPError:
+            return None, None
+        except OSError as exc:
+            return None, f"{base}: {exc}"
 
     def reachable(self, registry: dict[str, Any]) -> str | None:
         """``POST /registries/ping``: None when the endpoint's ``/v2/`` answers, else why."""
