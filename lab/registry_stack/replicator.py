@@ -39,6 +39,8 @@ WORKERS = 8
 COPY_TIMEOUT_S = 60.0
 """Bound on one ``skopeo copy`` (the lab's images are one small layer)."""
 HTTP_TIMEOUT_S = 5.0
+PAGE = 1000
+"""Entries per page of the catalog and tags lists (distribution's maximum)."""
 MANIFEST_ACCEPT = ", ".join((
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
@@ -190,16 +192,24 @@ class Replicator:
         except OSError as exc:
             return f"{base}/v2/: {exc}"
 
-    def _get_json(self, path: str) -> Any:
-        url = f"http://{self.registry}{path}"
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp:
-            return json.loads(resp.read())
+    def _pages(self, path: str, key: str) -> list[Any]:
+        """Every item under ``key`` of a paged list of the local registry (``n`` per page, the
+        ``Link: <next>; rel="next"`` header followed: distribution refuses an ``n`` above
+        its maximum of 1000)."""
+        items: list[Any] = []
+        url: str | None = f"http://{self.registry}{path}?n={PAGE}"
+        while url:
+            with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as resp:
+                items += json.loads(resp.read()).get(key) or []
+                link = resp.headers.get("Link") or ""
+            nxt = link.split(";", 1)[0].strip().strip("<>") if 'rel="next"' in link else ""
+            url = f"http://{self.registry}{nxt}" if nxt else None
+        return items
 
     def local_images(self) -> list[tuple[str, str]]:
         """Every (repository, tag) of the local registry (catalog, then each tags list)."""
-        repos = self._get_json("/v2/_catalog?n=100000").get("repositories") or []
         out = []
-        for repo in repos:
-            tags = self._get_json(f"/v2/{repo}/tags/list").get("tags") or []
+        for repo in self._pages("/v2/_catalog", "repositories"):
+            tags = self._pages(f"/v2/{repo}/tags/list", "tags")
             out += [(str(repo), str(tag)) for tag in sorted(tags)]
         return out
