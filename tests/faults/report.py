@@ -170,6 +170,12 @@ while the peer is down is recorded Failed and not retried; harbor-ha's catch-up 
 every image; lab/registry_stack/README.md names where it deviates from Harbor: no
 jobservice, the API's records in a JSON file instead of PostgreSQL, deletions not
 replicated).  Every acknowledged push is checked on both nodes, each at its own address.
+A limit seen while building these rows: after a partition BOTH nodes see their peer come
+back and each starts a catch-up run of every image it has, overriding; a tag that one side
+changed while cut (pushed again with other content) can be reverted by the other side's run
+(it still has the old content; which copy lands last decides).  A run that pushed every tag
+once loses nothing (the rows push each tag once); the same tag pushed with new content during
+a partition needs a check of both nodes after the heal.
 
 A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
 Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor
