@@ -132,8 +132,8 @@ def test_master_down_pushes_land_on_the_peer_and_reach_the_old_node_when_back(
     # of its watch, 2 s apart here): a shorter outage owes no catch-up run, and the event
     # pushes that failed in it are never retried (a limit of the product, not of this test).
     def peer_down() -> tuple[float | None, str]:
-        seen = [e.at for e in timeline.read(lab.nodes[b].log, b, since=t0)
-                if e.msg == "replication_peer_down"]  # fmt: skip
+        seen = [at for at, rec in timeline.records(lab.nodes[b].log, since=t0)
+                if rec.get("msg") == "replication_peer_down"]  # fmt: skip
         return (seen[0] if seen else None), f"no replication_peer_down in {b}'s log"
 
     down_at = helpers.wait_for(f"{b} counting {m} down", peer_down, 60, every_s=0.5)
