@@ -79,11 +79,11 @@ class Replicator:
             if not isinstance(ev, dict):
                 continue
             target = ev.get("target") or {}
-            repo, tag = target.get("repository"), target.get("tag")
+            repo, tag, digest = target.get("repository"), target.get("tag"), target.get("digest")
             if ev.get("action") != "push" or not repo or not tag:
                 continue
             for policy in self.api.event_policies():
-                self._pool.submit(self._event, policy, str(repo), str(tag))
+                self._pool.submit(self._event, policy, str(repo), str(tag), digest)
                 queued += 1
         return queued
 
@@ -92,9 +92,9 @@ class Replicator:
         self._pool.submit(self._manual, policy, execution)
 
     # ------------------------------------------------------------- workers
-    def _event(self, policy: dict[str, Any], repo: str, tag: str) -> None:
+    def _event(self, policy: dict[str, Any], repo: str, tag: str, digest: Any) -> None:
         ex = self.api.begin(int(policy["id"]), "event_based")
-        error = self._guarded(policy, repo, tag)
+        error = self._guarded(policy, repo, tag, str(digest) if digest else None)
         self.api.finish(ex["id"], total=1, failed=1 if error else 0, text=error or "")
         say(event="event_based", execution=ex["id"], image=f"{repo}:{tag}", error=error)
 
@@ -110,30 +110,37 @@ class Replicator:
         self.api.finish(execution["id"], total=len(images), failed=len(errors), text=text)
         say(event="manual", execution=execution["id"], total=len(images), failed=len(errors))
 
-    def _guarded(self, policy: dict[str, Any], repo: str, tag: str) -> str | None:
+    def _guarded(
+        self, policy: dict[str, Any], repo: str, tag: str, digest: str | None = None
+    ) -> str | None:
         try:
-            return self.copy(policy, repo, tag)
+            return self.copy(policy, repo, tag, digest)
         except Exception as exc:  # a worker's bug is the execution's failure, not core's
             return f"{type(exc).__name__}: {exc}"
 
     # ------------------------------------------------------------ the copy
-    def copy(self, policy: dict[str, Any], repo: str, tag: str) -> str | None:
+    def copy(
+        self, policy: dict[str, Any], repo: str, tag: str, digest: str | None = None
+    ) -> str | None:
         """Copy ``repo:tag`` to the policy's destination; None when done (or already there
-        at the same digest), else why not."""
+        at the same digest), else why not.  ``digest``: the manifest a push event named, read
+        by digest (distribution sends the event before it links the tag: a read by tag can
+        find nothing yet)."""
         dest = policy.get("dest_registry") or {}
         host = str(dest.get("url", "")).split("://", 1)[-1].rstrip("/")
         insecure = bool(dest.get("insecure"))
-        here, _ = self.digest(f"http://{self.registry}", repo, tag, insecure=True)
+        here, why = self.digest(f"http://{self.registry}", repo, digest or tag, insecure=True)
         if here is None:
-            return f"{repo}:{tag}: not in the local registry"
+            return f"{repo}:{digest or tag}: not in the local registry ({why or 'absent'})"
         there, unreachable = self.digest(f"https://{host}", repo, tag, insecure=insecure)
         if unreachable:  # fail now: a copy would wait skopeo's timeout for the same answer
             return f"{repo}:{tag} -> {host}: {unreachable}"
         if there == here:
             return None
+        source = f"{repo}@{here}" if digest else f"{repo}:{tag}"
         argv = [self.skopeo, "--insecure-policy", "--command-timeout", f"{COPY_TIMEOUT_S:g}s",
                 "copy", "--retry-times", "0", "--preserve-digests", "--src-tls-verify=false",
-                f"docker://{self.registry}/{repo}:{tag}"]  # fmt: skip
+                f"docker://{self.registry}/{source}"]  # fmt: skip
         if insecure:
             argv.insert(-1, "--dest-tls-verify=false")
         else:
@@ -162,12 +169,12 @@ class Replicator:
         return ssl.create_default_context(cafile=str(ca) if ca.exists() else None)
 
     def digest(
-        self, base: str, repo: str, tag: str, *, insecure: bool
+        self, base: str, repo: str, ref: str, *, insecure: bool
     ) -> tuple[str | None, str | None]:
-        """(the manifest digest of ``repo:tag`` at ``base`` (HEAD) or None when absent,
-        why ``base`` did not answer or None)."""
+        """(the manifest digest of ``repo:ref`` (a tag or a digest) at ``base`` (HEAD) or None
+        when absent, why ``base`` did not answer or None)."""
         req = urllib.request.Request(
-            f"{base}/v2/{repo}/manifests/{tag}", method="HEAD",
+            f"{base}/v2/{repo}/manifests/{ref}", method="HEAD",
             headers={"Accept": MANIFEST_ACCEPT},
         )  # fmt: skip
         ctx = self._ssl(insecure) if base.startswith("https:") else None
