@@ -175,14 +175,13 @@ back and each starts a catch-up run of every image it has, overriding; a tag tha
 changed while cut (pushed again with other content) can be reverted by the other side's run
 (it still has the old content; which copy lands last decides).  A run that pushed every tag
 once loses nothing (the rows push each tag once); the same tag pushed with new content during
-a partition needs a check of both nodes after the heal.  A second limit: a catch-up run is
-owed only once the watch counted the peer down (2 failed looks in a row,
-HARBOR_HA_REPLICATION_WATCH_INTERVAL_S apart: 30 s by default, 2 s in the lab); the event
-pushes that failed in a shorter outage of the peer's Harbor are not retried by Harbor and
-start no run, so they stay on one node until a later manual run (seen in
-tests/e2e/test_replicated_registry.py on 2026-12-07 12:29 UTC: the old master's Harbor
-started again 1.3 s after the kill, 3 acknowledged pushes stayed on the new master only, no
-manual run; the test now keeps the node down until the watch counted it down).
+a partition needs a check of both nodes after the heal.  A shorter outage of the peer's
+Harbor (back before the watch counted it down: 2 failed looks in a row,
+HARBOR_HA_REPLICATION_WATCH_INTERVAL_S apart) also owes a run: each look reads the newest
+executions, and an event-based one that failed, newer than those already answered, owes one
+manual run, started once the peer answers (seen missing in tests/e2e/test_replicated_registry.py
+on 2026-12-07 12:29 UTC before the watch did so: the old master's Harbor started again 1.3 s
+after the kill and 3 acknowledged pushes stayed on the new master only).
 
 A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
 Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor
