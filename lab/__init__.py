@@ -14,10 +14,14 @@ Modules, from the bottom up:
     mappings.py      the stand-in's mappings: one state dir per simulated node, forced teardown
     dockerd.py       a private containerd + dockerd, optionally in a netns; compose binaries
     harbor_shape/    the Harbor-shaped compose project (busybox image + compose template)
+    registry_stack/  the Harbor-like stack of real programs (its core replicates with skopeo)
+    harbor_api.py    Harbor's replication API (in memory; the registry stack's core runs it)
     keepalived.py    real keepalived in a netns (command line, one process, node settings)
     loopdev.py       loop devices, ext4 on them, real damage, a device that fails with EIO
     node.py          one lab node: its dockerd + Harbor shape, harbor-ha, keepalived, queries
-    replicated.py    the replicated mode: Harbor started on each node by the lab, serving checks
+    replicated.py    the replicated mode: Harbor started on each node by the lab, serving checks,
+                     the replication setup (registry stack)
+    pair_images.py   the replicated pair's images: pushes, what each node has, its executions
     partitions.py    iptables cuts between the netns, and heal
     twonode.py       up / down of the whole two-node lab
     shared.py        the shared mode's lab: three nodes on one CephFS (ceph-fuse) behind HAProxy

@@ -2,6 +2,7 @@
 
 up            bring the lab up (tears down a previous one first; --mode replicated: harbor-ha's
               replicated mode, each node's Harbor running on its local data dir, no Ceph;
+              with --stack registry the two Harbors replicate to each other;
               --mode shared: three nodes on one CephFS behind HAProxy, lab/shared.py)
 status        both nodes' state, the VIP holder, mappings, and the client's view
 kill-master   kill -9 the master's keepalived and harbor-ha (Harbor left running)
@@ -25,6 +26,40 @@ from pathlib import Path
 import lab
 from lab.demo import demo, print_status, wait_one_master
 
+DEFAULTS: dict[str, object] = {
+    "dir": lab.DEFAULT_LABDIR,
+    "advert": 0.1,
+    "prefix": "hha",
+    "subnet": "10.99.0.0/24",
+    "stack": None,
+    "mode": "rbd",
+}
+
+
+def lab_options(p: argparse.ArgumentParser, default: object) -> None:
+    """The lab's options, on the main parser and on each command's, none with a default
+    (argparse.SUPPRESS: a value given in either place counts; DEFAULTS fills the rest)."""
+    p.add_argument("--dir", type=Path, default=default, help="lab directory")
+    p.add_argument("--advert", type=float, default=default, help="VRRP advert interval (s)")
+    p.add_argument("--prefix", default=default, help="netns prefix for up (one per lab)")
+    p.add_argument("--subnet", default=default, help="the lab's subnet for up")
+    p.add_argument(
+        "--stack",
+        choices=lab.STACKS,
+        default=default,
+        help="Harbor project: shape (busybox) or registry (real programs); "
+        "default: registry for demo, shape for up",
+    )
+    p.add_argument(
+        "--mode",
+        choices=lab.MODES,
+        default=default,
+        help="harbor-ha's mode for up: rbd (one Ceph RBD image failed over), replicated "
+        "(each node's Harbor on its own local data dir, running on both nodes; with the "
+        "registry stack the two Harbors replicate to each other) or shared (three nodes on "
+        "one CephFS behind HAProxy; always the registry stack)",
+    )
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -32,26 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dir", type=Path, default=lab.DEFAULT_LABDIR, help="lab directory")
-    p.add_argument("--advert", type=float, default=0.1, help="VRRP advert interval (s)")
-    p.add_argument(
-        "--stack",
-        choices=lab.STACKS,
-        default=None,
-        help="Harbor project: shape (busybox) or registry (real programs); "
-        "default: registry for demo, shape for up",
-    )
-    p.add_argument(
-        "--mode",
-        choices=lab.MODES,
-        default="rbd",
-        help="harbor-ha's mode for up: rbd (one Ceph RBD image failed over), replicated "
-        "(each node's Harbor on its own local data dir, running on both nodes) or shared "
-        "(three nodes on one CephFS behind HAProxy; always the registry stack)",
-    )
+    lab_options(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("up", "status", "kill-master", "switchover", "partition", "heal", "down", "demo"):
-        sub.add_parser(name)
+        # The options also after the command (`python -m lab up --mode replicated`).
+        lab_options(sub.add_parser(name), argparse.SUPPRESS)
     r = sub.add_parser("restart")
     r.add_argument("node")
     u = sub.add_parser("unhealthy")
@@ -59,18 +79,26 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("service")
     u.add_argument("mode", choices=["on", "off"])
     args = p.parse_args(argv)
+    for key, value in DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, value)
     if args.cmd == "demo":
         return demo(args.dir, args.advert, args.stack or "registry")
     if args.cmd == "up" and args.mode == "shared":
         from lab.shared_faults import serving_nodes, wait_all_serving
 
-        st = lab.up(args.dir, advert_s=args.advert, stack="registry", mode="shared",
-                    nodes=("a", "b", "c"))  # fmt: skip
+        st = lab.up(
+            args.dir, prefix=args.prefix, subnet=args.subnet, advert_s=args.advert,
+            stack="registry", mode="shared", nodes=("a", "b", "c"),
+        )  # fmt: skip
         wait_all_serving(st, within_s=300)
         print(f"lab: up; serving: {', '.join(serving_nodes(st))}; VIP {st.vip} on HAProxy")
         return 0
     if args.cmd == "up":
-        st = lab.up(args.dir, advert_s=args.advert, stack=args.stack or "shape", mode=args.mode)
+        st = lab.up(
+            args.dir, prefix=args.prefix, subnet=args.subnet, advert_s=args.advert,
+            stack=args.stack or "shape", mode=args.mode,
+        )  # fmt: skip
         master = wait_one_master(st, within_s=240)
         print(f"lab: up; master is {master}")
         print_status(st)

@@ -30,6 +30,9 @@ HTTP_PORT = 9105
 """Each node's HARBOR_HA_HTTP_PORT (/metrics, /status, /primary, ...)."""
 FAILSAFE_PORT = 9106
 """Each node's failsafe listener (harbor-ha to harbor-ha), next to the HTTP port 9105."""
+REPLICATION_WATCH_S = 2.0
+"""The lab's HARBOR_HA_REPLICATION_WATCH_INTERVAL_S (the default 30 s; a 2 s look makes the
+peer count as down after ~4 s of outage and the catch-up start ~2 s after its return)."""
 RBD_ONLY = ("HARBOR_HA_CEPH_", "HARBOR_HA_RBD_BIN", "HARBOR_HA_LEASE_", "HARBOR_HA_FAILSAFE_")
 """Prefixes of the settings the replicated mode does not have (no Ceph, lease or failsafe)."""
 
@@ -86,7 +89,18 @@ def node_env(st: LabState, node: NodeState, compose: str) -> str:
     if st.mode == "replicated":
         kept = {k: v for k, v in lines.items() if not k.startswith(RBD_ONLY)}
         lines = {"HARBOR_HA_MODE": "replicated", **kept}
+        # The pair's accounts (written by lab/replicated.py for the registry stack; the shape
+        # has no replication API: no file, the watch says "not configured").  The watch looks
+        # every 2 s instead of 30 s so a test sees the catch-up run within seconds.
+        lines["HARBOR_HA_REPLICATION_CREDENTIALS_FILE"] = str(credentials_file(st))
+        lines["HARBOR_HA_REPLICATION_WATCH_INTERVAL_S"] = str(REPLICATION_WATCH_S)
+        lines["HARBOR_HA_REPLICATION_TIMEOUT_S"] = "2"
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def credentials_file(st: LabState) -> Path:
+    """The replicated pair's accounts (HARBOR_HA_REPLICATION_CREDENTIALS_FILE), in the lab dir."""
+    return Path(st.labdir) / "replication.ini"
 
 
 def install_node(st: LabState, node: NodeState, compose: str) -> None:

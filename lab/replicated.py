@@ -7,7 +7,9 @@ moves the VIP by Harbor's health.
 ``start_harbor`` (compose up -d on one node), ``harbor_serves`` (what is missing for "this
 node's Harbor serves"), ``wait_serving`` (both nodes, bounded), ``harbor_running`` (every
 service of Harbor's project has a running container) and ``primary`` (the node's /primary,
-asked from the client's netns).
+asked from the client's netns).  With the registry stack, ``setup_replication`` writes the
+pair's credentials file and runs ``harbor-ha replication setup`` as an operator would, so each
+Harbor pushes every image to the other (lab/registry_stack/replicator.py).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from typing import Any
 
 from lab.client import http_get
 from lab.harbor_shape import HARBOR_IMAGES
-from lab.node import HTTP_PORT, running_all
+from lab.node import HTTP_PORT, credentials_file, running_all
 from lab.procs import LabError, sh
-from lab.state import HTTPS_PORT, PROJECT, LabState, NodeState
+from lab.state import HARBOR_HA, HTTPS_PORT, PROJECT, LabState, NodeState
 
 HARBOR_SERVICES = frozenset(HARBOR_IMAGES)
 """Harbor's ten compose services (the same in both of the lab's stacks)."""
@@ -73,3 +75,54 @@ def primary(st: LabState, name: str) -> int:
     the client's netns; 0 when nothing answered."""
     url = f"http://{st.nodes[name].address}:{HTTP_PORT}/primary"
     return http_get(st.client_netns, url)[0]
+
+
+ADMIN = ("admin", "Harbor12345")
+"""The registry stack's core account (HARBOR_ADMIN_PASSWORD in docker-compose.yml.tmpl)."""
+
+
+HARBOR_NETWORK = "172.30.250.0/24"
+"""The registry stack's harbor network (docker-compose.yml.tmpl), on every node."""
+
+
+def masquerade(node: NodeState) -> None:
+    """NAT what the node's containers send out of its eth0 (core's copies to the peer), as a
+    host's dockerd does by default (``--ip-masq``); the lab's dockerd runs with iptables off,
+    and both nodes' harbor networks have the same subnet, so the peer could not answer."""
+    rule = ["POSTROUTING", "-s", HARBOR_NETWORK, "-o", "eth0", "-j", "MASQUERADE"]
+    probe = sh("ip", "netns", "exec", node.netns, "iptables", "-t", "nat", "-C", *rule,
+               check=False)  # fmt: skip
+    if probe.returncode != 0:
+        sh("ip", "netns", "exec", node.netns, "iptables", "-t", "nat", "-A", *rule)
+
+
+def write_credentials(st: LabState) -> None:
+    """The pair's credentials file (docs/runbook.md's format), root's, mode 0600: each node's
+    own address, the admin account, the lab CA its certificate is verified with."""
+    path = credentials_file(st)
+    text = "".join(
+        f"[{n.name}]\nurl = https://{n.address}\nusername = {ADMIN[0]}\n"
+        f"password = {ADMIN[1]}\ninsecure = false\nca_file = {n.ca_dir / 'ca.crt'}\n\n"
+        for n in st.nodes.values()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)
+
+
+def setup_replication(st: LabState, say: Any = print) -> str:
+    """Each node's containers NATed out of it (:func:`masquerade`), the credentials file, then
+    ``harbor-ha replication setup --credentials FILE`` on the first node (in its netns, as an
+    operator runs it there); returns what it printed."""
+    for node in st.nodes.values():
+        masquerade(node)
+    write_credentials(st)
+    first = next(iter(st.nodes.values()))
+    res = sh(
+        "nsenter", f"--net=/run/netns/{first.netns}", HARBOR_HA, "replication", "setup",
+        "--credentials", str(credentials_file(st)), timeout=60,
+    )  # fmt: skip
+    for line in res.stdout.splitlines():
+        say(f"lab: {line}")
+    return res.stdout

@@ -120,11 +120,13 @@ def without_external(compose_file: Path, ext_address: str) -> None:
         deps = svc.get("depends_on")
         if isinstance(deps, list):
             svc["depends_on"] = [d for d in deps if d not in EXTERNAL_SERVICES]
-    services["core"]["environment"] = {
+    services["core"].setdefault("environment", {}).update({
         "POSTGRESQL_ADDRESS": ext_address, "PGPORT": str(PG_PORT),
         "REDIS_ADDRESS": ext_address, "REDIS_PORT": str(REDIS_PORT),
-    }  # fmt: skip
-    services["registry"]["environment"] = {"REGISTRY_HTTP_SECRET": REGISTRY_HTTP_SECRET}
+    })  # fmt: skip
+    services["registry"].setdefault("environment", {})["REGISTRY_HTTP_SECRET"] = (
+        REGISTRY_HTTP_SECRET
+    )
     compose_file.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 

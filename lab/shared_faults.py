@@ -33,7 +33,7 @@ from lab.client import Client, http_get
 from lab.node import HTTP_PORT, harbor_ha, running_all, set_unhealthy, start_harbor_ha
 from lab.procs import kill_pid, sh
 from lab.state import LabState
-from lab.traffic import SKOPEO_TIMEOUT_S, Load, Traffic, _sha
+from lab.traffic import Load, Traffic
 
 FAULTS = ("drain", "kill", "unhealthy", "cephfs")
 
@@ -87,16 +87,6 @@ class PushPullLoad(Load):
             th = threading.Thread(target=fn, daemon=True)
             th.start()
             self._threads.append(th)
-
-
-def manifest_digest(t: Traffic, n: int) -> str | None:
-    """Tag ``n``'s manifest digest as ``t``'s registry serves it (skopeo inspect --raw)."""
-    rc, out = t._in_netns(
-        ["skopeo", "inspect", "--raw", "--retry-times", "2", "--cert-dir", str(t.ca_dir),
-         f"docker://{t.ref(n)}"],
-        SKOPEO_TIMEOUT_S, tail=0,
-    )  # fmt: skip
-    return _sha(out.encode()) if rc == 0 else None
 
 
 @dataclass
@@ -238,6 +228,6 @@ def run_fault(
     for other in serving_nodes(st):
         direct = Traffic(st.client_netns, st.nodes[other].address, ca_dir, workdir / other)
         fig.missing_on[other] = [
-            n for n, d in sorted(acked.items()) if manifest_digest(direct, n) != d
+            n for n, d in sorted(acked.items()) if direct.manifest_digest(n) != d
         ]
     return fig

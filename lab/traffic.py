@@ -135,6 +135,15 @@ class Traffic:
         finally:
             subprocess.run(["rm", "-rf", str(dest)], check=False)
 
+    def manifest_digest(self, n: int) -> str | None:
+        """Tag ``n``'s manifest digest (``skopeo inspect --raw``: no blobs), or None."""
+        rc, out = self._in_netns(
+            ["skopeo", "inspect", "--raw", "--retry-times", "2", "--cert-dir",
+             str(self.ca_dir), f"docker://{self.ref(n)}"],
+            SKOPEO_TIMEOUT_S, tail=0,
+        )  # fmt: skip
+        return _sha(out.encode()) if rc == 0 else None
+
     def psql(self, sql: str, timeout: float = PSQL_TIMEOUT_S, tail: int = 2000) -> tuple[bool, str]:
         rc, out = self._in_netns(
             ["psql", "-h", self.vip, "-U", "postgres", "-X", "-q", "-A", "-t",
@@ -262,18 +271,10 @@ class Load:
             if windows is None or any(lo <= at <= hi for lo, hi in windows):
                 got = self.t.pull(n)
             else:
-                got = self._manifest_digest(n)
+                got = self.t.manifest_digest(n)
             if got != digest:
                 missing.append(n)
         return missing
-
-    def _manifest_digest(self, n: int) -> str | None:
-        rc, out = self.t._in_netns(
-            ["skopeo", "inspect", "--raw", "--retry-times", "2", "--cert-dir",
-             str(self.t.ca_dir), f"docker://{self.t.ref(n)}"],
-            SKOPEO_TIMEOUT_S, tail=0,
-        )  # fmt: skip
-        return _sha(out.encode()) if rc == 0 else None
 
     def missing_rows(self) -> list[int]:
         rows = self.t.rows()

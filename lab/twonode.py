@@ -7,8 +7,9 @@ render-keepalived``) -> ``harbor-ha format`` -> Harbor's secrets written on the 
 filesystem (as Harbor's prepare) -> harbor-ha, then keepalived, on each node.
 ``up(mode="replicated")`` (lab/replicated.py): netns without P-ceph -> per node a containerd +
 dockerd and the Harbor project on the node's local data dir, Harbor's secrets written there ->
-``compose up -d`` on each node, until both Harbors serve -> env files (HARBOR_HA_MODE=replicated)
-and keepalived's configs -> harbor-ha, then keepalived, on each node.
+``compose up -d`` on each node, until both Harbors serve -> (registry stack) the pair's
+credentials file and ``harbor-ha replication setup`` -> env files (HARBOR_HA_MODE=replicated,
+the replication watch) and keepalived's configs -> harbor-ha, then keepalived, on each node.
 krbd is missing from this kernel, so ``rbd`` is the krbd stand-in lab/krbd_standin.py
 (rbd-fuse + loop device, named as such); each node's Ceph client has its own address, so
 fencing by address is what production does.
@@ -43,7 +44,7 @@ from lab.node import (
     start_services,
 )
 from lab.procs import alive, kill_pid, mounts_under, reap, sh
-from lab.replicated import start_harbor, wait_serving
+from lab.replicated import setup_replication, start_harbor, wait_serving
 from lab.state import (
     DEFAULT_LABDIR,
     HOSTS,
@@ -175,13 +176,17 @@ def nodes_on_one_image(st: LabState, compose: str, say: Any, t0: float) -> None:
 def harbor_on_each_node(st: LabState, compose: str, say: Any, t0: float) -> None:
     """The replicated mode's nodes: each one's dockerd and Harbor project on its local data dir
     (Harbor's secrets written there), ``compose up -d`` on EACH node, both Harbors serving
-    (bounded), then each env file (HARBOR_HA_MODE=replicated) and keepalived's config."""
+    (bounded), with the registry stack the replication set up (endpoint + event-based policy
+    on each Harbor, by the real CLI), then each env file (HARBOR_HA_MODE=replicated) and
+    keepalived's config."""
     for node in st.nodes.values():
         install_harbor(st, node, compose)
     say(f"lab: dockerd + {st.stack} images on each node ({time.monotonic() - t0:.1f} s)")
     for node in st.nodes.values():
         start_harbor(node, compose)
     wait_serving(st, say=say)
+    if st.stack == "registry":
+        setup_replication(st, say)
     for node in st.nodes.values():
         configure_node(st, node, compose)
     say("lab: env files (HARBOR_HA_MODE=replicated) and keepalived configs rendered")

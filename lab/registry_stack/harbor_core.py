@@ -7,7 +7,12 @@ Debian python3).
                                   registry: GET /; the stand-ins: GET of Harbor's path), each
                                   component but core a periodic checker as in Harbor's core: first
                                   check when core starts, then every 10 s, "unknown status" until
-                                  the first check ends; ``/api/v2.0/ping`` answers ``Pong``.
+                                  the first check ends; ``/api/v2.0/ping`` answers ``Pong``;
+                                  the replication API (registries, replication policies and
+                                  executions: lab/harbor_api.py, kept in REPLICATION_STORE on
+                                  the data volume, account ``admin`` with HARBOR_ADMIN_PASSWORD)
+                                  and ``POST /service/notifications`` (distribution's push
+                                  events), replicating with skopeo (replicator.py).
 ``harbor_core.py standin PORT``   a light stand-in (portal, jobservice, registryctl,
                                   trivy-adapter): 200 on any GET on :PORT.
 ``harbor_core.py check URL``      a Docker healthcheck: exit 0 when GET URL answers 200.
@@ -39,6 +44,10 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from lab.harbor_api import ReplicationApi
+from lab.registry_stack.replicator import Replicator
 
 CONTROL = Path("/control")
 CHECK_TIMEOUT_S = 1.0
@@ -63,6 +72,10 @@ HTTP_PORT = 8080
 
 
 CHECK_PERIOD_S = 10.0
+REPLICATION_STORE = Path("/data/harbor-ha-lab-replication.json")
+"""Where core keeps registries, policies and executions (Harbor: in PostgreSQL)."""
+NOTIFICATIONS = "/service/notifications"
+"""Distribution's notification endpoint on core (images/registry/config.yml), as Harbor's."""
 """Harbor core's period for every component checker but core's own."""
 
 
@@ -189,6 +202,19 @@ def health() -> dict[str, object]:
     return doc
 
 
+REPLICATION: list[tuple[ReplicationApi, Replicator]] = []
+"""The replication API and its replicator (set up by ``serve``; empty: 404 on its paths)."""
+
+
+def start_replication(store: Path = REPLICATION_STORE) -> None:
+    password = os.environ.get("HARBOR_ADMIN_PASSWORD", "Harbor12345")
+    api = ReplicationApi({"admin": password}, store=store, keep_requests=False)
+    api.load()
+    replicator = Replicator(api)
+    api.runner, api.ping = replicator.run, replicator.reachable
+    REPLICATION.append((api, replicator))
+
+
 class CoreHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/api/v2.0/health":
@@ -198,11 +224,43 @@ class CoreHandler(http.server.BaseHTTPRequestHandler):
         elif self.path == "/api/v2.0/ping":
             self._answer(200, b"Pong", "text/plain")
         else:
-            self._answer(404, b"not found", "text/plain")
+            self._replication()
 
-    def _answer(self, code: int, body: bytes, ctype: str) -> None:
+    def do_POST(self) -> None:
+        self._replication()
+
+    def _replication(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not REPLICATION:
+            self._answer(404, b"not found", "text/plain")
+            return
+        api, replicator = REPLICATION[0]
+        body: Any
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = "not JSON"
+        if (self.command, self.path) == ("POST", NOTIFICATIONS):
+            replicator.notified(body)
+            self._answer(200, b"", "text/plain")
+            return
+        status, answer, headers = api.handle(
+            self.command, self.path, body, self.headers.get("Authorization")
+        )
+        if isinstance(answer, bytes):
+            data = answer
+        else:
+            data = b"" if answer is None else json.dumps(answer).encode()
+        self._answer(status, data, headers.pop("Content-Type", "application/json"), headers)
+
+    def _answer(
+        self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -246,6 +304,7 @@ def serve(port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"]:
         start_checkers()
+        start_replication()
         serve(HTTP_PORT, CoreHandler)
     elif argv[:1] == ["standin"] and len(argv) == 2:
         serve(int(argv[1]), StandinHandler)

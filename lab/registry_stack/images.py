@@ -3,10 +3,12 @@
 Recipe: ``debootstrap --variant=minbase`` of bookworm from the mirror apt uses here (read from
 /etc/apt/sources.list*), with every package of the stack in ONE root (PACKAGES), pruned (apt's
 .deb cache, docs, locales, PostgreSQL's LLVM JIT), imported with ``docker import`` as the base;
-plus harbor_core.py (the health component and every image's healthcheck), then one small
+plus harbor_core.py (the health component and every image's healthcheck) and the modules it
+imports (CORE_MODULES: the replication API and the replicator), then one small
 ``DOCKER_BUILDKIT=0 docker build`` layer per service (images/<dir>/Dockerfile,
 FROM the base). All images go to ONE ``docker save`` tar in the cache, named by a hash of the
-recipe (this file's constants + every file under images/ + harbor_core.py): each node's dockerd
+recipe (this file's constants + every file under images/ + harbor_core.py + CORE_MODULES):
+each node's dockerd
 only runs ``docker load`` of it. A flock on the cache directory makes concurrent builders wait
 for the first one instead of bootstrapping twice.
 """
@@ -29,6 +31,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 IMAGES_DIR = HERE / "images"
 HEALTH_COMPONENT = HERE / "harbor_core.py"
+LAB = HERE.parent
+CORE_MODULES: dict[str, Path | None] = {
+    "lab/__init__.py": None,
+    "lab/harbor_api.py": LAB / "harbor_api.py",
+    "lab/registry_stack/__init__.py": HERE / "__init__.py",
+    "lab/registry_stack/replicator.py": HERE / "replicator.py",
+}
+"""What harbor_core.py imports, put next to it in the image (under /usr/local/bin): path there
+-> the repository's file (None: an empty package marker; the lab's own __init__ imports the
+whole lab)."""
 CACHE_DIR = Path(os.environ.get("HHLAB_CACHE", "/var/cache/harbor-ha-lab")) / ("registry-stack")
 SUITE = "bookworm"
 PACKAGES = (
@@ -39,6 +51,10 @@ PACKAGES = (
     "openssl",
     "python3",
     "ca-certificates",
+    "skopeo",
+    # skopeo's golang-github-containers-common depends on the virtual container-network-stack,
+    # which debootstrap does not resolve: netavark (one binary) provides it.
+    "netavark",
 )
 PRUNE = (
     "var/cache/apt/archives",
@@ -113,6 +129,8 @@ def recipe_hash() -> str:
     for f in sorted([*IMAGES_DIR.rglob("*"), HEALTH_COMPONENT]):
         if f.is_file():
             h.update(str(f.relative_to(HERE)).encode() + b"\0" + f.read_bytes())
+    for name, src in sorted(CORE_MODULES.items(), key=lambda kv: kv[0]):
+        h.update(name.encode() + b"\0" + (src.read_bytes() if src else b""))
     return h.hexdigest()[:12]
 
 
@@ -205,6 +223,13 @@ def build_images(docker_host: str, tag: str, workdir: Path) -> list[str]:
     bootstrap_root(root, debian_mirror())
     # In the base: every image's healthcheck runs it (`harbor_core.py check URL`).
     shutil.copy2(HEALTH_COMPONENT, root / "usr/local/bin" / HEALTH_COMPONENT.name)
+    for name, src in CORE_MODULES.items():
+        dest = root / "usr/local/bin" / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src is None:
+            dest.write_text("")
+        else:
+            shutil.copy2(src, dest)
     base = f"{BASE_REPO}:{tag}"
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     try:

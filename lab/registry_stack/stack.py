@@ -60,8 +60,12 @@ def make_certificates(cert_dir: Path, names: list[str]) -> None:
 
 def prepare_stack_data(data_dir: Path, cert_dir: Path) -> None:
     """Harbor's secrets on the data volume (lab/harbor_secrets.py), the proxy's certificate
-    being the lab CA's server certificate from ``cert_dir``."""
+    being the lab CA's server certificate from ``cert_dir``; the lab CA in ``ca_download``
+    (as Harbor's prepare puts the CA there; core binds it at /etc/core/ca, and its replicator
+    verifies the peer's certificate with it)."""
     prepare_data_volume(data_dir, cert_dir / "server.crt", cert_dir / "server.key")
+    (data_dir / "ca_download").mkdir(exist_ok=True)
+    shutil.copyfile(cert_dir / "ca.crt", data_dir / "ca_download" / "ca.crt")
 
 
 @dataclass

@@ -97,7 +97,12 @@ def bring_up(
         labmod.down(labdir, say=lambda line: _say(request, line))
 
 
-FIRST_MODULES = ("test_registry_traffic.py", "test_replicated.py", "test_shared.py")
+FIRST_MODULES = (
+    "test_registry_traffic.py",
+    "test_replicated.py",
+    "test_replicated_registry.py",
+    "test_shared.py",
+)
 """Modules with their own lab (module-scoped ``lab``): run first, so that the session's lab is
 not up at the same time (two labs on two cores would distort every timing)."""
 

@@ -59,6 +59,8 @@ keepalived's format into the real FIFO, and say so.
 
 RAN_ON = {
     "tests/faults/test_badinput.py": "no storage (CLI, intake)",
+    "tests/faults/test_replicated_registry.py": "replicated pair: each node's registry stack "
+    "on a local dir, no Ceph",
 }
 """What a row's storage ran on, by test module; every other fault row ran in the two-node lab,
 whose `rbd device map` is the krbd stand-in (rbd-fuse + loop, lab/krbd_standin.py)."""
@@ -148,6 +150,7 @@ of `HarborShape.render` / `RegistryStack.render`, used only where a test says wh
 | tests/integration/test_node_promotion.py, tests/e2e, tests/faults | the two-node lab (shape; registry stack where named) | Harbor's (30 s); the faults' former 2 s / 5 s tuning is gone (the "Fault-lab tuning" paragraph above describes the run it reports) | every 10 s |
 | tests/vm | its own one-service project | none (the daemon's probes judge it) | - |
 | tests/e2e/test_replicated.py, bench/replicated.py | the replicated-mode lab (each node's own busybox shape on a local data dir, no Ceph) | Harbor's (30 s) | every 10 s |
+| tests/e2e/test_replicated_registry.py, tests/faults/test_replicated_registry.py | the replicated-mode lab on the registry stack (each node's own stack of real programs on a local data dir, replicating to the other with skopeo) | Harbor's (30 s) | every 10 s |
 | tests/e2e/test_shared.py, bench/shared.py | the shared-mode lab: three nodes' registry stacks (without PostgreSQL and Redis) on one CephFS mounted by harbor-ha with ceph-fuse (this kernel has no ceph module), the external PostgreSQL and Redis in their own netns (one of each, their HA out of scope), HAProxy + keepalived with the VIP (keepalived's track_process removed: no proc connector in a netns) | Harbor's (30 s) | every 10 s |
 
 The replicated mode (HARBOR_HA_MODE=replicated) is held to the same real parts, without Ceph:
@@ -158,10 +161,28 @@ component turning unhealthy on the master (the VIP moves, Harbor keeps running),
 the master's harbor-ha and keepalived (the VIP moves; the restarted node comes back a
 BACKUP, never a second MASTER), a health flap on the master (never two MASTERs, no Harbor
 restarted), a broken standby (its fault file up, the master keeps the VIP) and a partition
-(both nodes MASTER while cut, the shape's known limit; one MASTER once healed).  Its
-replication is exercised against lab/harbor_api.py, a stand-in of Harbor's replication API
-(named as such: it records executions and replicates nothing); no row of this matrix runs
-the replicated mode yet.
+(both nodes MASTER while cut, the shape's known limit; one MASTER once healed).
+Replication itself runs on the registry stack (tests/e2e/test_replicated_registry.py and
+the rows of tests/faults/test_replicated_registry.py): each node's stack of real programs
+(distribution, PostgreSQL, nginx TLS) on its local data dir, the endpoint and event-based
+policy made by the real `harbor-ha replication setup`, and the lab's core replicating each
+push to the peer with `skopeo copy` (Harbor's API and behaviour: an event push that fails
+while the peer is down is recorded Failed and not retried; harbor-ha's catch-up run copies
+every image; lab/registry_stack/README.md names where it deviates from Harbor: no
+jobservice, the API's records in a JSON file instead of PostgreSQL, deletions not
+replicated).  Every acknowledged push is checked on both nodes, each at its own address.
+A limit seen while building these rows: after a partition BOTH nodes see their peer come
+back and each starts a catch-up run of every image it has, overriding; a tag that one side
+changed while cut (pushed again with other content) can be reverted by the other side's run
+(it still has the old content; which copy lands last decides).  A run that pushed every tag
+once loses nothing (the rows push each tag once); the same tag pushed with new content during
+a partition needs a check of both nodes after the heal.  A shorter outage of the peer's
+Harbor (back before the watch counted it down: 2 failed looks in a row,
+HARBOR_HA_REPLICATION_WATCH_INTERVAL_S apart) also owes a run: each look reads the newest
+executions, and an event-based one that failed, newer than those already answered, owes one
+manual run, started once the peer answers (seen missing in tests/e2e/test_replicated_registry.py
+on 2026-12-07 12:29 UTC before the watch did so: the old master's Harbor started again 1.3 s
+after the kill and 3 acknowledged pushes stayed on the new master only).
 
 A component switched unhealthy shows in the health API at core's next check (<= 10 s), in
 Docker's health after 3 failed checks (~90 s).  Since the start step is done when Harbor

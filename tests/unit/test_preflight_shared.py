@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harbor_ha.commands.preflight import _binaries, shared_mount
+from harbor_ha.commands.preflight import _binaries, drain_covers_detection, shared_mount
 from harbor_ha.settings import Settings, load_settings
 
 
@@ -59,3 +59,14 @@ def test_no_keepalived_is_needed_but_the_mount_helper_is(tmp_path: Path) -> None
     assert "ceph-fuse: executable 'no-such-ceph-fuse' not found on PATH" in [
         m for _, m in _binaries(fuse)
     ]
+
+
+def test_a_drain_shorter_than_the_balancers_detection_is_a_warning(tmp_path: Path) -> None:
+    """The drain must outlast the load balancer's detection (fall x interval + timeout of the
+    rendered checks): 10 s against the default 3 s is OK; 2 s against 2 x 2 + 1 = 5 s is a
+    WARN naming both figures and the gap."""
+    assert drain_covers_detection(settings(tmp_path))[0][0] == "OK"
+    slow = settings(tmp_path, HARBOR_HA_DRAIN_WAIT_S="2", HARBOR_HA_LB_CHECK_INTERVAL_S="2")
+    ((level, text),) = drain_covers_detection(slow)
+    assert level == "WARN" and "2 s is shorter than" in text and "5 s" in text
+    assert "last 3 s fail" in text

@@ -29,6 +29,7 @@ from harbor_ha.metrics import Metrics
 from harbor_ha.replication.api import HarborApi, HarborApiError
 from harbor_ha.replication.plan import Peer, policy_name
 from harbor_ha.replication.setup import setup_pair
+from harbor_ha.replication.watch import RECENT_EXECUTIONS as RECENT
 from harbor_ha.replication.watch import ReplicationWatch
 from lab.harbor_api import ReplicationApi, serve
 from lab.waiting import until
@@ -97,15 +98,17 @@ def policy_id(p: Pair) -> int:
 
 async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
     """The watch finds the policy setup made (harbor-ha-to-b) on a's Harbor, asks for its
-    newest execution only (page 1 of size 1: Harbor lists newest first) and summarises it:
-    the newer Failed run, not the older Succeed one; what it parsed is Harbor's model.  The
-    view /status serves ages it to the time of the read."""
+    newest executions (page 1 of RECENT_EXECUTIONS: Harbor lists newest first) and summarises
+    the newest: the newer Failed (manual) run, not the older Succeed one; what it parsed is
+    Harbor's model.  A failed manual run owes no run.  The view /status serves ages it to the
+    time of the read."""
     pid = policy_id(pair)
     old = {"id": 50, "policy_id": pid, "status": "Succeed", "trigger": "event_based",
            "start_time": "2026-12-07T05:00:00Z", "end_time": "2026-12-07T05:01:00Z",
            "status_text": "", "total": 3, "failed": 0, "succeed": 3, "in_progress": 0,
            "stopped": 0}  # fmt: skip
     new = {**old, "id": 51, "status": "Failed", "end_time": "2026-12-07T05:30:00Z",
+           "trigger": "manual",
            "failed": 2, "succeed": 1, "status_text": "dial tcp: connection refused"}  # fmt: skip
     pair.a.executions += [old, new]
     now = [datetime.datetime(2026, 12, 7, 5, 31, tzinfo=datetime.UTC).timestamp()]
@@ -117,7 +120,8 @@ async def test_the_latest_execution_is_summarised(pair: Pair) -> None:
     assert "connection refused" in s.status_text
     (target,) = [t for m, t, _ in pair.a.requests if m == "GET" and t.startswith(EXECUTIONS)]
     query = parse_qs(urlsplit(target).query)
-    assert query == {"policy_id": [str(pid)], "page": ["1"], "page_size": ["1"]}
+    assert query == {"policy_id": [str(pid)], "page": ["1"], "page_size": [str(RECENT)]}
+    assert pair.posts() == [] and watch.manual_runs == 0
     parsed = ApiClient()._ApiClient__deserialize([new], "list[ReplicationExecution]")
     assert isinstance(parsed[0], models.ReplicationExecution) and parsed[0].failed == 2
     view = watch.view()
@@ -164,6 +168,47 @@ async def test_a_peer_never_down_gets_no_manual_run(pair: Pair) -> None:
     assert pair.posts() == [] and watch.manual_runs == 0
     assert all(m == "GET" for m, _, _ in pair.a.requests + pair.b.requests)
     assert watch.summary is not None and watch.summary.status == "none"
+
+
+def failed_push(p: Pair, ident: int) -> dict[str, Any]:
+    """An event-based execution of a's policy that failed (the peer did not take the push)."""
+    return {"id": ident, "policy_id": policy_id(p), "status": "Failed", "trigger": "event_based",
+            "start_time": "2026-12-07T05:00:00Z", "end_time": "2026-12-07T05:00:01Z",
+            "status_text": "dial tcp: connection refused", "total": 1, "failed": 1,
+            "succeed": 0, "in_progress": 0, "stopped": 0}  # fmt: skip
+
+
+async def test_a_failed_push_in_a_short_outage_owes_one_run(pair: Pair) -> None:
+    """An outage shorter than the down count (the peer answered every look) still failed a
+    push, which Harbor does not retry: the look that sees the failed event-based execution
+    starts one manual run; the looks after it start none (that failure is answered)."""
+    watch = pair.watch()
+    await watch.round()
+    pair.a.executions.append(failed_push(pair, 900))
+    for _ in range(3):
+        await watch.round()
+    assert pair.posts() == [{"policy_id": policy_id(pair)}] and watch.manual_runs == 1
+    assert watch.summary is not None and watch.summary.trigger == "manual"
+    pair.a.executions.append(failed_push(pair, 901))  # a newer failure owes one more
+    await watch.round()
+    await watch.round()
+    assert watch.manual_runs == 2
+
+
+async def test_a_failed_push_is_paid_only_once_the_peer_answers(pair: Pair) -> None:
+    """A failed push seen while the peer does not answer owes a run that would fail too: none
+    is started until the peer answers, then exactly one (the outage's and the push's debts
+    are one run)."""
+    watch = pair.watch()
+    pair.peer_down()
+    pair.a.executions.append(failed_push(pair, 900))
+    for _ in range(3):
+        await watch.round()
+    assert pair.posts() == [] and watch.manual_runs == 0
+    pair.peer_up()
+    for _ in range(3):
+        await watch.round()
+    assert len(pair.posts()) == 1 and watch.manual_runs == 1
 
 
 async def test_a_catch_up_that_could_not_start_is_started_later_once(pair: Pair) -> None:

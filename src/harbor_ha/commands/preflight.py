@@ -18,6 +18,7 @@ from harbor_ha.compose.parse import service_blocks
 from harbor_ha.filesystem.mounted import mount_at
 from harbor_ha.filesystem.shared import spec_of
 from harbor_ha.filesystem.shared_spec import MountFinding
+from harbor_ha.haproxy.render import detection_s
 from harbor_ha.keepalived.render import check_config
 from harbor_ha.lease.check import check_lease
 from harbor_ha.machine import Mode
@@ -129,6 +130,20 @@ def shared_mount(s: Settings) -> list[Finding]:
     return [("FAIL", f"shared: {why}")]
 
 
+def drain_covers_detection(s: Settings) -> list[Finding]:
+    """The shared mode: a drain must wait at least the load balancer's detection time (the
+    HAProxy render's checks, from the same settings), or Harbor stops while the balancer
+    still sends new requests to it."""
+    need = detection_s(s)
+    if s.drain_wait_s < need:
+        return [("WARN", f"shared: HARBOR_HA_DRAIN_WAIT_S={s.drain_wait_s:g} s is shorter than "
+                 f"the load balancer's detection time, {need:g} s (HARBOR_HA_LB_CHECK_*: fall x "
+                 "interval + timeout): requests sent during a drain's last "
+                 f"{need - s.drain_wait_s:g} s fail")]  # fmt: skip
+    return [("OK", f"shared: a drain waits {s.drain_wait_s:g} s >= the load balancer's "
+             f"detection time, {need:g} s")]  # fmt: skip
+
+
 def replication_credentials(s: Settings) -> list[Finding]:
     """The replicated mode's credentials file (what the daemon's replication watch and
     `harbor-ha replication setup` read): missing is a warning (nothing watches replication),
@@ -175,7 +190,7 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings += await _ceph(settings, runner)
         findings += await peer_name_clash(settings)
     elif settings.mode is Mode.SHARED:
-        findings += shared_mount(settings)
+        findings += shared_mount(settings) + drain_covers_detection(settings)
     else:
         findings += replication_credentials(settings)
     if settings.mode is not Mode.SHARED:  # no keepalived on a node of the shared mode

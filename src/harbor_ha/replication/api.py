@@ -129,12 +129,17 @@ class HarborApi:
 
     async def latest_execution(self, policy_id: int) -> dict[str, Any] | None:
         """The policy's newest execution (Harbor lists them newest first), None if none."""
+        newest = await self.recent_executions(policy_id, 1)
+        return newest[0] if newest else None
+
+    async def recent_executions(self, policy_id: int, count: int) -> list[dict[str, Any]]:
+        """The policy's ``count`` newest executions, newest first (one page)."""
         path = "/replication/executions"
-        query = {"policy_id": str(policy_id), "page": "1", "page_size": "1"}
+        query = {"policy_id": str(policy_id), "page": "1", "page_size": str(count)}
         status, body, _ = await self._call("GET", path, params=query)
         if status != 200 or not isinstance(body, list) or any(type(e) is not dict for e in body):
             raise HarborApiError(f"GET {self.url}{API}{path}: HTTP {status}: {body!r:.200}")
-        return body[0] if body else None
+        return body
 
     async def start_execution(self, policy_id: int) -> int:
         return await self._create("/replication/executions", {"policy_id": policy_id})

@@ -1,7 +1,8 @@
 """The replicated pair's replication, watched from the daemon: every interval, on this node's
 own Harbor, the latest execution of the policy `harbor-ha replication setup` made (pushing to
 the peer) summarised; the peer's Harbor probed, and one manual run of the policy started when
-it comes back after an outage (:mod:`.recovery`).  Every call is bounded by a timeout; an
+it comes back after an outage or once it answers after an event-based push to it failed
+(:mod:`.recovery`).  Every call is bounded by a timeout; an
 error is counted, logged and shown, never raised out of the loop."""
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from harbor_ha.replication.summary import Summary, summarise
 log = structlog.get_logger("harbor_ha.replication")
 
 Pair = tuple[Peer, Peer, dict[str, str]]  # this node, the peer, CA file per node name
+RECENT_EXECUTIONS = 100
+"""Executions read per look (one page; Harbor's largest page): every event-based push is one
+execution, so a look sees the failures of up to 100 pushes since the last look (30 s by
+default)."""
 
 
 class Observer(Protocol):
@@ -131,13 +136,25 @@ class ReplicationWatch:
             policy_id = await self._policy_id(api, here, peer)
             if policy_id is None:
                 return
-            if self._recovery.owed:
-                await self._catch_up(api, policy_id, here, peer)
             try:
-                latest = await api.latest_execution(policy_id)
+                recent = await api.recent_executions(policy_id, RECENT_EXECUTIONS)
             except HarborApiError as exc:
                 self._fail("replication_api", str(exc))
                 return
+            if self._recovery.executions(recent):
+                log.info(
+                    "replication_push_failed", **{"from": here.name}, to=peer.name,
+                    _event="PUSH_FAILED", reason="an event-based push to the peer failed; "
+                    "Harbor does not retry it: one manual run of the policy is owed",
+                )  # fmt: skip
+            if self._recovery.payable:
+                await self._catch_up(api, policy_id, here, peer)
+                try:
+                    recent = await api.recent_executions(policy_id, 1)
+                except HarborApiError as exc:
+                    self._fail("replication_api", str(exc))
+                    return
+            latest = recent[0] if recent else None
         self.summary = summarise(policy_name(peer), policy_id, latest, self._clock())
         self.checked_at = self._clock()
         self._ok("replication_api")
@@ -232,8 +249,8 @@ class ReplicationWatch:
         self._observer.manual_run(name)
         log.info(
             "replication_catch_up", **{"from": here.name}, to=peer.name, _event="PEER_BACK",
-            reason="the peer's Harbor is back after an outage; Harbor does not retry the "
-            "event-based pushes that failed meanwhile",
+            reason="event-based pushes to the peer failed (an outage, or a push it missed); "
+            "Harbor does not retry them",
             policy=name, execution=execution,
         )  # fmt: skip
 
