@@ -27,16 +27,20 @@ def env_of(st: LabState, name: str) -> dict[str, str]:
 
 def test_replicated_env_names_the_mode_and_no_ceph_lease_or_failsafe(tmp_path: Path) -> None:
     """The replicated mode's env file: HARBOR_HA_MODE=replicated, none of the settings the mode
-    does not have (HARBOR_HA_CEPH_*, _RBD_BIN, _LEASE_*, _FAILSAFE_*), everything else as the rbd
-    lab's, HARBOR_HA_MOUNTPOINT included (Harbor's local data dir)."""
+    does not have (HARBOR_HA_CEPH_*, _RBD_BIN, _LEASE_*, _FAILSAFE_*), the replication watch's
+    own (its credentials file, a 2 s look), everything else as the rbd lab's,
+    HARBOR_HA_MOUNTPOINT included (Harbor's local data dir)."""
     rep, rbd = (
         env_of(two_nodes(tmp_path, "replicated"), "a"),
         env_of(two_nodes(tmp_path, "rbd"), "a"),
     )
     assert rep["HARBOR_HA_MODE"] == "replicated"
     assert not [k for k in rep if k.startswith(RBD_ONLY)]
+    watch = {k: v for k, v in rep.items() if k.startswith("HARBOR_HA_REPLICATION_")}
+    assert watch["HARBOR_HA_REPLICATION_CREDENTIALS_FILE"] == str(tmp_path / "replication.ini")
+    assert float(watch["HARBOR_HA_REPLICATION_WATCH_INTERVAL_S"]) == 2.0
     assert {k: v for k, v in rbd.items() if not k.startswith(RBD_ONLY)} == {
-        k: v for k, v in rep.items() if k != "HARBOR_HA_MODE"
+        k: v for k, v in rep.items() if k != "HARBOR_HA_MODE" and k not in watch
     }
     assert rep["HARBOR_HA_MOUNTPOINT"] == str(tmp_path / "a" / "data")
 
