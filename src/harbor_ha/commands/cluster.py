@@ -4,8 +4,7 @@ A node that does not answer is a warning (not compared), never a hang."""
 
 from __future__ import annotations
 
-import asyncio
-
+from harbor_ha.blocking import call_bounded
 from harbor_ha.cluster import compare_nodes
 from harbor_ha.cluster.compare import Finding
 from harbor_ha.peer.cluster import cluster_readings, local_fingerprint
@@ -23,5 +22,12 @@ async def cluster_findings(settings: Settings) -> list[Finding]:
     if settings.node_name not in {n.name for n in settings.nodes}:
         findings.append(("WARN", f"cluster: this machine ({settings.node_name}) is not in "
                          "HARBOR_HA_NODES: only the listed nodes are compared"))  # fmt: skip
-    local = await asyncio.to_thread(local_fingerprint, settings)
+    limit = settings.command_timeout_s
+    try:
+        local = await call_bounded(
+            lambda: local_fingerprint(settings), limit, "harbor-ha-fingerprint"
+        )
+    except TimeoutError:  # a hung shared mount: say so, never hang `check`
+        return [*findings, ("FAIL", f"cluster: reading Harbor's files on this node took over "
+                            f"{limit:g} s (a hung mount?): nothing compared")]  # fmt: skip
     return findings + compare_nodes(await cluster_readings(settings, local)).findings

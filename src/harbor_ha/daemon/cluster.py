@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from harbor_ha.blocking import call_bounded
 from harbor_ha.cluster import Fingerprint, compare_nodes
 from harbor_ha.cluster.fingerprint import ITEMS
 from harbor_ha.metrics import Metrics
@@ -43,8 +44,9 @@ class ClusterWatch:
         """One reading and comparison."""
         s = self._s
         try:
-            async with asyncio.timeout(s.command_timeout_s):
-                self.latest = await asyncio.to_thread(local_fingerprint, s)
+            self.latest = await call_bounded(
+                lambda: local_fingerprint(s), s.command_timeout_s, "harbor-ha-fingerprint"
+            )
         except TimeoutError:
             why = f"reading Harbor's files took over {s.command_timeout_s} s"
             self.errors.record("cluster", why)

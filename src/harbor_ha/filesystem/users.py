@@ -7,16 +7,14 @@ scan runs in a daemon thread the event loop waits for with a bound.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import signal
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
 
+from harbor_ha.blocking import call_bounded
 from harbor_ha.filesystem.mountinfo import normalize
 
 log = structlog.get_logger("harbor_ha.filesystem")
@@ -96,29 +94,10 @@ async def scan_mount_users(
     stuck on a fenced filesystem may hold: the scan must not block the
     loop, and a stuck scan thread must not block the interpreter's exit.
     """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[dict[int, str]] = loop.create_future()
-
-    def deliver(result: dict[int, str] | BaseException) -> None:
-        if future.done():
-            return
-        if isinstance(result, BaseException):
-            future.set_exception(result)
-        else:
-            future.set_result(result)
-
-    def scan() -> None:
-        result: dict[int, str] | BaseException
-        try:
-            result = find_mount_users(mountpoint, pids)
-        except Exception as exc:
-            result = exc
-        with contextlib.suppress(RuntimeError):  # loop closed meanwhile
-            loop.call_soon_threadsafe(deliver, result)
-
-    threading.Thread(target=scan, name="harbor-ha-mount-users", daemon=True).start()
     try:
-        return await asyncio.wait_for(future, max(limit_s, 0.01))
+        return await call_bounded(
+            lambda: find_mount_users(mountpoint, pids), limit_s, "harbor-ha-mount-users"
+        )
     except TimeoutError:
         log.warning("mount_users_scan_timeout", mountpoint=str(mountpoint))
         return {}
