@@ -149,6 +149,18 @@ class ReplicationApi:
             return False
         return self.users.get(user) == password
 
+    def respond(
+        self, method: str, target: str, body: Any, auth: str | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """:meth:`handle` as HTTP sends it: (status, body bytes, headers with Content-Type;
+        JSON unless the answer is raw bytes with its own)."""
+        status, answer, headers = self.handle(method, target, body, auth)
+        if isinstance(answer, bytes):
+            data = answer
+        else:
+            data = b"" if answer is None else json.dumps(answer).encode()
+        return status, data, {"Content-Type": "application/json", **headers}
+
     def handle(self, method: str, target: str, body: Any, auth: str | None) -> Answer:
         """One request: (status, JSON body or raw bytes, headers)."""
         with self._lock:
@@ -243,6 +255,15 @@ class ReplicationApi:
         return 200, None, {}
 
 
+def json_body(raw: bytes) -> Any:
+    """A request's body as the API reads it: JSON, None when empty, "not JSON" otherwise
+    (which every route refuses as Harbor does, 400)."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return "not JSON"
+
+
 def serve(api: ReplicationApi, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Serve ``api`` over plain HTTP on host:port in a daemon thread (``shutdown()`` stops
     it); the bound port is ``server.server_address[1]``."""
@@ -251,19 +272,11 @@ def serve(api: ReplicationApi, host: str = "127.0.0.1", port: int = 0) -> Thread
         def _do(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = "not JSON"
-            status, answer, headers = api.handle(
-                self.command, self.path, body, self.headers.get("Authorization")
+            status, data, headers = api.respond(
+                self.command, self.path, json_body(raw), self.headers.get("Authorization")
             )
-            if isinstance(answer, bytes):
-                data = answer
-            else:
-                data = b"" if answer is None else json.dumps(answer).encode()
             self.send_response(status)
-            for k, v in {"Content-Type": "application/json", **headers}.items():
+            for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -75,10 +75,13 @@ def add_port(bridge_netns: str, port: str, netns: str, cidr: str) -> None:
     sh("ip", "-n", netns, "link", "set", "eth0", "up")
 
 
-def make_lab_topology(st: LabState, roles: Sequence[str] = tuple(HOSTS)) -> None:
-    """The two-node lab's netns (module doc), for the ``roles`` of HOSTS (the replicated
-    lab has no P-ceph); each netns is recorded in ``st`` (and saved) before anything is put in
-    it, so ``down`` deletes it even after a failure half-way."""
+def make_lab_topology(
+    st: LabState, roles: Sequence[str] = tuple(HOSTS), hosts: Mapping[str, int] = HOSTS
+) -> None:
+    """The lab's netns (module doc), for the ``roles`` of ``hosts`` (role -> host number in
+    the subnet: the two-node lab's HOSTS, whose replicated lab has no P-ceph, or the shared
+    lab's); each netns is recorded in ``st`` (and saved) before anything is put in it, so
+    ``down`` deletes it even after a failure half-way."""
     prefixlen = ipaddress.ip_network(st.subnet).prefixlen
     br = f"{st.prefix}-br"
     for ns in (br, *(f"{st.prefix}-{role}" for role in roles)):
@@ -88,7 +91,7 @@ def make_lab_topology(st: LabState, roles: Sequence[str] = tuple(HOSTS)) -> None
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     add_bridge(br)
     for role in roles:
-        cidr = f"{host(st.subnet, HOSTS[role])}/{prefixlen}"
+        cidr = f"{host(st.subnet, hosts[role])}/{prefixlen}"
         add_port(br, f"v{role}", f"{st.prefix}-{role}", cidr)
 
 

@@ -19,7 +19,6 @@ registry's HTTP secret is one value in every node's compose file.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ from lab.ceph import start_cluster
 from lab.cephfs import CLIENT, start_cephfs
 from lab.dockerd import compose_v2_binary, start_dockerd
 from lab.external import PG_PORT, REDIS_PORT, start_external
-from lab.netns import add_bridge, add_port
+from lab.netns import make_lab_topology
 from lab.node import HTTP_PORT, install_registry_stack, start_harbor_ha
 from lab.procs import adopt, sh
 from lab.registry_stack.stack import DATA_SUBDIRS, prepare_stack_data
@@ -166,7 +165,7 @@ def up_shared(
     log_level: str,
 ) -> LabState:
     """Bring the shared lab up (module doc); on failure everything is torn down."""
-    from lab.twonode import collect_logs, down
+    from lab.twonode import down, torn_down_on_failure
 
     nodes = SHARED_NODES if nodes == ("a", "b") else nodes
     if (labdir / "state.json").exists():
@@ -182,16 +181,8 @@ def up_shared(
     st.save()
     t0 = time.monotonic()
     roles = (*nodes, "ceph", "ext", "lb", "cl")
-    try:
-        br = f"{prefix}-br"
-        for ns in (br, *(f"{prefix}-{r}" for r in roles)):
-            sh("ip", "netns", "add", ns)
-            st.netns.append(ns)
-            st.save()
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-        add_bridge(br)
-        for r in roles:
-            add_port(br, f"v{r}", f"{prefix}-{r}", f"{host(subnet, SHARED_HOSTS[r])}/{prefixlen}")
+    with torn_down_on_failure(labdir, st, say):
+        make_lab_topology(st, roles, SHARED_HOSTS)
         say(f"lab: netns {prefix}-{{br,{','.join(roles)}}} on {subnet}")
         cluster = start_cluster(
             labdir / "ceph", f"{prefix}-ceph", host(subnet, SHARED_HOSTS["ceph"]),
@@ -238,11 +229,4 @@ def up_shared(
         say(
             f"lab: harbor-ha (shared) running on {', '.join(nodes)} ({time.monotonic() - t0:.1f} s)"
         )
-    except BaseException:
-        kept = labdir.parent / f"{labdir.name}-failed-up"
-        say(f"lab: bring-up failed; node logs copied to {kept}; tearing down")
-        with contextlib.suppress(Exception):
-            collect_logs(st, kept)
-        down(labdir, say=say)
-        raise
     return st

@@ -106,7 +106,7 @@ def up(
     t0 = time.monotonic()
     rbd = mode == "rbd"
     roles = tuple(role for role in HOSTS if rbd or role != "ceph")
-    try:
+    with torn_down_on_failure(labdir, st, say):
         make_lab_topology(st, roles)
         say(
             f"lab: network namespaces {prefix}-{{{','.join(('br', *roles))}}} on {subnet} "
@@ -136,15 +136,22 @@ def up(
             f"lab: harbor-ha + keepalived running on {', '.join(nodes)} "
             f"({time.monotonic() - t0:.1f} s)"
         )
+    return st
+
+
+@contextlib.contextmanager
+def torn_down_on_failure(labdir: Path, st: LabState, say: Any) -> Iterator[None]:
+    """A lab's bring-up: on any failure (Ctrl-C included) the nodes' logs are copied beside
+    ``labdir`` (``down`` removes labdir) and everything made so far is torn down."""
+    try:
+        yield
     except BaseException:
-        # Outside labdir: down() removes labdir.
         kept = labdir.parent / f"{labdir.name}-failed-up"
         say(f"lab: bring-up failed; node logs copied to {kept}; tearing down")
         with contextlib.suppress(Exception):
             collect_logs(st, kept)
         down(labdir, say=say)
         raise
-    return st
 
 
 def ceph(st: LabState, say: Any) -> None:

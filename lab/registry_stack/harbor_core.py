@@ -44,9 +44,8 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from lab.harbor_api import ReplicationApi
+from lab.harbor_api import ReplicationApi, json_body
 from lab.registry_stack.replicator import Replicator
 
 CONTROL = Path("/control")
@@ -236,23 +235,15 @@ class CoreHandler(http.server.BaseHTTPRequestHandler):
             self._answer(404, b"not found", "text/plain")
             return
         api, replicator = REPLICATION[0]
-        body: Any
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = "not JSON"
+        body = json_body(raw)
         if (self.command, self.path) == ("POST", NOTIFICATIONS):
             replicator.notified(body)
             self._answer(200, b"", "text/plain")
             return
-        status, answer, headers = api.handle(
+        status, data, headers = api.respond(
             self.command, self.path, body, self.headers.get("Authorization")
         )
-        if isinstance(answer, bytes):
-            data = answer
-        else:
-            data = b"" if answer is None else json.dumps(answer).encode()
-        self._answer(status, data, headers.pop("Content-Type", "application/json"), headers)
+        self._answer(status, data, headers.pop("Content-Type"), headers)
 
     def _answer(
         self, code: int, body: bytes, ctype: str, headers: dict[str, str] | None = None

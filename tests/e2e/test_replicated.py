@@ -64,6 +64,19 @@ def containers(node: labmod.NodeState) -> dict[str, str]:
     return dict(line.lstrip("/").split(" ", 1) for line in out.splitlines() if line.strip())
 
 
+def flap_core(st: labmod.LabState, name: str, times: int = 4, period_s: float = 3.0) -> None:
+    """Harbor's core on node ``name`` unhealthy ``period_s``, healthy ``period_s``, ``times``
+    times (the sleeps are the fault's own cadence); healthy again whatever happens."""
+    try:
+        for _ in range(times):
+            labmod.set_unhealthy(st, name, "core", True)
+            time.sleep(period_s)
+            labmod.set_unhealthy(st, name, "core", False)
+            time.sleep(period_s)
+    finally:
+        labmod.set_unhealthy(st, name, "core", False)
+
+
 def fault_file(node: labmod.NodeState) -> str:
     """The content of the node's fault track file ('1' = FAULT, '0' = clear)."""
     try:
@@ -296,14 +309,7 @@ def test_health_flap_on_the_master_never_makes_two_masters(good_lab: Lab) -> Non
     before = {n: containers(st.nodes[n]) for n in (m, b)}
     t0 = time.time()
     with MasterWatch(st) as watch:
-        try:
-            for _ in range(4):
-                labmod.set_unhealthy(st, m, "core", True)
-                time.sleep(3.0)
-                labmod.set_unhealthy(st, m, "core", False)
-                time.sleep(3.0)
-        finally:
-            labmod.set_unhealthy(st, m, "core", False)
+        flap_core(st, m)
         helpers.wait_good(st, client)
     overlaps = master_overlaps(st, t0, {m: "MASTER", b: "BACKUP"})
     helpers.figure(

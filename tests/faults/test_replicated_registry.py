@@ -32,7 +32,7 @@ from lab.pair_images import (
 from lab.replicated import wait_serving
 from tests.e2e import helpers
 from tests.e2e.conftest import vip_client
-from tests.e2e.test_replicated import MasterWatch, master_overlaps
+from tests.e2e.test_replicated import MasterWatch, flap_core, master_overlaps
 from tests.faults.conftest import LOGS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -147,14 +147,7 @@ def test_health_flap_on_the_master_during_pushes(
     m, b = good(pair)
     t0, failed0 = time.time(), pushes.failed
     with MasterWatch(pair) as watch, Pusher(pushes, traffic_to(pair, "vip", tmp_path), "vip"):
-        try:
-            for _ in range(4):
-                lab.set_unhealthy(pair, m, "core", True)
-                time.sleep(3.0)
-                lab.set_unhealthy(pair, m, "core", False)
-                time.sleep(3.0)
-        finally:
-            lab.set_unhealthy(pair, m, "core", False)
+        flap_core(pair, m)
         final = one_master(pair)
     overlaps = master_overlaps(pair, t0, {m: "MASTER", b: "BACKUP"})
     took, missing = wait_replicated(pair, (mine := pushes.since(t0)), tmp_path, WITHIN_S)
