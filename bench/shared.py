@@ -31,7 +31,7 @@ from pathlib import Path
 import lab
 from lab.client import Client
 from lab.shared import lb_detection_s
-from lab.shared_faults import FAULTS, FaultFigures, PushPullLoad, run_fault, wait_all_serving
+from lab.shared_faults import FAULTS, FaultFigures, PushPullLoad, run_fault, wait_all_in_rotation
 from lab.traffic import Traffic
 
 
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     client: Client | None = None
     load: PushPullLoad | None = None
     try:
-        wait_all_serving(st, 300)
+        wait_all_in_rotation(st, 300)
         print(f"HAProxy's detection time as rendered: {lb_detection_s(st):g} s "
               "(fall x inter + timeout check)")  # fmt: skip
         ca = next(iter(st.nodes.values())).ca_dir

@@ -85,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         return demo(args.dir, args.advert, args.stack or "registry")
     if args.cmd == "up" and args.mode == "shared":
-        from lab.shared_faults import serving_nodes, wait_all_serving
+        from lab.shared_faults import serving_nodes, wait_all_in_rotation
 
         st = lab.up(
             args.dir, prefix=args.prefix, subnet=args.subnet, advert_s=args.advert,
             stack="registry", mode="shared", nodes=("a", "b", "c"),
         )  # fmt: skip
-        wait_all_serving(st, within_s=300)
-        print(f"lab: up; serving: {', '.join(serving_nodes(st))}; VIP {st.vip} on HAProxy")
+        wait_all_in_rotation(st, within_s=300)
+        print(f"lab: up; serving: {', '.join(serving_nodes(st))}, each UP in HAProxy; VIP "
+              f"{st.vip} on HAProxy")  # fmt: skip
         return 0
     if args.cmd == "up":
         st = lab.up(

@@ -2,16 +2,20 @@
 ``harbor-ha render-haproxy`` renders, and the real keepalived holding the VIP with the config
 ``harbor-ha render-keepalived --for lb`` renders (one balancer: the pair's second machine is
 out of the lab's scope), both from the balancer's own env file (the cluster's settings).
-One named deviation: the rendered ``track_process haproxy`` is removed, since keepalived
+HAProxy gets one addition, a stats socket (``lb/haproxy.sock``) the lab reads server states
+from.  One named deviation: the rendered ``track_process haproxy`` is removed, since keepalived
 watches processes through the kernel's proc connector, which answers only in the initial
 network namespace ("Failed to set/clear process event listen - errno 111" in a netns, and
 the instance stays in FAULT).  A balancer machine runs it as rendered.
 
     start_balancer(st, workdir, cluster_env)   # haproxy + keepalived, PIDs in st.extra_pids
+    in_rotation(st)                            # the servers HAProxy has UP
+    wait_in_rotation(st, within_s)             # until every node is
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -20,6 +24,7 @@ from lab.procs import LabError, alive, sh, spawn
 from lab.state import HARBOR_HA, LabState
 
 VIP_WITHIN_S = 30.0
+BACKEND = "harbor_nodes"
 
 
 def start_balancer(st: LabState, workdir: Path, cluster_env: dict[str, str]) -> Path:
@@ -41,6 +46,7 @@ def start_balancer(st: LabState, workdir: Path, cluster_env: dict[str, str]) -> 
     cfg, ka_conf = workdir / "haproxy.cfg", workdir / "keepalived.conf"
     cli = [HARBOR_HA, "--env-file", str(env_file)]
     sh(*cli, "render-haproxy", "-o", str(cfg))
+    cfg.write_text(with_stats_socket(cfg.read_text(), workdir / "haproxy.sock"))
     sh(*cli, "render-keepalived", "--for", "lb", "-o", str(ka_conf))
     ka_conf.write_text(without_track_process(ka_conf.read_text()))
     sh("haproxy", "-c", "-f", str(cfg))
@@ -63,6 +69,59 @@ def start_balancer(st: LabState, workdir: Path, cluster_env: dict[str, str]) -> 
             raise LabError(f"the VIP is not on {netns} after {VIP_WITHIN_S} s: {_tails(logs)}")
         time.sleep(0.2)
     return cfg
+
+
+def with_stats_socket(conf: str, sock: Path) -> str:
+    """``conf`` with a stats socket (level user: reads only) in its global section."""
+    lines = conf.splitlines()
+    at = lines.index("global") + 1
+    lines.insert(at, f"    stats socket {sock} mode 600 level user")
+    return "\n".join(lines) + "\n"
+
+
+def stats_socket(st: LabState) -> Path:
+    return Path(st.labdir) / "lb" / "haproxy.sock"
+
+
+def in_rotation(st: LabState, timeout_s: float = 2.0) -> set[str]:
+    """The servers of the backend HAProxy has UP (``show stat`` on its stats socket)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(stats_socket(st)))
+        sock.sendall(b"show stat\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    text = b"".join(chunks).decode(errors="replace")
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# "):
+        raise LabError(f"HAProxy's stats socket answered: {text[:200]!r}")
+    header = lines[0][2:].split(",")
+    name, server, status = header.index("pxname"), header.index("svname"), header.index("status")
+    up = set()
+    for line in lines[1:]:
+        row = line.split(",")
+        if len(row) > status and row[name] == BACKEND and row[server] != "BACKEND":
+            up.update([row[server]] if row[status].startswith("UP") else [])
+    return up
+
+
+def wait_in_rotation(st: LabState, within_s: float) -> float:
+    """Seconds until HAProxy has as many servers UP as the lab has nodes (LabError after
+    ``within_s``)."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            up = in_rotation(st)
+        except OSError as exc:
+            up, why = set(), str(exc)
+        else:
+            why = f"UP: {sorted(up)}"
+        if len(up) == len(st.nodes):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > within_s:
+            raise LabError(f"HAProxy has not every node UP after {within_s:g} s ({why})")
+        time.sleep(0.2)
 
 
 def without_track_process(conf: str) -> str:

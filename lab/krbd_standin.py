@@ -30,6 +30,14 @@ Implemented (output shaped like the real rbd's):
       /sys/fs/fuse/connections/N/abort (if fusectl is mounted), kill -9 it,
       `umount -l MNT`.
   rbd [common args] device list|ls [--format json]   (also `rbd showmapped`)
+  Blocklisting, as krbd: once this mapping's client address (its image watcher, found at map
+      time) is in the OSD blocklist, every further I/O fails with EIO.  rbd-fuse's librbd may
+      instead hang the I/O forever (seen: a fenced ext4 whose journal commit never returned,
+      so its umount never did); a watcher process per mapping (`rbd _watch ID`, own session)
+      asks the monitors for the blocklist every WATCH_INTERVAL_S through one librados
+      connection and, when the address is listed, kill -9's rbd-fuse: the FUSE connection
+      closes, pending and later requests fail, the loop device returns EIO.  It exits when
+      rbd-fuse is gone or the mapping is torn down.
   rbd _teardown ID   (test-fixture helper: force teardown of state entry ID, even half-made)
 
 Common args passed to rbd-fuse and to the internal real-rbd calls:
@@ -57,6 +65,7 @@ RBD_FUSE = os.environ.get("HHTEST_RBD_FUSE", "/usr/bin/rbd-fuse")
 STATE = Path(os.environ.get("HHTEST_RBD_STATE", "/run/harbor-ha-test-rbd"))
 CMD_TIMEOUT_S = 20.0
 MOUNT_WAIT_S = 20.0
+WATCH_INTERVAL_S = 1.0
 
 COMMON_WITH_VALUE = {
     "--id",
@@ -81,6 +90,7 @@ OURS = {
     ("unmap",),
     ("showmapped",),
     ("_teardown",),
+    ("_watch",),
 }
 
 
@@ -299,6 +309,7 @@ def teardown(entry: Path) -> bool:
     mnt = entry / "mnt"
     image = read(entry, "image")
     back = str(mnt / image) if image else None
+    stop_watcher(entry)
     # 1. detach the loop device(s) backed by our image file (found without stat'ing it)
     for dev, file in loops().items():
         if back is not None and (file == back or file.startswith(back + " ")):
@@ -338,7 +349,9 @@ def teardown(entry: Path) -> bool:
     if fuse_mount(mnt) is not None:
         err(f"rbd: {mnt} is still mounted")
         return False
-    for name in ("mapped", "loop", "fuse_pid", "owner", "spec", "pool", "namespace", "image"):
+    names = ("mapped", "loop", "fuse_pid", "owner", "spec", "pool", "namespace", "image",
+             "client_addr", "common", "watch_pid", "watch_error")  # fmt: skip
+    for name in names:
         (entry / name).unlink(missing_ok=True)
     for d in (mnt, entry):
         try:
@@ -349,6 +362,116 @@ def teardown(entry: Path) -> bool:
             err(f"rbd: cannot remove {d}: {exc}")
             return False
     return True
+
+
+# ------------------------------------------------------- blocklist watcher
+def pid_is_our_watcher(pid: int, entry: Path) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"_watch" in cmd and str(entry).encode() in cmd
+
+
+def stop_watcher(entry: Path) -> None:
+    """kill -9 the mapping's blocklist watcher (checked by cmdline) and wait for it."""
+    pid_s = read(entry, "watch_pid")
+    if not pid_s.isdigit():
+        return
+    pid = int(pid_s)
+    if pid_alive(pid) and pid_is_our_watcher(pid, entry):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def start_watcher(entry: Path) -> None:
+    """The mapping's blocklist watcher, in its own session (it outlives the map command)."""
+    proc = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "_watch", str(entry)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    (entry / "watch_pid").write_text(str(proc.pid))
+
+
+def rados_handle(common: list[str]) -> object:
+    """A librados handle configured from the rbd common args (connected by the caller)."""
+    import rados  # type: ignore[import-not-found]  # python3-rados, system Python
+
+    conffile, name, conf = "", None, {}
+    i = 0
+    while i < len(common):
+        a = common[i]
+        if "=" in a and a.split("=", 1)[0] in COMMON_WITH_VALUE:
+            a, value = a.split("=", 1)
+            i += 1
+        else:
+            value = common[i + 1] if i + 1 < len(common) else ""
+            i += 2
+        if a in ("-c", "--conf"):
+            conffile = value
+        elif a in ("--id", "--user"):
+            name = f"client.{value}"
+        elif a in ("-n", "--name"):
+            name = value
+        elif a in ("-m", "--mon-host", "--mon_host"):
+            conf["mon_host"] = value
+        elif a in ("-k", "--keyring"):
+            conf["keyring"] = value
+    conf["rados_mon_op_timeout"] = "5"
+    return rados.Rados(conffile=conffile, name=name, conf=conf)
+
+
+def blocklisted(handle: object, addr: str) -> bool | None:
+    """Is ``addr`` in the OSD blocklist?  None when the monitors did not answer."""
+    cmd = json.dumps({"prefix": "osd blocklist ls", "format": "json"})
+    ret, out, _ = handle.mon_command(cmd, b"", timeout=5)  # type: ignore[attr-defined]
+    if ret != 0:
+        return None
+    # Newer monitors answer two arrays, one after the other: the addresses, then the ranges.
+    text, pos, decoder = out.decode(errors="replace").strip(), 0, json.JSONDecoder()
+    while pos < len(text):
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            return None
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if isinstance(value, list) and any(
+            isinstance(e, dict) and e.get("addr") == addr for e in value
+        ):
+            return True
+    return False
+
+
+def do_watch(entry: Path) -> int:
+    """Kill -9 the mapping's rbd-fuse once its client address is blocklisted (module doc)."""
+    addr = read(entry, "client_addr")
+    pid_s = read(entry, "fuse_pid")
+    if not addr or not pid_s.isdigit():
+        return 0
+    pid = int(pid_s)
+    mnt = entry / "mnt"
+    handle: object | None = None
+    while pid_alive(pid) and (entry / "mapped").exists():
+        try:
+            if handle is None:
+                handle = rados_handle(json.loads(read(entry, "common") or "[]"))
+                handle.connect(timeout=10)  # type: ignore[attr-defined]
+            if blocklisted(handle, addr):
+                if pid_is_our_fuse(pid, mnt):
+                    os.kill(pid, signal.SIGKILL)
+                return 0
+        except Exception as exc:  # the monitors away, a half-made handle: try again later
+            (entry / "watch_error").write_text(f"{type(exc).__name__}: {exc}\n")
+            handle = None
+            time.sleep(5)
+        time.sleep(WATCH_INTERVAL_S)
+    return 0
 
 
 # ---------------------------------------------------------------- commands
@@ -425,9 +548,12 @@ def do_map(args: Args, rest: list[str]) -> int:
         )
     dev = res.stdout.strip()
     (entry / "loop").write_text(dev)
+    try:
+        ours = watcher_addrs(args, spec) - before
+    except (RuntimeError, ValueError) as exc:
+        return fail(f"rbd: {exc}\nrbd: map failed: (5) Input/output error", 5)
     if exclusive:
         try:
-            ours = watcher_addrs(args, spec) - before
             fd = os.open(dev, os.O_RDWR | os.O_DIRECT | os.O_SYNC)
             try:
                 buf = mmap.mmap(-1, 4096)  # page-aligned buffer for O_DIRECT
@@ -446,7 +572,12 @@ def do_map(args: Args, rest: list[str]) -> int:
                 "\nrbd: map failed: (30) Read-only file system",
                 30,
             )
+    if len(ours) == 1:
+        (entry / "client_addr").write_text(next(iter(ours)))
+        (entry / "common").write_text(json.dumps(args.common))
     (entry / "mapped").write_text(entry.name)
+    if len(ours) == 1:
+        start_watcher(entry)
     print(dev)
     return 0
 
@@ -511,6 +642,8 @@ def main(argv: list[str]) -> int:
         return do_map(args, rest)
     if cmd in (("device", "unmap"), ("unmap",)):
         return do_unmap(args, rest)
+    if cmd == ("_watch",):
+        return do_watch(Path(rest[0])) if rest else 22
     if cmd == ("_teardown",):
         entry = STATE / rest[0] if rest else None
         if entry is None or not entry.is_dir():

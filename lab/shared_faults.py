@@ -61,6 +61,17 @@ def wait_all_serving(st: LabState, within_s: float) -> float:
         time.sleep(1.0)
 
 
+def wait_all_in_rotation(st: LabState, within_s: float) -> float:
+    """Seconds until every node's /serving answers 200 and HAProxy has every node UP (its
+    ``rise`` checks passed): the point from which a request through the VIP can work."""
+    from lab.balancer import wait_in_rotation
+
+    t0 = time.monotonic()
+    wait_all_serving(st, within_s)
+    wait_in_rotation(st, max(within_s - (time.monotonic() - t0), 10.0))
+    return time.monotonic() - t0
+
+
 def client_node(st: LabState, client: Client, within_s: float = 30.0) -> str:
     """The node a healthy answer through the VIP came from (the client's node)."""
     deadline = time.monotonic() + within_s
@@ -81,7 +92,9 @@ class PushPullLoad(Load):
         self.base = self._take()
         digest = self.t.push(self.base)
         if digest is None:
-            raise RuntimeError(f"push of {self.t.ref(self.base)} failed on a healthy lab")
+            raise RuntimeError(
+                f"push of {self.t.ref(self.base)} failed on a healthy lab: {self.t.last_error}"
+            )
         self.base_digest = digest
         for fn in (self._push_loop, self._pull_loop):
             th = threading.Thread(target=fn, daemon=True)

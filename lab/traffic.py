@@ -97,6 +97,7 @@ class Traffic:
 
     def __init__(self, netns: str, vip: str, ca_dir: Path, workdir: Path) -> None:
         self.netns, self.vip, self.ca_dir, self.workdir = netns, vip, ca_dir, workdir
+        self.last_error = ""  # the output's tail of the last push that failed
         workdir.mkdir(parents=True, exist_ok=True)
 
     def ref(self, n: int) -> str:
@@ -111,12 +112,13 @@ class Traffic:
         it (skopeo exit 0), else None."""
         src = oci_layout(self.workdir / f"push-{n}", n)
         digest = self.workdir / f"push-{n}.digest"
-        rc, _ = self._in_netns(
+        rc, out = self._in_netns(
             ["skopeo", "copy", "--retry-times", "0", "--dest-cert-dir", str(self.ca_dir),
              "--digestfile", str(digest), f"oci:{src}", f"docker://{self.ref(n)}"],
-            SKOPEO_TIMEOUT_S,
+            SKOPEO_TIMEOUT_S, tail=400,
         )  # fmt: skip
         if rc != 0 or not digest.exists():
+            self.last_error = f"exit {rc}: {out.strip()}"
             return None
         return digest.read_text().strip()
 
@@ -209,7 +211,9 @@ class Load:
         self.base = self._take()
         digest = self.t.push(self.base)
         if digest is None:
-            raise RuntimeError(f"push of {self.t.ref(self.base)} failed on a healthy lab")
+            raise RuntimeError(
+                f"push of {self.t.ref(self.base)} failed on a healthy lab: {self.t.last_error}"
+            )
         self.base_digest = digest
         self.db_wait_s = self.t.create_table()
         for fn in (self._push_loop, self._pull_loop, self._write_loop):

@@ -26,7 +26,7 @@ import pytest
 import lab as labmod
 from lab.client import Client
 from lab.shared import lb_detection_s
-from lab.shared_faults import FaultFigures, PushPullLoad, run_fault, wait_all_serving
+from lab.shared_faults import FaultFigures, PushPullLoad, run_fault, wait_all_in_rotation
 from lab.traffic import Traffic
 from tests.e2e import helpers
 from tests.e2e.conftest import LOGS_ROOT
@@ -74,9 +74,9 @@ def shared(request: pytest.FixtureRequest) -> Iterator[SharedRun]:
     try:
         st = labmod.up(LABDIR, prefix=PREFIX, subnet=SUBNET, mode="shared", stack="registry",
                        nodes=("a", "b", "c"), say=print)  # fmt: skip
-        wait_all_serving(st, UP_WITHIN_S)
+        wait_all_in_rotation(st, UP_WITHIN_S)
         helpers.figure(
-            f"shared lab up with a, b, c serving: {time.monotonic() - t0:.1f} s; "
+            f"shared lab up with a, b, c serving, each UP in HAProxy: {time.monotonic() - t0:.1f} s; "
             f"HAProxy's rendered detection time {lb_detection_s(st):g} s"
         )
         run = SharedRun(st)

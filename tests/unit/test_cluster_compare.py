@@ -72,6 +72,21 @@ def test_missing_everywhere_is_a_warning() -> None:
     assert "FAIL" not in found
 
 
+def test_missing_everywhere_under_each_nodes_own_path_is_a_warning() -> None:
+    """An item no node can read, each reason naming the node's own path: nothing to compare,
+    so WARN listing each node's reason; nothing counted as differing."""
+    result = compare_nodes({
+        n: NodeReading(fp(core_secret=f"missing: /srv/{n}/common/config/core/env")) for n in "ab"
+    })  # fmt: skip
+    assert result.differing == set()
+    assert (
+        "WARN",
+        "cluster: core_secret (core's secret (core <-> jobservice, registryctl)) not readable "
+        "on any node: a: missing: /srv/a/common/config/core/env | b: missing: "
+        "/srv/b/common/config/core/env",
+    ) in result.findings
+
+
 def test_versions_are_shown_in_clear() -> None:
     """Harbor's version is no secret: the FAIL says which node runs which."""
     readings = {"a": NodeReading(fp("v2.6.2")), "b": NodeReading(fp("v2.7.0"))}

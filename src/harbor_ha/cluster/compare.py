@@ -54,11 +54,16 @@ def _groups(values: Mapping[str, str]) -> list[list[str]]:
 def _item_finding(item: str, values: Mapping[str, str], versions: Mapping[str, str]) -> Finding:
     groups = _groups(values)
     what = MEANING.get(item, item)
-    if len(groups) == 1:
-        value = next(iter(values.values()))
-        if _is_hash(value):
-            return ("OK", f"cluster: {item} identical on {', '.join(groups[0])}")
-        return ("WARN", f"cluster: {item} ({what}) not readable on any node: {value}")
+    if len(groups) == 1 and _is_hash(next(iter(values.values()))):
+        return ("OK", f"cluster: {item} identical on {', '.join(groups[0])}")
+    if not any(_is_hash(value) for value in values.values()):
+        # Nothing to compare; each node's reason names its own paths, so the reasons may
+        # differ without the item differing.
+        if len(groups) == 1:
+            reasons = next(iter(values.values()))
+        else:
+            reasons = " | ".join(f"{', '.join(nodes)}: {values[nodes[0]]}" for nodes in groups)
+        return ("WARN", f"cluster: {item} ({what}) not readable on any node: {reasons}")
     parts = []
     for nodes in groups:
         value = values[nodes[0]]

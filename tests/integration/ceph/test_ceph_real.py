@@ -319,6 +319,36 @@ async def test_wrapper_unmaps_a_fenced_mapping(ceph_image: CephImage, mounts: Mo
     print(f"\nforced unmap of a fenced, mounted mapping: {unmap_s:.2f} s")
 
 
+async def test_wrapper_fails_a_blocklisted_mapping_like_krbd(
+    ceph_image: CephImage, mounts: Mounts
+) -> None:
+    """Once the krbd stand-in's client is blocklisted, its watcher kills its rbd-fuse (as krbd
+    fails every later I/O, even one librbd would leave hanging): the process is gone within
+    10 s, a write + fsync on the mount fails, and the forced unmap still tears it down."""
+    img = ceph_image
+    dev_b = img.map_on(img.node_b)
+    mnt_b = mounts.mkfs_and_mount(dev_b)
+    entry = img.node_b / "0"
+    fuse_pid = int((entry / "fuse_pid").read_text())
+    watch_pid = int((entry / "watch_pid").read_text())
+    assert not process_gone(watch_pid)
+    ceph, rec = adapter(img, img.node_a)
+    t0 = time.monotonic()
+    assert len(await ceph.fence()) == 1
+    while not process_gone(fuse_pid):
+        assert time.monotonic() - t0 < 10, "rbd-fuse of the blocklisted mapping still runs"
+        await asyncio.sleep(0.1)
+    killed_s = time.monotonic() - t0
+    _, _, err = await asyncio.to_thread(write_until_error, mnt_b / "f", 30.0)
+    assert err is not None and err.errno in (5, 30, 107, 108), err
+    assert process_gone(watch_pid)
+    img.node_rbd(img.node_b, "device", "unmap", "-o", "force", dev_b)
+    mounts.umount(mnt_b)
+    assert fuse_mounts_under(img.node_b) == []
+    rec.assert_never_removed_blocklist()
+    print(f"\nblocklisted mapping's rbd-fuse gone {killed_s:.2f} s after the fence")
+
+
 async def test_fence_blocklists_the_lock_owner_whose_watch_lapsed(ceph_image: CephImage) -> None:
     """The other node's client stops answering (SIGSTOP) and the OSD drops its watch (after
     osd_client_watch_timeout, 5 s here, 30 s by default): the image has no watcher, but the
