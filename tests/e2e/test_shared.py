@@ -76,7 +76,7 @@ def shared(request: pytest.FixtureRequest) -> Iterator[SharedRun]:
                        nodes=("a", "b", "c"), say=print)  # fmt: skip
         wait_all_in_rotation(st, UP_WITHIN_S)
         helpers.figure(
-            f"shared lab up with a, b, c serving, each UP in HAProxy: {time.monotonic() - t0:.1f} s; "
+            f"shared lab up, a, b, c serving and UP in HAProxy: {time.monotonic() - t0:.1f} s; "
             f"HAProxy's rendered detection time {lb_detection_s(st):g} s"
         )
         run = SharedRun(st)
