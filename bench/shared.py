@@ -3,9 +3,12 @@ HAProxy, under continuous skopeo pushes and pulls through the VIP.
 
 Run as root from the repository top::
 
-    .venv/bin/python -m bench.shared [--runs N] [--faults drain,kill,unhealthy,cephfs]
-                                     [--dir /var/tmp/hhbsh] [--prefix hhbsh]
-                                     [--subnet 10.94.0.0/24]
+    .venv/bin/python -m bench.shared [--runs N] [--faults drain,kill,unhealthy,cephfs,crash]
+                                     [--session-timeout S] [--dir /var/tmp/hhbsh]
+                                     [--prefix hhbsh] [--subnet 10.94.0.0/24]
+
+``--session-timeout S`` sets the CephFS's session_timeout (default: Ceph's, 60 s): how long
+the MDS waits for a silent client (a crashed node's) before the others get its capabilities.
 
 It brings up its OWN shared lab (lab.up(mode="shared"): nodes a, b, c on one CephFS mounted
 with ceph-fuse, the external PostgreSQL and Redis, HAProxy + keepalived with the VIP;
@@ -43,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", type=Path, default=Path("/var/tmp/hhbsh"))
     p.add_argument("--prefix", default="hhbsh")
     p.add_argument("--subnet", default="10.94.0.0/24")
+    p.add_argument("--session-timeout", type=int, default=None)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("bench.shared: run as root", file=sys.stderr)
@@ -51,7 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench.shared: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     st = lab.up(args.dir, prefix=args.prefix, subnet=args.subnet, mode="shared",
-                stack="registry", nodes=("a", "b", "c"))  # fmt: skip
+                stack="registry", nodes=("a", "b", "c"),
+                cephfs_session_timeout_s=args.session_timeout)  # fmt: skip
+    default = args.session_timeout is None
+    timeout = "60 s (Ceph's default)" if default else f"{args.session_timeout} s"
+    print(f"CephFS session_timeout: {timeout}")
     figures: list[FaultFigures] = []
     client: Client | None = None
     load: PushPullLoad | None = None

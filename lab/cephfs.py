@@ -67,9 +67,13 @@ def _active(cluster: CephCluster, name: str) -> bool:
     return False
 
 
-def start_cephfs(cluster: CephCluster, name: str = FS_NAME) -> CephFS:
-    """Start mds.a, create the pools and the filesystem, wait until the MDS is active, and
-    create client.harborfs (``ceph fs authorize NAME client.harborfs / rw``)."""
+def start_cephfs(
+    cluster: CephCluster, name: str = FS_NAME, *, session_timeout_s: int | None = None
+) -> CephFS:
+    """Start mds.a, create the pools and the filesystem (its session_timeout set when
+    given: how long the MDS waits for a silent client before it takes back its capabilities),
+    wait until the MDS is active, and create client.harborfs (``ceph fs authorize NAME
+    client.harborfs / rw``)."""
     started = time.monotonic()
     _mds_conf(cluster)
     mds_dir = cluster.workdir / "mds.a"
@@ -82,6 +86,8 @@ def start_cephfs(cluster: CephCluster, name: str = FS_NAME) -> CephFS:
     cluster.admin("osd", "pool", "create", f"{name}_meta", "8", "8")
     cluster.admin("osd", "pool", "create", f"{name}_data", "8", "8")
     cluster.admin("fs", "new", name, f"{name}_meta", f"{name}_data")
+    if session_timeout_s is not None:
+        cluster.admin("fs", "set", name, "session_timeout", str(session_timeout_s))
     mds = _spawn(
         [*cluster.ns_prefix(), "ceph-mds", "-c", str(cluster.conf), "-i", "a", "-f"],
         cluster.workdir / "log" / "mds.a.out",

@@ -163,6 +163,7 @@ def up_shared(
     nodes: tuple[str, ...],
     say: Any,
     log_level: str,
+    session_timeout_s: int | None = None,
 ) -> LabState:
     """Bring the shared lab up (module doc); on failure everything is torn down."""
     from lab.twonode import down, torn_down_on_failure
@@ -191,10 +192,12 @@ def up_shared(
         st.ceph_dir, st.ceph_conf = str(cluster.workdir), str(cluster.conf)
         st.ceph_pids = dict(cluster.pids)
         st.save()
-        fs = start_cephfs(cluster)
+        fs = start_cephfs(cluster, session_timeout_s=session_timeout_s)
         st.ceph_keyring, st.ceph_pids = str(fs.client_keyring), dict(cluster.pids)
         st.save()
-        say(f"lab: ceph mon + osd + mds, CephFS {fs.name} ({time.monotonic() - t0:.1f} s)")
+        timeout = "Ceph's default" if session_timeout_s is None else f"{session_timeout_s} s"
+        say(f"lab: ceph mon + osd + mds, CephFS {fs.name}, session_timeout {timeout} "
+            f"({time.monotonic() - t0:.1f} s)")  # fmt: skip
         ext = host(subnet, SHARED_HOSTS["ext"])
         start_external(st, labdir / "ext", ext)
         say(f"lab: PostgreSQL + Redis in {prefix}-ext at {ext} ({time.monotonic() - t0:.1f} s)")

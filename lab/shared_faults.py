@@ -17,6 +17,11 @@ the VIP names it: ``served_by``).
                switched off, the node rejoins by itself
     cephfs     kill -9 of the node's ceph-fuse (its shared mount is lost); it rejoins by
                itself (unmount, backoff, mount again)
+    crash      the node as a whole: kill -9 of harbor-ha, the Harbor containers and
+               ceph-fuse together (what is left of a node that died); restarted as after a
+               reboot, harbor-ha mounts again and starts Harbor.  The other nodes' registries
+               wait for the dead client's CephFS capabilities until the MDS times its session
+               out (the filesystem's session_timeout)
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from lab.procs import kill_pid, sh
 from lab.state import LabState
 from lab.traffic import Load, Traffic
 
-FAULTS = ("drain", "kill", "unhealthy", "cephfs")
+FAULTS = ("drain", "kill", "unhealthy", "cephfs", "crash")
 
 
 def serving(st: LabState, name: str) -> bool:
@@ -142,11 +147,13 @@ def inject(st: LabState, fault: str, name: str) -> None:
     node = st.nodes[name]
     if fault == "drain":
         harbor_ha(node, "drain")
-    elif fault == "kill":
+    elif fault in ("kill", "crash"):
         kill_pid(node.pids["harbor-ha"], signal.SIGKILL, wait_s=15)
         ids = list(running_all(node))
         if ids:
             sh("docker", "-H", node.docker_host, "kill", *ids, check=False, timeout=60)
+        if fault == "crash" and not kill_fuse(node.mountpoint):
+            raise RuntimeError(f"no ceph-fuse serving {node.mountpoint}")
     elif fault == "unhealthy":
         set_unhealthy(st, name, "core", True)
     elif fault == "cephfs":
@@ -166,7 +173,7 @@ def recover(st: LabState, fault: str, name: str, within_s: float) -> None:
                 raise RuntimeError(f"{name} not DOWN {within_s:g} s after its drain")
             time.sleep(0.5)
         harbor_ha(node, "maintenance", "off")
-    elif fault == "kill":
+    elif fault in ("kill", "crash"):
         time.sleep(2.0)  # down a little while, as a crashed daemon before systemd restarts it
         start_harbor_ha(node)
         st.save()

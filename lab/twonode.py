@@ -69,6 +69,7 @@ def up(
     log_level: str = "info",
     stack: str = "shape",
     mode: str = "rbd",
+    cephfs_session_timeout_s: int | None = None,
 ) -> LabState:
     """Bring the whole lab up; on failure everything made so far is torn down.
 
@@ -76,7 +77,9 @@ def up(
     ``command`` line (argv, rc, duration_ms) per external command (bench/failover.py uses
     it).  ``stack``: the Harbor project on the nodes, the busybox shape or the registry stack
     of real programs (lab/state.py STACKS).  ``mode``: harbor-ha's mode (lab/state.py MODES);
-    "replicated" has no Ceph and runs each node's Harbor on its local data dir all the time."""
+    "replicated" has no Ceph and runs each node's Harbor on its local data dir all the time.
+    ``cephfs_session_timeout_s`` (shared mode): the CephFS's session_timeout (None: Ceph's
+    default, 60 s)."""
     if stack not in STACKS:
         raise ValueError(f"stack {stack!r}: one of {', '.join(STACKS)}")
     if mode not in MODES:
@@ -85,7 +88,8 @@ def up(
         from lab.shared import up_shared
 
         return up_shared(labdir, prefix=prefix, subnet=subnet, advert_s=advert_s,
-                         nodes=nodes, say=say, log_level=log_level)  # fmt: skip
+                         nodes=nodes, say=say, log_level=log_level,
+                         session_timeout_s=cephfs_session_timeout_s)  # fmt: skip
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)
