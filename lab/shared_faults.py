@@ -22,25 +22,29 @@ the VIP names it: ``served_by``).
                reboot, harbor-ha mounts again and starts Harbor.  The other nodes' registries
                wait for the dead client's CephFS capabilities until the MDS times its session
                out (the filesystem's session_timeout)
+    crash-evict  the crash, then what the runbook tells an operator to do about the wait:
+               evict the dead node's CephFS sessions at the MDS (``session ls``, the
+               sessions from the node's address, ``client evict id=...``, as client.admin)
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lab.cephfs import kill_fuse
+from lab.cephfs import FS_NAME, kill_fuse
 from lab.client import Client, http_get
 from lab.node import HTTP_PORT, harbor_ha, running_all, set_unhealthy, start_harbor_ha
 from lab.procs import kill_pid, sh
 from lab.state import LabState
 from lab.traffic import Load, Traffic
 
-FAULTS = ("drain", "kill", "unhealthy", "cephfs", "crash")
+FAULTS = ("drain", "kill", "unhealthy", "cephfs", "crash", "crash-evict")
 
 
 def serving(st: LabState, name: str) -> bool:
@@ -147,13 +151,15 @@ def inject(st: LabState, fault: str, name: str) -> None:
     node = st.nodes[name]
     if fault == "drain":
         harbor_ha(node, "drain")
-    elif fault in ("kill", "crash"):
+    elif fault in ("kill", "crash", "crash-evict"):
         kill_pid(node.pids["harbor-ha"], signal.SIGKILL, wait_s=15)
         ids = list(running_all(node))
         if ids:
             sh("docker", "-H", node.docker_host, "kill", *ids, check=False, timeout=60)
-        if fault == "crash" and not kill_fuse(node.mountpoint):
+        if fault != "kill" and not kill_fuse(node.mountpoint):
             raise RuntimeError(f"no ceph-fuse serving {node.mountpoint}")
+        if fault == "crash-evict" and not evict_sessions(st, node.address):
+            raise RuntimeError(f"no CephFS session from {node.address} at the MDS")
     elif fault == "unhealthy":
         set_unhealthy(st, name, "core", True)
     elif fault == "cephfs":
@@ -161,6 +167,27 @@ def inject(st: LabState, fault: str, name: str) -> None:
             raise RuntimeError(f"no ceph-fuse serving {node.mountpoint}")
     else:
         raise ValueError(f"fault {fault!r}: one of {', '.join(FAULTS)}")
+
+
+def _admin(st: LabState, *args: str) -> str:
+    """``ceph ARGS`` as client.admin in the lab's Ceph netns; its stdout."""
+    return sh(
+        "nsenter", f"--net=/run/netns/{st.prefix}-ceph", "ceph", "-c", st.ceph_conf,
+        "--id", "admin", "--keyring", str(Path(st.ceph_dir) / "keyring.admin"), *args,
+        timeout=30,
+    ).stdout  # fmt: skip
+
+
+def evict_sessions(st: LabState, address: str) -> list[int]:
+    """Evict every CephFS session from ``address`` at the MDS (the runbook's procedure);
+    the evicted session ids."""
+    rank = f"mds.{FS_NAME}:0"
+    sessions = json.loads(_admin(st, "tell", rank, "session", "ls", "--format", "json"))
+    own = re.compile(rf"(^|[ :/]){re.escape(address)}:")
+    ids = [int(sess["id"]) for sess in sessions if own.search(str(sess.get("inst", "")))]
+    for sid in ids:
+        _admin(st, "tell", rank, "client", "evict", f"id={sid}")
+    return ids
 
 
 def recover(st: LabState, fault: str, name: str, within_s: float) -> None:
@@ -173,7 +200,7 @@ def recover(st: LabState, fault: str, name: str, within_s: float) -> None:
                 raise RuntimeError(f"{name} not DOWN {within_s:g} s after its drain")
             time.sleep(0.5)
         harbor_ha(node, "maintenance", "off")
-    elif fault in ("kill", "crash"):
+    elif fault in ("kill", "crash", "crash-evict"):
         time.sleep(2.0)  # down a little while, as a crashed daemon before systemd restarts it
         start_harbor_ha(node)
         st.save()

@@ -137,6 +137,17 @@ def test_a_node_cut_from_cephfs_leaves_rotation_and_loses_no_push(shared: Shared
     assert fig.missing == 0, fig.line()
 
 
+def test_a_crashed_node_leaves_rotation_and_loses_no_push(shared: SharedRun) -> None:
+    """The client's node dies as a whole (kill -9 of harbor-ha, its Harbor containers and its
+    ceph-fuse): HAProxy takes it out; the other nodes' registries wait for the dead CephFS
+    client's capabilities until the MDS times its session out (the wait is printed);
+    restarted, harbor-ha mounts again and serves; every acknowledged push is there."""
+    fig = shared.fault("crash")
+    assert fig.pushes > 0
+    assert fig.out_of_rotation_s is not None, fig.line()
+    assert fig.missing == 0, fig.line()
+
+
 def test_every_acknowledged_push_of_the_run_pulls_back(shared: SharedRun) -> None:
     """After all the faults, every push the registry acknowledged during the module pulls
     back through the VIP with its digest."""
