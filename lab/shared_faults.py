@@ -54,6 +54,22 @@ def serving(st: LabState, name: str) -> bool:
     return code == 200
 
 
+def evictions_of(st: LabState, name: str) -> int:
+    """How often the other nodes evicted ``name``'s CephFS sessions (the sum of their
+    harbor_ha_cephfs_evictions_total{node=name,outcome="done"})."""
+    total = 0
+    for other, node in st.nodes.items():
+        if other == name:
+            continue
+        _, body = http_get(st.client_netns, f"http://{node.address}:{HTTP_PORT}/metrics", 3.0)
+        for line in body.splitlines():
+            if line.startswith("harbor_ha_cephfs_evictions_total{") and (
+                f'node="{name}"' in line and 'outcome="done"' in line
+            ):
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
 def serving_nodes(st: LabState) -> list[str]:
     return [n for n in st.nodes if serving(st, n)]
 
@@ -123,6 +139,7 @@ class FaultFigures:
     back_s: float = 0.0  # fault -> every node serving again
     client_back_s: float | None = None  # fault -> a push and a pull begun after it succeeded
     acked_in_window: int = 0
+    evicted: int = 0  # evictions of the node's CephFS sessions by the others (their metric)
     missing_via_vip: list[int] = field(default_factory=list)
     missing_on: dict[str, list[int]] = field(default_factory=dict)
 
@@ -143,7 +160,8 @@ class FaultFigures:
             f"out of rotation after {out}; all serving again after {self.back_s:.1f} s; "
             f"pushes and pulls through the VIP succeed again after {self.client_back_s} s; "
             f"acknowledged pushes missing {self.missing} of {self.acked_in_window} "
-            f"(via VIP {len(self.missing_via_vip)}; {per_node})"
+            f"(via VIP {len(self.missing_via_vip)}; {per_node}); its CephFS sessions evicted "
+            f"by the others {self.evicted}x"
         )
 
 
@@ -248,6 +266,7 @@ def run_fault(
     push acknowledged in it through the VIP and on each serving node."""
     name = client_node(st, client)
     time.sleep(settle_s)
+    evicted_before = evictions_of(st, name)
     t0 = time.time()
     inject(st, fault, name)
     fig = FaultFigures(fault, name)
@@ -270,6 +289,7 @@ def run_fault(
     fig.pulls, fig.pulls_failed = len(pulls), sum(1 for _, ok in pulls if not ok)
     acked = {n: d for n, (at, d) in list(load.pushes.acked.items()) if t0 <= at <= t1}
     fig.acked_in_window = len(acked)
+    fig.evicted = evictions_of(st, name) - evicted_before
     vip = load.t
     fig.missing_via_vip = [n for n, d in sorted(acked.items()) if vip.pull(n) != d]
     for other in serving_nodes(st):
