@@ -152,3 +152,19 @@ def test_eviction_settings_are_refused_where_they_cannot_work(
     assert any(words in p for p in err.value.problems), err.value.problems
     assert load_settings(None, {**BASE, **change, "HARBOR_HA_SHARED_EVICT_AFTER_S": "0"})
     assert load_settings(None, BASE).shared_evict_after_s == 10
+
+
+async def test_check_says_whether_the_user_may_evict() -> None:
+    """`check` with eviction on: OK when the MDS lists its sessions to the node's user, FAIL
+    naming the missing caps when it refuses; nothing said (no command run) when it is off."""
+    from harbor_ha.commands.preflight import eviction_access
+
+    on = example_settings(cephfs_name="harborfs", ceph_user="harbor", shared_evict_after_s=10)
+    ok = FakeRunner([by_substring({"session ls": SESSIONS})])
+    [(level, text)] = await eviction_access(on, ok)
+    assert level == "OK" and "mds.harborfs:0 lists 5 session(s) to harbor" in text
+    denied = FakeRunner([by_substring({"session ls": reply("", "Error EACCES: denied", 13)})])
+    [(level, text)] = await eviction_access(on, denied)
+    assert level == "FAIL" and "mds 'allow *'" in text and "EACCES" in text
+    off = FakeRunner()
+    assert await eviction_access(example_settings(), off) == [] and off.calls == []

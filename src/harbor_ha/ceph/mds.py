@@ -54,3 +54,13 @@ async def evict_sessions_from(runner: Runner, settings: Settings, host: str) -> 
     for sid in ids:
         await _tell(runner, settings, "client", "evict", f"id={sid}")
     return ids
+
+
+async def mds_sessions_readable(runner: Runner, settings: Settings) -> int:
+    """How many sessions the MDS lists to this node's Ceph user (``session ls``, read-only):
+    the eviction's access, checked. CephError when it refuses or does not answer."""
+    out = await _tell(runner, settings, "session", "ls", "--format", "json")
+    sessions = json.loads(out) if out.strip().startswith("[") else None
+    if not isinstance(sessions, list):
+        raise CephError(f"session ls: not a list: {out[:200]!r}")
+    return len(sessions)
