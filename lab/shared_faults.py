@@ -18,13 +18,16 @@ the VIP names it: ``served_by``).
     cephfs     kill -9 of the node's ceph-fuse (its shared mount is lost); it rejoins by
                itself (unmount, backoff, mount again)
     crash      the node as a whole: kill -9 of harbor-ha, the Harbor containers and
-               ceph-fuse together (what is left of a node that died); restarted as after a
-               reboot, harbor-ha mounts again and starts Harbor.  The other nodes' registries
-               wait for the dead client's CephFS capabilities until the MDS times its session
-               out (the filesystem's session_timeout)
-    crash-evict  the crash, then what the runbook tells an operator to do about the wait:
-               evict the dead node's CephFS sessions at the MDS (``session ls``, the
-               sessions from the node's address, ``client evict id=...``, as client.admin)
+               ceph-fuse together (what is left of a node that died); restarted
+               NODE_DOWN_S later, as after a reboot: harbor-ha mounts again and starts
+               Harbor.  Meanwhile the other nodes evict its CephFS session once its
+               harbor-ha is unanswered for HARBOR_HA_SHARED_EVICT_AFTER_S (the lab's
+               EVICT_AFTER_S); without that (0) their registries wait for the dead
+               client's capabilities until the MDS times its session out
+    crash-evict  the crash, then what the runbook tells an operator to do by hand (with the
+               nodes' eviction off): evict the dead node's CephFS sessions at the MDS
+               (``session ls``, the sessions from the node's address, ``client evict
+               id=...``, as client.admin)
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from lab.procs import kill_pid, sh
 from lab.state import LabState
 from lab.traffic import Load, Traffic
 
+NODE_DOWN_S = 20.0
+"""How long a crashed node stays down before its harbor-ha starts again (a reboot)."""
 FAULTS = ("drain", "kill", "unhealthy", "cephfs", "crash", "crash-evict")
 
 
@@ -219,7 +224,9 @@ def recover(st: LabState, fault: str, name: str, within_s: float) -> None:
             time.sleep(0.5)
         harbor_ha(node, "maintenance", "off")
     elif fault in ("kill", "crash", "crash-evict"):
-        time.sleep(2.0)  # down a little while, as a crashed daemon before systemd restarts it
+        # down a little while, as a crashed daemon before systemd restarts it; a node that
+        # died comes back after a reboot at the earliest
+        time.sleep(2.0 if fault == "kill" else NODE_DOWN_S)
         start_harbor_ha(node)
         st.save()
     elif fault == "unhealthy":
