@@ -4,11 +4,14 @@ HAProxy, under continuous skopeo pushes and pulls through the VIP.
 Run as root from the repository top::
 
     .venv/bin/python -m bench.shared [--runs N] [--faults drain,kill,unhealthy,cephfs,crash]
-                                     [--session-timeout S] [--dir /var/tmp/hhbsh]
+                                     [--session-timeout S] [--evict-after S]
+                                     [--dir /var/tmp/hhbsh]
                                      [--prefix hhbsh] [--subnet 10.94.0.0/24]
 
 ``--session-timeout S`` sets the CephFS's session_timeout (default: Ceph's, 60 s): how long
 the MDS waits for a silent client (a crashed node's) before the others get its capabilities.
+``--evict-after S`` sets the nodes' HARBOR_HA_SHARED_EVICT_AFTER_S (default: the lab's 5 s;
+0: no eviction, the others wait for the MDS).
 
 It brings up its OWN shared lab (lab.up(mode="shared"): nodes a, b, c on one CephFS mounted
 with ceph-fuse, the external PostgreSQL and Redis, HAProxy + keepalived with the VIP;
@@ -47,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefix", default="hhbsh")
     p.add_argument("--subnet", default="10.94.0.0/24")
     p.add_argument("--session-timeout", type=int, default=None)
+    p.add_argument("--evict-after", type=float, default=None)
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         print("bench.shared: run as root", file=sys.stderr)
@@ -56,10 +60,12 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
     st = lab.up(args.dir, prefix=args.prefix, subnet=args.subnet, mode="shared",
                 stack="registry", nodes=("a", "b", "c"),
-                cephfs_session_timeout_s=args.session_timeout)  # fmt: skip
+                cephfs_session_timeout_s=args.session_timeout,
+                evict_after_s=args.evict_after)  # fmt: skip
     default = args.session_timeout is None
     timeout = "60 s (Ceph's default)" if default else f"{args.session_timeout} s"
-    print(f"CephFS session_timeout: {timeout}")
+    print(f"CephFS session_timeout: {timeout}; the nodes' HARBOR_HA_SHARED_EVICT_AFTER_S: "
+          f"{st.evict_after_s:g} s (0: no eviction)")  # fmt: skip
     figures: list[FaultFigures] = []
     client: Client | None = None
     load: PushPullLoad | None = None
@@ -84,12 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         if client is not None:
             client.close()
         lab.down(args.dir)
-    print(f"\n{'fault':<10} {'failed':>7} {'of':>5} {'out of rotation s':>18} "
-          f"{'client back s':>14} {'missing':>8}")  # fmt: skip
+    print(f"\n{'fault':<12} {'failed':>7} {'of':>5} {'out of rotation s':>18} "
+          f"{'client back s':>14} {'missing':>8} {'evicted':>8}")  # fmt: skip
     for f in figures:
         out = "-" if f.out_of_rotation_s is None else f"{f.out_of_rotation_s:.1f}"
-        print(f"{f.fault:<10} {f.failed:>7} {f.pushes + f.pulls:>5} {out:>18} "
-              f"{f.client_back_s!s:>14} {f.missing:>8}")  # fmt: skip
+        print(f"{f.fault:<12} {f.failed:>7} {f.pushes + f.pulls:>5} {out:>18} "
+              f"{f.client_back_s!s:>14} {f.missing:>8} {f.evicted:>8}")  # fmt: skip
     return 0
 
 

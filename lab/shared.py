@@ -29,8 +29,8 @@ import yaml
 from harbor_ha.haproxy import detection_s
 from harbor_ha.settings import load_settings
 from lab.balancer import start_balancer
-from lab.ceph import start_cluster
-from lab.cephfs import CLIENT, start_cephfs
+from lab.ceph import CephCluster, start_cluster
+from lab.cephfs import CLIENT, FS_NAME, start_cephfs
 from lab.dockerd import compose_v2_binary, start_dockerd
 from lab.external import PG_PORT, REDIS_PORT, start_external
 from lab.netns import make_lab_topology
@@ -53,6 +53,10 @@ LB_CHECK = {"HARBOR_HA_LB_CHECK_INTERVAL_S": "1", "HARBOR_HA_LB_CHECK_TIMEOUT_S"
             "HARBOR_HA_LB_CHECK_FALL": "2", "HARBOR_HA_LB_CHECK_RISE": "2"}  # fmt: skip
 """The balancer's checks of /serving (HAProxy's inter, timeout check, fall, rise)."""
 DRAIN_MARGIN_S = 2.0
+EVICT_AFTER_S = 5.0
+"""A node whose harbor-ha goes unanswered this long is dead to the others, who evict its
+CephFS sessions (above HAProxy's 3 s detection time: a node the balancer still sends to is
+never evicted)."""
 """A drain waits the balancer's detection time plus this (requests in flight)."""
 
 
@@ -91,6 +95,8 @@ def shared_node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_CEPH_USER": CLIENT,
         "HARBOR_HA_MOUNTPOINT": str(node.mountpoint),
         "HARBOR_HA_DRAIN_WAIT_S": str(lb_detection_s(st) + DRAIN_MARGIN_S),
+        "HARBOR_HA_SHARED_EVICT_AFTER_S": str(st.evict_after_s),
+        "HARBOR_HA_CEPHFS_NAME": FS_NAME,
         "HARBOR_HA_KEEPALIVED_FIFO": str(run / "keepalived.fifo"),
         "HARBOR_HA_PRIORITY_FILE": str(run / "priority"),
         "HARBOR_HA_FAULT_FILE": str(run / "fault"),
@@ -106,6 +112,15 @@ def shared_node_env(st: LabState, node: NodeState, compose: str) -> str:
         "HARBOR_HA_BACKOFF_INITIAL_S": "5",
     }
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def allow_mds_commands(cluster: CephCluster, fs_name: str) -> None:
+    """The nodes' Ceph user as ``fs authorize`` made it, but allowed MDS commands (``mds
+    'allow *'``): harbor-ha evicts a dead node's sessions with it."""
+    cluster.admin(
+        "auth", "caps", f"client.{CLIENT}", "mon", f"allow r fsname={fs_name}",
+        "mds", "allow *", "osd", f"allow rw tag cephfs data={fs_name}",
+    )  # fmt: skip
 
 
 def without_external(compose_file: Path, ext_address: str) -> None:
@@ -164,6 +179,7 @@ def up_shared(
     say: Any,
     log_level: str,
     session_timeout_s: int | None = None,
+    evict_after_s: float = EVICT_AFTER_S,
 ) -> LabState:
     """Bring the shared lab up (module doc); on failure everything is torn down."""
     from lab.twonode import down, torn_down_on_failure
@@ -177,7 +193,7 @@ def up_shared(
     st = LabState(
         prefix=prefix, subnet=subnet, labdir=str(labdir), advert_s=advert_s,
         vip=f"{host(subnet, VIP_HOST)}/{prefixlen}", client_netns=f"{prefix}-cl",
-        log_level=log_level, stack="registry", mode="shared",
+        log_level=log_level, stack="registry", mode="shared", evict_after_s=evict_after_s,
     )  # fmt: skip
     st.save()
     t0 = time.monotonic()
@@ -193,6 +209,7 @@ def up_shared(
         st.ceph_pids = dict(cluster.pids)
         st.save()
         fs = start_cephfs(cluster, session_timeout_s=session_timeout_s)
+        allow_mds_commands(cluster, fs.name)
         st.ceph_keyring, st.ceph_pids = str(fs.client_keyring), dict(cluster.pids)
         st.save()
         timeout = "Ceph's default" if session_timeout_s is None else f"{session_timeout_s} s"

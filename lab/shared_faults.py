@@ -18,13 +18,16 @@ the VIP names it: ``served_by``).
     cephfs     kill -9 of the node's ceph-fuse (its shared mount is lost); it rejoins by
                itself (unmount, backoff, mount again)
     crash      the node as a whole: kill -9 of harbor-ha, the Harbor containers and
-               ceph-fuse together (what is left of a node that died); restarted as after a
-               reboot, harbor-ha mounts again and starts Harbor.  The other nodes' registries
-               wait for the dead client's CephFS capabilities until the MDS times its session
-               out (the filesystem's session_timeout)
-    crash-evict  the crash, then what the runbook tells an operator to do about the wait:
-               evict the dead node's CephFS sessions at the MDS (``session ls``, the
-               sessions from the node's address, ``client evict id=...``, as client.admin)
+               ceph-fuse together (what is left of a node that died); restarted
+               NODE_DOWN_S later, as after a reboot: harbor-ha mounts again and starts
+               Harbor.  Meanwhile the other nodes evict its CephFS session once its
+               harbor-ha is unanswered for HARBOR_HA_SHARED_EVICT_AFTER_S (the lab's
+               EVICT_AFTER_S); without that (0) their registries wait for the dead
+               client's capabilities until the MDS times its session out
+    crash-evict  the crash, then what the runbook tells an operator to do by hand (with the
+               nodes' eviction off): evict the dead node's CephFS sessions at the MDS
+               (``session ls``, the sessions from the node's address, ``client evict
+               id=...``, as client.admin)
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ from lab.procs import kill_pid, sh
 from lab.state import LabState
 from lab.traffic import Load, Traffic
 
+NODE_DOWN_S = 20.0
+"""How long a crashed node stays down before its harbor-ha starts again (a reboot)."""
 FAULTS = ("drain", "kill", "unhealthy", "cephfs", "crash", "crash-evict")
 
 
@@ -52,6 +57,22 @@ def serving(st: LabState, name: str) -> bool:
     node = st.nodes[name]
     code, _ = http_get(st.client_netns, f"http://{node.address}:{HTTP_PORT}/serving", 2.0)
     return code == 200
+
+
+def evictions_of(st: LabState, name: str) -> int:
+    """How often the other nodes evicted ``name``'s CephFS sessions (the sum of their
+    harbor_ha_cephfs_evictions_total{node=name,outcome="done"})."""
+    total = 0
+    for other, node in st.nodes.items():
+        if other == name:
+            continue
+        _, body = http_get(st.client_netns, f"http://{node.address}:{HTTP_PORT}/metrics", 3.0)
+        for line in body.splitlines():
+            if line.startswith("harbor_ha_cephfs_evictions_total{") and (
+                f'node="{name}"' in line and 'outcome="done"' in line
+            ):
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 def serving_nodes(st: LabState) -> list[str]:
@@ -123,6 +144,7 @@ class FaultFigures:
     back_s: float = 0.0  # fault -> every node serving again
     client_back_s: float | None = None  # fault -> a push and a pull begun after it succeeded
     acked_in_window: int = 0
+    evicted: int = 0  # evictions of the node's CephFS sessions by the others (their metric)
     missing_via_vip: list[int] = field(default_factory=list)
     missing_on: dict[str, list[int]] = field(default_factory=dict)
 
@@ -143,7 +165,8 @@ class FaultFigures:
             f"out of rotation after {out}; all serving again after {self.back_s:.1f} s; "
             f"pushes and pulls through the VIP succeed again after {self.client_back_s} s; "
             f"acknowledged pushes missing {self.missing} of {self.acked_in_window} "
-            f"(via VIP {len(self.missing_via_vip)}; {per_node})"
+            f"(via VIP {len(self.missing_via_vip)}; {per_node}); its CephFS sessions evicted "
+            f"by the others {self.evicted}x"
         )
 
 
@@ -201,7 +224,9 @@ def recover(st: LabState, fault: str, name: str, within_s: float) -> None:
             time.sleep(0.5)
         harbor_ha(node, "maintenance", "off")
     elif fault in ("kill", "crash", "crash-evict"):
-        time.sleep(2.0)  # down a little while, as a crashed daemon before systemd restarts it
+        # down a little while, as a crashed daemon before systemd restarts it; a node that
+        # died comes back after a reboot at the earliest
+        time.sleep(2.0 if fault == "kill" else NODE_DOWN_S)
         start_harbor_ha(node)
         st.save()
     elif fault == "unhealthy":
@@ -248,6 +273,7 @@ def run_fault(
     push acknowledged in it through the VIP and on each serving node."""
     name = client_node(st, client)
     time.sleep(settle_s)
+    evicted_before = evictions_of(st, name)
     t0 = time.time()
     inject(st, fault, name)
     fig = FaultFigures(fault, name)
@@ -270,6 +296,7 @@ def run_fault(
     fig.pulls, fig.pulls_failed = len(pulls), sum(1 for _, ok in pulls if not ok)
     acked = {n: d for n, (at, d) in list(load.pushes.acked.items()) if t0 <= at <= t1}
     fig.acked_in_window = len(acked)
+    fig.evicted = evictions_of(st, name) - evicted_before
     vip = load.t
     fig.missing_via_vip = [n for n, d in sorted(acked.items()) if vip.pull(n) != d]
     for other in serving_nodes(st):

@@ -103,6 +103,7 @@ class LabState:
     stack: str = "shape"  # "shape": lab/harbor_shape (busybox); "registry": lab/registry_stack
     mode: str = "rbd"  # MODES; a state.json written before the field existed is an rbd lab
     extra_pids: dict[str, int] = field(default_factory=dict)  # the shared lab's ext and lb
+    evict_after_s: float = 0.0  # the shared lab's HARBOR_HA_SHARED_EVICT_AFTER_S (0: off)
 
     @property
     def vip_address(self) -> str:

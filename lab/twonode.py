@@ -70,6 +70,7 @@ def up(
     stack: str = "shape",
     mode: str = "rbd",
     cephfs_session_timeout_s: int | None = None,
+    evict_after_s: float | None = None,
 ) -> LabState:
     """Bring the whole lab up; on failure everything made so far is torn down.
 
@@ -79,17 +80,20 @@ def up(
     of real programs (lab/state.py STACKS).  ``mode``: harbor-ha's mode (lab/state.py MODES);
     "replicated" has no Ceph and runs each node's Harbor on its local data dir all the time.
     ``cephfs_session_timeout_s`` (shared mode): the CephFS's session_timeout (None: Ceph's
-    default, 60 s)."""
+    default, 60 s); ``evict_after_s`` (shared mode): HARBOR_HA_SHARED_EVICT_AFTER_S of the
+    nodes (None: lab/shared.py's EVICT_AFTER_S; 0: no eviction)."""
     if stack not in STACKS:
         raise ValueError(f"stack {stack!r}: one of {', '.join(STACKS)}")
     if mode not in MODES:
         raise ValueError(f"mode {mode!r}: one of {', '.join(MODES)}")
     if mode == "shared":
-        from lab.shared import up_shared
+        from lab.shared import EVICT_AFTER_S, up_shared
 
+        evict = EVICT_AFTER_S if evict_after_s is None else evict_after_s
         return up_shared(labdir, prefix=prefix, subnet=subnet, advert_s=advert_s,
                          nodes=nodes, say=say, log_level=log_level,
-                         session_timeout_s=cephfs_session_timeout_s)  # fmt: skip
+                         session_timeout_s=cephfs_session_timeout_s,
+                         evict_after_s=evict)  # fmt: skip
     if (labdir / "state.json").exists():
         say(f"lab: tearing down the previous lab in {labdir}")
         down(labdir, say=say)

@@ -237,3 +237,10 @@ class Metrics:
             "Nodes whose fingerprint the last comparison read (this one included).",
             registry=r,
         )
+        self.cephfs_evictions = Counter(
+            "harbor_ha_cephfs_evictions_total",
+            "Evictions of another node's CephFS sessions at the MDS by this node (shared mode, "
+            "HARBOR_HA_SHARED_EVICT_AFTER_S), by node and outcome (done, failed).",
+            ["node", "outcome"],
+            registry=r,
+        )

@@ -137,14 +137,17 @@ def test_a_node_cut_from_cephfs_leaves_rotation_and_loses_no_push(shared: Shared
     assert fig.missing == 0, fig.line()
 
 
-def test_a_crashed_node_leaves_rotation_and_loses_no_push(shared: SharedRun) -> None:
+def test_a_crashed_node_is_evicted_and_loses_no_push(shared: SharedRun) -> None:
     """The client's node dies as a whole (kill -9 of harbor-ha, its Harbor containers and its
-    ceph-fuse): HAProxy takes it out; the other nodes' registries wait for the dead CephFS
-    client's capabilities until the MDS times its session out (the wait is printed);
-    restarted, harbor-ha mounts again and serves; every acknowledged push is there."""
+    ceph-fuse): HAProxy takes it out, and the others, its harbor-ha unanswered for
+    HARBOR_HA_SHARED_EVICT_AFTER_S, evict its CephFS session at the MDS, so their registries
+    stop waiting for the capabilities it held (the time until pushes and pulls succeed again
+    is printed); restarted, harbor-ha mounts again and serves; every acknowledged push is
+    there."""
     fig = shared.fault("crash")
     assert fig.pushes > 0
     assert fig.out_of_rotation_s is not None, fig.line()
+    assert fig.evicted >= 1, fig.line()
     assert fig.missing == 0, fig.line()
 
 

@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 
 from harbor_ha.ceph import Ceph
+from harbor_ha.ceph.errors import CephError
+from harbor_ha.ceph.mds import mds_sessions_readable
 from harbor_ha.commands.cluster import cluster_findings
 from harbor_ha.compose import Compose
 from harbor_ha.compose.install import install_findings
@@ -25,7 +27,7 @@ from harbor_ha.machine import Mode
 from harbor_ha.peer import PeerUnreachable, peer_status
 from harbor_ha.probes.containers import ContainerProbe
 from harbor_ha.replication.credentials import CredentialsError, pair_for
-from harbor_ha.runner import ProcessRunner
+from harbor_ha.runner import ProcessRunner, Runner
 from harbor_ha.settings import Settings
 
 Finding = tuple[str, str]  # (OK | WARN | FAIL, message)
@@ -171,6 +173,22 @@ async def _ceph(settings: Settings, runner: ProcessRunner) -> list[Finding]:
     return findings + [("FAIL", f"lease: {p}") for p in problems] + [("OK", n) for n in notes]
 
 
+async def eviction_access(settings: Settings, runner: Runner) -> list[Finding]:
+    """With HARBOR_HA_SHARED_EVICT_AFTER_S: can this node's Ceph user list the MDS's
+    sessions (what an eviction starts with)?  A refusal FAILs: a dead node would then stall
+    the others until the MDS's own session timeout."""
+    if settings.shared_evict_after_s == 0:
+        return []
+    mds = f"mds.{settings.cephfs_name}:0"
+    try:
+        n = await mds_sessions_readable(runner, settings)
+    except CephError as exc:
+        return [("FAIL", f"cephfs eviction: {settings.ceph_user} cannot run MDS commands at "
+                 f"{mds} (it needs mds 'allow *'): {exc}")]  # fmt: skip
+    return [("OK", f"cephfs eviction: {mds} lists {n} session(s) to {settings.ceph_user}; a "
+             f"node unanswered for {settings.shared_evict_after_s:g} s is evicted")]  # fmt: skip
+
+
 async def _keepalived(settings: Settings, runner: ProcessRunner) -> list[Finding]:
     conf: Path = settings.keepalived_conf
     if not conf.is_file():
@@ -191,6 +209,7 @@ async def preflight(settings: Settings) -> list[Finding]:
         findings += await peer_name_clash(settings)
     elif settings.mode is Mode.SHARED:
         findings += shared_mount(settings) + drain_covers_detection(settings)
+        findings += await eviction_access(settings, runner)
     else:
         findings += replication_credentials(settings)
     if settings.mode is not Mode.SHARED:  # no keepalived on a node of the shared mode

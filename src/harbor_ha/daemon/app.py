@@ -3,7 +3,8 @@
 - startup: the track files say "not ready" until reconciled; observe the facts, derive the
   first state, start HTTP, READY=1.
 - supervise: spawn the named root tasks (driver, FIFO, VIP tick, monitor, Docker events;
-  in the replicated mode the replication watch; with HARBOR_HA_NODES the cluster watch),
+  in the replicated mode the replication watch; with HARBOR_HA_NODES the cluster watch;
+  with HARBOR_HA_SHARED_EVICT_AFTER_S the CephFS evictor),
   wait for the first to end or for a stop
   signal.  A root task that ends is a failure (exit 1); systemd restarts the daemon and the
   restart reconciles from facts.
@@ -148,6 +149,8 @@ class Daemon:
             roots["replication-watch"] = p.replication.run()
         if p.cluster is not None:  # HARBOR_HA_NODES set
             roots["cluster-watch"] = p.cluster.run()
+        if p.evictor is not None:  # HARBOR_HA_SHARED_EVICT_AFTER_S set
+            roots["cephfs-evictor"] = p.evictor.run()
         tasks = {name: asyncio.create_task(coro, name=name) for name, coro in roots.items()}
         if self.settings.mode is Mode.RBD:  # the replicated mode has no lease
             self._warm = asyncio.create_task(p.lease.warm(), name="lease-warm")  # not a root

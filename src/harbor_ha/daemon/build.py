@@ -32,6 +32,7 @@ from harbor_ha.settings import Settings
 from .cluster import ClusterWatch
 from .control import Control
 from .driver import Driver
+from .evictor import Evictor
 from .failsafe import Failsafe
 from .fenced import FencedSelfClock
 from .leasing import Leasing
@@ -99,6 +100,7 @@ class Parts:
     failsafe: Failsafe
     replication: ReplicationWatch | None = None  # the replicated mode's watch; None in rbd
     cluster: ClusterWatch | None = None  # the cluster's consistency; None without the node list
+    evictor: Evictor | None = None  # dead nodes' CephFS sessions; None unless configured
     shared: SharedFilesystem | None = None  # the shared mode's filesystem; None otherwise
     reconciled: bool = False
 
@@ -274,5 +276,6 @@ def build(settings: Settings, *, notify_socket: str | None = None) -> Parts:
         fifo_reader=reader, fifo=fifo, ticker=ticker, monitor=monitor, control=control,
         http=http, history=history, failsafe=failsafe, replication=replication,
         cluster=cluster, shared=shared,
+        evictor=Evictor(s, runner, metrics) if s.shared_evict_after_s > 0 else None,
     )  # fmt: skip
     return parts

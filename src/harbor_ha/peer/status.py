@@ -28,3 +28,18 @@ async def peer_status(url: str, timeout_s: float) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise PeerUnreachable(f"{target}: not a JSON object")
     return data
+
+
+async def peer_answers(url: str, timeout_s: float) -> bool:
+    """Does the harbor-ha at ``url`` answer at all (any HTTP status of GET /serving, 503 of
+    a draining node included) within ``timeout_s``?"""
+    target = url.rstrip("/") + "/serving"
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(target) as resp,
+        ):
+            await resp.read()
+            return True
+    except (aiohttp.ClientError, TimeoutError):
+        return False

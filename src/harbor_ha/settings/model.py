@@ -294,6 +294,9 @@ def _shared_problems(s: Settings) -> list[str]:
     object-storage variant's readiness needs the registry component judged."""
     if s.mode is not Mode.SHARED:
         return []
+    evict = _evict_problems(s)
+    if evict:
+        return evict
     if s.shared_fs_type == "none":
         if "registry" in s.harbor_critical_components:
             return []
@@ -307,4 +310,21 @@ def _shared_problems(s: Settings) -> list[str]:
             f"{env_name('shared_fs_source')}: required, not set "
             f"(HARBOR_HA_MODE=shared, {env_name('shared_fs_type')}={s.shared_fs_type})"
         ]
+    return []
+
+
+def _evict_problems(s: Settings) -> list[str]:
+    """Evicting a dead node's CephFS sessions needs CephFS, the filesystem's name and at
+    least three nodes (with two, neither can tell a dead peer from a cut one: no majority)."""
+    if s.shared_evict_after_s == 0:
+        return []
+    name = env_name("shared_evict_after_s")
+    if s.shared_fs_type not in ("ceph", "ceph-fuse"):
+        return [f"{name}: evicts CephFS sessions; {env_name('shared_fs_type')} is "
+                f"{s.shared_fs_type!r}, not ceph or ceph-fuse (set it to 0)"]  # fmt: skip
+    if len(s.nodes) < 3:
+        why = "a node evicts only while it reaches a majority of them; with two, none could"
+        return [f"{name}: needs {env_name('nodes')} of three nodes or more ({why})"]
+    if not s.cephfs_name.strip():
+        return [f"{env_name('cephfs_name')}: required with {name}"]
     return []

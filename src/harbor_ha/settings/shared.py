@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, NonNegativeFloat
 
 from harbor_ha.settings.units import Seconds
 
@@ -62,5 +62,29 @@ class SharedSettings(BaseModel):
             "time. 10 s: HAProxy's default health check (inter 2 s, fall 3) takes a node out "
             "within 6 s, plus one more interval and the requests in flight. Set it to the "
             "balancer's check interval x its fall count + one interval."
+        ),
+    )
+    shared_evict_after_s: NonNegativeFloat = Field(
+        default=0.0,
+        description=(
+            "Shared mode on CephFS (ceph, ceph-fuse), with HARBOR_HA_NODES of three nodes or "
+            "more: seconds another node's harbor-ha may go unanswered before this node evicts "
+            "that node's CephFS sessions at the MDS (the sessions from its address in "
+            "HARBOR_HA_NODES). A node that dies with its CephFS client otherwise leaves the "
+            "others waiting for the capabilities it held until the MDS times its session out "
+            "(the filesystem's session_timeout: 60 s by default, 30 s at the least): pushes "
+            "and pulls stall for that long. Eviction blocklists the client, a fence: a node "
+            "evicts only while it reaches a majority of the nodes (itself included), so a "
+            "node cut from the others never evicts them. 0 (the default): never; evicting "
+            "needs HARBOR_HA_CEPHFS_NAME and a Ceph user (HARBOR_HA_CEPH_USER) allowed MDS "
+            "commands. Set it above the balancer's detection time: 10 s is a fair start."
+        ),
+    )
+    cephfs_name: str = Field(
+        default="",
+        description=(
+            "Shared mode on CephFS: the filesystem's name (`ceph fs ls`), whose rank 0 MDS "
+            "evicts a dead node's sessions (`ceph tell mds.NAME:0 ...`). Required with "
+            "HARBOR_HA_SHARED_EVICT_AFTER_S."
         ),
     )

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harbor_ha.ceph.mds import evict_sessions_from
 from harbor_ha.compose import Compose
 from harbor_ha.daemon.driver import Driver
 from harbor_ha.daemon.monitor import Monitor
@@ -264,3 +266,43 @@ async def test_the_storage_probe_drains_on_a_killed_ceph_fuse(
     assert fs.verified() and (await fs.answers(5))[0] is True
     assert rec.never_checked_or_formatted()
     await fs.unmount(30, 2)
+
+
+async def test_a_dead_nodes_sessions_are_evicted_and_it_can_rejoin(
+    cephfs: CephFS, node_mount: Path, fs_workdir: Path
+) -> None:
+    """The product's MDS edge on the real MDS, as a user allowed MDS commands (the lab's
+    admin): the ceph-fuse session from a node's address is found and evicted (gone from
+    `session ls`, its client in the OSD blocklist, the mount no longer answers); an address
+    with no session evicts nothing; the evicted node unmounts and mounts again with a new
+    client, which answers (the rejoin after a wrong guess costs one remount)."""
+    c = cephfs.cluster
+    s = shared_settings(node_mount, cephfs, runtime_dir=fs_workdir / "run-evict")
+    fs = SharedFilesystem(s, ProcessRunner())
+    admin = shared_settings(
+        node_mount, cephfs, ceph_user="admin", ceph_keyring=c.admin_keyring,
+        cephfs_name=cephfs.name, command_timeout_s=30.0,
+    )  # fmt: skip
+    rank = f"mds.{cephfs.name}:0"
+
+    def sessions() -> list[dict[str, Any]]:
+        out = c.admin("tell", rank, "session", "ls", "--format", "json").stdout
+        return list(json.loads(out))
+
+    await fs.mount(60)
+    try:
+        [ours] = sessions()  # this node's ceph-fuse, the only client now
+        inst = str(ours["inst"])
+        host = inst.split(" ", 1)[1].removeprefix("v1:").rsplit(":", 1)[0]
+        assert await evict_sessions_from(ProcessRunner(), admin, "192.0.2.77") == []
+        ids = await evict_sessions_from(ProcessRunner(), admin, host)
+        assert ids == [int(ours["id"])]
+        assert int(ours["id"]) not in {int(x["id"]) for x in sessions()}
+        blocklist = c.admin("osd", "blocklist", "ls").stdout
+        assert inst.split(" ", 1)[1].removeprefix("v1:") in blocklist, blocklist
+        assert (await fs.answers(5))[0] is False
+        await fs.unmount(30, 2)
+        await fs.mount(60)
+        assert fs.verified() and (await fs.answers(5))[0] is True
+    finally:
+        await fs.unmount(30, 2)
