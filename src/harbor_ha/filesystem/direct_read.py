@@ -40,10 +40,13 @@ def read_first_block(device: str) -> int:
 
 
 def statvfs_of(path: str) -> int:
-    """statfs(2) of the filesystem mounted at ``path``: answered by the filesystem itself (a
-    FUSE daemon, an NFS server's FSSTAT), so a dead ceph-fuse errors (ENOTCONN) and a hung
-    server does not answer.  Blocking: call it from a thread."""
-    return os.statvfs(path).f_bsize
+    """statfs(2) of the filesystem mounted at ``path``, then stat(2) of its root: answered
+    by the filesystem itself (a FUSE daemon, an NFS server's FSSTAT and GETATTR), so a dead
+    ceph-fuse errors (ENOTCONN) and a hung server does not answer.  The stat is for a CephFS
+    client evicted at the MDS: its statfs still answers (the monitors serve it), its first
+    metadata request does not (ENOENT, ESHUTDOWN).  Blocking: call it from a thread."""
+    os.statvfs(path)
+    return os.stat(path).st_mode
 
 
 class DirectReader:

@@ -2,9 +2,10 @@
 
 Every command goes through the injected runner with a timeout.  Verified means: the top-most
 mount at exactly the mountpoint in /proc/self/mountinfo has the configured type and source
-(:mod:`.shared_spec`), is read-write, and answers a statfs within the probe timeout.  While
-nothing is mounted, the bare directory is guarded (``chattr +i``, :mod:`.guard`).  A mount
-that is not the configured one is never unmounted and never mounted over.  Nothing here runs
+(:mod:`.shared_spec`), is read-write, and answers a statfs and a stat of its root within the
+probe timeout.  While nothing is mounted, the bare directory is guarded (``chattr +i``,
+:mod:`.guard`).  A mount that is not the configured one is never unmounted and never mounted
+over.  Nothing here runs
 fsck or mkfs: a shared filesystem is never checked or formatted by one of its clients.
 """
 
@@ -67,8 +68,9 @@ class SharedFilesystem:
         return self.finding()[0] is MountFinding.OURS
 
     async def answers(self, timeout_s: float) -> tuple[bool | None, str]:
-        """One statfs of the mounted filesystem: True answered, False an error (a dead
-        ceph-fuse: ENOTCONN), None no answer within ``timeout_s`` (a hung server)."""
+        """One statfs and one stat of the mounted filesystem's root: True answered, False an
+        error (a dead ceph-fuse: ENOTCONN; a CephFS client evicted at the MDS: ENOENT), None
+        no answer within ``timeout_s`` (a hung server)."""
         return await self._statfs.read(str(self.mountpoint), timeout_s)
 
     # ------------------------------------------------------------- mount
