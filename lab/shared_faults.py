@@ -33,13 +33,13 @@ the VIP names it: ``served_by``).
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harbor_ha.ceph.mds import sessions_from
 from lab.cephfs import FS_NAME, kill_fuse
 from lab.client import Client, http_get
 from lab.node import HTTP_PORT, harbor_ha, running_all, set_unhealthy, start_harbor_ha
@@ -205,9 +205,7 @@ def evict_sessions(st: LabState, address: str) -> list[int]:
     """Evict every CephFS session from ``address`` at the MDS (the runbook's procedure);
     the evicted session ids."""
     rank = f"mds.{FS_NAME}:0"
-    sessions = json.loads(_admin(st, "tell", rank, "session", "ls", "--format", "json"))
-    own = re.compile(rf"(^|[ :/]){re.escape(address)}:")
-    ids = [int(sess["id"]) for sess in sessions if own.search(str(sess.get("inst", "")))]
+    ids = sessions_from(_admin(st, "tell", rank, "session", "ls", "--format", "json"), address)
     for sid in ids:
         _admin(st, "tell", rank, "client", "evict", f"id={sid}")
     return ids
