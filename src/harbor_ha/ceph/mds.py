@@ -15,15 +15,21 @@ from harbor_ha.runner import CommandError, CommandTimeout, Runner
 from harbor_ha.settings import Settings
 
 
-def sessions_from(session_ls: str, host: str) -> list[int]:
-    """The ids of the sessions in ``session ls``'s JSON whose client address is ``host``
-    (``inst`` is ``client.4123 v1:10.0.0.13:0/3271``, or without ``v1:``)."""
+def _session_list(session_ls: str) -> list[object]:
+    """``session ls``'s JSON: a list (CephError otherwise)."""
     try:
         sessions = json.loads(session_ls)
     except ValueError as exc:
         raise CephError(f"session ls: not JSON: {session_ls[:200]!r}") from exc
     if not isinstance(sessions, list):
         raise CephError(f"session ls: not a list: {session_ls[:200]!r}")
+    return sessions
+
+
+def sessions_from(session_ls: str, host: str) -> list[int]:
+    """The ids of the sessions in ``session ls``'s JSON whose client address is ``host``
+    (``inst`` is ``client.4123 v1:10.0.0.13:0/3271``, or without ``v1:``)."""
+    sessions = _session_list(session_ls)
     own = re.compile(rf"(^|[\s:/\[]){re.escape(host)}\]?:\d+/")
     return [
         int(s["id"])
@@ -59,8 +65,4 @@ async def evict_sessions_from(runner: Runner, settings: Settings, host: str) -> 
 async def mds_sessions_readable(runner: Runner, settings: Settings) -> int:
     """How many sessions the MDS lists to this node's Ceph user (``session ls``, read-only):
     the eviction's access, checked. CephError when it refuses or does not answer."""
-    out = await _tell(runner, settings, "session", "ls", "--format", "json")
-    sessions = json.loads(out) if out.strip().startswith("[") else None
-    if not isinstance(sessions, list):
-        raise CephError(f"session ls: not a list: {out[:200]!r}")
-    return len(sessions)
+    return len(_session_list(await _tell(runner, settings, "session", "ls", "--format", "json")))
